@@ -1,0 +1,31 @@
+# coldbench: the two commands a fresh machine needs are `make demo` and
+# `make test` (see README.md). Run as root.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+
+.PHONY: demo test build node-up node-down unit bench-overhead
+
+build:
+	$(GO) build -o bin/coldbench ./cmd/coldbench
+
+node-up:
+	scripts/node-up.sh
+
+node-down:
+	scripts/node-down.sh
+
+# The main job on the embedded default: node backend, runc + crun, N = 1 and 4.
+demo: node-up
+	bin/coldbench run --platform node --runtimes runc,crun --scales 1,4 --iterations 5 --warmups 1
+
+# Every test, integration tests included, against the real containerd.
+test: node-up
+	$(GO) vet ./...
+	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
+
+unit:
+	$(GO) test -short ./...
+
+bench-overhead: node-up
+	$(GO) run ./bench/overhead -iterations 15

@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/platform/node"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+type runFlags struct {
+	file          string
+	platform      string
+	runtimes      []string
+	scales        []int
+	iterations    int
+	warmups       int
+	timeout       time.Duration
+	deadline      time.Duration
+	probeInterval time.Duration
+	output        string
+	endpoint      string
+	port          int
+	image         string
+	force         bool
+	format        string
+}
+
+func newRunCmd() *cobra.Command {
+	f := &runFlags{}
+	def := bench.Default().Spec
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run a cold-start experiment and append one record per attempt to a JSONL file",
+		Long: `Run cold-starts N instances at once for every runtime and every N, for the
+given iterations (after warm-ups), and records each attempt as it is measured.
+Flags override the experiment file (-f) field by field.`,
+		Example: `  coldbench run --runtimes runc,crun --scales 1,4 --iterations 10
+  coldbench run -f experiment.yaml -o results/study.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			exp, err := f.experiment(cmd)
+			if err != nil {
+				return err
+			}
+			return runExperiment(cmd.Context(), cmd, exp, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "experiment YAML (apiVersion "+bench.APIVersion+", kind "+bench.Kind+")")
+	fl.StringVar(&f.platform, "platform", def.Platform, "platform: node (containerd CRI on this host)")
+	fl.StringSliceVar(&f.runtimes, "runtimes", []string{"runc", "crun"}, "runtimes, comma-separated; each is its CRI handler / RuntimeClass, \"default\" = the platform's default")
+	fl.IntSliceVar(&f.scales, "scales", def.Scales, "N values (instances cold-started at once), comma-separated")
+	fl.IntVar(&f.iterations, "iterations", def.Iterations, "measured iterations per runtime and N")
+	fl.IntVar(&f.warmups, "warmups", def.Warmups, "unrecorded-in-stats warm-up iterations per runtime and N (recorded with warmup=true)")
+	fl.DurationVar(&f.timeout, "timeout", def.RequestTimeout.Duration, "per-attempt timeout: from the start of the cold start until the first reply")
+	fl.DurationVar(&f.deadline, "deadline", def.Deadline.Duration, "overall deadline; cells not started by then are skipped")
+	fl.DurationVar(&f.probeInterval, "probe-interval", def.ProbeInterval.Duration, "a new GET is started this often until the first reply")
+	fl.StringVarP(&f.output, "output", "o", "", "records file (JSONL, appended); default results/<experiment-id>.jsonl")
+	fl.StringVar(&f.endpoint, "endpoint", bench.DefaultEndpoint, "node platform: containerd CRI socket")
+	fl.IntVar(&f.port, "port", bench.DefaultPort, "node platform: port the function listens on")
+	fl.StringVar(&f.image, "image", bench.DefaultImage, "function image for runtimes given by --runtimes")
+	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
+	fl.StringVar(&f.format, "format", "table", "summary format printed at the end: table, markdown, json, csv")
+	return cmd
+}
+
+// experiment resolves the file (if any) and the flags the user set.
+func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
+	exp := bench.Default()
+	if f.file != "" {
+		var err error
+		if exp, err = bench.LoadFile(f.file); err != nil {
+			return nil, err
+		}
+	}
+	s := &exp.Spec
+	changed := cmd.Flags().Changed
+	if f.file == "" || changed("platform") {
+		s.Platform = f.platform
+	}
+	if f.file == "" || changed("runtimes") || changed("image") {
+		if f.file == "" || changed("runtimes") {
+			s.Runtimes = bench.RuntimesFromNames(f.runtimes, f.image)
+		} else {
+			for i := range s.Runtimes {
+				s.Runtimes[i].Image = f.image
+			}
+		}
+	}
+	if f.file == "" || changed("scales") {
+		s.Scales = f.scales
+	}
+	setInt := func(name string, dst *int, v int) {
+		if f.file == "" || changed(name) {
+			*dst = v
+		}
+	}
+	setDur := func(name string, dst *bench.Duration, v time.Duration) {
+		if f.file == "" || changed(name) {
+			dst.Duration = v
+		}
+	}
+	setInt("iterations", &s.Iterations, f.iterations)
+	setInt("warmups", &s.Warmups, f.warmups)
+	setDur("timeout", &s.RequestTimeout, f.timeout)
+	setDur("deadline", &s.Deadline, f.deadline)
+	setDur("probe-interval", &s.ProbeInterval, f.probeInterval)
+	if changed("output") {
+		s.Output = f.output
+	}
+	if s.Platform == bench.PlatformNode {
+		if s.Node == nil {
+			s.Node = &bench.NodeSpec{}
+		}
+		if f.file == "" || changed("endpoint") {
+			s.Node.Endpoint = f.endpoint
+		}
+		if f.file == "" || changed("port") {
+			s.Node.Port = f.port
+		}
+	}
+	if err := exp.Validate(f.force); err != nil {
+		return nil, err
+	}
+	return exp, nil
+}
+
+// openPlatform returns the backend the experiment names.
+func openPlatform(exp *bench.Experiment) (bench.Platform, error) {
+	switch exp.Spec.Platform {
+	case bench.PlatformNode:
+		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port)
+	}
+	return nil, fmt.Errorf("--platform %q: not available; use node", exp.Spec.Platform)
+}
+
+func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment, f *runFlags) error {
+	log := slog.Default()
+	plat, err := openPlatform(exp)
+	if err != nil {
+		return err
+	}
+	defer plat.Close()
+	if err := plat.Preflight(ctx, exp); err != nil {
+		return fmt.Errorf("preflight failed, nothing was created:\n%w", err)
+	}
+
+	id := bench.NewExperimentID(time.Now())
+	out := exp.Spec.Output
+	if out == "" {
+		out = filepath.Join("results", id+".jsonl")
+	}
+	if dir := filepath.Dir(out); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--output: creating directory %q: %w", dir, err)
+		}
+	}
+	w, err := results.Create(out)
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	defer w.Close()
+
+	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Out: w, Log: log,
+		OnAttempts: func(done, total int, batch []results.Attempt) {
+			log.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total),
+				"runtime", batch[0].Runtime, "n", batch[0].Scale, "iteration", batch[0].Iteration)
+		}}
+	if err := r.WriteHeader(ctx); err != nil {
+		return err
+	}
+	log.Info("running", "experiment", id, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "records", out)
+	outcome, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	// The summary is computed from the file just written, exactly as
+	// `coldbench report` would: every printed number traces to its records.
+	if err := printReport(cmd.OutOrStdout(), f.format, []string{out}); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "\nraw records: %s (%d attempts, %d failed)\n", out, outcome.Attempts, outcome.Failures)
+	switch {
+	case outcome.Interrupted:
+		return &exitError{code: 130, err: fmt.Errorf("interrupted: %d cells not run; the %d records measured so far are in %s", outcome.SkippedCells, outcome.Attempts, out)}
+	case outcome.DeadlineHit:
+		return &exitError{code: 2, err: fmt.Errorf("deadline %v reached: %d cells not run; records in %s", exp.Spec.Deadline.Duration, outcome.SkippedCells, out)}
+	}
+	return nil
+}
+
+func newCleanCmd() *cobra.Command {
+	var endpoint, experiment string
+	cmd := &cobra.Command{
+		Use:   "clean",
+		Short: "Remove leftovers of earlier runs (only objects carrying coldbench's labels)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := node.New(endpoint, 0)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			n, err := p.Clean(cmd.Context(), experiment)
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d coldbench sandbox(es)\n", n)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&endpoint, "endpoint", bench.DefaultEndpoint, "containerd CRI socket")
+	cmd.Flags().StringVar(&experiment, "experiment", "", "only this experiment id (default: every coldbench object)")
+	return cmd
+}

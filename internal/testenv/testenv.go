@@ -1,0 +1,57 @@
+// Package testenv decides what integration tests do when a prerequisite is
+// missing: skip on a developer's machine, fail in CI (CI=true), so a missing
+// containerd can never turn into a green run.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/platform/node"
+)
+
+// InCI reports whether missing prerequisites must fail tests.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing skips or fails t for a missing prerequisite.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("prerequisite missing in CI: %s (scripts/node-up.sh sets it up)", what)
+	}
+	t.Skipf("prerequisite missing: %s (run scripts/node-up.sh)", what)
+}
+
+// Integration skips under -short, the only place integration tests skip.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped under -short")
+	}
+}
+
+// Endpoint returns the CRI endpoint of coldbench's containerd (override with
+// COLDBENCH_ENDPOINT), checking that its socket exists.
+func Endpoint(t testing.TB) string {
+	t.Helper()
+	ep := os.Getenv("COLDBENCH_ENDPOINT")
+	if ep == "" {
+		ep = bench.DefaultEndpoint
+	}
+	if _, err := os.Stat(node.SocketPath(ep)); err != nil {
+		Missing(t, "containerd socket "+node.SocketPath(ep))
+	}
+	return ep
+}
+
+// Binary checks a program is on PATH.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name+" on PATH")
+	}
+	return p
+}

@@ -1,0 +1,310 @@
+// Package bench defines an experiment (what to measure), validates it, and
+// runs it against a platform, streaming one record per attempt.
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	APIVersion = "coldbench.dev/v1alpha1"
+	Kind       = "Experiment"
+
+	PlatformNode    = "node"
+	PlatformKnative = "knative"
+
+	// MaxScale guards against typos like --scales 5000 on a laptop.
+	MaxScale = 1000
+	// MaxIterations bounds a single run; split bigger studies.
+	MaxIterations = 100000
+
+	// DefaultRuntimeName is how the runtime with no handler (the platform's
+	// default runtime) is named on the command line.
+	DefaultRuntimeName = "default"
+)
+
+// Default images: built by `coldbench image build` and imported locally.
+const (
+	DefaultImage      = "coldbench.local/fn-go:v1"
+	DefaultPauseImage = "coldbench.local/pause:3.10"
+	DefaultEndpoint   = "unix:///run/coldbench/containerd/containerd.sock"
+	DefaultPort       = 8080
+)
+
+// Duration is a time.Duration that reads and writes as "1.5s" in YAML/JSON.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string like \"30s\" or \"500ms\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Experiment is the versioned experiment file (apiVersion coldbench.dev/v1alpha1).
+type Experiment struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+}
+
+type Metadata struct {
+	Name string `json:"name,omitempty"`
+}
+
+type Spec struct {
+	Platform string    `json:"platform"`
+	Runtimes []Runtime `json:"runtimes"`
+	// Scales: N = instances cold-started at once, one step per entry.
+	Scales     []int `json:"scales"`
+	Iterations int   `json:"iterations"`
+	Warmups    int   `json:"warmups"`
+	// RequestTimeout ends one attempt as a failure (never retried into a warm
+	// instance).
+	RequestTimeout Duration `json:"requestTimeout"`
+	// Deadline bounds the whole run; cells not started by then are skipped
+	// and reported.
+	Deadline Duration `json:"deadline"`
+	// ProbeInterval: a new GET is started this often until one succeeds.
+	ProbeInterval Duration  `json:"probeInterval"`
+	Output        string    `json:"output,omitempty"`
+	Node          *NodeSpec `json:"node,omitempty"`
+}
+
+// Runtime is one column of the runtime matrix.
+type Runtime struct {
+	Name string `json:"name"`
+	// Handler is the CRI runtime handler (node) or RuntimeClass name
+	// (knative); empty means the platform's default runtime.
+	Handler     string            `json:"handler"`
+	Image       string            `json:"image,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// NodeSpec configures the node backend (containerd over CRI).
+type NodeSpec struct {
+	Endpoint string `json:"endpoint,omitempty"`
+	// Port the function listens on inside the pod.
+	Port int `json:"port,omitempty"`
+}
+
+// Default returns the experiment the README's first command runs.
+func Default() *Experiment {
+	return &Experiment{
+		APIVersion: APIVersion,
+		Kind:       Kind,
+		Spec: Spec{
+			Platform: PlatformNode,
+			Runtimes: []Runtime{
+				{Name: "runc", Handler: "runc"},
+				{Name: "crun", Handler: "crun"},
+			},
+			Scales:         []int{1, 4},
+			Iterations:     5,
+			Warmups:        1,
+			RequestTimeout: Duration{30 * time.Second},
+			Deadline:       Duration{30 * time.Minute},
+			ProbeInterval:  Duration{2 * time.Millisecond},
+			Node:           &NodeSpec{Endpoint: DefaultEndpoint, Port: DefaultPort},
+		},
+	}
+}
+
+// Decode reads an experiment file strictly: unknown fields and wrong types are
+// errors that name the field.
+func Decode(data []byte) (*Experiment, error) {
+	exp := Default()
+	// Clear lists so the file's values replace, not extend, the defaults.
+	exp.Spec.Runtimes, exp.Spec.Scales = nil, nil
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("experiment file is empty; start from the example in README.md")
+	}
+	js, err := yaml.YAMLToJSONStrict(data) // strict: duplicate keys are errors
+	if err != nil {
+		return nil, fmt.Errorf("experiment file: %s", cleanYAMLError(err))
+	}
+	var generic any
+	if err := json.Unmarshal(js, &generic); err != nil {
+		return nil, fmt.Errorf("experiment file: %w", err)
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return nil, fmt.Errorf("experiment file: want a YAML mapping with apiVersion, kind and spec")
+	}
+	if unknown := unknownFields(generic, reflect.TypeOf(exp), ""); len(unknown) > 0 {
+		return nil, fmt.Errorf("experiment file: %s; see the example in README.md", strings.Join(unknown, "; "))
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(exp); err != nil {
+		return nil, fmt.Errorf("experiment file: %s", describeJSONError(err))
+	}
+	if exp.APIVersion != APIVersion {
+		return nil, fmt.Errorf("experiment file: apiVersion %q is not supported; set apiVersion: %s", exp.APIVersion, APIVersion)
+	}
+	if exp.Kind != Kind {
+		return nil, fmt.Errorf("experiment file: kind %q is not supported; set kind: %s", exp.Kind, Kind)
+	}
+	return exp, nil
+}
+
+// describeJSONError names the field of a type mismatch.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q: want %s, got a %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+// LoadFile decodes the experiment file at path.
+func LoadFile(path string) (*Experiment, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading experiment file: %w", err)
+	}
+	exp, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return exp, nil
+}
+
+// sigs.k8s.io/yaml wraps encoding/json errors in two layers of prose; keep
+// the part that names the field.
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: "} {
+		s = strings.ReplaceAll(s, p, "")
+	}
+	return s
+}
+
+// A DNS-1123 label: what Kubernetes accepts as a name, and safe in file names.
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Validate checks everything that can be checked without touching a platform.
+// Messages name the field and the fix.
+func (e *Experiment) Validate(force bool) error {
+	s := &e.Spec
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+
+	switch s.Platform {
+	case PlatformNode:
+	case PlatformKnative:
+		add("spec.platform: %q is not implemented yet; use %q", s.Platform, PlatformNode)
+	default:
+		add("spec.platform: unknown platform %q; use %q", s.Platform, PlatformNode)
+	}
+	if len(s.Runtimes) == 0 {
+		add("spec.runtimes: no runtime given; name at least one, e.g. --runtimes runc,crun")
+	}
+	seen := map[string]bool{}
+	for i, r := range s.Runtimes {
+		field := fmt.Sprintf("spec.runtimes[%d]", i)
+		switch {
+		case r.Name == "":
+			add("%s.name: empty; give each runtime a name (use %q for the platform's default runtime)", field, DefaultRuntimeName)
+		case len(r.Name) > 63 || !nameRE.MatchString(r.Name):
+			add("%s.name: %q is not a valid name; use lower-case letters, digits and '-', at most 63 characters", field, r.Name)
+		case seen[r.Name]:
+			add("%s.name: %q appears twice; runtime names must be unique", field, r.Name)
+		}
+		seen[r.Name] = true
+		if r.Handler != "" && (len(r.Handler) > 63 || !nameRE.MatchString(r.Handler)) {
+			add("%s.handler: %q is not a valid handler/RuntimeClass name; use lower-case letters, digits and '-'", field, r.Handler)
+		}
+	}
+	if len(s.Scales) == 0 {
+		add("spec.scales: empty; give at least one N, e.g. --scales 1,4")
+	}
+	seenN := map[int]bool{}
+	for i, n := range s.Scales {
+		switch {
+		case n < 1:
+			add("spec.scales[%d]: N = %d; N is the number of instances cold-started at once and must be at least 1", i, n)
+		case n > MaxScale && !force:
+			add("spec.scales[%d]: N = %d is above the sane cap of %d; pass --force if you mean it", i, n, MaxScale)
+		case seenN[n]:
+			add("spec.scales[%d]: N = %d appears twice", i, n)
+		}
+		seenN[n] = true
+	}
+	if s.Iterations < 1 || s.Iterations > MaxIterations {
+		add("spec.iterations: %d; must be between 1 and %d", s.Iterations, MaxIterations)
+	}
+	if s.Warmups < 0 || s.Warmups > MaxIterations {
+		add("spec.warmups: %d; must be between 0 and %d", s.Warmups, MaxIterations)
+	}
+	if s.RequestTimeout.Duration <= 0 {
+		add("spec.requestTimeout: %v; must be positive, e.g. 30s", s.RequestTimeout.Duration)
+	}
+	if s.Deadline.Duration <= 0 {
+		add("spec.deadline: %v; must be positive, e.g. 30m", s.Deadline.Duration)
+	}
+	if s.ProbeInterval.Duration < 100*time.Microsecond || s.ProbeInterval.Duration > time.Second {
+		add("spec.probeInterval: %v; must be between 100µs and 1s (a new GET is started this often)", s.ProbeInterval.Duration)
+	} else if s.RequestTimeout.Duration > 0 && s.ProbeInterval.Duration >= s.RequestTimeout.Duration {
+		add("spec.probeInterval: %v is not shorter than spec.requestTimeout %v", s.ProbeInterval.Duration, s.RequestTimeout.Duration)
+	}
+	if s.Platform == PlatformNode {
+		if s.Node == nil {
+			s.Node = &NodeSpec{}
+		}
+		if s.Node.Endpoint == "" {
+			s.Node.Endpoint = DefaultEndpoint
+		}
+		if s.Node.Port == 0 {
+			s.Node.Port = DefaultPort
+		}
+		if s.Node.Port < 1 || s.Node.Port > 65535 {
+			add("spec.node.port: %d; must be a TCP port (1-65535)", s.Node.Port)
+		}
+		if !strings.HasPrefix(s.Node.Endpoint, "unix://") && !strings.HasPrefix(s.Node.Endpoint, "/") {
+			add("spec.node.endpoint: %q; give containerd's CRI socket as unix:///path/to.sock", s.Node.Endpoint)
+		}
+	}
+	for i := range s.Runtimes {
+		if s.Runtimes[i].Image == "" {
+			s.Runtimes[i].Image = DefaultImage
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid experiment:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+// RuntimesFromNames builds the runtime matrix from --runtimes: each name is
+// also its handler, except "default" which selects the platform's default.
+func RuntimesFromNames(names []string, image string) []Runtime {
+	var rs []Runtime
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		h := n
+		if n == DefaultRuntimeName || n == "" {
+			n, h = DefaultRuntimeName, ""
+		}
+		rs = append(rs, Runtime{Name: n, Handler: h, Image: image})
+	}
+	return rs
+}

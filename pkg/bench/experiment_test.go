@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadFileValid(t *testing.T) {
+	exp, err := LoadFile("testdata/experiments/valid-full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	s := exp.Spec
+	if exp.Metadata.Name != "runtimes-on-node" || s.Platform != "node" || len(s.Runtimes) != 3 {
+		t.Fatalf("decoded %+v", exp)
+	}
+	if s.Runtimes[1].Image != "coldbench.local/fn-c:v1" || s.Runtimes[0].Image != DefaultImage {
+		t.Errorf("images: %q, %q", s.Runtimes[0].Image, s.Runtimes[1].Image)
+	}
+	if s.Runtimes[2].Handler != "" || s.Runtimes[1].Annotations["io.kubernetes.cri.untrusted-workload"] != "false" {
+		t.Errorf("runtime 2/1: %+v %+v", s.Runtimes[2], s.Runtimes[1])
+	}
+	if got := s.Scales; len(got) != 3 || got[2] != 8 {
+		t.Errorf("scales %v", got)
+	}
+	if s.Iterations != 30 || s.Warmups != 2 || s.RequestTimeout.Duration != 20*time.Second ||
+		s.Deadline.Duration != 2*time.Hour || s.ProbeInterval.Duration != time.Millisecond {
+		t.Errorf("numbers: %+v", s)
+	}
+	if s.Output != "results/study.jsonl" || s.Node.Port != 8080 {
+		t.Errorf("output/node: %q %+v", s.Output, s.Node)
+	}
+	if exp.TotalAttempts() != (1+4+8)*(30+2)*3 {
+		t.Errorf("total attempts %d", exp.TotalAttempts())
+	}
+
+	min, err := LoadFile("testdata/experiments/valid-minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := min.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	def := Default().Spec
+	if min.Spec.Iterations != def.Iterations || min.Spec.Node.Endpoint != DefaultEndpoint || min.Spec.Platform != PlatformNode {
+		t.Errorf("defaults not applied: %+v", min.Spec)
+	}
+}
+
+func TestLoadFileInvalid(t *testing.T) {
+	cases := map[string]string{
+		"invalid-unknown-field.yaml":     `unknown field "spec.iteratons" (did you mean "spec.iterations"?)`,
+		"invalid-unknown-nested.yaml":    `unknown field "spec.runtimes[0].runtimeClass"`,
+		"invalid-wrong-type.yaml":        `field "spec.scales": want []int, got a string`,
+		"invalid-bad-duration.yaml":      `field "spec.requestTimeout": soon is not a duration`,
+		"invalid-apiversion.yaml":        "set apiVersion: coldbench.dev/v1alpha1",
+		"invalid-zero-scale.yaml":        "spec.scales[1]: N = 0",
+		"invalid-duplicate-runtime.yaml": `spec.runtimes[1].name: "runc" appears twice`,
+	}
+	files, _ := filepath.Glob("testdata/experiments/invalid-*.yaml")
+	if len(files) != len(cases) {
+		t.Fatalf("%d invalid files, %d cases: keep them in step", len(files), len(cases))
+	}
+	for name, want := range cases {
+		t.Run(name, func(t *testing.T) {
+			exp, err := LoadFile(filepath.Join("testdata/experiments", name))
+			if err == nil {
+				err = exp.Validate(false)
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not contain %q", err, want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Spec)
+		force  bool
+		want   string // "" = valid
+	}{
+		{"default", func(*Spec) {}, false, ""},
+		{"negative iterations", func(s *Spec) { s.Iterations = -1 }, false, "spec.iterations: -1"},
+		{"zero iterations", func(s *Spec) { s.Iterations = 0 }, false, "spec.iterations: 0"},
+		{"huge iterations", func(s *Spec) { s.Iterations = MaxIterations + 1 }, false, "spec.iterations"},
+		{"negative warmups", func(s *Spec) { s.Warmups = -2 }, false, "spec.warmups"},
+		{"N above cap", func(s *Spec) { s.Scales = []int{MaxScale + 1} }, false, "pass --force"},
+		{"N above cap forced", func(s *Spec) { s.Scales = []int{MaxScale + 1} }, true, ""},
+		{"negative N", func(s *Spec) { s.Scales = []int{-3} }, false, "N = -3"},
+		{"no scales", func(s *Spec) { s.Scales = nil }, false, "spec.scales: empty"},
+		{"no runtimes", func(s *Spec) { s.Runtimes = nil }, false, "spec.runtimes: no runtime"},
+		{"bad runtime name", func(s *Spec) { s.Runtimes[0].Name = "Run_C" }, false, `"Run_C" is not a valid name`},
+		{"bad handler", func(s *Spec) { s.Runtimes[0].Handler = "kata qemu" }, false, "handler"},
+		{"zero timeout", func(s *Spec) { s.RequestTimeout.Duration = 0 }, false, "spec.requestTimeout"},
+		{"probe slower than timeout", func(s *Spec) {
+			s.RequestTimeout.Duration = 500 * time.Millisecond
+			s.ProbeInterval.Duration = time.Second
+		}, false, "not shorter than"},
+		{"tiny probe interval", func(s *Spec) { s.ProbeInterval.Duration = time.Microsecond }, false, "spec.probeInterval"},
+		{"unknown platform", func(s *Spec) { s.Platform = "lambda" }, false, `unknown platform "lambda"`},
+		{"bad port", func(s *Spec) { s.Node.Port = 70000 }, false, "spec.node.port"},
+		{"bad endpoint", func(s *Spec) { s.Node.Endpoint = "tcp://1.2.3.4:1" }, false, "spec.node.endpoint"},
+		{"default runtime", func(s *Spec) { s.Runtimes = RuntimesFromNames([]string{"default"}, "") }, false, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			exp := Default()
+			c.mutate(&exp.Spec)
+			err := exp.Validate(c.force)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case c.want != "" && err == nil:
+				t.Fatal("accepted")
+			case c.want != "" && !strings.Contains(err.Error(), c.want):
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestRuntimesFromNames(t *testing.T) {
+	rs := RuntimesFromNames([]string{"runc", " crun", "default"}, "img:1")
+	if len(rs) != 3 || rs[1].Name != "crun" || rs[1].Handler != "crun" || rs[2].Handler != "" || rs[2].Name != DefaultRuntimeName || rs[0].Image != "img:1" {
+		t.Fatalf("%+v", rs)
+	}
+}
+
+func TestDecodeEmpty(t *testing.T) {
+	if _, err := Decode([]byte("  \n")); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("got %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "x.yaml")
+	os.WriteFile(p, []byte("apiVersion: coldbench.dev/v1alpha1\nkind: Job\n"), 0o644)
+	if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), "set kind: Experiment") {
+		t.Fatalf("got %v", err)
+	}
+}

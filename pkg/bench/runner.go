@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/testbed"
+)
+
+// Labels every platform puts on what it creates; cleanup selects by them.
+const (
+	LabelManagedBy    = "app.kubernetes.io/managed-by"
+	LabelManagedByVal = "coldbench"
+	LabelExperiment   = "coldbench.dev/experiment"
+	LabelRuntime      = "coldbench.dev/runtime"
+)
+
+// Cell is one cold-start step: Scale instances of one runtime at once.
+type Cell struct {
+	ExperimentID string
+	Runtime      Runtime
+	Scale        int
+	Iteration    int
+	Warmup       bool
+	// RequestTimeout bounds one attempt; ProbeInterval paces its GETs.
+	RequestTimeout time.Duration
+	ProbeInterval  time.Duration
+}
+
+// Platform is a backend that can cold-start functions (one package each
+// under pkg/platform).
+type Platform interface {
+	Name() string
+	// Preflight checks everything exp needs and creates nothing. Its error
+	// names the problem and the fix.
+	Preflight(ctx context.Context, exp *Experiment) error
+	// Describe adds platform and runtime versions to the testbed.
+	Describe(ctx context.Context, exp *Experiment, tb *results.Testbed)
+	// ColdStart starts cell.Scale instances at once, measures each until its
+	// first reply and tears them down (untimed, also on errors). It returns
+	// exactly cell.Scale attempts: failures are attempts with a reason.
+	ColdStart(ctx context.Context, cell Cell) []results.Attempt
+	// Clean removes objects labelled by coldbench: those of experimentID, or
+	// all of coldbench's when experimentID is empty. It returns how many.
+	Clean(ctx context.Context, experimentID string) (int, error)
+	Close() error
+}
+
+// NewExperimentID returns a sortable, unique id like cb-20261126t053200-1a2b3c.
+func NewExperimentID(now time.Time) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return "cb-" + now.UTC().Format("20060102t150405") + "-" + hex.EncodeToString(b)
+}
+
+// Version of this build, from the module info unless set by -ldflags.
+var Version = ""
+
+// Tool describes this build for the header.
+func Tool() results.ToolInfo {
+	t := results.ToolInfo{Name: "coldbench", Version: Version}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		t.GoVersion = bi.GoVersion
+		if t.Version == "" {
+			t.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				t.Commit = s.Value
+			}
+		}
+	}
+	if t.Version == "" || t.Version == "(devel)" {
+		t.Version = "dev"
+	}
+	return t
+}
+
+// Runner drives an experiment cell by cell and streams records to Out.
+type Runner struct {
+	Exp      *Experiment
+	ID       string
+	Platform Platform
+	Out      *results.Writer
+	Log      *slog.Logger
+	// OnAttempts is called after each cell (progress display); may be nil.
+	OnAttempts func(done, total int, batch []results.Attempt)
+}
+
+// Outcome summarises a finished run.
+type Outcome struct {
+	Attempts     int
+	Failures     int
+	SkippedCells int // not started because of the deadline or an interrupt
+	Interrupted  bool
+	DeadlineHit  bool
+}
+
+// TotalAttempts is the number of attempts the experiment plans, warm-ups included.
+func (e *Experiment) TotalAttempts() int {
+	per := 0
+	for _, n := range e.Spec.Scales {
+		per += n
+	}
+	return per * (e.Spec.Iterations + e.Spec.Warmups) * len(e.Spec.Runtimes)
+}
+
+// WriteHeader writes the header record describing the run and the host.
+func (r *Runner) WriteHeader(ctx context.Context) error {
+	tb := testbed.Collect()
+	r.Platform.Describe(ctx, r.Exp, &tb)
+	h := &results.Header{
+		Type:         results.TypeHeader,
+		Schema:       results.SchemaVersion,
+		ExperimentID: r.ID,
+		Created:      time.Now().UTC(),
+		Experiment:   r.Exp,
+		Testbed:      tb,
+		Tool:         Tool(),
+	}
+	return r.Out.Write(h)
+}
+
+// Run measures every cell. Order: for each N, warm-ups then iterations, and
+// within an iteration the runtimes in turn, so slow drift of the host (load,
+// caches) spreads over all runtimes instead of biasing the last one.
+// Failures of attempts are records, not errors; Run returns an error only
+// when records cannot be written.
+func (r *Runner) Run(ctx context.Context) (Outcome, error) {
+	var out Outcome
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	deadline := time.Now().Add(r.Exp.Spec.Deadline.Duration)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	total := r.Exp.TotalAttempts()
+	done := 0
+	s := r.Exp.Spec
+	for _, n := range s.Scales {
+		for it := -s.Warmups; it < s.Iterations; it++ {
+			for _, rt := range s.Runtimes {
+				if dctx.Err() != nil {
+					out.SkippedCells++
+					continue
+				}
+				cell := Cell{ExperimentID: r.ID, Runtime: rt, Scale: n, Iteration: it, Warmup: it < 0,
+					RequestTimeout: s.RequestTimeout.Duration, ProbeInterval: s.ProbeInterval.Duration}
+				load := testbed.LoadAvg()
+				batch := r.Platform.ColdStart(dctx, cell)
+				for i := range batch {
+					a := &batch[i]
+					a.Type = results.TypeAttempt
+					a.ExperimentID, a.Platform = r.ID, r.Platform.Name()
+					a.Runtime, a.Handler = rt.Name, rt.Handler
+					a.Scale, a.Iteration, a.Warmup = n, it, cell.Warmup
+					a.LoadAvg = load
+					if err := r.Out.Write(a); err != nil {
+						return out, err
+					}
+					out.Attempts++
+					if !a.OK {
+						out.Failures++
+					}
+				}
+				done += len(batch)
+				if r.OnAttempts != nil {
+					r.OnAttempts(done, total, batch)
+				}
+				logCell(log, cell, batch)
+			}
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		out.Interrupted = true
+	case dctx.Err() != nil:
+		out.DeadlineHit = true
+	}
+	if out.Interrupted || out.DeadlineHit {
+		// An interrupted CRI/API call may still have created something we
+		// never got an id for: sweep this experiment's labels.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer ccancel()
+		if n, err := r.Platform.Clean(cctx, r.ID); err != nil {
+			log.Warn("cleaning up after interruption", "err", err)
+		} else if n > 0 {
+			log.Info("removed leftovers of the interrupted cell", "objects", n)
+		}
+	}
+	return out, nil
+}
+
+func logCell(log *slog.Logger, c Cell, batch []results.Attempt) {
+	ok := 0
+	var firstErr error
+	for _, a := range batch {
+		if a.OK {
+			ok++
+		} else if firstErr == nil {
+			firstErr = errors.New(a.ErrorClass + ": " + a.Error)
+		}
+	}
+	attrs := []any{"runtime", c.Runtime.Name, "n", c.Scale, "iteration", c.Iteration, "ok", fmt.Sprintf("%d/%d", ok, len(batch))}
+	if c.Warmup {
+		attrs = append(attrs, "warmup", true)
+	}
+	if firstErr != nil {
+		attrs = append(attrs, "first_error", firstErr.Error())
+		log.Warn("cell done", attrs...)
+		return
+	}
+	log.Debug("cell done", attrs...)
+}

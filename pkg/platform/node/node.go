@@ -1,0 +1,441 @@
+// Package node is the node backend: it cold-starts functions the way a
+// kubelet does, over containerd's CRI (RunPodSandbox with a runtime handler,
+// CreateContainer, StartContainer), and times each until the function's
+// first HTTP reply on the pod IP. No Kubernetes is involved, which isolates
+// the runtime's own cost from Knative's.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Namespace is the CRI pod namespace coldbench's sandboxes live in.
+const Namespace = "coldbench"
+
+// teardownTimeout bounds the untimed removal of one instance.
+const teardownTimeout = 60 * time.Second
+
+// Platform talks CRI to one containerd.
+type Platform struct {
+	endpoint string
+	port     int
+	conn     *grpc.ClientConn
+	rt       runtimeapi.RuntimeServiceClient
+	img      runtimeapi.ImageServiceClient
+
+	// From the CRI status: handler name -> binary, and the default handler.
+	handlers       map[string]string
+	defaultHandler string
+}
+
+// SocketPath turns "unix:///x.sock" or "/x.sock" into a path.
+func SocketPath(endpoint string) string { return strings.TrimPrefix(endpoint, "unix://") }
+
+// New connects lazily: no call is made until Preflight.
+func New(endpoint string, port int) (*Platform, error) {
+	if endpoint == "" {
+		endpoint = bench.DefaultEndpoint
+	}
+	if port == 0 {
+		port = bench.DefaultPort
+	}
+	conn, err := grpc.NewClient("unix://"+SocketPath(endpoint),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("CRI endpoint %q: %w", endpoint, err)
+	}
+	return &Platform{
+		endpoint: endpoint, port: port, conn: conn,
+		rt:  runtimeapi.NewRuntimeServiceClient(conn),
+		img: runtimeapi.NewImageServiceClient(conn),
+	}, nil
+}
+
+func (p *Platform) Name() string { return bench.PlatformNode }
+func (p *Platform) Close() error { return p.conn.Close() }
+
+// Preflight checks the socket, that containerd's CRI answers, that every
+// handler is configured and every image is present. It creates nothing.
+func (p *Platform) Preflight(ctx context.Context, exp *bench.Experiment) error {
+	sock := SocketPath(p.endpoint)
+	if st, err := os.Stat(sock); err != nil || st.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("containerd socket %s not found: start coldbench's containerd with `sudo scripts/node-up.sh`, or pass --endpoint unix:///path/to/containerd.sock", sock)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := p.rt.Version(cctx, &runtimeapi.VersionRequest{}); err != nil {
+		return fmt.Errorf("containerd at %s does not answer CRI v1 (is the CRI plugin enabled?): %w; start it with `sudo scripts/node-up.sh`", sock, err)
+	}
+	if err := p.loadHandlers(cctx); err != nil {
+		return err
+	}
+	var errs []string
+	images := map[string]bool{}
+	for _, r := range exp.Spec.Runtimes {
+		if r.Handler != "" {
+			if _, ok := p.handlers[r.Handler]; !ok {
+				errs = append(errs, fmt.Sprintf("runtime %q: handler %q is not configured in containerd (configured: %s); add it to the containerd config's runtimes or fix --runtimes", r.Name, r.Handler, strings.Join(p.handlerNames(), ", ")))
+			}
+		}
+		images[r.Image] = true
+	}
+	for ref := range images {
+		st, err := p.img.ImageStatus(cctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("image %q: status failed: %v", ref, err))
+		} else if st.Image == nil {
+			errs = append(errs, fmt.Sprintf("image %q is not in containerd; build and import it with `sudo scripts/node-up.sh` (or `coldbench image build` + `ctr -n k8s.io images import`), never pulled from a registry", ref))
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// loadHandlers reads the runtimes containerd's CRI plugin is configured with
+// from its verbose status (CRI has no "list handlers" call in containerd 1.6).
+func (p *Platform) loadHandlers(ctx context.Context) error {
+	st, err := p.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		return fmt.Errorf("CRI status: %w", err)
+	}
+	var cfg struct {
+		Containerd struct {
+			DefaultRuntimeName string `json:"defaultRuntimeName"`
+			Runtimes           map[string]struct {
+				Type    string         `json:"runtimeType"`
+				Options map[string]any `json:"options"`
+			} `json:"runtimes"`
+		} `json:"containerd"`
+	}
+	raw, ok := st.Info["config"]
+	if !ok {
+		return fmt.Errorf("containerd's CRI status has no config; cannot check runtime handlers")
+	}
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		return fmt.Errorf("decoding containerd's CRI config: %w", err)
+	}
+	p.handlers = map[string]string{}
+	for name, r := range cfg.Containerd.Runtimes {
+		bin, _ := r.Options["BinaryName"].(string)
+		if bin == "" && strings.HasPrefix(r.Type, "io.containerd.runc.") {
+			bin = "runc"
+		}
+		p.handlers[name] = bin
+	}
+	p.defaultHandler = cfg.Containerd.DefaultRuntimeName
+	return nil
+}
+
+func (p *Platform) handlerNames() []string {
+	var names []string
+	for n := range p.handlers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Describe records containerd's and each runtime binary's version.
+func (p *Platform) Describe(ctx context.Context, exp *bench.Experiment, tb *results.Testbed) {
+	tb.PlatformVersion = map[string]string{"cri_endpoint": p.endpoint}
+	if v, err := p.rt.Version(ctx, &runtimeapi.VersionRequest{}); err == nil {
+		tb.PlatformVersion[v.RuntimeName] = v.RuntimeVersion
+		tb.PlatformVersion["cri_api"] = v.RuntimeApiVersion
+	} else {
+		tb.Notes = append(tb.Notes, "containerd version unknown: "+err.Error())
+	}
+	if p.handlers == nil {
+		if err := p.loadHandlers(ctx); err != nil {
+			tb.Notes = append(tb.Notes, err.Error())
+		}
+	}
+	tb.RuntimeVersions = map[string]string{}
+	for _, r := range exp.Spec.Runtimes {
+		h := r.Handler
+		if h == "" {
+			h = p.defaultHandler
+		}
+		bin := p.handlers[h]
+		if bin == "" {
+			continue
+		}
+		tb.RuntimeVersions[r.Name] = binaryVersion(bin)
+	}
+}
+
+func binaryVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "unknown (" + bin + " --version: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	// runc and crun print "<name> version X" then commit/spec lines.
+	return bin + ": " + strings.Join(lines, "; ")
+}
+
+// ColdStart starts cell.Scale sandboxes at once (all goroutines released
+// together) and measures each.
+func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+	out := make([]results.Attempt, cell.Scale)
+	starts := make([]time.Time, cell.Scale)
+	release := make(chan struct{})
+	var ready, wg sync.WaitGroup
+	ready.Add(cell.Scale)
+	wg.Add(cell.Scale)
+	for i := 0; i < cell.Scale; i++ {
+		go func(i int) {
+			defer wg.Done()
+			inst := newInstance(p, cell, i)
+			ready.Done()
+			<-release
+			out[i] = inst.measure(ctx)
+			starts[i] = inst.t0
+			inst.teardown(ctx)
+		}(i)
+	}
+	ready.Wait()
+	close(release)
+	wg.Wait()
+	skew := releaseSkew(starts)
+	for i := range out {
+		out[i].Instance = i
+		out[i].ReleaseSkewNS = skew.Nanoseconds()
+	}
+	return out
+}
+
+func releaseSkew(starts []time.Time) time.Duration {
+	var lo, hi time.Time
+	for _, s := range starts {
+		if s.IsZero() {
+			continue
+		}
+		if lo.IsZero() || s.Before(lo) {
+			lo = s
+		}
+		if hi.IsZero() || s.After(hi) {
+			hi = s
+		}
+	}
+	return hi.Sub(lo)
+}
+
+// instance is one sandbox + container, prepared before the timer starts.
+type instance struct {
+	p        *Platform
+	cell     bench.Cell
+	sandbox  *runtimeapi.PodSandboxConfig
+	ctr      *runtimeapi.ContainerConfig
+	t0       time.Time
+	podID    string
+	ctrID    string
+	requestT time.Duration
+}
+
+func newInstance(p *Platform, cell bench.Cell, i int) *instance {
+	uid := randomHex(8)
+	labels := map[string]string{
+		bench.LabelManagedBy:  bench.LabelManagedByVal,
+		bench.LabelExperiment: cell.ExperimentID,
+		bench.LabelRuntime:    cell.Runtime.Name,
+	}
+	name := fmt.Sprintf("%s-n%d-i%d-%d", cell.Runtime.Name, cell.Scale, cell.Iteration, i)
+	sb := &runtimeapi.PodSandboxConfig{
+		Metadata:    &runtimeapi.PodSandboxMetadata{Name: name, Uid: uid, Namespace: Namespace},
+		Hostname:    "fn-" + uid,
+		Labels:      labels,
+		Annotations: cell.Runtime.Annotations,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: "/coldbench/pod" + uid,
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD},
+			},
+		},
+	}
+	ctr := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "function"},
+		Image:    &runtimeapi.ImageSpec{Image: cell.Runtime.Image},
+		Envs:     []*runtimeapi.KeyValue{{Key: "PORT", Value: []byte(strconv.Itoa(p.port))}},
+		Labels:   labels,
+		Linux:    &runtimeapi.LinuxContainerConfig{},
+	}
+	return &instance{p: p, cell: cell, sandbox: sb, ctr: ctr}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// measure runs the timed path: sandbox → container → start → IP → first reply.
+func (in *instance) measure(ctx context.Context) results.Attempt {
+	p := in.p
+	var a results.Attempt
+	in.t0 = time.Now()
+	a.Start = in.t0
+	phase := func(name string) {
+		a.Phases = append(a.Phases, results.Phase{Name: name, OffsetNS: time.Since(in.t0).Nanoseconds()})
+	}
+	fail := func(class string, err error) results.Attempt {
+		a.ErrorClass, a.Error = class, err.Error()
+		if ctx.Err() != nil && class != results.ErrTimeout {
+			a.ErrorClass = results.ErrCanceled
+		}
+		return a
+	}
+	// The whole attempt, from RunPodSandbox to the reply, shares the request
+	// timeout: a start that hangs is a failure, not a stall of the run.
+	actx, cancel := context.WithTimeout(ctx, requestTimeout(in.cell))
+	defer cancel()
+
+	sb, err := p.rt.RunPodSandbox(actx, &runtimeapi.RunPodSandboxRequest{Config: in.sandbox, RuntimeHandler: in.cell.Runtime.Handler})
+	if err != nil {
+		return fail(classifyCRI(results.ErrSandbox, err), fmt.Errorf("RunPodSandbox: %w", err))
+	}
+	in.podID = sb.PodSandboxId
+	a.Cold.SandboxID = sb.PodSandboxId
+	phase(results.PhaseSandboxReady)
+
+	cr, err := p.rt.CreateContainer(actx, &runtimeapi.CreateContainerRequest{PodSandboxId: in.podID, Config: in.ctr, SandboxConfig: in.sandbox})
+	if err != nil {
+		return fail(classifyCRI(results.ErrContainer, err), fmt.Errorf("CreateContainer: %w", err))
+	}
+	in.ctrID = cr.ContainerId
+	a.Cold.ContainerID = cr.ContainerId
+	phase(results.PhaseContainerCreated)
+
+	if _, err := p.rt.StartContainer(actx, &runtimeapi.StartContainerRequest{ContainerId: in.ctrID}); err != nil {
+		return fail(classifyCRI(results.ErrContainer, err), fmt.Errorf("StartContainer: %w", err))
+	}
+	phase(results.PhaseContainerStarted)
+
+	st, err := p.rt.PodSandboxStatus(actx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: in.podID})
+	if err != nil {
+		return fail(results.ErrSandbox, fmt.Errorf("PodSandboxStatus: %w", err))
+	}
+	ip := st.GetStatus().GetNetwork().GetIp()
+	if ip == "" {
+		return fail(results.ErrSandbox, errors.New("sandbox has no IP: is the CNI config in place? (scripts/node-up.sh writes it)"))
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(p.port))
+	a.Cold.Address = addr
+	phase(results.PhaseAddressKnown)
+
+	res := probe.Until(actx, probe.Options{URL: "http://" + addr + "/", Interval: in.cell.ProbeInterval})
+	a.Probes = res.Probes
+	a.HTTPStatus = res.HTTPStatus
+	if !res.ProcessStart.IsZero() {
+		// Wall clock on both sides: the function's clock is the host's.
+		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: res.ProcessStart.Sub(in.t0.Round(0)).Nanoseconds()})
+	}
+	if !res.FirstByte.IsZero() {
+		a.TTFBNS = res.FirstByte.Sub(in.t0).Nanoseconds()
+		a.TotalNS = res.Done.Sub(in.t0).Nanoseconds()
+		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
+	}
+	// function_start comes from another clock and often precedes
+	// container_started: keep phases in time order for readers.
+	sort.SliceStable(a.Phases, func(i, j int) bool { return a.Phases[i].OffsetNS < a.Phases[j].OffsetNS })
+	if !res.OK {
+		return fail(res.ErrorClass, res.Err)
+	}
+	a.OK = true
+	return a
+}
+
+func requestTimeout(c bench.Cell) time.Duration {
+	if c.RequestTimeout > 0 {
+		return c.RequestTimeout
+	}
+	return 30 * time.Second
+}
+
+// classifyCRI maps CRI errors to record classes by containerd's messages.
+func classifyCRI(def string, err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "DeadlineExceeded"):
+		return results.ErrTimeout
+	case strings.Contains(msg, "no runtime for") || strings.Contains(msg, "runtime handler"):
+		return results.ErrRuntime
+	case strings.Contains(msg, "image") && (strings.Contains(msg, "not found") || strings.Contains(msg, "failed to get image")):
+		return results.ErrImage
+	}
+	return def
+}
+
+// teardown removes the instance; untimed, and done also after errors and
+// interrupts (with a context of its own).
+func (in *instance) teardown(parent context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), teardownTimeout)
+	defer cancel()
+	rt := in.p.rt
+	if in.ctrID != "" {
+		rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: in.ctrID, Timeout: 0})
+		rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: in.ctrID})
+	}
+	if in.podID != "" {
+		rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: in.podID})
+		rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: in.podID})
+	}
+}
+
+// Clean removes coldbench-labelled sandboxes (and their containers).
+func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) {
+	sel := map[string]string{bench.LabelManagedBy: bench.LabelManagedByVal}
+	if experimentID != "" {
+		sel[bench.LabelExperiment] = experimentID
+	}
+	list, err := p.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	if err != nil {
+		return 0, fmt.Errorf("listing coldbench sandboxes: %w", err)
+	}
+	var errs []error
+	n := 0
+	for _, sb := range list.Items {
+		if sb.GetMetadata().GetNamespace() != Namespace {
+			continue // labels alone are not enough: only our namespace
+		}
+		cs, err := p.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: sb.Id}})
+		if err == nil {
+			for _, c := range cs.Containers {
+				p.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id})
+				if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("removing container %s: %w", c.Id, err))
+				}
+			}
+		}
+		p.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
+		if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("removing sandbox %s: %w", sb.Id, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}

@@ -1,0 +1,187 @@
+// Package probe finds the first HTTP reply of a starting function. It sends
+// a new GET every interval (each on a fresh connection) until one gets a
+// reply, so a connect that hangs while the function starts cannot hide the
+// first success, and it timestamps the reply with httptrace.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// ProcessStartHeader carries the function's own process start time (Unix ns).
+const ProcessStartHeader = "X-Coldbench-Process-Start"
+
+// Options for one probing sequence.
+type Options struct {
+	URL  string
+	Host string // Host header override (Knative ingress); empty = from URL
+	// Interval between GETs; each GET has its own AttemptTimeout.
+	Interval       time.Duration
+	AttemptTimeout time.Duration
+	// MaxInFlight bounds concurrent GETs (hung connects pile up otherwise).
+	MaxInFlight int
+}
+
+// Result of probing until the first reply or the context's deadline.
+type Result struct {
+	OK         bool
+	HTTPStatus int
+	FirstByte  time.Time // monotonic; zero if never reached
+	Done       time.Time // full body read
+	// ProcessStart is the function's process start (wall clock) from its
+	// header; zero if the header was absent or malformed.
+	ProcessStart time.Time
+	Probes       int
+	Body         []byte
+	ErrorClass   string
+	Err          error
+}
+
+type reply struct {
+	status       int
+	firstByte    time.Time
+	done         time.Time
+	processStart time.Time
+	body         []byte
+	err          error
+}
+
+// Until probes opt.URL until a reply arrives or ctx ends. A reply with a
+// non-2xx status ends the sequence too (the function answered: that is the
+// outcome, not something to retry into).
+func Until(ctx context.Context, opt Options) Result {
+	if opt.Interval <= 0 {
+		opt.Interval = 2 * time.Millisecond
+	}
+	if opt.AttemptTimeout <= 0 {
+		opt.AttemptTimeout = time.Second
+	}
+	if opt.MaxInFlight <= 0 {
+		opt.MaxInFlight = 16
+	}
+	// No proxy from the environment, no connection reuse: every GET is a new
+	// connection, as a cold client's would be.
+	tr := &http.Transport{
+		Proxy:             nil,
+		DisableKeepAlives: true,
+		DialContext:       (&net.Dialer{Timeout: opt.AttemptTimeout}).DialContext,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	replies := make(chan reply, opt.MaxInFlight)
+	sem := make(chan struct{}, opt.MaxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	var res Result
+	var lastErr error
+	ticker := time.NewTicker(opt.Interval)
+	defer ticker.Stop()
+	send := func() {
+		select {
+		case sem <- struct{}{}:
+		default:
+			return // at the in-flight bound: skip this tick
+		}
+		res.Probes++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := get(ctx, client, opt)
+			select {
+			case replies <- r:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	send()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			res.ErrorClass, res.Err = classifyEnd(ctx, lastErr)
+			return res
+		case <-ticker.C:
+			send()
+		case r := <-replies:
+			if r.err != nil {
+				lastErr = r.err
+				continue
+			}
+			cancel()
+			res.HTTPStatus = r.status
+			res.FirstByte, res.Done = r.firstByte, r.done
+			res.ProcessStart = r.processStart
+			res.Body = r.body
+			if r.status >= 200 && r.status < 300 {
+				res.OK = true
+			} else {
+				res.ErrorClass = results.ErrHTTPStatus
+				res.Err = fmt.Errorf("function answered HTTP %d", r.status)
+			}
+			return res
+		}
+	}
+}
+
+func get(ctx context.Context, client *http.Client, opt Options) reply {
+	actx, cancel := context.WithTimeout(ctx, opt.AttemptTimeout)
+	defer cancel()
+	var firstByte time.Time
+	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { firstByte = time.Now() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), http.MethodGet, opt.URL, nil)
+	if err != nil {
+		return reply{err: err}
+	}
+	if opt.Host != "" {
+		req.Host = opt.Host
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return reply{err: err}
+	}
+	body, err := io.ReadAll(resp.Body)
+	done := time.Now()
+	resp.Body.Close()
+	if err != nil {
+		return reply{err: fmt.Errorf("reading reply body: %w", err)}
+	}
+	if firstByte.IsZero() {
+		firstByte = done
+	}
+	r := reply{status: resp.StatusCode, firstByte: firstByte, done: done, body: body}
+	if v := resp.Header.Get(ProcessStartHeader); v != "" {
+		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+			r.processStart = time.Unix(0, ns)
+		}
+	}
+	return r
+}
+
+// classifyEnd explains why probing ended without a reply: the request
+// timeout (the caller's deadline) or an interrupt (the caller's cancel).
+func classifyEnd(ctx context.Context, lastErr error) (string, error) {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return results.ErrCanceled, errors.New("interrupted before the first reply")
+	}
+	msg := "no reply before the request timeout"
+	if lastErr != nil {
+		msg += "; last probe: " + lastErr.Error()
+	}
+	return results.ErrTimeout, errors.New(msg)
+}

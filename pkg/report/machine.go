@@ -1,0 +1,153 @@
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"strconv"
+
+	"github.com/coldbench/coldbench/pkg/stats"
+)
+
+// jsonReport is the JSON layout (schema JSONSchema). It is separate from the
+// stats types so that renaming a Go field never changes the output.
+type jsonReport struct {
+	Schema             string    `json:"schema"`
+	LatencyDefinition  string    `json:"latency_definition"`
+	Unit               string    `json:"unit"`
+	MedianCIConfidence float64   `json:"median_ci_confidence"`
+	P99MinN            int       `json:"p99_min_n"`
+	ExperimentIDs      []string  `json:"experiment_ids"`
+	Files              []string  `json:"files"`
+	Warnings           []string  `json:"warnings"`
+	Rows               []jsonRow `json:"rows"`
+}
+
+type jsonRow struct {
+	Platform        string         `json:"platform"`
+	Runtime         string         `json:"runtime"`
+	Scale           int            `json:"scale"`
+	Attempts        int            `json:"attempts"`
+	Successes       int            `json:"successes"`
+	Failures        int            `json:"failures"`
+	FailuresByClass map[string]int `json:"failures_by_class"`
+	Warmups         int            `json:"warmups"`
+	TTFB            jsonSummary    `json:"ttfb_ns"`
+}
+
+// jsonSummary: values are null when undefined (n = 0; stdev with n < 2; the
+// median interval when median_ci_ok is false) rather than a fake 0.
+type jsonSummary struct {
+	N           int      `json:"n"`
+	Mean        *float64 `json:"mean"`
+	Stdev       *float64 `json:"stdev"`
+	Min         *float64 `json:"min"`
+	P50         *float64 `json:"p50"`
+	P90         *float64 `json:"p90"`
+	P95         *float64 `json:"p95"`
+	P99         *float64 `json:"p99"`
+	Max         *float64 `json:"max"`
+	P99Reliable bool     `json:"p99_reliable"`
+	MedianCILo  *float64 `json:"median_ci_lo"`
+	MedianCIHi  *float64 `json:"median_ci_hi"`
+	MedianCIOK  bool     `json:"median_ci_ok"`
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func toJSONSummary(s stats.Summary) jsonSummary {
+	j := jsonSummary{N: s.N, P99Reliable: s.P99Reliable, MedianCIOK: s.CIOK}
+	if s.N > 0 {
+		j.Mean, j.Min, j.Max = ptr(s.Mean), ptr(s.Min), ptr(s.Max)
+		j.P50, j.P90, j.P95, j.P99 = ptr(s.P50), ptr(s.P90), ptr(s.P95), ptr(s.P99)
+	}
+	if s.N >= 2 { // a sample stdev needs two values
+		j.Stdev = ptr(s.Stdev)
+	}
+	if s.CIOK {
+		j.MedianCILo, j.MedianCIHi = ptr(s.MedianCILo), ptr(s.MedianCIHi)
+	}
+	return j
+}
+
+// nonNil makes empty lists encode as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, rows []stats.Row, meta Meta) error {
+	rep := jsonReport{
+		Schema:             JSONSchema,
+		LatencyDefinition:  "request start → first byte of the first 2xx reply; warm-ups excluded; stats over successful attempts only",
+		Unit:               "ns",
+		MedianCIConfidence: stats.CIConfidence,
+		P99MinN:            stats.P99MinN,
+		ExperimentIDs:      nonNil(meta.ExperimentIDs),
+		Files:              nonNil(meta.Files),
+		Warnings:           nonNil(meta.Warnings),
+		Rows:               make([]jsonRow, 0, len(rows)),
+	}
+	for _, r := range rows {
+		byClass := r.FailuresByClass
+		if byClass == nil {
+			byClass = map[string]int{}
+		}
+		rep.Rows = append(rep.Rows, jsonRow{
+			Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale,
+			Attempts: r.Attempts, Successes: r.Successes, Failures: r.Failures,
+			FailuresByClass: byClass, Warmups: r.Warmups,
+			TTFB: toJSONSummary(r.TTFB),
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // keep "→" and "<" readable; this is not HTML
+	return enc.Encode(rep)
+}
+
+// csvHeader: identity and counts, then latency in ms (3 decimals, as in the
+// table), then the same statistics in ns at full precision. Latency cells
+// are empty when undefined, as in JSON: all of them when there were no
+// successes, stdev when n < 2, the CI when median_ci_ok is false. failures_by_class is "class=count" joined by ";" so it needs no
+// quoting.
+var csvHeader = []string{
+	"platform", "runtime", "scale", "attempts", "successes", "failures", "warmups", "failures_by_class",
+	"mean_ms", "stdev_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "median_ci_lo_ms", "median_ci_hi_ms",
+	"p99_reliable", "median_ci_ok",
+	"mean_ns", "stdev_ns", "min_ns", "p50_ns", "p90_ns", "p95_ns", "p99_ns", "max_ns", "median_ci_lo_ns", "median_ci_hi_ns",
+}
+
+func writeCSV(w io.Writer, rows []stats.Row) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		rec := []string{r.Platform, r.Runtime, strconv.Itoa(r.Scale), strconv.Itoa(r.Attempts), strconv.Itoa(r.Successes),
+			strconv.Itoa(r.Failures), strconv.Itoa(r.Warmups), failureList(r.FailuresByClass, ";")}
+		// Same nil-when-undefined rules as the JSON output.
+		j := toJSONSummary(r.TTFB)
+		vals := []*float64{j.Mean, j.Stdev, j.Min, j.P50, j.P90, j.P95, j.P99, j.Max, j.MedianCILo, j.MedianCIHi}
+		cell := func(v *float64, f func(float64) string) string {
+			if v == nil {
+				return ""
+			}
+			return f(*v)
+		}
+		for _, v := range vals {
+			rec = append(rec, cell(v, ms))
+		}
+		rec = append(rec, strconv.FormatBool(j.P99Reliable), strconv.FormatBool(j.MedianCIOK))
+		for _, v := range vals {
+			rec = append(rec, cell(v, fullNS))
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,141 @@
+// Package report renders stats.Rows as a text table, JSON, CSV or a
+// Markdown (GitHub) table. Like stats, it depends only on the standard
+// library and coldbench's light packages.
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
+)
+
+// Format names accepted by Write.
+const (
+	FormatTable    = "table"
+	FormatJSON     = "json"
+	FormatCSV      = "csv"
+	FormatMarkdown = "markdown"
+)
+
+// Formats lists the valid format names, default first.
+func Formats() []string {
+	return []string{FormatTable, FormatJSON, FormatCSV, FormatMarkdown}
+}
+
+// LatencyDefinition is printed above the human-readable formats so that a
+// pasted table still says what its numbers are.
+const LatencyDefinition = "latency = request start → first byte of the first 2xx reply (ms); warm-ups excluded"
+
+// JSONSchema identifies the layout of the JSON report; bump it on any
+// incompatible change to field names or meaning.
+const JSONSchema = "coldbench.dev/report/v1"
+
+// Meta is optional context printed above the table (table, markdown) and
+// included in JSON. CSV carries rows only, so that it loads as one table.
+type Meta struct {
+	ExperimentIDs []string
+	Files         []string
+	Warnings      []string // e.g. results.Set.Warnings
+}
+
+// MetaFromSet collects the experiment ids (in order, without repeats) and
+// reader warnings of set, plus the given file names.
+func MetaFromSet(set *results.Set, files ...string) Meta {
+	m := Meta{Files: slices.Clone(files)}
+	if set == nil {
+		return m
+	}
+	seen := map[string]bool{}
+	for _, h := range set.Headers {
+		if h.ExperimentID != "" && !seen[h.ExperimentID] {
+			seen[h.ExperimentID] = true
+			m.ExperimentIDs = append(m.ExperimentIDs, h.ExperimentID)
+		}
+	}
+	m.Warnings = slices.Clone(set.Warnings)
+	return m
+}
+
+// Write renders rows in the named format (case-insensitive; "" means
+// "table"). An unknown format is an error naming the valid ones.
+func Write(w io.Writer, format string, rows []stats.Row, meta Meta) error {
+	switch strings.ToLower(strings.TrimSpace(format)) {
+	case FormatTable, "":
+		return writeTable(w, rows, meta)
+	case FormatJSON:
+		return writeJSON(w, rows, meta)
+	case FormatCSV:
+		return writeCSV(w, rows)
+	case FormatMarkdown:
+		return writeMarkdown(w, rows, meta)
+	default:
+		return fmt.Errorf("unknown report format %q; valid formats: %s", format, strings.Join(Formats(), ", "))
+	}
+}
+
+// ms renders nanoseconds as milliseconds with 3 decimals (microsecond
+// resolution, which is as far as cold-start numbers deserve to be read).
+func ms(ns float64) string { return strconv.FormatFloat(ns/1e6, 'f', 3, 64) }
+
+// fullNS renders nanoseconds at full precision without an exponent.
+func fullNS(ns float64) string { return strconv.FormatFloat(ns, 'f', -1, 64) }
+
+// failureList renders FailuresByClass as "timeout=2,http_status=1": most
+// frequent first, ties by name, so the output is deterministic. "" if none.
+func failureList(byClass map[string]int, sep string) string {
+	type kv struct {
+		class string
+		n     int
+	}
+	var list []kv
+	for c, n := range byClass {
+		if n > 0 {
+			list = append(list, kv{c, n})
+		}
+	}
+	slices.SortFunc(list, func(a, b kv) int {
+		if c := cmp.Compare(b.n, a.n); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.class, b.class)
+	})
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = e.class + "=" + strconv.Itoa(e.n)
+	}
+	return strings.Join(parts, sep)
+}
+
+// platforms returns the distinct platforms of rows in order.
+func platforms(rows []stats.Row) []string {
+	var ps []string
+	for _, r := range rows {
+		if !slices.Contains(ps, r.Platform) {
+			ps = append(ps, r.Platform)
+		}
+	}
+	return ps
+}
+
+// errWriter keeps the first write error so rendering code can stay linear.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }

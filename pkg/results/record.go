@@ -1,0 +1,133 @@
+// Package results defines coldbench's on-disk record format (JSON Lines) and
+// its writer and reader. It is deliberately light: no Kubernetes or containerd
+// imports, so stats and report can depend on it.
+package results
+
+import "time"
+
+// SchemaVersion is written into every header; readers refuse newer majors.
+const SchemaVersion = "coldbench.dev/records/v1"
+
+// Record types, carried in the "type" field of every line.
+const (
+	TypeHeader  = "header"
+	TypeAttempt = "attempt"
+)
+
+// Error classes. They are stable strings: reports group failures by them.
+const (
+	ErrTimeout      = "timeout"       // no 2xx before the per-request timeout
+	ErrHTTPStatus   = "http_status"   // the function answered, but not 2xx
+	ErrConnection   = "connection"    // last probe failed to connect/read
+	ErrSandbox      = "sandbox"       // RunPodSandbox failed
+	ErrContainer    = "container"     // CreateContainer/StartContainer failed
+	ErrImage        = "image"         // image missing or unusable
+	ErrRuntime      = "runtime"       // runtime handler / RuntimeClass missing
+	ErrCanceled     = "canceled"      // the run was interrupted during the attempt
+	ErrPlatform     = "platform"      // any other platform-side failure
+	ErrNotScheduled = "not_scheduled" // (knative) pod never scheduled
+)
+
+// Header is the first record of a results file: what was run, where, with what.
+type Header struct {
+	Type         string    `json:"type"`
+	Schema       string    `json:"schema"`
+	ExperimentID string    `json:"experiment_id"`
+	Created      time.Time `json:"created"`
+	Experiment   any       `json:"experiment"` // the resolved experiment, as run
+	Testbed      Testbed   `json:"testbed"`
+	Tool         ToolInfo  `json:"tool"`
+}
+
+// ToolInfo identifies the coldbench build that produced the records.
+type ToolInfo struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Commit    string `json:"commit,omitempty"`
+	GoVersion string `json:"go_version"`
+}
+
+// Testbed is the machine the measurements ran on. Empty strings mean "could
+// not be determined" (the reason is in Notes), never a guess.
+type Testbed struct {
+	Hostname        string            `json:"hostname"`
+	CPUModel        string            `json:"cpu_model"`
+	Cores           int               `json:"cores"`
+	Kernel          string            `json:"kernel"`
+	CgroupMode      string            `json:"cgroup_mode"` // v1, hybrid, v2
+	CPUGovernor     string            `json:"cpu_governor"`
+	CPUBoost        string            `json:"cpu_boost"`
+	MemoryBytes     uint64            `json:"memory_bytes"`
+	PlatformVersion map[string]string `json:"platform_versions,omitempty"` // e.g. containerd, cri api
+	RuntimeVersions map[string]string `json:"runtime_versions,omitempty"`  // runtime name -> version string
+	Notes           []string          `json:"notes,omitempty"`
+}
+
+// Phase is a named moment of one cold start, as an offset from the attempt's
+// start (monotonic clock, nanoseconds). Phases are kept in the order observed.
+type Phase struct {
+	Name     string `json:"name"`
+	OffsetNS int64  `json:"offset_ns"`
+}
+
+// Well-known phase names. Platforms add their own where they have more.
+const (
+	PhaseSandboxReady     = "sandbox_ready"
+	PhaseContainerCreated = "container_created"
+	PhaseContainerStarted = "container_started"
+	PhaseAddressKnown     = "address_known"
+	PhaseRequestSent      = "request_sent"
+	PhaseFunctionStart    = "function_start" // from the function's own header (wall clock)
+	PhaseFirstByte        = "first_byte"
+)
+
+// Cold is the evidence that an attempt hit a freshly created instance.
+type Cold struct {
+	SandboxID   string `json:"sandbox_id,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	Pod         string `json:"pod,omitempty"`
+	Revision    string `json:"revision,omitempty"`
+	Address     string `json:"address,omitempty"`
+}
+
+// Attempt is one measured cold start: one instance, one iteration.
+type Attempt struct {
+	Type         string `json:"type"`
+	ExperimentID string `json:"experiment_id"`
+	Platform     string `json:"platform"`
+	Runtime      string `json:"runtime"`
+	Handler      string `json:"handler"` // CRI handler or RuntimeClass ("" = default)
+	Scale        int    `json:"scale"`   // N instances cold-started at once
+	Iteration    int    `json:"iteration"`
+	Instance     int    `json:"instance"`
+	Warmup       bool   `json:"warmup,omitempty"`
+
+	Start time.Time `json:"start"` // wall clock when the attempt's timer started
+	// Latencies are monotonic-clock durations from Start; 0 with OK=false
+	// means "not reached".
+	TTFBNS  int64 `json:"ttfb_ns"`
+	TotalNS int64 `json:"total_ns"`
+
+	OK         bool   `json:"ok"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	ErrorClass string `json:"error_class,omitempty"`
+	Error      string `json:"error,omitempty"`
+
+	Probes  int        `json:"probes"` // GETs sent until the first reply
+	Phases  []Phase    `json:"phases,omitempty"`
+	Cold    Cold       `json:"cold"`
+	LoadAvg [3]float64 `json:"loadavg"`
+	// ReleaseSkewNS: spread of start times across the N instances of this
+	// step (same value on each of them).
+	ReleaseSkewNS int64 `json:"release_skew_ns,omitempty"`
+}
+
+// PhaseOffset returns the offset of the named phase and whether it was seen.
+func (a *Attempt) PhaseOffset(name string) (time.Duration, bool) {
+	for _, p := range a.Phases {
+		if p.Name == name {
+			return time.Duration(p.OffsetNS), true
+		}
+	}
+	return 0, false
+}

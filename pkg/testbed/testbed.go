@@ -1,0 +1,123 @@
+// Package testbed describes the host a measurement runs on, for the header
+// record: numbers without their machine are not comparable.
+package testbed
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Collect reads what the host exposes. Anything unreadable is left empty and
+// explained in Notes.
+func Collect() results.Testbed {
+	tb := results.Testbed{Cores: runtime.NumCPU()}
+	tb.Hostname, _ = os.Hostname()
+	tb.CPUModel = cpuModel()
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		tb.Kernel = strings.TrimSpace(string(b))
+	}
+	tb.CgroupMode = CgroupMode()
+	tb.MemoryBytes = memTotal()
+	tb.CPUGovernor, tb.CPUBoost = CPUFreqState()
+	if tb.CPUGovernor == "" {
+		tb.Notes = append(tb.Notes, "cpu governor: the host exposes no cpufreq (typical in VMs); nothing to report")
+	}
+	if tb.CPUBoost == "" {
+		tb.Notes = append(tb.Notes, "cpu boost: the host exposes no boost/no_turbo switch")
+	}
+	return tb
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages (zeros if unreadable).
+func LoadAvg() [3]float64 {
+	var la [3]float64
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return la
+	}
+	f := strings.Fields(string(b))
+	for i := 0; i < 3 && i < len(f); i++ {
+		la[i], _ = strconv.ParseFloat(f[i], 64)
+	}
+	return la
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func memTotal() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// CgroupMode is "v2" (unified), "hybrid" (v1 controllers plus a cgroup2 mount
+// at /sys/fs/cgroup/unified) or "v1".
+func CgroupMode() string {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return ""
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "v2"
+	}
+	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "hybrid"
+	}
+	return "v1"
+}
+
+// CPUFreqState returns cpu0's governor and the boost state ("on"/"off"), or
+// empty strings where the host does not expose them.
+func CPUFreqState() (governor, boost string) {
+	if b, err := os.ReadFile("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"); err == nil {
+		governor = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/sys/devices/system/cpu/cpufreq/boost"); err == nil {
+		boost = onOff(bytes.Equal(bytes.TrimSpace(b), []byte("1")))
+	} else if b, err := os.ReadFile("/sys/devices/system/cpu/intel_pstate/no_turbo"); err == nil {
+		boost = onOff(bytes.Equal(bytes.TrimSpace(b), []byte("0")))
+	}
+	return governor, boost
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// String is a one-line summary for logs.
+func String(tb results.Testbed) string {
+	return fmt.Sprintf("%s, %d cores, kernel %s, cgroup %s", tb.CPUModel, tb.Cores, tb.Kernel, tb.CgroupMode)
+}
