@@ -90,30 +90,40 @@ func run(iterations int, endpoint, handler, runtimeBin, image, binary string, in
 	}
 
 	id := bench.NewExperimentID(time.Now())
-	var a, b, c []float64
 	cell := bench.Cell{ExperimentID: id, Runtime: exp.Spec.Runtimes[0], Scale: 1, RequestTimeout: 30 * time.Second, ProbeInterval: interval}
-	// One warm-up of each path, then interleaved samples.
+	paths := []func(i int) (time.Duration, error){
+		func(int) (time.Duration, error) {
+			at := plat.ColdStart(ctx, cell)[0]
+			if !at.OK {
+				return 0, fmt.Errorf("(a) failed: %s: %s", at.ErrorClass, at.Error)
+			}
+			return time.Duration(at.TTFBNS), nil
+		},
+		func(i int) (time.Duration, error) { return floor(ctx, cri, handler, image, interval, i) },
+		func(i int) (time.Duration, error) { return raw(runtimeBin, bundle, interval, i) },
+	}
+	samples := make([][]float64, len(paths))
+	// One warm-up of each path, then samples; the order of the paths rotates
+	// every iteration so none always runs right after another's teardown.
 	for i := -1; i < iterations; i++ {
-		at := plat.ColdStart(ctx, cell)[0]
-		if !at.OK {
-			return fmt.Errorf("(a) failed: %s: %s", at.ErrorClass, at.Error)
-		}
-		bt, err := floor(ctx, cri, handler, image, interval, i)
-		if err != nil {
-			return fmt.Errorf("(b): %w", err)
-		}
-		ct, err := raw(runtimeBin, bundle, interval, i)
-		if err != nil {
-			return fmt.Errorf("(c): %w", err)
+		got := make([]time.Duration, len(paths))
+		for k := range paths {
+			p := (k + i + 1) % len(paths)
+			d, err := paths[p](i)
+			if err != nil {
+				return fmt.Errorf("path %c: %w", 'a'+p, err)
+			}
+			got[p] = d
 		}
 		if i < 0 {
 			continue
 		}
-		a = append(a, float64(at.TTFBNS))
-		b = append(b, float64(bt))
-		c = append(c, float64(ct))
-		fmt.Fprintf(os.Stderr, "sample %2d: a=%v b=%v c=%v\n", i, time.Duration(at.TTFBNS).Round(time.Microsecond), bt.Round(time.Microsecond), ct.Round(time.Microsecond))
+		for p, d := range got {
+			samples[p] = append(samples[p], float64(d))
+		}
+		fmt.Fprintf(os.Stderr, "sample %2d: a=%v b=%v c=%v\n", i, got[0].Round(time.Microsecond), got[1].Round(time.Microsecond), got[2].Round(time.Microsecond))
 	}
+	a, b, c := samples[0], samples[1], samples[2]
 	ma, mb, mc := median(a), median(b), median(c)
 	fmt.Printf("handler %s, %d samples per path, probe interval %v\n", handler, iterations, interval)
 	fmt.Printf("(a) coldbench node backend  median %8.2f ms\n", ma/1e6)

@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/platform/node"
+	"github.com/coldbench/coldbench/pkg/report"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -129,6 +132,9 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	}
 	if err := exp.Validate(f.force); err != nil {
 		return nil, err
+	}
+	if !slices.Contains(report.Formats(), f.format) {
+		return nil, fmt.Errorf("--format %q: use one of %s", f.format, strings.Join(report.Formats(), ", "))
 	}
 	return exp, nil
 }
