@@ -3,11 +3,13 @@ package bench
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coldbench/coldbench/pkg/results"
@@ -53,11 +55,22 @@ type Platform interface {
 	Close() error
 }
 
+// idSeq is the suffix of the next experiment id: random at the first call
+// (distinct processes do not collide), then incremented, so that ids made by
+// one process are unique even within one second (independent random suffixes
+// of 24 bits collide by the birthday bound: ~3% over 1000 ids).
+var idSeq = sync.OnceValue(func() *atomic.Uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	var n atomic.Uint32
+	n.Store(binary.BigEndian.Uint32(b[:]))
+	return &n
+})
+
 // NewExperimentID returns a sortable, unique id like cb-20261126t053200-1a2b3c.
 func NewExperimentID(now time.Time) string {
-	b := make([]byte, 3)
-	rand.Read(b)
-	return "cb-" + now.UTC().Format("20060102t150405") + "-" + hex.EncodeToString(b)
+	n := idSeq().Add(1) & 0xffffff
+	return fmt.Sprintf("cb-%s-%06x", now.UTC().Format("20060102t150405"), n)
 }
 
 // Version of this build, from the module info unless set by -ldflags.

@@ -28,6 +28,21 @@ func Collect() results.Testbed {
 	tb.CgroupMode = CgroupMode()
 	tb.MemoryBytes = memTotal()
 	tb.CPUGovernor, tb.CPUBoost = CPUFreqState()
+	if tb.Hostname == "" {
+		tb.Notes = append(tb.Notes, "hostname: not available")
+	}
+	if tb.CPUModel == "" {
+		tb.Notes = append(tb.Notes, "cpu model: /proc/cpuinfo has no \"model name\" line (or is unreadable)")
+	}
+	if tb.Kernel == "" {
+		tb.Notes = append(tb.Notes, "kernel: /proc/sys/kernel/osrelease is unreadable")
+	}
+	if tb.CgroupMode == "" {
+		tb.Notes = append(tb.Notes, "cgroup mode: no cgroup filesystem found at /sys/fs/cgroup")
+	}
+	if tb.MemoryBytes == 0 {
+		tb.Notes = append(tb.Notes, "memory: no MemTotal in /proc/meminfo")
+	}
 	if tb.CPUGovernor == "" {
 		tb.Notes = append(tb.Notes, "cpu governor: the host exposes no cpufreq (typical in VMs); nothing to report")
 	}
@@ -81,19 +96,32 @@ func memTotal() uint64 {
 }
 
 // CgroupMode is "v2" (unified), "hybrid" (v1 controllers plus a cgroup2 mount
-// at /sys/fs/cgroup/unified) or "v1".
+// at /sys/fs/cgroup/unified) or "v1", and "" when no cgroup filesystem is
+// mounted there (never a guess).
 func CgroupMode() string {
+	const root = "/sys/fs/cgroup"
 	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+	if err := unix.Statfs(root, &st); err != nil {
 		return ""
 	}
-	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+	switch st.Type {
+	case unix.CGROUP2_SUPER_MAGIC:
 		return "v2"
+	case unix.CGROUP_SUPER_MAGIC: // a single v1 hierarchy mounted on the root
+		return "v1"
 	}
-	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if err := unix.Statfs(root+"/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
 		return "hybrid"
 	}
-	return "v1"
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := unix.Statfs(root+"/"+e.Name(), &st); err == nil && st.Type == unix.CGROUP_SUPER_MAGIC {
+				return "v1"
+			}
+		}
+	}
+	return ""
 }
 
 // CPUFreqState returns cpu0's governor and the boost state ("on"/"off"), or
