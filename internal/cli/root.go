@@ -16,6 +16,9 @@ import (
 	"github.com/coldbench/coldbench/pkg/bench"
 )
 
+// slogLevel is the level chosen by --verbose, shared by every log handler.
+var slogLevel slog.Level
+
 // exitError carries a specific exit status.
 type exitError struct {
 	code int
@@ -51,11 +54,11 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelInfo
+			slogLevel = slog.LevelInfo
 			if verbose {
-				level = slog.LevelDebug
+				slogLevel = slog.LevelDebug
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slogLevel})))
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log every cell (debug level)")

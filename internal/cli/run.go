@@ -175,16 +175,15 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	}
 	defer w.Close()
 
-	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Out: w, Log: log,
-		OnAttempts: func(done, total int, batch []results.Attempt) {
-			log.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total),
-				"runtime", batch[0].Runtime, "n", batch[0].Scale, "iteration", batch[0].Iteration)
-		}}
+	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Out: w}
 	if err := r.WriteHeader(ctx); err != nil {
 		return err
 	}
 	log.Info("running", "experiment", id, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "records", out)
+	prog := newProgress(exp.TotalAttempts())
+	r.OnAttempts = prog.onAttempts
 	outcome, err := r.Run(ctx)
+	prog.close()
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,130 @@
+# Shared settings of coldbench's lab (a single-node Kubernetes + Knative
+# Serving + CoreDNS + Traefik on this machine). Sourced, not run.
+# shellcheck shell=bash
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../scripts/lib.sh"
+LAB_DIR=$COLDBENCH_ROOT/lab
+
+# Versions. A cache directory is keyed by each, so changing one rebuilds only it.
+K8S_VERSION=v1.34.4
+K8S_STAGING_VERSION=v0.34.4
+KNATIVE_VERSION=v0.42.2     # Knative Serving 1.15
+COREDNS_VERSION=v1.14.7
+TRAEFIK_VERSION=v3.6.12
+LAB_PACKAGES=(etcd-server containerd runc crun containernetworking-plugins iptables conntrack socat openssl)
+
+# Builds live outside the checkout; GOMODCACHE and GOCACHE stay at Go's defaults.
+LAB_CACHE=${COLDBENCH_LAB_CACHE:-/var/cache/coldbench/lab}
+LAB_LOGS=$LAB_CACHE/logs
+K8S_BIN=$LAB_CACHE/kubernetes-$K8S_VERSION/bin
+KNATIVE_BIN=$LAB_CACHE/knative-serving-$KNATIVE_VERSION/bin
+KNATIVE_YAML=$LAB_CACHE/knative-serving-$KNATIVE_VERSION/yaml
+COREDNS_BIN=$LAB_CACHE/coredns-$COREDNS_VERSION/bin
+TRAEFIK_BIN=$LAB_CACHE/traefik-$TRAEFIK_VERSION/bin
+KNATIVE_COMPONENTS=(controller activator autoscaler webhook queue)
+knative_image() { echo "dev.local/knative/$1:$KNATIVE_VERSION"; }
+
+# Running state.
+LAB_STATE=${COLDBENCH_LAB_STATE:-$CB_STATE/lab}   # certs, etcd data, kubelet root, kubeconfigs
+LAB_RUN=$CB_RUN/lab                               # PID files
+LAB_LOG=$CB_LOG/lab                               # daemon logs
+LAB_PKI=$LAB_STATE/pki
+LAB_KUBECONFIG=$LAB_STATE/kubeconfig              # admin, for users and tests
+LAB_KUBELET_DIR=$LAB_STATE/kubelet
+LAB_ETCD_DIR=$LAB_STATE/etcd
+
+# Addresses: everything stays on this machine. The node IP is this machine's
+# own interface address (pods reach it through their bridge's gateway);
+# override with COLDBENCH_LAB_NODE_IP.
+LAB_NODE_NAME=coldbench-lab
+LAB_SERVICE_CIDR=10.214.0.0/16
+LAB_KUBERNETES_SVC_IP=10.214.0.1
+LAB_POD_CIDR=10.213.0.0/16                        # coldbench's CNI bridge (config/cni.conflist)
+LAB_APISERVER_PORT=6443
+LAB_ETCD_CLIENT=http://127.0.0.1:2379
+LAB_ETCD_PEER=http://127.0.0.1:2380
+LAB_INGRESS_PORT=${COLDBENCH_LAB_INGRESS_PORT:-31080}
+LAB_DOMAIN=lab.coldbench.local
+LAB_CLUSTER_DOMAIN=cluster.local
+
+lab_node_ip() {
+  if [ -n "${COLDBENCH_LAB_NODE_IP:-}" ]; then echo "$COLDBENCH_LAB_NODE_IP"; return; fi
+  local dev ip
+  # The interface of the default route (a routing-table lookup, nothing is sent)...
+  dev=$(ip -4 route show default 2>/dev/null | awk '{for(i=1;i<NF;i++) if($i=="dev"){print $(i+1); exit}}')
+  if [ -n "$dev" ]; then
+    ip=$(ip -4 -o addr show dev "$dev" scope global | awk '{split($4,a,"/"); print a[1]; exit}')
+  fi
+  # ...else the first global address that is not a bridge of ours.
+  if [ -z "${ip:-}" ]; then
+    ip=$(ip -4 -o addr show scope global | awk '$2!="coldbench0" && $2!~/^(cni|veth)/ {split($4,a,"/"); print a[1]; exit}')
+  fi
+  [ -n "${ip:-}" ] || die "no IPv4 interface address for the node (set COLDBENCH_LAB_NODE_IP)"
+  echo "$ip"
+}
+
+kctl() { "$K8S_BIN/kubectl" --kubeconfig "$LAB_KUBECONFIG" "$@"; }
+
+# PID-file helpers: every lab daemon has $LAB_RUN/<name>.pid.
+lab_pid() { [ -f "$LAB_RUN/$1.pid" ] && cat "$LAB_RUN/$1.pid"; }
+lab_running() {
+  local pid
+  pid=$(lab_pid "$1") || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+# lab_start NAME CMD...: starts CMD in its own session, logging to $LAB_LOG/NAME.log.
+lab_start() {
+  local name=$1; shift
+  if lab_running "$name"; then log "$name already running (pid $(lab_pid "$name"))"; return 0; fi
+  mkdir -p "$LAB_RUN" "$LAB_LOG"
+  setsid "$@" >>"$LAB_LOG/$name.log" 2>&1 </dev/null &
+  echo $! >"$LAB_RUN/$name.pid"
+  log "started $name (pid $!, log $LAB_LOG/$name.log)"
+}
+# lab_stop NAME [TIMEOUT_S]: SIGTERM, then SIGKILL after the timeout.
+lab_stop() {
+  local name=$1 timeout=${2:-15} pid
+  pid=$(lab_pid "$name") || { return 0; }
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 $((timeout * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then log "$name (pid $pid) ignored SIGTERM: killing"; kill -9 "$pid" 2>/dev/null || true; fi
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$LAB_RUN/$name.pid"
+}
+
+# Step timing: step NAME starts a step (closing the previous one); steps_done
+# closes the last and prints every step's duration and the total.
+_STEP_NAMES=(); _STEP_SECS=(); _STEP_T=; _T0=$(date +%s.%N)
+step() {
+  _step_close
+  _STEP_NAMES+=("$1"); _STEP_T=$(date +%s.%N)
+  printf '\n%s [lab] === %s\n' "$(date +%H:%M:%S)" "$1" >&2
+}
+_step_close() {
+  if [ -n "$_STEP_T" ]; then
+    _STEP_SECS+=("$(awk -v a="$_STEP_T" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')")
+    _STEP_T=
+  fi
+}
+steps_done() {
+  _step_close
+  local i
+  printf '\n%s timings:\n' "${1:-lab}" >&2
+  for i in "${!_STEP_NAMES[@]}"; do printf '  %-44s %8ss\n' "${_STEP_NAMES[$i]}" "${_STEP_SECS[$i]}" >&2; done
+  printf '  %-44s %8ss\n' "total" "$(awk -v a="$_T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')" >&2
+}
+
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    # No daemon of these packages is started by the install (the lab starts
+    # its own etcd; Debian's policy-rc.d, if any, already denies it).
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
