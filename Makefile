@@ -17,7 +17,7 @@ node-down:
 
 # The main job on the embedded default: node backend, runc + crun, N = 1 and 4.
 demo: node-up
-	bin/coldbench run --platform node --runtimes runc,crun --scales 1,4 --iterations 5 --warmups 1
+	bin/coldbench run --platform node --runtimes runc,crun --scales 1,4 --iterations 6 --warmups 1
 
 # Every test, integration tests included, against the real containerd.
 test: node-up

@@ -84,6 +84,40 @@ DNS_LDFLAGS="-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
 TR_LDFLAGS="-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/traefik/traefik/v3/pkg/version.BuildDate=1970-01-01T00:00:00Z"
 # BUILD-RECIPE-END
 
+# knative_yaml: Serving's config/core from its module zip, plus the networking
+# CRDs (symlinks in serving's repository, so absent from its zip) from
+# knative.dev/networking and the caching Image CRD from knative.dev/caching, at
+# the versions serving requires. ko:// references become the local images. The
+# config maps the lab sets (lab/manifests/knative-config.yaml) replace
+# upstream's, so nothing has to be patched through the webhook later.
+knative_yaml() {
+  local serving networking caching f out=$KNATIVE_YAML.tmp
+  moddir() { (cd "$KN_DIR/src" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'); }
+  serving=$(moddir "knative.dev/serving@$KNATIVE_VERSION")
+  networking=$(moddir "knative.dev/networking@$(cd "$KN_DIR/src" && go list -m -f '{{.Version}}' knative.dev/networking)")
+  caching=$(moddir "knative.dev/caching@$(cd "$KN_DIR/src" && go list -m -f '{{.Version}}' knative.dev/caching)")
+  [ -d "$serving/config/core" ] && [ -d "$networking/config" ] && [ -f "$caching/config/image.yaml" ] \
+    || die "Knative module sources not found (serving=$serving networking=$networking caching=$caching)"
+  rm -rf "$out" && mkdir -p "$out"
+  cat_docs() { for f in "$@"; do printf -- '---\n# source: %s\n' "${f#/root/go/pkg/mod/}"; cat "$f"; echo; done; }
+  cat_docs "$serving"/config/core/300-resources/*.yaml \
+    "$networking"/config/{certificate,domain-claim,ingress,serverlessservice}.yaml \
+    "$caching"/config/image.yaml >"$out/crds.yaml"
+  local core=("$serving"/config/core/100-namespace.yaml "$serving"/config/core/200-roles/*.yaml
+    "$serving"/config/core/200-serviceaccount.yaml "$serving"/config/core/300-knativecertificate.yaml)
+  for f in "$serving"/config/core/configmaps/*.yaml; do
+    case $(basename "$f") in autoscaler.yaml|deployment.yaml|domain.yaml|features.yaml) ;; *) core+=("$f") ;; esac
+  done
+  core+=("$serving"/config/core/deployments/{activator,autoscaler,controller,webhook}.yaml
+    "$serving"/config/core/webhooks/*.yaml "$serving"/config/core/999-cache.yaml)
+  cat_docs "${core[@]}" "$LAB_DIR/manifests/knative-config.yaml" \
+    | sed -E "s#ko://knative.dev/serving/cmd/([a-z-]+)#dev.local/knative/\\1:$KNATIVE_VERSION#g" \
+    | sed -e "s#@KNATIVE_VERSION@#$KNATIVE_VERSION#g" -e "s#@LAB_DOMAIN@#$LAB_DOMAIN#g" >"$out/core.yaml"
+  ! grep -q 'ko://' "$out/core.yaml" || die "unrewritten ko:// reference in Knative YAML"
+  rm -rf "$KNATIVE_YAML" && mv "$out" "$KNATIVE_YAML"
+  log "Knative YAML: $KNATIVE_YAML/{crds,core}.yaml"
+}
+
 todo=()
 up_to_date "$K8S_DIR" kubernetes "${K8S_CMDS[@]}" || todo+=(kubernetes)
 up_to_date "$KN_DIR" knative "${KNATIVE_COMPONENTS[@]}" && [ -f "$KN_DIR/images.tar" ] && [ -f "$KNATIVE_YAML/core.yaml" ] || todo+=(knative)
@@ -122,8 +156,7 @@ if [[ " ${todo[*]} " == *" knative "* ]] || [ ! -f "$KN_DIR/images.tar" ] || [ !
   # One tarball per image; up.sh imports them all.
   tar -C "$KN_DIR/images.tmp" -cf "$KN_DIR/images.tar.new" . && mv "$KN_DIR/images.tar.new" "$KN_DIR/images.tar"
   rm -rf "$KN_DIR/images.tmp"
-  (cd "$KN_DIR/src" && go run "$COLDBENCH_ROOT/lab/cmd/knative-yaml" -version "$KNATIVE_VERSION" -out "$KNATIVE_YAML") \
-    || die "rendering Knative YAML failed"
+  knative_yaml
 fi
 log "binaries: $K8S_DIR/bin $KN_DIR/bin $DNS_DIR/bin $TR_DIR/bin"
 steps_done "lab build"

@@ -31,6 +31,7 @@ LAB_PKI=$LAB_STATE/pki
 LAB_KUBECONFIG=$LAB_STATE/kubeconfig              # admin, for users and tests
 LAB_KUBELET_DIR=$LAB_STATE/kubelet
 LAB_ETCD_DIR=$LAB_STATE/etcd
+LAB_CRI_SOCK=$LAB_RUN/containerd/containerd.sock  # the lab's own containerd (see up.sh)
 
 # Addresses: everything stays on this machine. The node IP is this machine's
 # own interface address (pods reach it through their bridge's gateway);

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Brings the lab up: a single-node Kubernetes (etcd, apiserver,
+# controller-manager, scheduler, kubelet, kube-proxy in iptables mode),
+# CoreDNS and Traefik as processes on this machine, Knative Serving as pods,
+# RuntimeClasses runc and crun; then waits until a probe Knative Service
+# answers through Traefik. Idempotent: what already runs is kept.
+# Needs lab/build.sh first (make lab-build). Undo with lab/down.sh.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+[ "$(id -u)" = 0 ] || die "run as root"
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+timeout_s=${COLDBENCH_LAB_UP_TIMEOUT:-300}   # per waiting step
+
+for b in "$K8S_BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy,kubectl} \
+  "$COREDNS_BIN/coredns" "$TRAEFIK_BIN/traefik" "$KNATIVE_YAML/core.yaml"; do
+  [ -e "$b" ] || die "$b is missing: build the lab first (make lab-build)"
+done
+
+# wait_for WHAT CMD...: retries CMD every second until it succeeds or the step times out.
+wait_for() {
+  local what=$1 i; shift
+  for ((i = 0; i < timeout_s; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  die "timed out after ${timeout_s}s waiting for $what"
+}
+alive() { lab_running "$1" || die "$1 exited; see $LAB_LOG/$1.log: $(tail -3 "$LAB_LOG/$1.log" 2>/dev/null)"; }
+
+step "node set-up (scripts/node-up.sh)"
+"$COLDBENCH_ROOT/scripts/node-up.sh"
+ensure_packages "${LAB_PACKAGES[@]}"
+NODE_IP=$(lab_node_ip)
+log "node address $NODE_IP"
+mkdir -p "$LAB_STATE" "$LAB_RUN" "$LAB_LOG"
+echo "$NODE_IP" >"$LAB_RUN/node-ip"
+
+step "host networking"
+# Service traffic between pods on one bridge must pass iptables; pods reach
+# services through the host.
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 net.ipv4.ip_forward=1
+# Lab traffic stays on this machine: nothing from the pod network is forwarded
+# out of any interface but the pods' own bridge.
+iptables -N COLDBENCH-LAB-EGRESS 2>/dev/null || iptables -F COLDBENCH-LAB-EGRESS
+iptables -A COLDBENCH-LAB-EGRESS -s "$LAB_POD_CIDR" ! -o coldbench0 -j REJECT
+iptables -C FORWARD -j COLDBENCH-LAB-EGRESS 2>/dev/null || iptables -I FORWARD 1 -j COLDBENCH-LAB-EGRESS
+
+step "lab containerd"
+# The lab's kubelet gets a containerd of its own, from the node backend's very
+# config file (config/containerd.toml: runc, crun, restrict_oom_score_adj,
+# coldbench's pause image, coldbench's CNI bridge), with its own root and
+# socket: a kubelet stops every running sandbox it did not create (its
+# housekeeping treats them as orphaned pods), so sharing one daemon would kill
+# the node backend's sandboxes while the lab runs.
+mkdir -p "$LAB_RUN/containerd"
+sed -e "s#@STATE@#$LAB_STATE#g" -e "s#@RUN@#$LAB_RUN#g" -e "s#@ETC@#$CB_ETC#g" \
+  "$COLDBENCH_ROOT/config/containerd.toml" >"$LAB_STATE/containerd.toml"
+if ! lab_running containerd; then
+  rm -f "$LAB_CRI_SOCK"
+  lab_start containerd containerd --config "$LAB_STATE/containerd.toml"
+fi
+wait_for "containerd on $LAB_CRI_SOCK" ctr --address "$LAB_CRI_SOCK" version
+lab_ctr() { ctr --address "$LAB_CRI_SOCK" -n k8s.io "$@"; }
+lab_ctr images import "$CB_STATE/images/coldbench-images.tar" >/dev/null
+for img in fn-go:v1 fn-c:v1; do   # also under dev.local/, which Knative never resolves
+  lab_ctr images tag --force "coldbench.local/$img" "dev.local/coldbench/$img" >/dev/null 2>&1 || true
+done
+tmp=$(mktemp -d)
+tar -C "$tmp" -xf "$LAB_CACHE/knative-serving-$KNATIVE_VERSION/images.tar"
+for t in "$tmp"/*.tar; do lab_ctr images import "$t" >/dev/null; done
+rm -rf "$tmp"
+log "images: $(lab_ctr images ls -q | grep -cE '^(coldbench.local|dev.local)/') coldbench and Knative images in the lab containerd"
+
+step "certificates and kubeconfigs"
+"$LAB_DIR/pki.sh" "$NODE_IP"
+
+step "etcd"
+mkdir -p "$LAB_ETCD_DIR" && chmod 700 "$LAB_ETCD_DIR"
+lab_start etcd etcd --name lab --data-dir "$LAB_ETCD_DIR" \
+  --listen-client-urls "$LAB_ETCD_CLIENT" --advertise-client-urls "$LAB_ETCD_CLIENT" \
+  --listen-peer-urls "$LAB_ETCD_PEER" --initial-advertise-peer-urls "$LAB_ETCD_PEER" \
+  --initial-cluster "lab=$LAB_ETCD_PEER" --listen-metrics-urls "" \
+  --snapshot-count 10000 --quota-backend-bytes 2147483648
+wait_for etcd curl -fsS "$LAB_ETCD_CLIENT/health"
+
+step "kube-apiserver"
+P=$LAB_PKI
+lab_start kube-apiserver "$K8S_BIN/kube-apiserver" \
+  --etcd-servers="$LAB_ETCD_CLIENT" \
+  --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$LAB_APISERVER_PORT" \
+  --service-cluster-ip-range="$LAB_SERVICE_CIDR" \
+  --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" \
+  --client-ca-file="$P/ca.crt" \
+  --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types=InternalIP,Hostname \
+  --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+  --service-account-issuer="https://kubernetes.default.svc.$LAB_CLUSTER_DOMAIN" \
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --allow-privileged=true --profiling=false --event-ttl=10m
+wait_for "the apiserver to be ready" bash -c "kill -0 $(lab_pid kube-apiserver) && '$K8S_BIN/kubectl' --kubeconfig '$LAB_KUBECONFIG' get --raw /readyz"
+
+step "controller-manager, scheduler"
+lab_start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  --kubeconfig="$P/controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$P/controller-manager.kubeconfig" --authorization-kubeconfig="$P/controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --leader-elect=false --use-service-account-credentials=true \
+  --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
+  --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
+  --allocate-node-cidrs=false --profiling=false
+lab_start kube-scheduler "$K8S_BIN/kube-scheduler" \
+  --kubeconfig="$P/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$P/scheduler.kubeconfig" --authorization-kubeconfig="$P/scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 --leader-elect=false --profiling=false
+wait_for "controller-manager health" curl -fsk https://127.0.0.1:10257/healthz
+wait_for "scheduler health" curl -fsk https://127.0.0.1:10259/healthz
+
+step "kubelet, kube-proxy"
+mkdir -p "$LAB_KUBELET_DIR"
+cat >"$LAB_STATE/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# Kubernetes 1.34 still runs on cgroup v1 when told to (1.35 refuses).
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://$LAB_CRI_SOCK
+address: $NODE_IP
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $P/ca.crt}
+authorization: {mode: Webhook}
+clusterDomain: $LAB_CLUSTER_DOMAIN
+clusterDNS: [$NODE_IP]
+# Pods get the cluster's DNS only (CoreDNS answers the cluster zone, nothing else).
+resolvConf: ""
+failSwapOn: false
+# The images here cannot be pulled again: never garbage-collect them.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+serializeImagePulls: false
+EOF
+cat >"$LAB_STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+clientConnection: {kubeconfig: $P/kube-proxy.kubeconfig}
+hostnameOverride: $LAB_NODE_NAME
+clusterCIDR: $LAB_POD_CIDR
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+# Leave the host's conntrack sysctls alone.
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+lab_start kubelet "$K8S_BIN/kubelet" --config="$LAB_STATE/kubelet.yaml" \
+  --kubeconfig="$P/kubelet.kubeconfig" --hostname-override="$LAB_NODE_NAME" --node-ip="$NODE_IP" \
+  --root-dir="$LAB_KUBELET_DIR" --cert-dir="$LAB_KUBELET_DIR/pki"
+lab_start kube-proxy "$K8S_BIN/kube-proxy" --config="$LAB_STATE/kube-proxy.yaml"
+wait_for "node $LAB_NODE_NAME Ready" bash -c "kill -0 $(lab_pid kubelet) && '$K8S_BIN/kubectl' --kubeconfig '$LAB_KUBECONFIG' wait --for=condition=Ready node/$LAB_NODE_NAME --timeout=5s"
+wait_for "kube-proxy health" curl -fs http://127.0.0.1:10256/healthz
+
+step "CoreDNS"
+cat >"$LAB_STATE/Corefile" <<EOF
+# The cluster zone only: no forwarding, names outside it are refused.
+$LAB_CLUSTER_DOMAIN:53 in-addr.arpa:53 ip6.arpa:53 {
+  bind $NODE_IP
+  errors
+  ready 127.0.0.1:18181
+  kubernetes $LAB_CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
+    kubeconfig $LAB_KUBECONFIG coldbench-lab
+    pods insecure
+  }
+  cache 10
+}
+EOF
+lab_start coredns "$COREDNS_BIN/coredns" -conf "$LAB_STATE/Corefile"
+wait_for "CoreDNS ready" curl -fs http://127.0.0.1:18181/ready
+
+step "cluster objects"
+sed -e "s#@NODE_IP@#$NODE_IP#g" -e "s#@INGRESS_PORT@#$LAB_INGRESS_PORT#g" -e "s#@DNS_IP@#$NODE_IP#g" \
+  "$LAB_DIR/manifests/cluster.yaml" | kctl apply -f - >/dev/null
+
+step "Knative Serving $KNATIVE_VERSION"
+kctl apply -f "$KNATIVE_YAML/crds.yaml" >/dev/null
+kctl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+kctl apply -f "$KNATIVE_YAML/core.yaml" >/dev/null
+wait_for "Knative deployments available" kctl -n knative-serving wait --for=condition=Available deployment --all --timeout=5s
+
+step "Traefik"
+lab_start traefik env KUBECONFIG="$LAB_KUBECONFIG" "$TRAEFIK_BIN/traefik" \
+  --global.checkNewVersion=false --global.sendAnonymousUsage=false \
+  --log.level=INFO --ping=true --entrypoints.traefik.address=127.0.0.1:$((LAB_INGRESS_PORT + 1)) \
+  --entrypoints.web.address=":$LAB_INGRESS_PORT" \
+  --experimental.knative=true --providers.knative=true \
+  --providers.knative.publicEntrypoints=web \
+  --providers.knative.publicService.name=traefik --providers.knative.publicService.namespace=traefik
+wait_for "Traefik ping" curl -fs "http://127.0.0.1:$((LAB_INGRESS_PORT + 1))/ping"
+
+step "probe Knative Service through the ingress"
+kctl apply -f "$LAB_DIR/manifests/probe.yaml" >/dev/null
+wait_for "ksvc probe Ready" kctl -n coldbench-lab wait --for=condition=Ready ksvc/probe --timeout=5s
+host="probe.coldbench-lab.$LAB_DOMAIN"
+wait_for "an answer from ksvc probe via http://127.0.0.1:$LAB_INGRESS_PORT (Host: $host)" \
+  bash -c "curl -fsS --max-time 10 -H 'Host: $host' http://127.0.0.1:$LAB_INGRESS_PORT/ | grep -q 'coldbench: hello'"
+log "probe answered: $(curl -fsS --max-time 10 -H "Host: $host" "http://127.0.0.1:$LAB_INGRESS_PORT/")"
+
+steps_done "lab up"
+cat >&2 <<EOF
+
+lab is up:
+  kubeconfig  $LAB_KUBECONFIG      (export KUBECONFIG=$LAB_KUBECONFIG)
+  ingress     http://127.0.0.1:$LAB_INGRESS_PORT and http://$NODE_IP:$LAB_INGRESS_PORT  (Host: <ksvc>.<namespace>.$LAB_DOMAIN)
+  kubectl     $K8S_BIN/kubectl
+EOF
