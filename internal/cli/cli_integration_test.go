@@ -47,6 +47,16 @@ func sandboxCount(t *testing.T, ep string) int {
 	return len(resp.Items)
 }
 
+// rawMedian is the textbook median, computed here independently of pkg/stats.
+func rawMedian(v []int64) float64 {
+	v = append([]int64(nil), v...)
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	if len(v)%2 == 1 {
+		return float64(v[len(v)/2])
+	}
+	return float64(v[len(v)/2-1]+v[len(v)/2]) / 2
+}
+
 // The README's main job, smaller: runc and crun rows at two N, every attempt
 // accounted for, and the printed median reproduced from the raw records.
 func TestRunEndToEnd(t *testing.T) {
@@ -87,13 +97,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	for _, k := range []key{{"runc", 1}, {"runc", 3}, {"crun", 1}, {"crun", 3}} {
 		v := lat[k]
-		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
-		var med float64
-		if len(v)%2 == 1 {
-			med = float64(v[len(v)/2])
-		} else {
-			med = float64(v[len(v)/2-1]+v[len(v)/2]) / 2
-		}
+		med := rawMedian(v)
 		// Row: RUNTIME N ATTEMPTS OK FAIL MEAN STDEV MIN P50 ...
 		want := fmt.Sprintf("%.3f", med/1e6)
 		found := false
@@ -146,12 +150,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("row %+v", r)
 			continue
 		}
-		var med float64
-		if len(v)%2 == 1 {
-			med = float64(v[len(v)/2])
-		} else {
-			med = float64(v[len(v)/2-1]+v[len(v)/2]) / 2
-		}
+		med := rawMedian(v)
 		if *r.TTFB.P50 != med {
 			t.Errorf("%s N=%d: json p50 %v, raw %v", r.Runtime, r.Scale, *r.TTFB.P50, med)
 		}

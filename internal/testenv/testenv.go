@@ -55,3 +55,51 @@ func Binary(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// Lab describes the running lab (lab/up.sh): where its kubeconfig and
+// ingress are, and the domain of its Knative Services.
+type Lab struct {
+	Kubeconfig string // admin kubeconfig
+	Ingress    string // base URL of Traefik's web entrypoint, e.g. http://127.0.0.1:31080
+	Domain     string // Knative's domain: <ksvc>.<namespace>.<Domain>
+}
+
+// Lab defaults, overridable with COLDBENCH_LAB_KUBECONFIG, COLDBENCH_LAB_INGRESS
+// and COLDBENCH_LAB_DOMAIN (they must match lab/lib.sh).
+const (
+	DefaultLabKubeconfig = "/var/lib/coldbench/lab/kubeconfig"
+	DefaultLabIngress    = "http://127.0.0.1:31080"
+	DefaultLabDomain     = "lab.coldbench.local"
+)
+
+// LabEnv returns the lab's coordinates, skipping t (failing it in CI) when
+// the lab's kubeconfig is missing. Whether the cluster answers is the
+// caller's first check (it needs a client).
+func LabEnv(t testing.TB) Lab {
+	t.Helper()
+	l := Lab{
+		Kubeconfig: envOr("COLDBENCH_LAB_KUBECONFIG", DefaultLabKubeconfig),
+		Ingress:    envOr("COLDBENCH_LAB_INGRESS", DefaultLabIngress),
+		Domain:     envOr("COLDBENCH_LAB_DOMAIN", DefaultLabDomain),
+	}
+	if _, err := os.Stat(l.Kubeconfig); err != nil {
+		MissingLab(t, "lab kubeconfig "+l.Kubeconfig)
+	}
+	return l
+}
+
+// MissingLab is Missing for the lab: skip on a developer's machine, fail in CI.
+func MissingLab(t testing.TB, what string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("prerequisite missing in CI: %s (make lab-up brings the lab up)", what)
+	}
+	t.Skipf("prerequisite missing: %s (run make lab-up)", what)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
