@@ -40,6 +40,9 @@ func Main(args []string) int {
 		if errors.As(err, &ee) {
 			return ee.code
 		}
+		if ctx.Err() != nil {
+			return 130 // interrupted, whatever step it cut short
+		}
 		return 1
 	}
 	return 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/platform/node"
@@ -34,6 +35,7 @@ type runFlags struct {
 	image         string
 	force         bool
 	format        string
+	resume        string
 }
 
 func newRunCmd() *cobra.Command {
@@ -49,11 +51,18 @@ Flags override the experiment file (-f) field by field.`,
   coldbench run -f experiment.yaml -o results/study.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.resume != "" {
+				res, err := f.resumption(cmd)
+				if err != nil {
+					return err
+				}
+				return runExperiment(cmd.Context(), cmd, res.Exp, f, res)
+			}
 			exp, err := f.experiment(cmd)
 			if err != nil {
 				return err
 			}
-			return runExperiment(cmd.Context(), cmd, exp, f)
+			return runExperiment(cmd.Context(), cmd, exp, f, nil)
 		},
 	}
 	fl := cmd.Flags()
@@ -72,7 +81,43 @@ Flags override the experiment file (-f) field by field.`,
 	fl.StringVar(&f.image, "image", bench.DefaultImage, "function image for runtimes given by --runtimes")
 	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
 	fl.StringVar(&f.format, "format", "table", "summary format printed at the end: table, markdown, json, csv")
+	fl.StringVar(&f.resume, "resume", "", "continue the interrupted experiment recorded in this file: skip the cells it holds, append the rest")
 	return cmd
+}
+
+// resumption loads --resume FILE. The experiment is the one recorded in the
+// file; only where and how long to run may change.
+func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
+	var fixed []string
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		switch fl.Name {
+		case "resume", "endpoint", "deadline", "format", "verbose":
+		default:
+			fixed = append(fixed, "--"+fl.Name)
+		}
+	})
+	if len(fixed) > 0 {
+		return nil, fmt.Errorf("--resume continues the experiment as recorded in %s; %s cannot change it (start a new run instead)", f.resume, strings.Join(fixed, ", "))
+	}
+	if !slices.Contains(report.Formats(), f.format) {
+		return nil, fmt.Errorf("--format %q: use one of %s", f.format, strings.Join(report.Formats(), ", "))
+	}
+	res, err := bench.LoadResume(f.resume)
+	if err != nil {
+		return nil, err
+	}
+	s := &res.Exp.Spec
+	if cmd.Flags().Changed("endpoint") && s.Node != nil {
+		s.Node.Endpoint = f.endpoint
+	}
+	if cmd.Flags().Changed("deadline") {
+		if f.deadline <= 0 {
+			return nil, fmt.Errorf("--deadline %v: must be positive", f.deadline)
+		}
+		s.Deadline.Duration = f.deadline
+	}
+	s.Output = f.resume
+	return res, nil
 }
 
 // experiment resolves the file (if any) and the flags the user set.
@@ -148,7 +193,7 @@ func openPlatform(exp *bench.Experiment) (bench.Platform, error) {
 	return nil, fmt.Errorf("--platform %q: not available; use node", exp.Spec.Platform)
 }
 
-func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment, f *runFlags) error {
+func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
 	log := slog.Default()
 	plat, err := openPlatform(exp)
 	if err != nil {
@@ -160,6 +205,24 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	}
 
 	id := bench.NewExperimentID(time.Now())
+	var done map[bench.CellKey]bool
+	session := 0
+	if res != nil {
+		id, done, session = res.ID, res.Done, res.Session
+		// A killed session may have left sandboxes behind; they carry this
+		// experiment's id, which no other run uses.
+		if n, err := plat.Clean(ctx, id); err != nil {
+			return fmt.Errorf("removing leftovers of %s before resuming: %w", id, err)
+		} else if n > 0 {
+			log.Info("removed leftovers of the interrupted session", "sandboxes", n)
+		}
+		if res.Repair != "" {
+			log.Warn("results file repaired before resuming", "file", exp.Spec.Output, "what", res.Repair)
+		}
+		for _, w := range res.Warnings {
+			log.Warn(w)
+		}
+	}
 	out := exp.Spec.Output
 	if out == "" {
 		out = filepath.Join("results", id+".jsonl")
@@ -175,11 +238,11 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	}
 	defer w.Close()
 
-	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Out: w}
+	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Out: w, Done: done, Session: session}
 	if err := r.WriteHeader(ctx); err != nil {
 		return err
 	}
-	log.Info("running", "experiment", id, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "records", out)
+	log.Info("running", "experiment", id, "session", session, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "cells_already_recorded", len(done), "records", out)
 	prog := newProgress(exp.TotalAttempts())
 	r.OnAttempts = prog.onAttempts
 	outcome, err := r.Run(ctx)
@@ -195,12 +258,16 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	if err := printReport(cmd.OutOrStdout(), f.format, []string{out}); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "\nraw records: %s (%d attempts, %d failed)\n", out, outcome.Attempts, outcome.Failures)
+	fmt.Fprintf(cmd.OutOrStdout(), "\nraw records: %s (this session: %d attempts, %d failed", out, outcome.Attempts, outcome.Failures)
+	if outcome.ResumedFrom > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "; %d cells recorded by earlier sessions", outcome.ResumedFrom)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), ")")
 	switch {
 	case outcome.Interrupted:
-		return &exitError{code: 130, err: fmt.Errorf("interrupted: %d cells not run; the %d records measured so far are in %s", outcome.SkippedCells, outcome.Attempts, out)}
+		return &exitError{code: 130, err: fmt.Errorf("interrupted: %d cells not run; the records measured so far are in %s; continue with: coldbench run --resume %s", outcome.SkippedCells+outcome.CutCells, out, out)}
 	case outcome.DeadlineHit:
-		return &exitError{code: 2, err: fmt.Errorf("deadline %v reached: %d cells not run; records in %s", exp.Spec.Deadline.Duration, outcome.SkippedCells, out)}
+		return &exitError{code: 2, err: fmt.Errorf("deadline %v reached: %d cells not run; continue with: coldbench run --resume %s", exp.Spec.Deadline.Duration, outcome.SkippedCells+outcome.CutCells, out)}
 	}
 	return nil
 }

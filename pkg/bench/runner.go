@@ -105,6 +105,17 @@ type Runner struct {
 	Log      *slog.Logger
 	// OnAttempts is called after each cell (progress display); may be nil.
 	OnAttempts func(done, total int, batch []results.Attempt)
+	// Done holds cells already recorded (by an earlier session of a resumed
+	// run); they are skipped. Session numbers the header.
+	Done    map[CellKey]bool
+	Session int
+}
+
+// CellKey identifies a cell across sessions of one experiment.
+type CellKey struct {
+	Runtime   string
+	Scale     int
+	Iteration int
 }
 
 // Outcome summarises a finished run.
@@ -112,8 +123,12 @@ type Outcome struct {
 	Attempts     int
 	Failures     int
 	SkippedCells int // not started because of the deadline or an interrupt
-	Interrupted  bool
-	DeadlineHit  bool
+	// CutCells were cut short by the interrupt or deadline: not recorded,
+	// so that --resume measures them whole.
+	CutCells    int
+	ResumedFrom int // cells already recorded by earlier sessions
+	Interrupted bool
+	DeadlineHit bool
 }
 
 // TotalAttempts is the number of attempts the experiment plans, warm-ups included.
@@ -133,6 +148,7 @@ func (r *Runner) WriteHeader(ctx context.Context) error {
 		Type:         results.TypeHeader,
 		Schema:       results.SchemaVersion,
 		ExperimentID: r.ID,
+		Session:      r.Session,
 		Created:      time.Now().UTC(),
 		Experiment:   r.Exp,
 		Testbed:      tb,
@@ -161,6 +177,11 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 	for _, n := range s.Scales {
 		for it := -s.Warmups; it < s.Iterations; it++ {
 			for _, rt := range s.Runtimes {
+				if r.Done[CellKey{rt.Name, n, it}] {
+					out.ResumedFrom++
+					done += n
+					continue
+				}
 				if dctx.Err() != nil {
 					out.SkippedCells++
 					continue
@@ -169,6 +190,13 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 					RequestTimeout: s.RequestTimeout.Duration, ProbeInterval: s.ProbeInterval.Duration}
 				load := testbed.LoadAvg()
 				batch := r.Platform.ColdStart(dctx, cell)
+				if dctx.Err() != nil && cutShort(batch) {
+					out.CutCells++
+					log.Warn("cell cut short by the interrupt or deadline: not recorded; --resume measures it again",
+						"runtime", rt.Name, "n", n, "iteration", it)
+					continue
+				}
+				recs := make([]any, len(batch))
 				for i := range batch {
 					a := &batch[i]
 					a.Type = results.TypeAttempt
@@ -176,9 +204,13 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 					a.Runtime, a.Handler = rt.Name, rt.Handler
 					a.Scale, a.Iteration, a.Warmup = n, it, cell.Warmup
 					a.LoadAvg = load
-					if err := r.Out.Write(a); err != nil {
-						return out, err
-					}
+					recs[i] = a
+				}
+				// One write per cell: a cell is in the file whole or not at all.
+				if err := r.Out.WriteBatch(recs...); err != nil {
+					return out, err
+				}
+				for _, a := range batch {
 					out.Attempts++
 					if !a.OK {
 						out.Failures++
@@ -210,6 +242,17 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// cutShort reports whether any attempt of the cell ended because the run
+// was canceled rather than on its own.
+func cutShort(batch []results.Attempt) bool {
+	for _, a := range batch {
+		if a.ErrorClass == results.ErrCanceled {
+			return true
+		}
+	}
+	return false
 }
 
 func logCell(log *slog.Logger, c Cell, batch []results.Attempt) {

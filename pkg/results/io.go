@@ -33,12 +33,21 @@ func Create(path string) (*Writer, error) {
 func (w *Writer) Path() string { return w.path }
 
 // Write encodes rec (a *Header or *Attempt) as one line and flushes it.
-func (w *Writer) Write(rec any) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encoding record: %w", err)
+func (w *Writer) Write(rec any) error { return w.WriteBatch(rec) }
+
+// WriteBatch encodes recs as lines and appends them with a single write(2)
+// and fsync. A write to a regular file is not cut short by SIGKILL, so the
+// batch (one cell's attempts) lands whole or not at all, short of a crash
+// of the machine, which the reader's torn-line check covers.
+func (w *Writer) WriteBatch(recs ...any) error {
+	var b []byte
+	for _, rec := range recs {
+		line, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encoding record: %w", err)
+		}
+		b = append(append(b, line...), '\n')
 	}
-	b = append(b, '\n')
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, err := w.f.Write(b); err != nil {
@@ -55,6 +64,38 @@ func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.f.Close()
+}
+
+// RepairTail makes path end with a whole line before more records are
+// appended: a torn last record (no newline, does not decode) is cut off; a
+// whole record that only lacks its newline gets one. It says what it did
+// ("" when nothing was needed).
+func RepairTail(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading results file: %w", err)
+	}
+	if len(data) == 0 || data[len(data)-1] == '\n' {
+		return "", nil
+	}
+	start := bytes.LastIndexByte(data, '\n') + 1
+	tail := data[start:]
+	var probe Set
+	if err := probe.decodeLine(bytes.TrimSpace(tail)); err == nil {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			return "", err
+		}
+		return "added the missing newline after the last record", f.Sync()
+	}
+	if err := os.Truncate(path, int64(start)); err != nil {
+		return "", fmt.Errorf("cutting the torn last record: %w", err)
+	}
+	return fmt.Sprintf("cut a torn last record (%d bytes)", len(tail)), nil
 }
 
 // Set is what a results file holds.

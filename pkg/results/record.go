@@ -30,13 +30,16 @@ const (
 
 // Header is the first record of a results file: what was run, where, with what.
 type Header struct {
-	Type         string    `json:"type"`
-	Schema       string    `json:"schema"`
-	ExperimentID string    `json:"experiment_id"`
-	Created      time.Time `json:"created"`
-	Experiment   any       `json:"experiment"` // the resolved experiment, as run
-	Testbed      Testbed   `json:"testbed"`
-	Tool         ToolInfo  `json:"tool"`
+	Type         string `json:"type"`
+	Schema       string `json:"schema"`
+	ExperimentID string `json:"experiment_id"`
+	// Session counts resumptions: 0 for the first run, k for the k-th
+	// `run --resume` appending to the same file.
+	Session    int       `json:"session,omitempty"`
+	Created    time.Time `json:"created"`
+	Experiment any       `json:"experiment"` // the resolved experiment, as run
+	Testbed    Testbed   `json:"testbed"`
+	Tool       ToolInfo  `json:"tool"`
 }
 
 // ToolInfo identifies the coldbench build that produced the records.

@@ -303,7 +303,9 @@ func (in *instance) measure(ctx context.Context) results.Attempt {
 	}
 	fail := func(class string, err error) results.Attempt {
 		a.ErrorClass, a.Error = class, err.Error()
-		if ctx.Err() != nil && class != results.ErrTimeout {
+		// The run's own context ended (interrupt or overall deadline): the
+		// attempt did not fail on its own, whatever the call reported.
+		if ctx.Err() != nil {
 			a.ErrorClass = results.ErrCanceled
 		}
 		return a
@@ -405,7 +407,9 @@ func (in *instance) teardown(parent context.Context) {
 	}
 }
 
-// Clean removes coldbench-labelled sandboxes (and their containers).
+// Clean removes coldbench-labelled sandboxes (and their containers), only in
+// coldbench's CRI namespace. Stopping the sandbox first kills every container
+// in it, whatever state an interrupted start left them in.
 func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) {
 	sel := map[string]string{bench.LabelManagedBy: bench.LabelManagedByVal}
 	if experimentID != "" {
@@ -421,21 +425,39 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 		if sb.GetMetadata().GetNamespace() != Namespace {
 			continue // labels alone are not enough: only our namespace
 		}
-		cs, err := p.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: sb.Id}})
-		if err == nil {
-			for _, c := range cs.Containers {
-				p.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id})
-				if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
-					errs = append(errs, fmt.Errorf("removing container %s: %w", c.Id, err))
-				}
+		// A sandbox whose teardown was cut by a kill can be mid-stop (its
+		// shim exiting): retry briefly before giving up.
+		var err error
+		for try := 0; try < 10; try++ {
+			if err = p.removeSandbox(ctx, sb.Id); err == nil || ctx.Err() != nil {
+				break
 			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		p.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
-		if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("removing sandbox %s: %w", sb.Id, err))
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+func (p *Platform) removeSandbox(ctx context.Context, id string) error {
+	if _, err := p.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		return fmt.Errorf("stopping sandbox %s: %w", id, err)
+	}
+	cs, err := p.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: id}})
+	if err != nil {
+		return fmt.Errorf("listing containers of sandbox %s: %w", id, err)
+	}
+	for _, c := range cs.Containers {
+		if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
+			return fmt.Errorf("removing container %s: %w", c.Id, err)
+		}
+	}
+	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		return fmt.Errorf("removing sandbox %s: %w", id, err)
+	}
+	return nil
 }
