@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: demo test build node-up node-down unit bench-overhead
+.PHONY: demo test fuzz build node-up node-down unit bench-overhead
 
 build:
 	$(GO) build -o bin/coldbench ./cmd/coldbench
@@ -23,6 +23,12 @@ demo: node-up
 test: node-up
 	$(GO) vet ./...
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# Bounded fuzzing of the two decoders of user input (experiment file, records).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 20s ./pkg/bench
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 20s ./pkg/results
 
 unit:
 	$(GO) test -short ./...

@@ -23,8 +23,10 @@ const (
 	PlatformNode    = "node"
 	PlatformKnative = "knative"
 
-	// MaxScale guards against typos like --scales 5000 on a laptop.
-	MaxScale = 1000
+	// MaxScale guards against typos like --scales 5000 on a laptop;
+	// --force lifts it up to HardMaxScale.
+	MaxScale     = 1000
+	HardMaxScale = 100000
 	// MaxIterations bounds a single run; split bigger studies.
 	MaxIterations = 100000
 
@@ -242,6 +244,8 @@ func (e *Experiment) Validate(force bool) error {
 		switch {
 		case n < 1:
 			add("spec.scales[%d]: N = %d; N is the number of instances cold-started at once and must be at least 1", i, n)
+		case n > HardMaxScale:
+			add("spec.scales[%d]: N = %d is above the hard limit of %d", i, n, HardMaxScale)
 		case n > MaxScale && !force:
 			add("spec.scales[%d]: N = %d is above the sane cap of %d; pass --force if you mean it", i, n, MaxScale)
 		case seenN[n]:

@@ -97,6 +97,7 @@ func TestValidate(t *testing.T) {
 		{"negative warmups", func(s *Spec) { s.Warmups = -2 }, false, "spec.warmups"},
 		{"N above cap", func(s *Spec) { s.Scales = []int{MaxScale + 1} }, false, "pass --force"},
 		{"N above cap forced", func(s *Spec) { s.Scales = []int{MaxScale + 1} }, true, ""},
+		{"N above hard cap forced", func(s *Spec) { s.Scales = []int{HardMaxScale + 1} }, true, "hard limit"},
 		{"negative N", func(s *Spec) { s.Scales = []int{-3} }, false, "N = -3"},
 		{"no scales", func(s *Spec) { s.Scales = nil }, false, "spec.scales: empty"},
 		{"no runtimes", func(s *Spec) { s.Runtimes = nil }, false, "spec.runtimes: no runtime"},
