@@ -1,0 +1,137 @@
+// Package host tunes the CPU frequency settings that make cold-start
+// figures noisy (governor, boost) and puts them back afterwards.
+package host
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// State is what tune changed, saved so restore can undo it exactly.
+type State struct {
+	// Files maps a sysfs path to the value it held before tuning.
+	Files map[string]string `json:"files"`
+}
+
+// Tuner works on a sysfs tree (normally "/sys").
+type Tuner struct {
+	Sysfs     string
+	StateFile string // where the previous state is kept between tune and restore
+}
+
+// Default uses the real /sys and coldbench's state directory.
+func Default() *Tuner {
+	return &Tuner{Sysfs: "/sys", StateFile: "/var/lib/coldbench/host-tune-state.json"}
+}
+
+// ErrNotExposed means the host has neither a cpufreq governor nor a boost
+// switch (typical in VMs): there is nothing to tune.
+var ErrNotExposed = errors.New("this host exposes no CPU governor and no boost switch (typical in VMs): nothing to tune, nothing changed")
+
+// targets lists the files tune writes and the value each gets.
+func (t *Tuner) targets() map[string]string {
+	want := map[string]string{}
+	govs, _ := filepath.Glob(filepath.Join(t.Sysfs, "devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor"))
+	for _, g := range govs {
+		want[g] = "performance"
+	}
+	if p := filepath.Join(t.Sysfs, "devices/system/cpu/cpufreq/boost"); exists(p) {
+		want[p] = "0"
+	}
+	if p := filepath.Join(t.Sysfs, "devices/system/cpu/intel_pstate/no_turbo"); exists(p) {
+		want[p] = "1"
+	}
+	return want
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Tune sets every governor to performance and turns boost off, after saving
+// the previous values. Tuning twice keeps the first saved state.
+func (t *Tuner) Tune() ([]string, error) {
+	want := t.targets()
+	if len(want) == 0 {
+		return nil, ErrNotExposed
+	}
+	prev := State{Files: map[string]string{}}
+	if old, err := t.load(); err == nil {
+		prev = *old // already tuned: keep the original values
+	}
+	for p := range want {
+		if _, ok := prev.Files[p]; ok {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		prev.Files[p] = strings.TrimSpace(string(b))
+	}
+	if err := t.save(&prev); err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, p := range sortedKeys(want) {
+		if err := os.WriteFile(p, []byte(want[p]), 0o644); err != nil {
+			return changed, fmt.Errorf("writing %q to %s: %w (run `coldbench host restore` to undo the rest)", want[p], p, err)
+		}
+		changed = append(changed, fmt.Sprintf("%s: %s -> %s", p, prev.Files[p], want[p]))
+	}
+	return changed, nil
+}
+
+// Restore writes back the values saved by Tune and forgets them.
+func (t *Tuner) Restore() ([]string, error) {
+	st, err := t.load()
+	if errors.Is(err, os.ErrNotExist) {
+		if len(t.targets()) == 0 {
+			return nil, ErrNotExposed
+		}
+		return nil, fmt.Errorf("no saved state in %s: `coldbench host tune` was not run (or was restored already)", t.StateFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var restored []string
+	for _, p := range sortedKeys(st.Files) {
+		if err := os.WriteFile(p, []byte(st.Files[p]), 0o644); err != nil {
+			return restored, fmt.Errorf("restoring %s to %q: %w", p, st.Files[p], err)
+		}
+		restored = append(restored, fmt.Sprintf("%s: %s", p, st.Files[p]))
+	}
+	return restored, os.Remove(t.StateFile)
+}
+
+func (t *Tuner) load() (*State, error) {
+	b, err := os.ReadFile(t.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("reading saved host state %s: %w", t.StateFile, err)
+	}
+	return &st, nil
+}
+
+func (t *Tuner) save(st *State) error {
+	if err := os.MkdirAll(filepath.Dir(t.StateFile), 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	return os.WriteFile(t.StateFile, b, 0o644)
+}
+
+func sortedKeys(m map[string]string) []string {
+	k := make([]string, 0, len(m))
+	for p := range m {
+		k = append(k, p)
+	}
+	sort.Strings(k)
+	return k
+}
