@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: demo test fuzz build node-up node-down unit bench-overhead
+.PHONY: demo test test-deps fuzz build node-up node-down unit bench-overhead
 
 build:
 	$(GO) build -o bin/coldbench ./cmd/coldbench
@@ -15,12 +15,15 @@ node-up:
 node-down:
 	scripts/node-down.sh
 
+test-deps:
+	scripts/test-deps.sh
+
 # The main job on the embedded default: node backend, runc + crun, N = 1 and 4.
 demo: node-up
 	bin/coldbench run --platform node --runtimes runc,crun --scales 1,4 --iterations 6 --warmups 1
 
 # Every test, integration tests included, against the real containerd.
-test: node-up
+test: node-up test-deps
 	$(GO) vet ./...
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz

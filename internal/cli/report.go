@@ -13,7 +13,7 @@ import (
 )
 
 func newReportCmd() *cobra.Command {
-	var format string
+	var format, htmlFile, attemptsCSV string
 	cmd := &cobra.Command{
 		Use:   "report FILE...",
 		Short: "Statistics per runtime and N from results files alone",
@@ -25,10 +25,23 @@ median. Warm-ups are excluded.`,
   coldbench report --format csv results/*.jsonl > summary.csv`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return printReport(cmd.OutOrStdout(), format, args)
+			if err := printReport(cmd.OutOrStdout(), format, args); err != nil {
+				return err
+			}
+			if htmlFile != "" {
+				if err := report.WriteHTMLFile(htmlFile, args, report.HTMLOptions{}); err != nil {
+					return err
+				}
+			}
+			if attemptsCSV != "" {
+				return report.WriteAttemptsCSVFile(attemptsCSV, args)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: "+strings.Join(report.Formats(), ", "))
+	cmd.Flags().StringVar(&htmlFile, "html", "", "also write a self-contained HTML report (tables, all figures, testbed) to this file")
+	cmd.Flags().StringVar(&attemptsCSV, "attempts-csv", "", "also write every attempt record as one CSV row to this file")
 	return cmd
 }
 

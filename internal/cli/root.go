@@ -65,7 +65,7 @@ func NewRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log every cell (debug level)")
-	root.AddCommand(newRunCmd(), newReportCmd(), newImageCmd(), newCleanCmd(), newVersionCmd(), newHostCmd())
+	root.AddCommand(newRunCmd(), newReportCmd(), newImageCmd(), newCleanCmd(), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd())
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/platform/knative"
 	"github.com/coldbench/coldbench/pkg/platform/node"
 	"github.com/coldbench/coldbench/pkg/report"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -36,11 +37,11 @@ type runFlags struct {
 	force         bool
 	format        string
 	resume        string
+	knative       knativeFlags
 }
 
 func newRunCmd() *cobra.Command {
 	f := &runFlags{}
-	def := bench.Default().Spec
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a cold-start experiment and append one record per attempt to a JSONL file",
@@ -65,6 +66,14 @@ Flags override the experiment file (-f) field by field.`,
 			return runExperiment(cmd.Context(), cmd, exp, f, nil)
 		},
 	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the interrupted experiment recorded in this file: skip the cells it holds, append the rest")
+	return cmd
+}
+
+// register adds the experiment flags (shared by run and doctor).
+func (f *runFlags) register(cmd *cobra.Command) {
+	def := bench.Default().Spec
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "experiment YAML (apiVersion "+bench.APIVersion+", kind "+bench.Kind+")")
 	fl.StringVar(&f.platform, "platform", def.Platform, "platform: node (containerd CRI on this host)")
@@ -78,11 +87,10 @@ Flags override the experiment file (-f) field by field.`,
 	fl.StringVarP(&f.output, "output", "o", "", "records file (JSONL, appended); default results/<experiment-id>.jsonl")
 	fl.StringVar(&f.endpoint, "endpoint", bench.DefaultEndpoint, "node platform: containerd CRI socket")
 	fl.IntVar(&f.port, "port", bench.DefaultPort, "node platform: port the function listens on")
-	fl.StringVar(&f.image, "image", bench.DefaultImage, "function image for runtimes given by --runtimes")
+	fl.StringVar(&f.image, "image", "", "function image for runtimes given by --runtimes (default "+bench.DefaultImage+" on node, "+bench.DefaultKnativeImage+" on knative)")
 	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
 	fl.StringVar(&f.format, "format", "table", "summary format printed at the end: table, markdown, json, csv")
-	fl.StringVar(&f.resume, "resume", "", "continue the interrupted experiment recorded in this file: skip the cells it holds, append the rest")
-	return cmd
+	f.knative.register(fl)
 }
 
 // resumption loads --resume FILE. The experiment is the one recorded in the
@@ -91,7 +99,7 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 	var fixed []string
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
 		switch fl.Name {
-		case "resume", "endpoint", "deadline", "format", "verbose":
+		case "resume", "endpoint", "deadline", "format", "verbose", "kubeconfig", "context", "ingress":
 		default:
 			fixed = append(fixed, "--"+fl.Name)
 		}
@@ -109,6 +117,9 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 	s := &res.Exp.Spec
 	if cmd.Flags().Changed("endpoint") && s.Node != nil {
 		s.Node.Endpoint = f.endpoint
+	}
+	if s.Knative != nil {
+		f.knative.apply(func(n string) bool { return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress") }, true, s.Knative)
 	}
 	if cmd.Flags().Changed("deadline") {
 		if f.deadline <= 0 {
@@ -164,6 +175,12 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	if changed("output") {
 		s.Output = f.output
 	}
+	if s.Platform == bench.PlatformKnative {
+		if s.Knative == nil {
+			s.Knative = &bench.KnativeSpec{}
+		}
+		f.knative.apply(changed, f.file != "", s.Knative)
+	}
 	if s.Platform == bench.PlatformNode {
 		if s.Node == nil {
 			s.Node = &bench.NodeSpec{}
@@ -189,8 +206,10 @@ func openPlatform(exp *bench.Experiment) (bench.Platform, error) {
 	switch exp.Spec.Platform {
 	case bench.PlatformNode:
 		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port)
+	case bench.PlatformKnative:
+		return knative.New(exp)
 	}
-	return nil, fmt.Errorf("--platform %q: not available; use node", exp.Spec.Platform)
+	return nil, fmt.Errorf("--platform %q: not available; use node or knative", exp.Spec.Platform)
 }
 
 func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
@@ -273,23 +292,43 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 }
 
 func newCleanCmd() *cobra.Command {
-	var endpoint, experiment string
+	f := &runFlags{}
+	var experiment string
 	cmd := &cobra.Command{
 		Use:   "clean",
 		Short: "Remove leftovers of earlier runs (only objects carrying coldbench's labels)",
-		Args:  cobra.NoArgs,
+		Long: `clean deletes what coldbench created and an interrupted run left behind: on
+node, sandboxes labelled app.kubernetes.io/managed-by=coldbench in coldbench's
+CRI namespace; on knative, ksvcs with that label in the namespace (their
+revisions and pods go with them; clean waits for the pods). Nothing without
+coldbench's labels is touched. Do not run it while a run is in progress.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := node.New(endpoint, 0)
+			f.runtimes = []string{"default"} // clean needs no runtime matrix
+			exp, err := f.experiment(cmd)
 			if err != nil {
 				return err
 			}
-			defer p.Close()
-			n, err := p.Clean(cmd.Context(), experiment)
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d coldbench sandbox(es)\n", n)
+			plat, err := openPlatform(exp)
+			if err != nil {
+				return err
+			}
+			n, err := plat.Clean(cmd.Context(), experiment)
+			plat.Close()
+			what := "sandbox(es)"
+			if exp.Spec.Platform == bench.PlatformKnative {
+				what = "Knative service(s) in namespace " + exp.Spec.Knative.Namespace
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d coldbench %s\n", n, what)
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&endpoint, "endpoint", bench.DefaultEndpoint, "containerd CRI socket")
-	cmd.Flags().StringVar(&experiment, "experiment", "", "only this experiment id (default: every coldbench object)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.platform, "platform", bench.PlatformNode, "platform: node or knative")
+	fl.StringVar(&f.endpoint, "endpoint", bench.DefaultEndpoint, "node: containerd CRI socket")
+	fl.StringVar(&experiment, "experiment", "", "only this experiment id (default: every coldbench object)")
+	f.knative.register(fl)
+	// Defaults experiment() expects from run's flags.
+	f.scales, f.iterations, f.timeout, f.deadline, f.probeInterval, f.format = []int{1}, 1, time.Minute, time.Hour, 2*time.Millisecond, "table"
 	return cmd
 }

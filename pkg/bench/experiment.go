@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,9 +89,10 @@ type Spec struct {
 	// and reported.
 	Deadline Duration `json:"deadline"`
 	// ProbeInterval: a new GET is started this often until one succeeds.
-	ProbeInterval Duration  `json:"probeInterval"`
-	Output        string    `json:"output,omitempty"`
-	Node          *NodeSpec `json:"node,omitempty"`
+	ProbeInterval Duration     `json:"probeInterval"`
+	Output        string       `json:"output,omitempty"`
+	Node          *NodeSpec    `json:"node,omitempty"`
+	Knative       *KnativeSpec `json:"knative,omitempty"`
 }
 
 // Runtime is one column of the runtime matrix.
@@ -109,6 +112,46 @@ type NodeSpec struct {
 	Port int `json:"port,omitempty"`
 }
 
+// Cold-start protocols of the knative platform.
+const (
+	// ProtocolFresh gives every sample a new service born with
+	// initial-scale 0: provably cold, no waiting for scale-to-zero.
+	ProtocolFresh = "fresh"
+	// ProtocolClassic is the study's: the same services every iteration,
+	// waiting until their pods are gone (plus TimeInterval) before each.
+	ProtocolClassic = "classic"
+)
+
+// DefaultKnativeImage is the function image for Knative. dev.local images
+// skip Knative's tag-to-digest resolution, so no registry is consulted.
+const DefaultKnativeImage = "dev.local/coldbench/fn-go:v1"
+
+// KnativeSpec configures the knative platform.
+type KnativeSpec struct {
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+	// Namespace for everything coldbench creates; created (and labelled) if
+	// absent. Default "coldbench".
+	Namespace string `json:"namespace,omitempty"`
+	// Ingress HOST:PORT; empty = detect (Kourier, Istio, Contour, Traefik).
+	Ingress string `json:"ingress,omitempty"`
+	// Protocol: fresh (default) or classic.
+	Protocol string `json:"protocol,omitempty"`
+	// ReadinessTimeout bounds waiting for services to be Ready (untimed).
+	ReadinessTimeout Duration `json:"readinessTimeout,omitempty"`
+	// TimeInterval (classic) is waited after the pods are gone, before each
+	// iteration, like kperf's --time-interval.
+	TimeInterval Duration `json:"timeInterval,omitempty"`
+	// ScaleToZeroTimeout (classic) bounds waiting for the pods to go.
+	ScaleToZeroTimeout Duration `json:"scaleToZeroTimeout,omitempty"`
+	// Autoscaler annotations on every revision (empty = cluster default).
+	Window string `json:"window,omitempty"` // autoscaling.knative.dev/window, e.g. "6s"
+	Target string `json:"target,omitempty"` // autoscaling.knative.dev/target
+	// ConfigureCluster lets coldbench switch on allow-zero-initial-scale
+	// (and restore it afterwards) instead of refusing to run.
+	ConfigureCluster bool `json:"configureCluster,omitempty"`
+}
+
 // Default returns the experiment the README's first command runs.
 func Default() *Experiment {
 	return &Experiment{
@@ -126,7 +169,6 @@ func Default() *Experiment {
 			RequestTimeout: Duration{30 * time.Second},
 			Deadline:       Duration{30 * time.Minute},
 			ProbeInterval:  Duration{2 * time.Millisecond},
-			Node:           &NodeSpec{Endpoint: DefaultEndpoint, Port: DefaultPort},
 		},
 	}
 }
@@ -212,10 +254,16 @@ func (e *Experiment) Validate(force bool) error {
 
 	switch s.Platform {
 	case PlatformNode:
+		if s.Knative != nil {
+			add("spec.knative: set, but spec.platform is %q; remove it or set platform: knative", s.Platform)
+		}
 	case PlatformKnative:
-		add("spec.platform: %q is not implemented yet; use %q", s.Platform, PlatformNode)
+		if s.Node != nil {
+			add("spec.node: set, but spec.platform is %q; remove it or set platform: node", s.Platform)
+		}
+		e.completeKnative(add)
 	default:
-		add("spec.platform: unknown platform %q; use %q", s.Platform, PlatformNode)
+		add("spec.platform: unknown platform %q; use %q or %q", s.Platform, PlatformNode, PlatformKnative)
 	}
 	if len(s.Runtimes) == 0 {
 		add("spec.runtimes: no runtime given; name at least one, e.g. --runtimes runc,crun")
@@ -290,12 +338,63 @@ func (e *Experiment) Validate(force bool) error {
 	for i := range s.Runtimes {
 		if s.Runtimes[i].Image == "" {
 			s.Runtimes[i].Image = DefaultImage
+			if s.Platform == PlatformKnative {
+				s.Runtimes[i].Image = DefaultKnativeImage
+			}
 		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid experiment:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+// completeKnative fills the knative section's defaults and checks it.
+func (e *Experiment) completeKnative(add func(string, ...any)) {
+	k := e.Spec.Knative
+	if k == nil {
+		k = &KnativeSpec{}
+		e.Spec.Knative = k
+	}
+	if k.Namespace == "" {
+		k.Namespace = "coldbench"
+	}
+	if len(k.Namespace) > 63 || !nameRE.MatchString(k.Namespace) {
+		add("spec.knative.namespace: %q is not a valid namespace name; use lower-case letters, digits and '-'", k.Namespace)
+	}
+	switch k.Protocol {
+	case "":
+		k.Protocol = ProtocolFresh
+	case ProtocolFresh, ProtocolClassic:
+	default:
+		add("spec.knative.protocol: %q; use %q or %q", k.Protocol, ProtocolFresh, ProtocolClassic)
+	}
+	if k.ReadinessTimeout.Duration == 0 {
+		k.ReadinessTimeout.Duration = 3 * time.Minute
+	}
+	if k.ScaleToZeroTimeout.Duration == 0 {
+		k.ScaleToZeroTimeout.Duration = 10 * time.Minute
+	}
+	for name, d := range map[string]time.Duration{"readinessTimeout": k.ReadinessTimeout.Duration, "timeInterval": k.TimeInterval.Duration, "scaleToZeroTimeout": k.ScaleToZeroTimeout.Duration} {
+		if d < 0 {
+			add("spec.knative.%s: %v; must not be negative", name, d)
+		}
+	}
+	if k.Ingress != "" {
+		if _, port, err := net.SplitHostPort(k.Ingress); err != nil || port == "" {
+			add("spec.knative.ingress: %q; give HOST:PORT, e.g. 192.168.1.10:31080", k.Ingress)
+		}
+	}
+	if k.Window != "" {
+		if d, err := time.ParseDuration(k.Window); err != nil || d < 6*time.Second || d > time.Hour {
+			add("spec.knative.window: %q; Knative accepts a duration between 6s and 1h", k.Window)
+		}
+	}
+	if k.Target != "" {
+		if v, err := strconv.ParseFloat(k.Target, 64); err != nil || v <= 0 {
+			add("spec.knative.target: %q; give a positive number (concurrent requests per pod)", k.Target)
+		}
+	}
 }
 
 // RuntimesFromNames builds the runtime matrix from --runtimes: each name is

@@ -110,8 +110,16 @@ func TestValidate(t *testing.T) {
 		}, false, "not shorter than"},
 		{"tiny probe interval", func(s *Spec) { s.ProbeInterval.Duration = time.Microsecond }, false, "spec.probeInterval"},
 		{"unknown platform", func(s *Spec) { s.Platform = "lambda" }, false, `unknown platform "lambda"`},
-		{"bad port", func(s *Spec) { s.Node.Port = 70000 }, false, "spec.node.port"},
-		{"bad endpoint", func(s *Spec) { s.Node.Endpoint = "tcp://1.2.3.4:1" }, false, "spec.node.endpoint"},
+		{"bad port", func(s *Spec) { s.Node = &NodeSpec{Port: 70000} }, false, "spec.node.port"},
+		{"bad endpoint", func(s *Spec) { s.Node = &NodeSpec{Endpoint: "tcp://1.2.3.4:1"} }, false, "spec.node.endpoint"},
+		{"knative defaults", func(s *Spec) { s.Platform = PlatformKnative }, false, ""},
+		{"knative with node section", func(s *Spec) { s.Platform = PlatformKnative; s.Node = &NodeSpec{} }, false, "spec.node: set, but spec.platform is \"knative\""},
+		{"node with knative section", func(s *Spec) { s.Knative = &KnativeSpec{} }, false, "spec.knative: set"},
+		{"knative bad protocol", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Protocol: "lazy"} }, false, "spec.knative.protocol"},
+		{"knative bad ingress", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Ingress: "localhost"} }, false, "spec.knative.ingress"},
+		{"knative bad namespace", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Namespace: "Bad_NS"} }, false, "spec.knative.namespace"},
+		{"knative short window", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Window: "1s"} }, false, "spec.knative.window"},
+		{"knative bad target", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Target: "-2"} }, false, "spec.knative.target"},
 		{"default runtime", func(s *Spec) { s.Runtimes = RuntimesFromNames([]string{"default"}, "") }, false, ""},
 	}
 	for _, c := range cases {
@@ -128,6 +136,22 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestKnativeDefaults(t *testing.T) {
+	exp := Default()
+	exp.Spec.Platform = PlatformKnative
+	exp.Spec.Runtimes = RuntimesFromNames([]string{"default", "kata-fc"}, "")
+	if err := exp.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	k := exp.Spec.Knative
+	if k.Namespace != "coldbench" || k.Protocol != ProtocolFresh || k.ReadinessTimeout.Duration != 3*time.Minute {
+		t.Errorf("knative defaults %+v", k)
+	}
+	if exp.Spec.Runtimes[0].Image != DefaultKnativeImage || exp.Spec.Runtimes[1].Handler != "kata-fc" || exp.Spec.Runtimes[0].Handler != "" {
+		t.Errorf("runtimes %+v", exp.Spec.Runtimes)
 	}
 }
 

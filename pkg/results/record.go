@@ -26,6 +26,9 @@ const (
 	ErrCanceled     = "canceled"      // the run was interrupted during the attempt
 	ErrPlatform     = "platform"      // any other platform-side failure
 	ErrNotScheduled = "not_scheduled" // (knative) pod never scheduled
+	ErrCrashed      = "crashed"       // the function's container exited or crash-looped
+	ErrNotCold      = "not_cold"      // a pod already existed: the sample was not a cold start
+	ErrIngress      = "ingress"       // the ingress refused or reset the request
 )
 
 // Header is the first record of a results file: what was run, where, with what.

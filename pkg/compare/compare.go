@@ -1,0 +1,329 @@
+// Package compare puts two sets of coldbench records side by side (A, the
+// baseline, and B): per runtime and N, the median time to first byte of
+// each, the change from A to B with a distribution-free confidence
+// interval, and the Mann–Whitney U test's p-value, flagged like benchstat.
+//
+// The change is the Hodges–Lehmann estimate on the log scale: the median of
+// the m·n ratios b/a over all pairs of successful attempts, minus one, with
+// Moses' distribution-free interval. Latency effects are multiplicative, so
+// on a log scale "B is A shifted" is the natural model; under it the
+// estimate is the change in median. The test is on the same pairs, so the
+// interval excludes 0 % exactly when p < alpha (exact case; nearly so with
+// the normal approximation). Like stats and report, this package imports no
+// platform client.
+package compare
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
+)
+
+// Directions of change that a threshold applies to.
+const (
+	DirectionBoth   = "both"   // slower or faster
+	DirectionSlower = "slower" // B slower than A (a regression)
+	DirectionFaster = "faster" // B faster than A
+)
+
+// ExitThresholdExceeded is the exit status of `coldbench compare` when a
+// significant change crosses --threshold. Errors exit with ExitError.
+const (
+	ExitThresholdExceeded = 1
+	ExitError             = 2
+)
+
+// DefaultAlpha is the significance level unless set.
+const DefaultAlpha = 0.05
+
+// Pair compares runtime A of the first set with runtime B of the second
+// (e.g. runc with crun in the same file).
+type Pair struct{ A, B string }
+
+// Options control the comparison.
+type Options struct {
+	// Alpha is the significance level (DefaultAlpha if 0); the confidence
+	// interval of the change is at 1 - Alpha.
+	Alpha float64
+	// ThresholdPct, when > 0, marks a significant change whose estimate is
+	// at least this many percent (in Direction) as exceeding it.
+	ThresholdPct float64
+	// Direction is DirectionBoth (default), DirectionSlower or
+	// DirectionFaster.
+	Direction string
+	// Pairs, when given, compare these runtimes (A's runtime with B's)
+	// instead of each runtime with its namesake.
+	Pairs []Pair
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Alpha == 0 {
+		o.Alpha = DefaultAlpha
+	}
+	if !(o.Alpha > 0 && o.Alpha < 1) {
+		return o, fmt.Errorf("alpha %g: must be between 0 and 1, e.g. 0.05", o.Alpha)
+	}
+	if o.ThresholdPct < 0 || math.IsNaN(o.ThresholdPct) {
+		return o, fmt.Errorf("threshold %g%%: must be a positive percentage, e.g. 10", o.ThresholdPct)
+	}
+	switch o.Direction {
+	case "":
+		o.Direction = DirectionBoth
+	case DirectionBoth, DirectionSlower, DirectionFaster:
+	default:
+		return o, fmt.Errorf("direction %q: valid directions: %s, %s, %s", o.Direction, DirectionBoth, DirectionSlower, DirectionFaster)
+	}
+	for _, p := range o.Pairs {
+		if p.A == "" || p.B == "" {
+			return o, fmt.Errorf("pair %q=%q: both runtimes must be named, e.g. runc=crun", p.A, p.B)
+		}
+	}
+	return o, nil
+}
+
+// Side describes one runtime at one N in one of the two sets.
+type Side struct {
+	Runtime   string
+	Present   bool // the set has measured attempts of it
+	Attempts  int  // measured (non-warm-up) attempts
+	Successes int
+	// Median of the successful attempts' TTFB in ns (0 when Successes = 0).
+	Median float64
+}
+
+// Row is the comparison of one runtime (pair) at one N.
+type Row struct {
+	Platform string
+	Scale    int
+	A, B     Side
+	// Tested: both sides have successful attempts, so the statistics below
+	// are defined.
+	Tested bool
+	// Change is the Hodges–Lehmann estimate of B/A - 1 (0.1 = 10 % slower),
+	// ChangeLo and ChangeHi its confidence interval at 1 - Alpha.
+	Change, ChangeLo, ChangeHi float64
+	// CIOK is false when the samples are too small for an interval at
+	// 1 - Alpha (the bounds are then the extreme ratios).
+	CIOK bool
+	// Test is the Mann–Whitney U test of A against B.
+	Test MannWhitney
+	// Significant is P < Alpha.
+	Significant bool
+	// Exceeds: Significant and the change crosses the threshold in the
+	// direction asked for.
+	Exceeds bool
+}
+
+// Result is a whole comparison.
+type Result struct {
+	Options Options // with defaults applied
+	// FilesA and FilesB name the inputs, ExperimentsA/B their experiment ids.
+	FilesA, FilesB             []string
+	ExperimentsA, ExperimentsB []string
+	Rows                       []Row
+}
+
+// Exceeded reports whether any row exceeds the threshold.
+func (r *Result) Exceeded() bool {
+	for _, row := range r.Rows {
+		if row.Exceeds {
+			return true
+		}
+	}
+	return false
+}
+
+type key struct {
+	platform, runtime string
+	scale             int
+}
+
+type sample struct {
+	attempts int
+	ok       []float64 // ns
+}
+
+func collect(set *results.Set) (map[key]*sample, []string, []string) {
+	cells := map[key]*sample{}
+	var runtimes, platforms []string
+	for _, a := range set.Attempts {
+		if a.Warmup {
+			continue
+		}
+		k := key{a.Platform, a.Runtime, a.Scale}
+		s := cells[k]
+		if s == nil {
+			s = &sample{}
+			cells[k] = s
+		}
+		if !slices.Contains(runtimes, a.Runtime) {
+			runtimes = append(runtimes, a.Runtime)
+		}
+		if !slices.Contains(platforms, a.Platform) {
+			platforms = append(platforms, a.Platform)
+		}
+		s.attempts++
+		if a.OK {
+			s.ok = append(s.ok, float64(a.TTFBNS))
+		}
+	}
+	return cells, runtimes, platforms
+}
+
+// Compare compares set b against the baseline a.
+func Compare(a, b *results.Set, opt Options) (*Result, error) {
+	opt, err := opt.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ca, rtA, plA := collect(a)
+	cb, rtB, plB := collect(b)
+	if len(ca) == 0 {
+		return nil, fmt.Errorf("A has no measured attempts")
+	}
+	if len(cb) == 0 {
+		return nil, fmt.Errorf("B has no measured attempts")
+	}
+	pairs := opt.Pairs
+	if len(pairs) == 0 {
+		for _, rt := range rtA {
+			pairs = append(pairs, Pair{rt, rt})
+		}
+		for _, rt := range rtB {
+			if !slices.Contains(rtA, rt) {
+				pairs = append(pairs, Pair{rt, rt})
+			}
+		}
+	} else {
+		for _, p := range pairs {
+			if !slices.Contains(rtA, p.A) {
+				return nil, fmt.Errorf("pair %s=%s: A has no runtime %q (it has %s)", p.A, p.B, p.A, strings.Join(rtA, ", "))
+			}
+			if !slices.Contains(rtB, p.B) {
+				return nil, fmt.Errorf("pair %s=%s: B has no runtime %q (it has %s)", p.A, p.B, p.B, strings.Join(rtB, ", "))
+			}
+		}
+	}
+	platforms := slices.Clone(plA)
+	for _, p := range plB {
+		if !slices.Contains(platforms, p) {
+			platforms = append(platforms, p)
+		}
+	}
+	var scales []int
+	for k := range ca {
+		scales = append(scales, k.scale)
+	}
+	for k := range cb {
+		scales = append(scales, k.scale)
+	}
+	slices.Sort(scales)
+	scales = slices.Compact(scales)
+
+	res := &Result{Options: opt}
+	for _, h := range a.Headers {
+		res.ExperimentsA = appendNew(res.ExperimentsA, h.ExperimentID)
+	}
+	for _, h := range b.Headers {
+		res.ExperimentsB = appendNew(res.ExperimentsB, h.ExperimentID)
+	}
+	for _, pl := range platforms {
+		for _, p := range pairs {
+			for _, n := range scales {
+				sa, sb := ca[key{pl, p.A, n}], cb[key{pl, p.B, n}]
+				if sa == nil && sb == nil {
+					continue
+				}
+				res.Rows = append(res.Rows, compareCell(pl, n, p, sa, sb, opt))
+			}
+		}
+	}
+	return res, nil
+}
+
+func appendNew(list []string, s string) []string {
+	if s == "" || slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func side(rt string, s *sample) Side {
+	sd := Side{Runtime: rt}
+	if s == nil {
+		return sd
+	}
+	sd.Present, sd.Attempts, sd.Successes = true, s.attempts, len(s.ok)
+	if len(s.ok) > 0 {
+		sorted := slices.Clone(s.ok)
+		slices.Sort(sorted)
+		sd.Median = stats.Median(sorted)
+	}
+	return sd
+}
+
+func compareCell(platform string, n int, p Pair, sa, sb *sample, opt Options) Row {
+	r := Row{Platform: platform, Scale: n, A: side(p.A, sa), B: side(p.B, sb)}
+	if r.A.Successes == 0 || r.B.Successes == 0 {
+		return r
+	}
+	r.Tested = true
+	la, lb := logs(sa.ok), logs(sb.ok)
+	r.Test = MannWhitneyU(la, lb)
+	sh := HodgesLehmann(la, lb, 1-opt.Alpha)
+	r.Change, r.ChangeLo, r.ChangeHi = math.Expm1(sh.Estimate), math.Expm1(sh.Lo), math.Expm1(sh.Hi)
+	r.CIOK = sh.CIOK
+	r.Significant = r.Test.P < opt.Alpha
+	if r.Significant && opt.ThresholdPct > 0 {
+		t := opt.ThresholdPct / 100
+		slower, faster := r.Change >= t, r.Change <= -t
+		switch opt.Direction {
+		case DirectionSlower:
+			r.Exceeds = slower
+		case DirectionFaster:
+			r.Exceeds = faster
+		default:
+			r.Exceeds = slower || faster
+		}
+	}
+	return r
+}
+
+// logs returns the natural logarithms of latencies (ns > 0; a value <= 0,
+// which a successful attempt never has, is clamped to 1 ns).
+func logs(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = math.Log(math.Max(x, 1))
+	}
+	return out
+}
+
+// Files reads the results files a and b and compares them; with pairs in
+// opt and b == "", the runtimes of a are compared with each other.
+func Files(a, b string, opt Options) (*Result, error) {
+	if b == "" {
+		if len(opt.Pairs) == 0 {
+			return nil, fmt.Errorf("compare needs two results files, or one with --pair A=B")
+		}
+		b = a
+	}
+	sa, err := results.ReadFile(a)
+	if err != nil {
+		return nil, err
+	}
+	sb, err := results.ReadFile(b)
+	if err != nil {
+		return nil, err
+	}
+	res, err := Compare(sa, sb, opt)
+	if err != nil {
+		return nil, err
+	}
+	res.FilesA, res.FilesB = []string{a}, []string{b}
+	return res, nil
+}

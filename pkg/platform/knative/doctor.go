@@ -1,0 +1,219 @@
+package knative
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	authv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+)
+
+// Check is one finding of doctor: what was checked, whether it holds, what
+// was seen, and what to do about it.
+type Check struct {
+	Name   string
+	OK     bool
+	Detail string
+	Fix    string
+}
+
+// Checks runs every check the experiment depends on. It changes nothing.
+func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
+	var out []Check
+	add := func(c Check) { out = append(out, c) }
+	k := exp.Spec.Knative
+
+	ver, err := p.kube.Discovery().ServerVersion()
+	if err != nil {
+		add(Check{Name: "Kubernetes API", Detail: err.Error(), Fix: "check --kubeconfig / --context (or KUBECONFIG) point at a running cluster"})
+		return out // nothing else can be checked
+	}
+	add(Check{Name: "Kubernetes API", OK: true, Detail: p.host + ", " + ver.GitVersion})
+
+	if _, err := p.kube.Discovery().ServerResourcesForGroupVersion("serving.knative.dev/v1"); err != nil {
+		add(Check{Name: "Knative Serving", Detail: "serving.knative.dev/v1 not served: " + err.Error(), Fix: "install Knative Serving (the lab: make lab-up)"})
+		return out
+	}
+	add(Check{Name: "Knative Serving", OK: true, Detail: "version " + p.knativeVersion(ctx)})
+
+	needRC := false
+	for _, r := range exp.Spec.Runtimes {
+		needRC = needRC || r.Handler != ""
+	}
+	features := p.configMap(ctx, "config-features")
+	if needRC {
+		v := features["kubernetes.podspec-runtimeclassname"]
+		add(Check{Name: "feature kubernetes.podspec-runtimeclassname", OK: v == "enabled", Detail: "is " + quoteOrUnset(v),
+			Fix: `kubectl -n knative-serving patch cm config-features --type merge -p '{"data":{"kubernetes.podspec-runtimeclassname":"enabled"}}'`})
+	}
+	az := p.configMap(ctx, "config-autoscaler")["allow-zero-initial-scale"]
+	azc := Check{Name: "allow-zero-initial-scale", OK: az == "true", Detail: "is " + quoteOrUnset(az),
+		Fix: `kubectl -n knative-serving patch cm config-autoscaler --type merge -p '{"data":{"allow-zero-initial-scale":"true"}}' (or let coldbench set and restore it: --configure-cluster)`}
+	if !azc.OK && k.ConfigureCluster {
+		azc.OK, azc.Detail = true, azc.Detail+"; coldbench will set it for the run and restore it afterwards (--configure-cluster)"
+	}
+	add(azc)
+
+	for _, r := range exp.Spec.Runtimes {
+		if r.Handler == "" {
+			add(Check{Name: "runtime " + r.Name, OK: true, Detail: "no RuntimeClass: the cluster's default runtime"})
+			continue
+		}
+		rc, err := p.kube.NodeV1().RuntimeClasses().Get(ctx, r.Handler, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			add(Check{Name: "runtime " + r.Name, Detail: fmt.Sprintf("RuntimeClass %q does not exist", r.Handler),
+				Fix: fmt.Sprintf("create RuntimeClass %q whose handler is configured in every node's containerd, or fix --runtimes", r.Handler)})
+		case err != nil:
+			add(Check{Name: "runtime " + r.Name, Detail: "reading RuntimeClass: " + err.Error(), Fix: "grant get on runtimeclasses.node.k8s.io"})
+		default:
+			add(Check{Name: "runtime " + r.Name, OK: true, Detail: fmt.Sprintf("RuntimeClass %q, handler %q", rc.Name, rc.Handler)})
+		}
+	}
+
+	add(p.checkNamespace(ctx, k.Namespace))
+
+	in, err := p.resolveIngress(ctx, k)
+	if err != nil {
+		add(Check{Name: "ingress", Detail: err.Error(), Fix: "pass --ingress HOST:PORT of Knative's public ingress"})
+	} else if err := probeIngress(ctx, in.Address); err != nil {
+		add(Check{Name: "ingress", Detail: fmt.Sprintf("%s (%s) does not answer HTTP: %v", in.Address, in.How, err), Fix: "check the ingress is running and reachable from here, or pass --ingress HOST:PORT"})
+	} else {
+		add(Check{Name: "ingress", OK: true, Detail: fmt.Sprintf("%s, %s via %s", in.Address, in.Layer, in.How)})
+	}
+	return out
+}
+
+func quoteOrUnset(v string) string {
+	if v == "" {
+		return "unset"
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// Failed joins the failing checks into one error naming each fix.
+func Failed(checks []Check) error {
+	var lines []string
+	for _, c := range checks {
+		if !c.OK {
+			lines = append(lines, fmt.Sprintf("%s: %s; fix: %s", c.Name, c.Detail, c.Fix))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+func (p *Platform) configMap(ctx context.Context, name string) map[string]string {
+	cm, err := p.kube.CoreV1().ConfigMaps(ServingNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return cm.Data
+}
+
+func (p *Platform) knativeVersion(ctx context.Context) string {
+	ns, err := p.kube.CoreV1().Namespaces().Get(ctx, ServingNamespace, metav1.GetOptions{})
+	if err == nil {
+		for _, l := range []string{"app.kubernetes.io/version", "serving.knative.dev/release"} {
+			if v := ns.Labels[l]; v != "" {
+				return v
+			}
+		}
+	}
+	d, err := p.kube.AppsV1().Deployments(ServingNamespace).Get(ctx, "controller", metav1.GetOptions{})
+	if err == nil {
+		for _, l := range []string{"app.kubernetes.io/version", "serving.knative.dev/release"} {
+			if v := d.Labels[l]; v != "" {
+				return v
+			}
+		}
+	}
+	return "unknown"
+}
+
+// checkNamespace: the namespace exists (or may be created) and coldbench may
+// do there what a run does.
+func (p *Platform) checkNamespace(ctx context.Context, ns string) Check {
+	c := Check{Name: "namespace " + ns}
+	_, err := p.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	exists := err == nil
+	type need struct{ group, resource, verb, ns string }
+	needs := []need{
+		{"serving.knative.dev", "services", "create", ns},
+		{"serving.knative.dev", "services", "delete", ns},
+		{"serving.knative.dev", "services", "watch", ns},
+		{"", "pods", "watch", ns},
+		{"apps", "deployments", "watch", ns},
+	}
+	if !exists {
+		needs = append(needs, need{"", "namespaces", "create", ""})
+	}
+	var denied []string
+	for _, n := range needs {
+		ok, err := canI(ctx, p.kube, n.group, n.resource, n.verb, n.ns)
+		if err != nil {
+			c.Detail, c.Fix = "checking permissions: "+err.Error(), "grant create on selfsubjectaccessreviews.authorization.k8s.io"
+			return c
+		}
+		if !ok {
+			r := n.resource
+			if n.group != "" {
+				r += "." + n.group
+			}
+			denied = append(denied, n.verb+" "+r)
+		}
+	}
+	if len(denied) > 0 {
+		c.Detail = "not allowed: " + strings.Join(denied, ", ")
+		c.Fix = fmt.Sprintf("use a namespace you may work in (-n), or grant these verbs in %q (see the RBAC manifest in README.md)", ns)
+		return c
+	}
+	c.OK = true
+	c.Detail = "exists"
+	if !exists {
+		c.Detail = "absent: coldbench will create it (labelled " + bench.LabelManagedBy + "=" + bench.LabelManagedByVal + ")"
+	}
+	return c
+}
+
+func canI(ctx context.Context, kube kubernetes.Interface, group, resource, verb, ns string) (bool, error) {
+	r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
+		Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+			Namespace: ns, Verb: verb, Group: group, Resource: resource,
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return r.Status.Allowed, nil
+}
+
+// probeIngress: any HTTP answer (a 404 for an unknown host is fine) means
+// the ingress is there.
+func probeIngress(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return err
+	}
+	req.Host = "coldbench-doctor.invalid"
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
+}

@@ -1,0 +1,646 @@
+// Package knative is the Knative platform: the study's experiments through a
+// Knative ingress on any cluster with Knative Serving. A cell of N instances
+// is N Knative Services, defined but without a pod, that get one GET each
+// through the ingress, all released together.
+package knative
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Platform runs cells as Knative Services.
+type Platform struct {
+	kube kubernetes.Interface
+	dyn  dynamic.Interface
+	host string // API server, for messages
+
+	spec    *bench.KnativeSpec
+	exp     *bench.Experiment
+	ingress Ingress
+
+	mu      sync.Mutex
+	tr      *tracker
+	trID    string
+	restore func(context.Context) error // undoes --configure-cluster
+	deletes sync.WaitGroup              // background deletions of fresh services
+}
+
+// Options locate the cluster.
+type Options struct {
+	Kubeconfig, Context string
+}
+
+// RESTConfig loads a kubeconfig like kubectl does (KUBECONFIG, ~/.kube/config,
+// in-cluster), with an optional explicit file and context.
+func RESTConfig(o Options) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if o.Kubeconfig != "" {
+		rules.ExplicitPath = o.Kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig (--kubeconfig, --context, KUBECONFIG): %w", err)
+	}
+	// Hundreds of services are created and deleted at once: the default
+	// client-side limit (5 qps) would pace the experiment itself.
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg, nil
+}
+
+// New builds the platform for exp (whose Spec.Knative is complete).
+func New(exp *bench.Experiment) (*Platform, error) {
+	k := exp.Spec.Knative
+	cfg, err := RESTConfig(Options{Kubeconfig: k.Kubeconfig, Context: k.Context})
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithClients(exp, kube, dyn, cfg.Host), nil
+}
+
+// NewWithClients is New with given clients (tests use fakes).
+func NewWithClients(exp *bench.Experiment, kube kubernetes.Interface, dyn dynamic.Interface, host string) *Platform {
+	return &Platform{kube: kube, dyn: dyn, host: host, spec: exp.Spec.Knative, exp: exp}
+}
+
+func (p *Platform) Name() string { return bench.PlatformKnative }
+
+func (p *Platform) resolveIngress(ctx context.Context, k *bench.KnativeSpec) (Ingress, error) {
+	if k.Ingress != "" {
+		return Ingress{Address: k.Ingress, Layer: "given", How: "--ingress"}, nil
+	}
+	return DetectIngress(ctx, p.kube)
+}
+
+// Preflight runs every doctor check and refuses with the failing ones'
+// fixes. It creates nothing.
+func (p *Platform) Preflight(ctx context.Context, exp *bench.Experiment) error {
+	if err := Failed(p.Checks(ctx, exp)); err != nil {
+		return err
+	}
+	in, err := p.resolveIngress(ctx, exp.Spec.Knative)
+	if err != nil {
+		return err
+	}
+	p.ingress = in
+	return nil
+}
+
+// Describe records the cluster's versions and each runtime's handler.
+func (p *Platform) Describe(ctx context.Context, exp *bench.Experiment, tb *results.Testbed) {
+	tb.PlatformVersion = map[string]string{"api_server": p.host}
+	if v, err := p.kube.Discovery().ServerVersion(); err == nil {
+		tb.PlatformVersion["kubernetes"] = v.GitVersion
+	}
+	tb.PlatformVersion["knative_serving"] = p.knativeVersion(ctx)
+	tb.PlatformVersion["ingress"] = p.ingress.Layer + " " + p.ingress.Address + " (" + p.ingress.How + ")"
+	tb.PlatformVersion["ingress_class"] = ingressClass(ctx, p.kube)
+	tb.PlatformVersion["protocol"] = p.spec.Protocol
+	if nodes, err := p.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+		for _, n := range nodes.Items {
+			tb.PlatformVersion["node/"+n.Name] = n.Status.NodeInfo.ContainerRuntimeVersion + ", kubelet " + n.Status.NodeInfo.KubeletVersion + ", " + n.Status.NodeInfo.KernelVersion
+		}
+	}
+	tb.RuntimeVersions = map[string]string{}
+	for _, r := range exp.Spec.Runtimes {
+		if r.Handler == "" {
+			tb.RuntimeVersions[r.Name] = "cluster default (no RuntimeClass)"
+			continue
+		}
+		if rc, err := p.kube.NodeV1().RuntimeClasses().Get(ctx, r.Handler, metav1.GetOptions{}); err == nil {
+			tb.RuntimeVersions[r.Name] = "RuntimeClass " + rc.Name + " -> handler " + rc.Handler
+		}
+	}
+}
+
+// prepare runs once per experiment: namespace, cluster settings, watches.
+func (p *Platform) prepare(ctx context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tr != nil {
+		if p.trID != id {
+			return fmt.Errorf("one knative platform serves one experiment (%s, not %s)", p.trID, id)
+		}
+		return nil
+	}
+	if err := p.ensureNamespace(ctx); err != nil {
+		return err
+	}
+	if p.spec.ConfigureCluster {
+		if err := p.allowZeroInitialScale(ctx); err != nil {
+			return err
+		}
+	}
+	tr := newTracker()
+	if err := tr.start(ctx, p.kube, p.dyn, p.spec.Namespace, id); err != nil {
+		return err
+	}
+	p.tr, p.trID = tr, id
+	return nil
+}
+
+func (p *Platform) ensureNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.spec.Namespace,
+		Labels: map[string]string{bench.LabelManagedBy: bench.LabelManagedByVal}}}
+	_, err := p.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err == nil {
+		slog.Info("created namespace", "namespace", p.spec.Namespace)
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %q: %w", p.spec.Namespace, err)
+	}
+	return nil
+}
+
+// allowZeroInitialScale switches the setting on for the run; restore puts
+// back the previous value once nothing of the run depends on it.
+func (p *Platform) allowZeroInitialScale(ctx context.Context) error {
+	cms := p.kube.CoreV1().ConfigMaps(ServingNamespace)
+	cm, err := cms.Get(ctx, "config-autoscaler", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading config-autoscaler: %w", err)
+	}
+	prev, had := cm.Data["allow-zero-initial-scale"]
+	if prev == "true" {
+		return nil
+	}
+	patch := `{"data":{"allow-zero-initial-scale":"true"}}`
+	if _, err := cms.Patch(ctx, "config-autoscaler", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("setting allow-zero-initial-scale: %w", err)
+	}
+	slog.Info("set allow-zero-initial-scale=true in config-autoscaler; restored at the end of the run")
+	p.restore = func(ctx context.Context) error {
+		undo := `{"data":{"allow-zero-initial-scale":null}}`
+		if had {
+			undo = fmt.Sprintf(`{"data":{"allow-zero-initial-scale":%q}}`, prev)
+		}
+		_, err := cms.Patch(ctx, "config-autoscaler", types.MergePatchType, []byte(undo), metav1.PatchOptions{})
+		return err
+	}
+	return nil
+}
+
+// target is one service of a cell, once Ready.
+type target struct {
+	name, host, revision string
+	err                  *results.Attempt // set when the service never got Ready
+}
+
+// ColdStart creates (fresh) or reuses (classic) the cell's services, waits
+// until they are Ready with no pod, releases one GET per service together,
+// and reads the phases the watches saw.
+func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+	out := make([]results.Attempt, cell.Scale)
+	failAll := func(class string, err error) []results.Attempt {
+		for i := range out {
+			out[i] = results.Attempt{Instance: i, ErrorClass: class, Error: err.Error(), Start: time.Now()}
+			if ctx.Err() != nil {
+				out[i].ErrorClass = results.ErrCanceled
+			}
+		}
+		return out
+	}
+	if err := p.prepare(ctx, cell.ExperimentID); err != nil {
+		return failAll(results.ErrPlatform, err)
+	}
+	targets, err := p.ready(ctx, cell)
+	if err != nil {
+		return failAll(results.ErrPlatform, err)
+	}
+	if p.spec.Protocol == bench.ProtocolClassic {
+		if err := p.waitScaledToZero(ctx, targets); err != nil {
+			return failAll(results.ErrPlatform, err)
+		}
+	}
+	out = p.measure(ctx, cell, targets)
+	if p.spec.Protocol == bench.ProtocolFresh {
+		p.deleteInBackground(cell, targets)
+	}
+	return out
+}
+
+// ready creates the cell's services (classic: once, then reused) and waits
+// until each is Ready. A service that does not get Ready becomes a failed
+// attempt with the reason Knative gives.
+func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error) {
+	rtIndex := 0
+	for i, r := range p.exp.Spec.Runtimes {
+		if r.Name == cell.Runtime.Name {
+			rtIndex = i
+		}
+	}
+	ns := p.spec.Namespace
+	ts := make([]target, cell.Scale)
+	created := time.Now()
+	for i := range ts {
+		it := cell.Iteration
+		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, cell.Iteration)
+		if p.spec.Protocol == bench.ProtocolClassic {
+			it, cellLabel = 0, fmt.Sprintf("r%d-n%d", rtIndex, cell.Scale)
+		}
+		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, it, i)
+		ts[i].name = name
+		if _, ok := p.tr.service(ns, name); ok {
+			continue // classic: made by an earlier iteration
+		}
+		svc := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
+			Runtime: cell.Runtime, Window: p.spec.Window, Target: p.spec.Target}.Build()
+		if _, err := p.dyn.Resource(ServiceGVR).Namespace(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			a := results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("creating ksvc %q: %v", name, err)}
+			if containsAny(err.Error(), "runtimeClassName", "RuntimeClass") {
+				a.ErrorClass = results.ErrRuntime
+			}
+			ts[i].err = &a
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
+	defer cancel()
+	pending := func() bool {
+		all := true
+		for i := range ts {
+			if ts[i].err != nil || ts[i].host != "" {
+				continue
+			}
+			u, ok := p.tr.service(ns, ts[i].name)
+			if !ok {
+				all = false
+				continue
+			}
+			st := readServiceStatus(u)
+			switch {
+			case st.Ready && st.URL != "":
+				pu, err := url.Parse(st.URL)
+				if err != nil {
+					ts[i].err = &results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("ksvc %q has status.url %q: %v", ts[i].name, st.URL, err)}
+					continue
+				}
+				ts[i].host, ts[i].revision = pu.Host, st.Revision
+			case st.Failed:
+				ts[i].err = &results.Attempt{Instance: i, ErrorClass: classifyNotReady(st), Error: fmt.Sprintf("ksvc %q not Ready: %s: %s", ts[i].name, st.Reason, st.Message)}
+			default:
+				all = false
+			}
+		}
+		return all
+	}
+	if err := p.tr.waitFor(rctx, pending); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for i := range ts {
+			if ts[i].err == nil && ts[i].host == "" {
+				msg := fmt.Sprintf("ksvc %q not Ready after %v", ts[i].name, p.spec.ReadinessTimeout.Duration)
+				if u, ok := p.tr.service(ns, ts[i].name); ok {
+					st := readServiceStatus(u)
+					msg += ": " + st.Reason + ": " + st.Message
+				}
+				ts[i].err = &results.Attempt{Instance: i, ErrorClass: results.ErrTimeout, Error: msg}
+			}
+		}
+	}
+	slog.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
+	return ts, nil
+}
+
+func classifyNotReady(st serviceStatus) string {
+	switch {
+	case containsAny(st.Message, "RuntimeClass", "runtimeclass", "runtimeClassName"):
+		return results.ErrRuntime
+	case containsAny(st.Reason+st.Message, "image", "Image", "ContainerMissing"):
+		return results.ErrImage
+	}
+	return results.ErrPlatform
+}
+
+// waitScaledToZero (classic) waits, by watching, until no pod of the cell's
+// revisions is left, then the configured time interval.
+func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
+	wctx, cancel := context.WithTimeout(ctx, p.spec.ScaleToZeroTimeout.Duration)
+	defer cancel()
+	err := p.tr.waitFor(wctx, func() bool {
+		for _, t := range ts {
+			if t.revision != "" && p.tr.livePods(t.revision) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("pods still running after %v: the revisions did not scale to zero (check stable-window and scale-to-zero-grace-period)", p.spec.ScaleToZeroTimeout.Duration)
+	}
+	if d := p.spec.TimeInterval.Duration; d > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+	return nil
+}
+
+// measure releases one GET per Ready service at once. Connection set-up is
+// inside the measured path, as in the study: a cold client's request.
+func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
+	out := make([]results.Attempt, len(ts))
+	var reqs []*request
+	var idx []int
+	for i := range ts {
+		if ts[i].err != nil {
+			out[i] = *ts[i].err
+			continue
+		}
+		reqs = append(reqs, p.newRequest(ctx, cell.RequestTimeout, ts[i].host))
+		idx = append(idx, i)
+	}
+	got, skew := releaseTogether(reqs)
+	starts := make([]time.Time, len(ts))
+	for k, i := range idx {
+		out[i], starts[i] = got[k], reqs[k].t0
+	}
+
+	// The watches may deliver the last pod events a moment after the reply:
+	// give them until every answered revision shows its pod ready.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	p.tr.waitFor(sctx, func() bool {
+		for i := range ts {
+			if out[i].OK && !p.tr.view(ts[i].revision, starts[i]).podReady {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+
+	for i := range out {
+		a := &out[i]
+		a.Instance = i
+		a.ReleaseSkewNS = skew.Nanoseconds()
+		if ts[i].err != nil {
+			continue
+		}
+		a.Cold.Revision = ts[i].revision
+		a.Cold.Address = p.ingress.Address + " Host: " + ts[i].host
+		v := p.tr.view(ts[i].revision, starts[i])
+		a.Cold.Pod = v.pod
+		a.Phases = mergePhases(a.Phases, v.phases)
+		switch {
+		case ctx.Err() != nil && !a.OK:
+			a.ErrorClass = results.ErrCanceled
+		case v.pod == "" && v.warmPod != "":
+			// Answered by a pod that was there before the request.
+			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "pod "+v.warmPod+" already existed: not a cold start"
+		case a.OK && v.pod == "":
+			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "answered, but no new pod was seen for revision "+ts[i].revision
+		case !a.OK && v.failCls != "":
+			a.Error = v.failMsg + " (request: " + a.Error + ")"
+			a.ErrorClass = v.failCls
+		}
+	}
+	return out
+}
+
+func mergePhases(a, b []results.Phase) []results.Phase {
+	all := append(append([]results.Phase(nil), a...), b...)
+	for i := 1; i < len(all); i++ { // insertion sort: a dozen entries
+		for j := i; j > 0 && all[j].OffsetNS < all[j-1].OffsetNS; j-- {
+			all[j], all[j-1] = all[j-1], all[j]
+		}
+	}
+	return all
+}
+
+// releaseTogether sends every prepared request at once: one goroutine each,
+// parked on a closed channel, so the release costs a wake-up, not a loop.
+// It returns the attempts in order and the spread of their start times.
+func releaseTogether(reqs []*request) ([]results.Attempt, time.Duration) {
+	out := make([]results.Attempt, len(reqs))
+	release := make(chan struct{})
+	var ready, wg sync.WaitGroup
+	ready.Add(len(reqs))
+	wg.Add(len(reqs))
+	for i, r := range reqs {
+		go func() {
+			defer wg.Done()
+			ready.Done()
+			<-release
+			out[i] = r.do()
+		}()
+	}
+	ready.Wait()
+	close(release)
+	wg.Wait()
+	starts := make([]time.Time, len(reqs))
+	for i, r := range reqs {
+		starts[i] = r.t0
+	}
+	return out, spread(starts)
+}
+
+func spread(ts []time.Time) time.Duration {
+	var lo, hi time.Time
+	for _, t := range ts {
+		if t.IsZero() {
+			continue
+		}
+		if lo.IsZero() || t.Before(lo) {
+			lo = t
+		}
+		if t.After(hi) {
+			hi = t
+		}
+	}
+	return hi.Sub(lo)
+}
+
+// request is one prepared GET: client, transport and request built before
+// the release, so that only the request itself is timed.
+type request struct {
+	client *http.Client
+	req    *http.Request
+	t0     time.Time
+	sent   time.Time
+	first  time.Time
+}
+
+func (p *Platform) newRequest(ctx context.Context, timeout time.Duration, host string) *request {
+	return newRequest(ctx, "http://"+p.ingress.Address+"/", host, timeout)
+}
+
+func newRequest(ctx context.Context, url, host string, timeout time.Duration) *request {
+	r := &request{}
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: (&net.Dialer{}).DialContext}
+	r.client = &http.Client{Transport: tr, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	trace := &httptrace.ClientTrace{
+		WroteRequest:         func(httptrace.WroteRequestInfo) { r.sent = time.Now() },
+		GotFirstResponseByte: func() { r.first = time.Now() },
+	}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
+	req.Host = host
+	r.req = req
+	return r
+}
+
+func (r *request) do() results.Attempt {
+	var a results.Attempt
+	r.t0 = time.Now()
+	a.Start = r.t0
+	a.Probes = 1
+	resp, err := r.client.Do(r.req)
+	if err != nil {
+		a.ErrorClass, a.Error = results.ErrConnection, err.Error()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			a.ErrorClass, a.Error = results.ErrTimeout, "no reply within the client timeout: "+err.Error()
+		}
+		return a
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	done := time.Now()
+	resp.Body.Close()
+	a.HTTPStatus = resp.StatusCode
+	if !r.sent.IsZero() {
+		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseRequestSent, OffsetNS: r.sent.Sub(r.t0).Nanoseconds()})
+	}
+	if r.first.IsZero() {
+		r.first = done
+	}
+	a.TTFBNS = r.first.Sub(r.t0).Nanoseconds()
+	a.TotalNS = done.Sub(r.t0).Nanoseconds()
+	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
+	if v := resp.Header.Get(probe.ProcessStartHeader); v != "" {
+		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+			a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: time.Unix(0, ns).Sub(r.t0.Round(0)).Nanoseconds()})
+		}
+	}
+	switch {
+	case rerr != nil:
+		a.ErrorClass, a.Error = results.ErrConnection, "reading the reply: "+rerr.Error()
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		a.ErrorClass, a.Error = results.ErrHTTPStatus, fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, body)
+	default:
+		a.OK = true
+	}
+	return a
+}
+
+// deleteInBackground removes a fresh cell's services while the run goes on
+// (deletion is never timed).
+func (p *Platform) deleteInBackground(cell bench.Cell, ts []target) {
+	p.deletes.Add(1)
+	go func() {
+		defer p.deletes.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, t := range ts {
+			err := p.dyn.Resource(ServiceGVR).Namespace(p.spec.Namespace).Delete(ctx, t.name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				slog.Warn("deleting ksvc", "name", t.name, "err", err)
+			}
+		}
+	}()
+}
+
+// Clean deletes coldbench-labelled ksvcs in the namespace (of one
+// experiment, or all of coldbench's) and waits until their pods are gone.
+func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) {
+	p.deletes.Wait()
+	sel := bench.LabelManagedBy + "=" + bench.LabelManagedByVal
+	if experimentID != "" {
+		sel += "," + bench.LabelExperiment + "=" + experimentID
+	}
+	ns := p.spec.Namespace
+	svcs := p.dyn.Resource(ServiceGVR).Namespace(ns)
+	list, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing coldbench ksvcs in %q: %w", ns, err)
+	}
+	var errs []error
+	n := 0
+	for _, s := range list.Items {
+		if err := svcs.Delete(ctx, s.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting ksvc %q: %w", s.GetName(), err))
+			continue
+		}
+		n++
+	}
+	// Revisions and pods go with their ksvc; wait for the pods, which
+	// drain for a while, so that "clean" means clean.
+	for ctx.Err() == nil {
+		pods, err := p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing pods: %w", err))
+			break
+		}
+		if len(pods.Items) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, fmt.Errorf("waiting for pods to go: %w", ctx.Err()))
+	}
+	return n, errors.Join(errs...)
+}
+
+// Close deletes what is left of the experiment (classic services), restores
+// cluster settings changed for the run, and stops the watches.
+func (p *Platform) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var errs []error
+	if p.trID != "" {
+		if _, err := p.Clean(ctx, p.trID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.restore != nil {
+		if err := p.restore(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("restoring allow-zero-initial-scale: %w", err))
+		}
+	}
+	if p.tr != nil {
+		p.tr.close()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,336 @@
+package knative
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Milestones of a pod, first seen locally (condition times have 1 s
+// resolution; informer events carry none, so coldbench stamps them itself).
+const (
+	PhaseDeploymentScaled = "deployment_scaled"
+	PhasePodCreated       = "pod_created"
+	PhasePodScheduled     = "pod_scheduled"
+	PhaseSandboxReady     = results.PhaseSandboxReady
+	PhaseQPStarted        = "queue_proxy_started"
+	PhaseUserStarted      = "user_container_started"
+	PhaseQPReady          = "queue_proxy_ready"
+	PhaseUserReady        = "user_container_ready"
+	PhasePodReady         = "pod_ready"
+)
+
+// podTimeline is what was seen of one pod.
+type podTimeline struct {
+	name    string
+	created time.Time // first event seen
+	seen    map[string]time.Time
+	gone    time.Time // deletion seen
+	// Latest failure observed (image pull error, crash, unschedulable).
+	failClass, failMsg string
+}
+
+// revTimeline is what was seen of one revision's deployment and pods.
+type revTimeline struct {
+	replicas int32
+	scaledUp []time.Time // each 0 -> >0 of the deployment's spec.replicas
+	pods     []*podTimeline
+	// Deployment-level failure (e.g. ReplicaFailure: RuntimeClass missing).
+	failMsg string
+}
+
+// tracker watches one experiment's services, deployments and pods with
+// informers (list+watch, re-listing on watch errors) and stamps what it sees.
+type tracker struct {
+	mu      sync.Mutex
+	revs    map[string]*revTimeline
+	changed chan struct{} // closed and replaced on every event
+	now     func() time.Time
+
+	svcLister cache.GenericLister
+	stop      chan struct{}
+}
+
+func newTracker() *tracker {
+	return &tracker{revs: map[string]*revTimeline{}, changed: make(chan struct{}), now: time.Now}
+}
+
+// start runs informers on namespace ns for experiment id and waits for
+// their caches.
+func (t *tracker) start(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, ns, id string) error {
+	sel := bench.LabelExperiment + "=" + id
+	t.stop = make(chan struct{})
+	kf := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
+	pods := kf.Core().V1().Pods().Informer()
+	deps := kf.Apps().V1().Deployments().Informer()
+	df := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, ns, func(o *metav1.ListOptions) { o.LabelSelector = sel })
+	svcs := df.ForResource(ServiceGVR)
+	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { t.onPod(o, false) },
+		UpdateFunc: func(_, o any) { t.onPod(o, false) },
+		DeleteFunc: func(o any) { t.onPod(o, true) },
+	})
+	deps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { t.onDeployment(o) },
+		UpdateFunc: func(_, o any) { t.onDeployment(o) },
+	})
+	svcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { t.notify() },
+		UpdateFunc: func(_, _ any) { t.notify() },
+		DeleteFunc: func(any) { t.notify() },
+	})
+	t.svcLister = svcs.Lister()
+	kf.Start(t.stop)
+	df.Start(t.stop)
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(sctx.Done(), pods.HasSynced, deps.HasSynced, svcs.Informer().HasSynced) {
+		close(t.stop)
+		return fmt.Errorf("watching pods, deployments and ksvcs in namespace %q: caches did not sync", ns)
+	}
+	return nil
+}
+
+func (t *tracker) close() {
+	if t.stop != nil {
+		close(t.stop)
+		t.stop = nil
+	}
+}
+
+func (t *tracker) notify() {
+	t.mu.Lock()
+	close(t.changed)
+	t.changed = make(chan struct{})
+	t.mu.Unlock()
+}
+
+// waitFor blocks until cond (called under no lock) holds or ctx ends.
+func (t *tracker) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		t.mu.Lock()
+		ch := t.changed
+		t.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		case <-time.After(time.Second): // cond may depend on time too
+		}
+	}
+}
+
+func (t *tracker) rev(name string) *revTimeline {
+	r := t.revs[name]
+	if r == nil {
+		r = &revTimeline{}
+		t.revs[name] = r
+	}
+	return r
+}
+
+func (t *tracker) onDeployment(o any) {
+	d, ok := o.(*appsv1.Deployment)
+	if !ok {
+		return
+	}
+	rev := d.Labels[LabelRevision]
+	if rev == "" {
+		return
+	}
+	now := t.now()
+	var replicas int32 = 1
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	t.mu.Lock()
+	r := t.rev(rev)
+	if r.replicas == 0 && replicas > 0 {
+		r.scaledUp = append(r.scaledUp, now)
+	}
+	r.replicas = replicas
+	r.failMsg = ""
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			r.failMsg = c.Reason + ": " + c.Message
+		}
+	}
+	t.mu.Unlock()
+	t.notify()
+}
+
+func (t *tracker) onPod(o any, deleted bool) {
+	if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = tomb.Obj
+	}
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	rev := p.Labels[LabelRevision]
+	if rev == "" {
+		return
+	}
+	now := t.now()
+	t.mu.Lock()
+	r := t.rev(rev)
+	var pt *podTimeline
+	for _, x := range r.pods {
+		if x.name == p.Name {
+			pt = x
+		}
+	}
+	if pt == nil {
+		pt = &podTimeline{name: p.Name, created: now, seen: map[string]time.Time{PhasePodCreated: now}}
+		r.pods = append(r.pods, pt)
+	}
+	if deleted || p.DeletionTimestamp != nil {
+		if pt.gone.IsZero() {
+			pt.gone = now
+		}
+	}
+	mark := func(phase string, cond bool) {
+		if _, done := pt.seen[phase]; cond && !done {
+			pt.seen[phase] = now
+		}
+	}
+	mark(PhasePodScheduled, p.Spec.NodeName != "")
+	for _, c := range p.Status.Conditions {
+		on := c.Status == corev1.ConditionTrue
+		switch c.Type {
+		case corev1.PodScheduled:
+			mark(PhasePodScheduled, on)
+			if c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				pt.failClass, pt.failMsg = results.ErrNotScheduled, c.Message
+			}
+		case "PodReadyToStartContainers":
+			mark(PhaseSandboxReady, on)
+		case corev1.PodReady:
+			mark(PhasePodReady, on)
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		started, ready := PhaseUserStarted, PhaseUserReady
+		if cs.Name == QueueProxy {
+			started, ready = PhaseQPStarted, PhaseQPReady
+		} else if cs.Name != UserContainer {
+			continue
+		}
+		mark(started, cs.State.Running != nil)
+		mark(ready, cs.Ready)
+		if w := cs.State.Waiting; w != nil {
+			switch w.Reason {
+			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError":
+				pt.failClass, pt.failMsg = results.ErrImage, cs.Name+": "+w.Reason+": "+w.Message
+			case "CrashLoopBackOff", "RunContainerError", "CreateContainerError":
+				pt.failClass, pt.failMsg = results.ErrCrashed, cs.Name+": "+w.Reason+": "+w.Message
+			}
+		}
+		if term := cs.State.Terminated; term != nil && term.ExitCode != 0 {
+			pt.failClass, pt.failMsg = results.ErrCrashed, fmt.Sprintf("%s exited %d: %s %s", cs.Name, term.ExitCode, term.Reason, term.Message)
+		}
+	}
+	t.mu.Unlock()
+	t.notify()
+}
+
+// livePods counts pods of rev not (yet) seen going away.
+func (t *tracker) livePods(rev string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, p := range t.rev(rev).pods {
+		if p.gone.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// attemptView is what the tracker knows about one attempt on rev started at t0.
+type attemptView struct {
+	pod      string
+	phases   []results.Phase
+	warmPod  string // a pod that already existed at t0 (not a cold start)
+	failCls  string
+	failMsg  string
+	podReady bool
+}
+
+// view summarises rev's timeline relative to an attempt started at t0: the
+// first pod created after t0 is the attempt's cold pod.
+func (t *tracker) view(rev string, t0 time.Time) attemptView {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.rev(rev)
+	var v attemptView
+	off := func(name string, at time.Time) {
+		v.phases = append(v.phases, results.Phase{Name: name, OffsetNS: at.Sub(t0).Nanoseconds()})
+	}
+	for _, s := range r.scaledUp {
+		if !s.Before(t0) {
+			off(PhaseDeploymentScaled, s)
+			break
+		}
+	}
+	var cold *podTimeline
+	for _, p := range r.pods {
+		switch {
+		case !p.created.Before(t0):
+			if cold == nil {
+				cold = p
+			}
+		case p.gone.IsZero() || !p.gone.Before(t0):
+			v.warmPod = p.name
+		}
+	}
+	if cold != nil {
+		v.pod = cold.name
+		names := make([]string, 0, len(cold.seen))
+		for n := range cold.seen {
+			names = append(names, n)
+		}
+		sort.Slice(names, func(i, j int) bool { return cold.seen[names[i]].Before(cold.seen[names[j]]) })
+		for _, n := range names {
+			off(n, cold.seen[n])
+		}
+		_, v.podReady = cold.seen[PhasePodReady]
+		v.failCls, v.failMsg = cold.failClass, cold.failMsg
+	}
+	if v.failCls == "" && r.failMsg != "" {
+		v.failCls, v.failMsg = results.ErrPlatform, r.failMsg
+		if containsAny(r.failMsg, "RuntimeClass", "runtimeclass") {
+			v.failCls = results.ErrRuntime
+		}
+	}
+	return v
+}
+
+// service returns the ksvc named name from the informer cache.
+func (t *tracker) service(ns, name string) (*unstructured.Unstructured, bool) {
+	o, err := t.svcLister.ByNamespace(ns).Get(name)
+	if err != nil {
+		return nil, false
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	return u, ok
+}

@@ -1,0 +1,150 @@
+// Package plot draws coldbench's figures from results records alone, as SVG
+// and PNG, with gonum/plot and its embedded fonts (so the same records give
+// the same bytes on any machine):
+//
+//	latency-nN    per runtime at N: mean, min–max, median with its 95% CI
+//	p99-nN        per runtime at N: p99, with a warning when n < 100
+//	latency-vs-n  mean latency against N, one line per runtime, 95% CI band
+//	responded     per N: target vs instances that answered, per runtime
+//	cdf-nN        per runtime at N: cumulative share of attempts answered
+//	phases-nN     per runtime at N: median phase offsets as stacked bars
+//
+// Like stats and report it depends on no platform client.
+package plot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Image formats WriteDir can write.
+const (
+	FormatSVG = "svg"
+	FormatPNG = "png"
+)
+
+// Options selects what is drawn.
+type Options struct {
+	// Scales are the N for the per-N figures (latency, p99, cdf, phases).
+	// Empty means the smallest N in the records; see AllScales.
+	Scales []int
+	// AllScales draws the per-N figures for every N in the records.
+	AllScales bool
+	// Formats to write (FormatSVG, FormatPNG); empty means both.
+	Formats []string
+	// DPI of PNG output; 0 means DefaultDPI.
+	DPI int
+}
+
+// Figures builds every figure the records support, in reading order: the
+// figures across N first, then per N the latency, p99, CDF and phase
+// figures. The phase figure is left out for an N without phase records.
+func Figures(set *results.Set, opt Options) ([]*Figure, error) {
+	if set == nil || len(set.Attempts) == 0 {
+		return nil, fmt.Errorf("no attempt records to plot")
+	}
+	d := newData(set)
+	if len(d.scales) == 0 {
+		return nil, fmt.Errorf("no attempt records to plot")
+	}
+	scales, err := pickScales(d.scales, opt)
+	if err != nil {
+		return nil, err
+	}
+	figs := []*Figure{d.scaleFigure(), d.respondedFigure()}
+	for _, n := range scales {
+		figs = append(figs, d.latencyFigure(n), d.p99Figure(n), d.cdfFigure(n))
+		if ph := d.phasesFigure(n); ph != nil {
+			figs = append(figs, ph)
+		}
+	}
+	return figs, nil
+}
+
+func pickScales(have []int, opt Options) ([]int, error) {
+	if opt.AllScales {
+		return have, nil
+	}
+	if len(opt.Scales) == 0 {
+		return have[:1], nil
+	}
+	var out []int
+	for _, n := range opt.Scales {
+		if !slices.Contains(have, n) {
+			return nil, fmt.Errorf("no records at N = %d; the records have N = %s", n, joinInts(have))
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// WriteDir writes every figure of set into dir (created if missing) as
+// <name>.svg and/or <name>.png and returns the paths written.
+func WriteDir(dir string, set *results.Set, opt Options) ([]string, error) {
+	formats := opt.Formats
+	if len(formats) == 0 {
+		formats = []string{FormatSVG, FormatPNG}
+	}
+	for _, f := range formats {
+		if f != FormatSVG && f != FormatPNG {
+			return nil, fmt.Errorf("unknown image format %q; valid formats: %s, %s", f, FormatSVG, FormatPNG)
+		}
+	}
+	figs, err := Figures(set, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating output directory: %w", err)
+	}
+	var written []string
+	for _, fig := range figs {
+		for _, format := range formats {
+			var b []byte
+			var err error
+			if format == FormatSVG {
+				b, err = fig.SVG()
+			} else {
+				b, err = fig.PNG(opt.DPI)
+			}
+			if err != nil {
+				return written, err
+			}
+			path := filepath.Join(dir, fig.Name+"."+format)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				return written, fmt.Errorf("writing figure: %w", err)
+			}
+			written = append(written, path)
+		}
+	}
+	return written, nil
+}
+
+// WriteFiles reads results files and writes their figures into dir; see
+// WriteDir.
+func WriteFiles(dir string, files []string, opt Options) ([]string, error) {
+	set, err := results.ReadFiles(files...)
+	if err != nil {
+		return nil, err
+	}
+	if len(set.Attempts) == 0 {
+		return nil, fmt.Errorf("no attempt records in %s", strings.Join(files, ", "))
+	}
+	return WriteDir(dir, set, opt)
+}

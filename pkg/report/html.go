@@ -1,0 +1,442 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coldbench/coldbench/pkg/plot"
+	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
+)
+
+//go:embed html.tmpl
+var htmlTemplate string
+
+var htmlTmpl = template.Must(template.New("report").Parse(htmlTemplate))
+
+// HTMLOptions control WriteHTML.
+type HTMLOptions struct {
+	// Title of the page; "coldbench report" if empty.
+	Title string
+	// Plot selects the per-N figures; with neither Scales nor AllScales
+	// set, the page has them for every N.
+	Plot plot.Options
+}
+
+type htmlPage struct {
+	Title             string
+	ExperimentIDs     []string
+	Files             []string
+	Warnings          []string
+	Summary           []kv
+	Testbeds          []htmlTestbed
+	Experiments       []htmlExperiment
+	LatencyDefinition string
+	StatsHead         []string
+	StatsRows         [][]htmlCell
+	StatsNotes        []string
+	Footnotes         []string
+	FigureGroups      []htmlFigureGroup
+	PhaseNames        []string
+	PhaseRows         []htmlPhaseRow
+	Failures          []htmlFailure
+	FailureTotal      int
+	Tool              string
+}
+
+type kv struct{ K, V string }
+
+type htmlCell struct {
+	Text string
+	Num  bool // right-aligned
+}
+
+type htmlTestbed struct {
+	Experiments []string
+	Facts       []kv
+	Platform    []kv
+	Runtimes    []kv
+	Notes       []string
+}
+
+type htmlExperiment struct {
+	ID, Created, Tool string
+	Facts             []kv
+	JSON              string
+}
+
+type htmlFigureGroup struct {
+	Heading string
+	Figures []htmlFigure
+}
+
+type htmlFigure struct {
+	ID, Name, Title string
+	Number          int
+	SVG             template.HTML
+}
+
+type htmlPhaseRow struct {
+	Runtime string
+	Scale   int
+	N       int
+	Cells   []string
+}
+
+type htmlFailure struct {
+	Platform, Runtime string
+	Scale             int
+	Class             string
+	Count             int
+	Example           string
+}
+
+// WriteHTML renders one self-contained HTML page: testbed and experiment
+// from the headers, the statistics table, every figure as inline SVG,
+// median phase offsets and the failures by class with an example message.
+// The page loads nothing: no script, no stylesheet, image or font from
+// elsewhere, no URL at all (user-supplied text such as an endpoint in the
+// experiment is shown as text).
+func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error {
+	if set == nil || len(set.Attempts) == 0 {
+		return fmt.Errorf("no attempt records to report")
+	}
+	rows := stats.Group(set)
+	page := htmlPage{
+		Title:             opt.Title,
+		ExperimentIDs:     meta.ExperimentIDs,
+		Files:             meta.Files,
+		Warnings:          meta.Warnings,
+		LatencyDefinition: LatencyDefinition,
+	}
+	if page.Title == "" {
+		page.Title = "coldbench report"
+	}
+	page.Summary = summarize(set, rows)
+	page.Testbeds = testbeds(set.Headers)
+	page.Experiments = experiments(set.Headers)
+	if len(set.Headers) > 0 {
+		t := set.Headers[0].Tool
+		page.Tool = strings.TrimSpace(t.Name + " " + t.Version + " " + t.Commit)
+	}
+
+	_, notes, withPlatform := preamble(rows, Meta{})
+	page.StatsNotes = notes[1:] // the latency definition is shown on its own
+	page.StatsHead = textHeader(withPlatform)
+	for _, r := range rows {
+		var cells []htmlCell
+		for i, c := range textCells(r, withPlatform) {
+			h := page.StatsHead[i]
+			cells = append(cells, htmlCell{Text: c, Num: h != "RUNTIME" && h != "PLATFORM" && h != "FAILURES" && !strings.HasPrefix(h, "MEDIAN")})
+		}
+		page.StatsRows = append(page.StatsRows, cells)
+	}
+	page.Footnotes = footnotes(rows)
+
+	popt := opt.Plot
+	if len(popt.Scales) == 0 {
+		popt.AllScales = true
+	}
+	figs, err := plot.Figures(set, popt)
+	if err != nil {
+		return err
+	}
+	for i, f := range figs {
+		svg, err := f.InlineSVG()
+		if err != nil {
+			return err
+		}
+		heading := "Across N"
+		if f.Scale > 0 {
+			heading = fmt.Sprintf("N = %d", f.Scale)
+		}
+		if len(page.FigureGroups) == 0 || page.FigureGroups[len(page.FigureGroups)-1].Heading != heading {
+			page.FigureGroups = append(page.FigureGroups, htmlFigureGroup{Heading: heading})
+		}
+		g := &page.FigureGroups[len(page.FigureGroups)-1]
+		// The SVG comes from our own renderer, which escapes all text.
+		g.Figures = append(g.Figures, htmlFigure{ID: "fig-" + f.Name, Name: f.Name, Title: f.Title, Number: i + 1, SVG: template.HTML(svg)})
+	}
+	page.PhaseNames, page.PhaseRows = phaseTable(set, rows)
+	page.Failures, page.FailureTotal = failures(set)
+
+	var buf bytes.Buffer
+	if err := htmlTmpl.Execute(&buf, page); err != nil {
+		return fmt.Errorf("rendering HTML: %w", err)
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// WriteHTMLFile reads results files and writes their HTML report to path.
+func WriteHTMLFile(path string, files []string, opt HTMLOptions) error {
+	set, err := results.ReadFiles(files...)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, set, MetaFromSet(set, files...), opt); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing HTML report: %w", err)
+	}
+	return nil
+}
+
+func summarize(set *results.Set, rows []stats.Row) []kv {
+	var attempts, ok, failed, warm int
+	var runtimes []string
+	var scales []int
+	for _, r := range rows {
+		attempts += r.Attempts
+		ok += r.Successes
+		failed += r.Failures
+		warm += r.Warmups
+		if !slices.Contains(runtimes, r.Runtime) {
+			runtimes = append(runtimes, r.Runtime)
+		}
+		if !slices.Contains(scales, r.Scale) {
+			scales = append(scales, r.Scale)
+		}
+	}
+	slices.Sort(scales)
+	ns := make([]string, len(scales))
+	for i, n := range scales {
+		ns[i] = strconv.Itoa(n)
+	}
+	var first, last time.Time
+	for _, a := range set.Attempts {
+		if first.IsZero() || a.Start.Before(first) {
+			first = a.Start
+		}
+		if a.Start.After(last) {
+			last = a.Start
+		}
+	}
+	out := []kv{
+		{"platforms", strings.Join(platforms(rows), ", ")},
+		{"runtimes", strings.Join(runtimes, ", ")},
+		{"N (instances cold-started at once)", strings.Join(ns, ", ")},
+		{"measured attempts", strconv.Itoa(attempts)},
+		{"successful", strconv.Itoa(ok)},
+		{"failed", strconv.Itoa(failed)},
+		{"warm-ups (not in any statistic)", strconv.Itoa(warm)},
+	}
+	if !first.IsZero() {
+		out = append(out, kv{"first / last attempt started", first.UTC().Format(time.RFC3339) + " / " + last.UTC().Format(time.RFC3339)})
+	}
+	return out
+}
+
+func orUnknown(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func sortedKV(m map[string]string) []kv {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]kv, len(keys))
+	for i, k := range keys {
+		out[i] = kv{k, m[k]}
+	}
+	return out
+}
+
+// testbeds lists the machines of the headers, one entry for headers that
+// describe the same testbed.
+func testbeds(headers []results.Header) []htmlTestbed {
+	var out []htmlTestbed
+	var seen []results.Testbed
+	for _, h := range headers {
+		i := slices.IndexFunc(seen, func(t results.Testbed) bool { return reflect.DeepEqual(t, h.Testbed) })
+		if i >= 0 {
+			out[i].Experiments = appendUnique(out[i].Experiments, h.ExperimentID)
+			continue
+		}
+		seen = append(seen, h.Testbed)
+		t := h.Testbed
+		mem := "unknown"
+		if t.MemoryBytes > 0 {
+			mem = fmt.Sprintf("%.1f GiB", float64(t.MemoryBytes)/(1<<30))
+		}
+		cores := "unknown"
+		if t.Cores > 0 {
+			cores = strconv.Itoa(t.Cores)
+		}
+		out = append(out, htmlTestbed{
+			Experiments: appendUnique(nil, h.ExperimentID),
+			Facts: []kv{
+				{"host", orUnknown(t.Hostname)}, {"CPU", orUnknown(t.CPUModel)}, {"cores", cores}, {"memory", mem},
+				{"kernel", orUnknown(t.Kernel)}, {"cgroup mode", orUnknown(t.CgroupMode)},
+				{"CPU governor", orUnknown(t.CPUGovernor)}, {"CPU boost", orUnknown(t.CPUBoost)},
+			},
+			Platform: sortedKV(t.PlatformVersion),
+			Runtimes: sortedKV(t.RuntimeVersions),
+			Notes:    t.Notes,
+		})
+	}
+	return out
+}
+
+func appendUnique(list []string, s string) []string {
+	if s == "" || slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// experiments shows each header's experiment as run: a few facts read from
+// its spec when they are there, and the whole of it as JSON.
+func experiments(headers []results.Header) []htmlExperiment {
+	var out []htmlExperiment
+	for _, h := range headers {
+		e := htmlExperiment{ID: h.ExperimentID, Tool: strings.TrimSpace(h.Tool.Name + " " + h.Tool.Version + " " + h.Tool.Commit + " " + h.Tool.GoVersion)}
+		if !h.Created.IsZero() {
+			e.Created = h.Created.UTC().Format(time.RFC3339)
+		}
+		b, err := json.MarshalIndent(h.Experiment, "", "  ")
+		if err == nil {
+			e.JSON = string(b)
+		}
+		var doc struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec map[string]any `json:"spec"`
+		}
+		if err == nil && json.Unmarshal(b, &doc) == nil {
+			if doc.Metadata.Name != "" {
+				e.Facts = append(e.Facts, kv{"name", doc.Metadata.Name})
+			}
+			for _, k := range []string{"platform", "runtimes", "scales", "iterations", "warmups", "requestTimeout", "deadline", "probeInterval"} {
+				v, ok := doc.Spec[k]
+				if !ok {
+					continue
+				}
+				e.Facts = append(e.Facts, kv{k, factString(k, v)})
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func factString(k string, v any) string {
+	if k == "runtimes" {
+		if list, ok := v.([]any); ok {
+			var parts []string
+			for _, r := range list {
+				m, _ := r.(map[string]any)
+				name, _ := m["name"].(string)
+				s := name
+				if handler, _ := m["handler"].(string); handler != name {
+					s += " (handler " + strconv.Quote(handler) + ")"
+				}
+				if img, _ := m["image"].(string); img != "" {
+					s += ": " + img
+				}
+				parts = append(parts, s)
+			}
+			return strings.Join(parts, "; ")
+		}
+	}
+	if list, ok := v.([]any); ok {
+		parts := make([]string, len(list))
+		for i, x := range list {
+			parts[i] = fmt.Sprint(x)
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprint(v)
+}
+
+// phaseTable gives, per row, the median offset (ms) of every phase recorded
+// (first-seen order) over its successful attempts.
+func phaseTable(set *results.Set, rows []stats.Row) ([]string, []htmlPhaseRow) {
+	type k struct {
+		platform, runtime string
+		scale             int
+	}
+	var names []string
+	offsets := map[k]map[string][]float64{}
+	for _, a := range set.Attempts {
+		if a.Warmup || !a.OK {
+			continue
+		}
+		key := k{a.Platform, a.Runtime, a.Scale}
+		if offsets[key] == nil {
+			offsets[key] = map[string][]float64{}
+		}
+		for _, p := range a.Phases {
+			names = appendUnique(names, p.Name)
+			offsets[key][p.Name] = append(offsets[key][p.Name], float64(p.OffsetNS))
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var out []htmlPhaseRow
+	for _, r := range rows {
+		byName := offsets[k{r.Platform, r.Runtime, r.Scale}]
+		row := htmlPhaseRow{Runtime: r.Runtime, Scale: r.Scale, N: r.Successes}
+		for _, name := range names {
+			v := byName[name]
+			if len(v) == 0 {
+				row.Cells = append(row.Cells, "-")
+				continue
+			}
+			slices.Sort(v)
+			row.Cells = append(row.Cells, ms(stats.Median(v)))
+		}
+		out = append(out, row)
+	}
+	return names, out
+}
+
+// failures counts failed measured attempts by runtime, N and class, with the
+// first error message of each as an example.
+func failures(set *results.Set) ([]htmlFailure, int) {
+	var out []htmlFailure
+	total := 0
+	for _, a := range set.Attempts {
+		if a.Warmup || a.OK {
+			continue
+		}
+		total++
+		class := a.ErrorClass
+		if class == "" {
+			class = stats.Unclassified
+		}
+		i := slices.IndexFunc(out, func(f htmlFailure) bool {
+			return f.Platform == a.Platform && f.Runtime == a.Runtime && f.Scale == a.Scale && f.Class == class
+		})
+		if i < 0 {
+			msg := a.Error
+			if r := []rune(msg); len(r) > 400 {
+				msg = string(r[:400]) + "…"
+			}
+			out = append(out, htmlFailure{Platform: a.Platform, Runtime: a.Runtime, Scale: a.Scale, Class: class, Example: msg})
+			i = len(out) - 1
+		}
+		out[i].Count++
+	}
+	return out, total
+}
