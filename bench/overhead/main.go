@@ -57,7 +57,7 @@ func run(iterations int, endpoint, handler, runtimeBin, image, binary string, in
 	defer plat.Close()
 	exp := bench.Default()
 	exp.Spec.Runtimes = []bench.Runtime{{Name: handler, Handler: handler, Image: image}}
-	exp.Spec.Node.Endpoint = endpoint
+	exp.Spec.Node = &bench.NodeSpec{Endpoint: endpoint}
 	if err := exp.Validate(false); err != nil {
 		return err
 	}

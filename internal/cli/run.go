@@ -119,7 +119,9 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 		s.Node.Endpoint = f.endpoint
 	}
 	if s.Knative != nil {
-		f.knative.apply(func(n string) bool { return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress") }, true, s.Knative)
+		f.knative.apply(func(n string) bool {
+			return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress")
+		}, true, s.Knative)
 	}
 	if cmd.Flags().Changed("deadline") {
 		if f.deadline <= 0 {

@@ -17,7 +17,7 @@ import (
 func experiment(ep string, runtimes ...string) *bench.Experiment {
 	exp := bench.Default()
 	exp.Spec.Runtimes = bench.RuntimesFromNames(runtimes, bench.DefaultImage)
-	exp.Spec.Node.Endpoint = ep
+	exp.Spec.Node = &bench.NodeSpec{Endpoint: ep}
 	return exp
 }
 
