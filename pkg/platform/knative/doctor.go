@@ -126,20 +126,31 @@ func (p *Platform) knativeVersion(ctx context.Context) string {
 	ns, err := p.kube.CoreV1().Namespaces().Get(ctx, ServingNamespace, metav1.GetOptions{})
 	if err == nil {
 		for _, l := range []string{"app.kubernetes.io/version", "serving.knative.dev/release"} {
-			if v := ns.Labels[l]; v != "" {
+			if v := ns.Labels[l]; v != "" && v != "devel" {
 				return v
 			}
 		}
 	}
+	// Built from source, the labels say "devel": the controller's image tag
+	// is the next best evidence.
+	label := "unknown"
 	d, err := p.kube.AppsV1().Deployments(ServingNamespace).Get(ctx, "controller", metav1.GetOptions{})
 	if err == nil {
 		for _, l := range []string{"app.kubernetes.io/version", "serving.knative.dev/release"} {
 			if v := d.Labels[l]; v != "" {
-				return v
+				label = v
+				break
+			}
+		}
+		if label == "unknown" || label == "devel" {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				if i := strings.LastIndexByte(c.Image, ':'); i > 0 && !strings.Contains(c.Image[i:], "/") {
+					return label + " (controller image " + c.Image + ")"
+				}
 			}
 		}
 	}
-	return "unknown"
+	return label
 }
 
 // checkNamespace: the namespace exists (or may be created) and coldbench may

@@ -29,6 +29,7 @@ var ingressCandidates = []ingressCandidate{
 	{layer: "kourier", classes: []string{"kourier.ingress.networking.knative.dev"}, namespace: "kourier-system", name: "kourier"},
 	{layer: "istio", classes: []string{"istio.ingress.networking.knative.dev"}, namespace: "istio-system", name: "istio-ingressgateway"},
 	{layer: "contour", classes: []string{"contour.ingress.networking.knative.dev"}, namespace: "contour-external", name: "envoy"},
+	{layer: "traefik", classes: []string{"traefik.ingress.networking.knative.dev"}, namespace: "traefik", name: "traefik"},
 	{layer: "traefik", classes: []string{"traefik.ingress.networking.knative.dev"}, label: "app.kubernetes.io/name=traefik"},
 }
 
@@ -73,12 +74,19 @@ func DetectIngress(ctx context.Context, kube kubernetes.Interface) (Ingress, err
 				return in, nil
 			}
 		}
-		tried = append(tried, c.layer)
+		tried = append(tried, c.layer+" ("+c.where()+")")
 	}
 	if class == "" {
 		class = "(config-network has none)"
 	}
 	return Ingress{}, fmt.Errorf("no ingress found (ingress class %s; looked for %s); pass --ingress HOST:PORT", class, strings.Join(tried, ", "))
+}
+
+func (c ingressCandidate) where() string {
+	if c.name != "" {
+		return c.namespace + "/" + c.name
+	}
+	return "label " + c.label
 }
 
 func findServices(ctx context.Context, kube kubernetes.Interface, c ingressCandidate) ([]corev1.Service, error) {
