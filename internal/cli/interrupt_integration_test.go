@@ -26,12 +26,8 @@ import (
 func TestInterruptLeavesNothing(t *testing.T) {
 	testenv.Integration(t)
 	ep := testenv.Endpoint(t)
-	goBin := testenv.Binary(t, "go")
+	bin := testenv.BuildColdbench(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "coldbench")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/coldbench/coldbench/cmd/coldbench").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	for _, delay := range []int{2, 5} { // at least one attempt written, then mid-cell
 		out := filepath.Join(dir, "int.jsonl")
 		os.Remove(out)

@@ -23,16 +23,6 @@ import (
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
-func buildCLI(t *testing.T) string {
-	t.Helper()
-	goBin := testenv.Binary(t, "go")
-	bin := filepath.Join(t.TempDir(), "coldbench")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/coldbench/coldbench/cmd/coldbench").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func experimentSandboxes(t *testing.T, ep, id string) int {
 	t.Helper()
 	conn, err := grpc.NewClient("unix://"+node.SocketPath(ep), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -54,7 +44,7 @@ func experimentSandboxes(t *testing.T, ep, id string) int {
 func TestKillAndResume(t *testing.T) {
 	testenv.Integration(t)
 	ep := testenv.Endpoint(t)
-	bin := buildCLI(t)
+	bin := testenv.BuildColdbench(t)
 	out := filepath.Join(t.TempDir(), "killed.jsonl")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	start := []string{"run", "--endpoint", ep, "--runtimes", "runc,crun", "--scales", "1,2", "--iterations", "6", "--warmups", "0", "-o", out}

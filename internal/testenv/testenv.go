@@ -6,6 +6,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/coldbench/coldbench/pkg/bench"
@@ -102,4 +103,16 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// BuildColdbench compiles the coldbench command into a temporary directory,
+// for tests that run it as a process (signals, exit statuses).
+func BuildColdbench(t testing.TB) string {
+	t.Helper()
+	goBin := Binary(t, "go")
+	bin := filepath.Join(t.TempDir(), "coldbench")
+	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/coldbench/coldbench/cmd/coldbench").CombinedOutput(); err != nil {
+		t.Fatalf("building coldbench: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -467,23 +467,7 @@ func releaseTogether(reqs []*request) ([]results.Attempt, time.Duration) {
 	for i, r := range reqs {
 		starts[i] = r.t0
 	}
-	return out, spread(starts)
-}
-
-func spread(ts []time.Time) time.Duration {
-	var lo, hi time.Time
-	for _, t := range ts {
-		if t.IsZero() {
-			continue
-		}
-		if lo.IsZero() || t.Before(lo) {
-			lo = t
-		}
-		if t.After(hi) {
-			hi = t
-		}
-	}
-	return hi.Sub(lo)
+	return out, bench.ReleaseSkew(starts)
 }
 
 // request is one prepared GET: client, transport and request built before

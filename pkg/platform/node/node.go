@@ -220,28 +220,12 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 	ready.Wait()
 	close(release)
 	wg.Wait()
-	skew := releaseSkew(starts)
+	skew := bench.ReleaseSkew(starts)
 	for i := range out {
 		out[i].Instance = i
 		out[i].ReleaseSkewNS = skew.Nanoseconds()
 	}
 	return out
-}
-
-func releaseSkew(starts []time.Time) time.Duration {
-	var lo, hi time.Time
-	for _, s := range starts {
-		if s.IsZero() {
-			continue
-		}
-		if lo.IsZero() || s.Before(lo) {
-			lo = s
-		}
-		if hi.IsZero() || s.After(hi) {
-			hi = s
-		}
-	}
-	return hi.Sub(lo)
 }
 
 // instance is one sandbox + container, prepared before the timer starts.
