@@ -238,6 +238,7 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 	if err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
+	p.waitRoutes(ctx, targets)
 	if p.spec.Protocol == bench.ProtocolClassic {
 		if err := p.waitScaledToZero(ctx, targets); err != nil {
 			return failAll(results.ErrPlatform, err)
@@ -331,6 +332,74 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error)
 	}
 	slog.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
 	return ts, nil
+}
+
+// Knative's network probe: answered by the activator or queue-proxy
+// themselves, never forwarded to the function and not counted as load, so
+// it tells whether the ingress routes the host without waking anything.
+const (
+	probeHeader     = "K-Network-Probe"
+	probeHashHeader = "K-Network-Hash"
+)
+
+// waitRoutes waits (untimed) until the ingress routes every Ready service:
+// a ksvc can be Ready a moment before the ingress has loaded its route, and
+// a GET sent then measures the ingress's 404, not a cold start.
+func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
+	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for i := range ts {
+		if ts[i].err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func(t *target, i int) {
+			defer wg.Done()
+			var last string
+			for {
+				code, err := probeRoute(rctx, client, p.ingress.Address, t.host)
+				if err == nil && code == http.StatusOK {
+					return
+				}
+				last = fmt.Sprintf("HTTP %d", code)
+				if err != nil {
+					last = err.Error()
+				}
+				select {
+				case <-rctx.Done():
+					if ctx.Err() == nil {
+						t.err = &results.Attempt{Instance: i, ErrorClass: results.ErrIngress,
+							Error: fmt.Sprintf("ingress %s does not route %s after %v (last probe: %s)", p.ingress.Address, t.host, p.spec.ReadinessTimeout.Duration, last)}
+					}
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}(&ts[i], i)
+	}
+	wg.Wait()
+}
+
+func probeRoute(ctx context.Context, client *http.Client, addr, host string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Host = host
+	req.Header.Set(probeHeader, "probe")
+	req.Header.Set(probeHashHeader, "coldbench")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && resp.Header.Get(probeHashHeader) != "coldbench" {
+		return 0, fmt.Errorf("HTTP 200 without the probe's %s echoed: not Knative's probe handler", probeHashHeader)
+	}
+	return resp.StatusCode, nil
 }
 
 func classifyNotReady(st serviceStatus) string {
