@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: demo test test-deps fuzz build node-up node-down unit bench-overhead
+.PHONY: demo test test-deps fuzz build node-up node-down unit bench-overhead lab-build lab-up lab-down lab-status
 
 build:
 	$(GO) build -o bin/coldbench ./cmd/coldbench
@@ -22,9 +22,12 @@ test-deps:
 demo: node-up
 	bin/coldbench run --platform node --runtimes runc,crun --scales 1,4 --iterations 6 --warmups 1
 
-# Every test, integration tests included, against the real containerd.
+# Every test, integration tests included, against the real containerd, and
+# the e2e tests (test/e2e) against the lab, brought up first when it is not
+# (built first when needed: ~30-45 min once, then cached).
 test: node-up test-deps
 	$(GO) vet ./...
+	lab/status.sh >/dev/null 2>&1 || { lab/build.sh && lab/up.sh; }
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -38,3 +41,19 @@ unit:
 
 bench-overhead: node-up
 	$(GO) run ./bench/overhead -iterations 15
+
+# The lab (lab/): single-node Kubernetes + Knative Serving + CoreDNS + Traefik,
+# built from the Go module proxy into /var/cache/coldbench/lab (override with
+# COLDBENCH_LAB_CACHE). First build ~30 min, then cached.
+lab-build:
+	lab/build.sh
+
+# Build (when needed) and bring up, then the total time of both.
+lab-up:
+	@t0=$$(date +%s); lab/build.sh && lab/up.sh && echo "lab build + up: $$(( $$(date +%s) - t0 )) s"
+
+lab-down:
+	lab/down.sh
+
+lab-status:
+	lab/status.sh

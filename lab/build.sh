@@ -23,6 +23,7 @@ done
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
 mkdir -p "$LAB_CACHE" "$LAB_LOGS"
+lab_lock build
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 
 # stamp_of NAME: a hash of everything a component's build depends on.

@@ -3,6 +3,7 @@
 # shellcheck shell=bash
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../scripts/lib.sh"
 LAB_DIR=$COLDBENCH_ROOT/lab
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 
 # Versions. A cache directory is keyed by each, so changing one rebuilds only it.
 K8S_VERSION=v1.34.4
@@ -31,6 +32,7 @@ LAB_PKI=$LAB_STATE/pki
 LAB_KUBECONFIG=$LAB_STATE/kubeconfig              # admin, for users and tests
 LAB_KUBELET_DIR=$LAB_STATE/kubelet
 LAB_ETCD_DIR=$LAB_STATE/etcd
+LAB_CGROUP_ROOT=coldbench-lab                      # the kubelet's cgroup root, in every hierarchy
 LAB_CRI_SOCK=$LAB_RUN/containerd/containerd.sock  # the lab's own containerd (see up.sh)
 
 # Addresses: everything stays on this machine. The node IP is this machine's
@@ -70,14 +72,17 @@ lab_pid() { [ -f "$LAB_RUN/$1.pid" ] && cat "$LAB_RUN/$1.pid"; }
 lab_running() {
   local pid
   pid=$(lab_pid "$1") || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  local state
+  state=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z* ]]   # a zombie is not running
 }
 # lab_start NAME CMD...: starts CMD in its own session, logging to $LAB_LOG/NAME.log.
 lab_start() {
   local name=$1; shift
   if lab_running "$name"; then log "$name already running (pid $(lab_pid "$name"))"; return 0; fi
   mkdir -p "$LAB_RUN" "$LAB_LOG"
-  setsid "$@" >>"$LAB_LOG/$name.log" 2>&1 </dev/null &
+  # 8>&-: daemons must not inherit lab_lock's descriptor (they would hold the lock).
+  setsid "$@" >>"$LAB_LOG/$name.log" 2>&1 </dev/null 8>&- &
   echo $! >"$LAB_RUN/$name.pid"
   log "started $name (pid $!, log $LAB_LOG/$name.log)"
 }
@@ -92,6 +97,25 @@ lab_stop() {
     log "stopped $name (pid $pid)"
   fi
   rm -f "$LAB_RUN/$name.pid"
+}
+
+# lab_stop_group TIMEOUT_S NAME...: lab_stop for several daemons at once.
+lab_stop_group() {
+  local timeout=$1 n pids=(); shift
+  for n in "$@"; do
+    if lab_running "$n"; then kill "$(lab_pid "$n")" 2>/dev/null || true; pids+=("$n:$(lab_pid "$n")"); fi
+  done
+  for _ in $(seq 1 $((timeout * 10))); do
+    local alive=0 p
+    for p in "${pids[@]}"; do kill -0 "${p#*:}" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do
+    if kill -0 "${p#*:}" 2>/dev/null; then log "${p%%:*} (pid ${p#*:}) ignored SIGTERM: killing"; kill -9 "${p#*:}" 2>/dev/null || true; fi
+    log "stopped ${p%%:*} (pid ${p#*:})"
+  done
+  for n in "$@"; do rm -f "$LAB_RUN/$n.pid"; done
 }
 
 # Step timing: step NAME starts a step (closing the previous one); steps_done
@@ -114,6 +138,23 @@ steps_done() {
   printf '\n%s timings:\n' "${1:-lab}" >&2
   for i in "${!_STEP_NAMES[@]}"; do printf '  %-44s %8ss\n' "${_STEP_NAMES[$i]}" "${_STEP_SECS[$i]}" >&2; done
   printf '  %-44s %8ss\n' "total" "$(awk -v a="$_T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')" >&2
+}
+
+# write_if_changed FILE: stdin to FILE, untouched when equal (kube-proxy exits
+# when its configuration file changes under it; containerd reloads CNI configs).
+write_if_changed() {
+  cat >"$1.new"
+  if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; fi
+}
+
+# lab_lock NAME: one lab operation at a time on this machine (waits for others).
+lab_lock() {
+  local held=LAB_LOCK_HELD_${1^^}
+  [ -z "${!held:-}" ] || return 0     # a parent lab script holds it already
+  mkdir -p "$CB_RUN"
+  exec 8>"$CB_RUN/lab-$1.lock"
+  flock -n 8 || { log "waiting for another lab $1 to finish"; flock 8; }
+  export "$held=1"
 }
 
 ensure_packages() {

@@ -8,6 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root"
+lab_lock state
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 timeout_s=${COLDBENCH_LAB_UP_TIMEOUT:-300}   # per waiting step
 
@@ -25,10 +26,16 @@ wait_for() {
   done
   die "timed out after ${timeout_s}s waiting for $what"
 }
-alive() { lab_running "$1" || die "$1 exited; see $LAB_LOG/$1.log: $(tail -3 "$LAB_LOG/$1.log" 2>/dev/null)"; }
+
+# State left by a lab whose processes were ended without lab/down.sh (a
+# reboot, a killed session): clean it up first, so the lab starts afresh.
+if ! lab_running kube-apiserver && ! lab_running etcd && { [ -d "$LAB_ETCD_DIR" ] || [ -d "$LAB_KUBELET_DIR" ]; }; then
+  step "clean up a lab left behind"
+  "$LAB_DIR/down.sh"
+fi
 
 step "node set-up (scripts/node-up.sh)"
-"$COLDBENCH_ROOT/scripts/node-up.sh"
+"$COLDBENCH_ROOT/scripts/node-up.sh" 8>&-   # its containerd must not hold the lab's lock
 ensure_packages "${LAB_PACKAGES[@]}"
 NODE_IP=$(lab_node_ip)
 log "node address $NODE_IP"
@@ -40,10 +47,16 @@ step "host networking"
 # services through the host.
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 net.ipv4.ip_forward=1
 # Lab traffic stays on this machine: nothing from the pod network is forwarded
-# out of any interface but the pods' own bridge.
+# out of any interface but the pods' own bridge, and a packet for a service
+# address that kube-proxy has not translated (yet) is refused here, instead of
+# following the default route off the machine.
 iptables -N COLDBENCH-LAB-EGRESS 2>/dev/null || iptables -F COLDBENCH-LAB-EGRESS
+iptables -A COLDBENCH-LAB-EGRESS -d "$LAB_SERVICE_CIDR" -p tcp -j REJECT --reject-with tcp-reset
+iptables -A COLDBENCH-LAB-EGRESS -d "$LAB_SERVICE_CIDR" -j REJECT
 iptables -A COLDBENCH-LAB-EGRESS -s "$LAB_POD_CIDR" ! -o coldbench0 -j REJECT
-iptables -C FORWARD -j COLDBENCH-LAB-EGRESS 2>/dev/null || iptables -I FORWARD 1 -j COLDBENCH-LAB-EGRESS
+for chain in FORWARD OUTPUT; do
+  iptables -C $chain -j COLDBENCH-LAB-EGRESS 2>/dev/null || iptables -I $chain 1 -j COLDBENCH-LAB-EGRESS
+done
 
 step "lab containerd"
 # The lab's kubelet gets a containerd of its own, from the node backend's very
@@ -52,9 +65,15 @@ step "lab containerd"
 # socket: a kubelet stops every running sandbox it did not create (its
 # housekeeping treats them as orphaned pods), so sharing one daemon would kill
 # the node backend's sandboxes while the lab runs.
-mkdir -p "$LAB_RUN/containerd"
-sed -e "s#@STATE@#$LAB_STATE#g" -e "s#@RUN@#$LAB_RUN#g" -e "s#@ETC@#$CB_ETC#g" \
-  "$COLDBENCH_ROOT/config/containerd.toml" >"$LAB_STATE/containerd.toml"
+# Its CNI network is coldbench's (config/cni.conflist: same name, bridge,
+# subnet and IPAM store, so both daemons draw from one pool of addresses) plus
+# routes to the service range and the node address: pods need the apiserver
+# and DNS, and get no default route, so nothing they send can leave the machine.
+mkdir -p "$LAB_RUN/containerd" "$LAB_STATE/cni/net.d"
+sed -e "s#@STATE@#$LAB_STATE#g" -e "s#@RUN@#$LAB_RUN#g" -e "s#@ETC@#$LAB_STATE#g" \
+  "$COLDBENCH_ROOT/config/containerd.toml" | write_if_changed "$LAB_STATE/containerd.toml"
+sed -e "s#@RUN@#$CB_RUN#g" -e "s#@POD_CIDR@#$LAB_POD_CIDR#g" -e "s#@SERVICE_CIDR@#$LAB_SERVICE_CIDR#g" \
+  -e "s#@NODE_IP@#$NODE_IP#g" "$LAB_DIR/manifests/cni.conflist" | write_if_changed "$LAB_STATE/cni/net.d/10-coldbench.conflist"
 if ! lab_running containerd; then
   rm -f "$LAB_CRI_SOCK"
   lab_start containerd containerd --config "$LAB_STATE/containerd.toml"
@@ -80,7 +99,11 @@ lab_start etcd etcd --name lab --data-dir "$LAB_ETCD_DIR" \
   --listen-client-urls "$LAB_ETCD_CLIENT" --advertise-client-urls "$LAB_ETCD_CLIENT" \
   --listen-peer-urls "$LAB_ETCD_PEER" --initial-advertise-peer-urls "$LAB_ETCD_PEER" \
   --initial-cluster "lab=$LAB_ETCD_PEER" --listen-metrics-urls "" \
-  --snapshot-count 10000 --quota-backend-bytes 2147483648
+  --snapshot-count 10000 --quota-backend-bytes 2147483648 \
+  --experimental-watch-progress-notify-interval 1s
+# (Debian's etcd 3.4 lacks on-demand watch progress: without frequent progress
+# notifications the apiserver's watch cache lags behind and new watches fail
+# with "Too large resource version", so informers relist and fall behind.)
 wait_for etcd curl -fsS "$LAB_ETCD_CLIENT/health"
 
 step "kube-apiserver"
@@ -116,12 +139,23 @@ wait_for "scheduler health" curl -fsk https://127.0.0.1:10259/healthz
 
 step "kubelet, kube-proxy"
 mkdir -p "$LAB_KUBELET_DIR"
-cat >"$LAB_STATE/kubelet.yaml" <<EOF
+# The kubelet's cgroups live under /coldbench-lab in every hierarchy, apart
+# from the node backend's (/coldbench) and from any other kubelet's /kubepods.
+for h in /sys/fs/cgroup/*/; do
+  mountpoint -q "$h" || continue
+  mkdir -p "$h$LAB_CGROUP_ROOT"
+  if [ -f "${h}cpuset.cpus" ]; then   # a new cpuset starts empty: inherit the root's
+    [ -n "$(cat "$h$LAB_CGROUP_ROOT/cpuset.cpus")" ] || cat "${h}cpuset.cpus" >"$h$LAB_CGROUP_ROOT/cpuset.cpus"
+    [ -n "$(cat "$h$LAB_CGROUP_ROOT/cpuset.mems")" ] || cat "${h}cpuset.mems" >"$h$LAB_CGROUP_ROOT/cpuset.mems"
+  fi
+done
+write_if_changed "$LAB_STATE/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # Kubernetes 1.34 still runs on cgroup v1 when told to (1.35 refuses).
 failCgroupV1: false
 cgroupDriver: cgroupfs
+cgroupRoot: /$LAB_CGROUP_ROOT
 containerRuntimeEndpoint: unix://$LAB_CRI_SOCK
 address: $NODE_IP
 readOnlyPort: 0
@@ -142,8 +176,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
+podLogsDir: $LAB_LOG/pods
 EOF
-cat >"$LAB_STATE/kube-proxy.yaml" <<EOF
+write_if_changed "$LAB_STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -151,6 +186,7 @@ clientConnection: {kubeconfig: $P/kube-proxy.kubeconfig}
 hostnameOverride: $LAB_NODE_NAME
 clusterCIDR: $LAB_POD_CIDR
 bindAddress: 127.0.0.1
+nodePortAddresses: [primary]
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 # Leave the host's conntrack sysctls alone.
@@ -164,7 +200,7 @@ wait_for "node $LAB_NODE_NAME Ready" bash -c "kill -0 $(lab_pid kubelet) && '$K8
 wait_for "kube-proxy health" curl -fs http://127.0.0.1:10256/healthz
 
 step "CoreDNS"
-cat >"$LAB_STATE/Corefile" <<EOF
+write_if_changed "$LAB_STATE/Corefile" <<EOF
 # The cluster zone only: no forwarding, names outside it are refused.
 $LAB_CLUSTER_DOMAIN:53 in-addr.arpa:53 ip6.arpa:53 {
   bind $NODE_IP
@@ -193,7 +229,7 @@ wait_for "Knative deployments available" kctl -n knative-serving wait --for=cond
 step "Traefik"
 lab_start traefik env KUBECONFIG="$LAB_KUBECONFIG" "$TRAEFIK_BIN/traefik" \
   --global.checkNewVersion=false --global.sendAnonymousUsage=false \
-  --log.level=INFO --ping=true --entrypoints.traefik.address=127.0.0.1:$((LAB_INGRESS_PORT + 1)) \
+  --log.level=INFO --ping=true --providers.providersThrottleDuration=200ms --entrypoints.traefik.address=127.0.0.1:$((LAB_INGRESS_PORT + 1)) \
   --entrypoints.web.address=":$LAB_INGRESS_PORT" \
   --experimental.knative=true --providers.knative=true \
   --providers.knative.publicEntrypoints=web \
