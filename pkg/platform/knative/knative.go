@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -68,6 +69,9 @@ func RESTConfig(o Options) (*rest.Config, error) {
 	// Hundreds of services are created and deleted at once: the default
 	// client-side limit (5 qps) would pace the experiment itself.
 	cfg.QPS, cfg.Burst = 200, 400
+	// The API server warns about the same pod-spec defaults on every ksvc
+	// created; say it once.
+	cfg.WarningHandler = rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true})
 	return cfg, nil
 }
 
