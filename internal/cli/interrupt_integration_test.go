@@ -38,14 +38,7 @@ func TestInterruptLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Wait for `delay` attempt records, then interrupt.
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			b, _ := os.ReadFile(out)
-			if strings.Count(string(b), `"type":"attempt"`) >= delay {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testenv.WaitForAttempts(t, out, delay, 60*time.Second)
 		time.Sleep(time.Duration(delay) * 30 * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()

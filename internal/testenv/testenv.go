@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/platform/node"
@@ -115,4 +117,19 @@ func BuildColdbench(t testing.TB) string {
 		t.Fatalf("building coldbench: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// WaitForAttempts waits until the results file at path holds at least n
+// attempt records (a running coldbench appends them), or fails t.
+func WaitForAttempts(t testing.TB, path string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(path)
+		if strings.Count(string(b), `"type":"attempt"`) >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: fewer than %d attempt records after %v", path, n, timeout)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -242,14 +241,7 @@ func TestKnativeInterrupt(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(out)
-		if strings.Count(string(b), `"type":"attempt"`) >= 2 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.WaitForAttempts(t, out, 2, 5*time.Minute)
 	time.Sleep(700 * time.Millisecond) // into the next cell
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
