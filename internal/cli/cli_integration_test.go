@@ -166,7 +166,7 @@ func TestRunEndToEnd(t *testing.T) {
 // exit, nothing created (no records file, no sandbox).
 func TestRunRefusesBadInput(t *testing.T) {
 	testenv.Integration(t)
-	ep := testenv.Endpoint(t)
+	ep := testenv.EndpointAlone(t)
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(badYAML, []byte("apiVersion: coldbench.dev/v1alpha1\nkind: Experiment\nspec:\n  runtimes: [{name: runc, handler: runc}]\n  scales: [1]\n  iterationz: 3\n"), 0o644)
@@ -213,7 +213,7 @@ func TestRunRefusesBadInput(t *testing.T) {
 
 func TestCleanOnlyTouchesColdbenchSandboxes(t *testing.T) {
 	testenv.Integration(t)
-	ep := testenv.Endpoint(t)
+	ep := testenv.EndpointAlone(t)
 	conn, err := grpc.NewClient("unix://"+node.SocketPath(ep), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

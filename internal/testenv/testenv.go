@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,16 +37,42 @@ func Integration(t testing.TB) {
 }
 
 // Endpoint returns the CRI endpoint of coldbench's containerd (override with
-// COLDBENCH_ENDPOINT), checking that its socket exists.
+// COLDBENCH_ENDPOINT), checking that its socket exists. The test holds a
+// shared lock on that containerd until it ends, so a test that counts every
+// sandbox (EndpointAlone) never sees another package's test at work:
+// `go test ./...` runs packages in parallel.
 func Endpoint(t testing.TB) string {
+	t.Helper()
+	return endpoint(t, syscall.LOCK_SH)
+}
+
+// EndpointAlone is Endpoint with the containerd to itself: it waits until no
+// other test (in any package) uses it, and keeps others out until t ends.
+func EndpointAlone(t testing.TB) string {
+	t.Helper()
+	return endpoint(t, syscall.LOCK_EX)
+}
+
+func endpoint(t testing.TB, how int) string {
 	t.Helper()
 	ep := os.Getenv("COLDBENCH_ENDPOINT")
 	if ep == "" {
 		ep = bench.DefaultEndpoint
 	}
-	if _, err := os.Stat(node.SocketPath(ep)); err != nil {
-		Missing(t, "containerd socket "+node.SocketPath(ep))
+	sock := node.SocketPath(ep)
+	if _, err := os.Stat(sock); err != nil {
+		Missing(t, "containerd socket "+sock)
 	}
+	lockPath := filepath.Join(filepath.Dir(sock), "coldbench-tests.lock")
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("opening the test lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		t.Fatalf("locking %s: %v", lockPath, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 	return ep
 }
 

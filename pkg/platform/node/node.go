@@ -436,6 +436,11 @@ func (p *Platform) removeSandbox(ctx context.Context, id string) error {
 		return fmt.Errorf("listing containers of sandbox %s: %w", id, err)
 	}
 	for _, c := range cs.Containers {
+		// A start cut by a kill can still complete inside containerd after
+		// StopPodSandbox ran: stop each container itself before removing it.
+		if _, err := p.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: 0}); err != nil {
+			return fmt.Errorf("stopping container %s: %w", c.Id, err)
+		}
 		if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
 			return fmt.Errorf("removing container %s: %w", c.Id, err)
 		}

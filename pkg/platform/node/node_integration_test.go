@@ -110,7 +110,7 @@ func listSandboxes(t *testing.T, ep string, sel map[string]string) []*runtimeapi
 // Preflight refuses what cannot work, before creating anything.
 func TestPreflightRefusals(t *testing.T) {
 	testenv.Integration(t)
-	ep := testenv.Endpoint(t)
+	ep := testenv.EndpointAlone(t)
 	ctx := context.Background()
 	before := len(listSandboxes(t, ep, nil))
 
