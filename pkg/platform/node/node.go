@@ -21,8 +21,10 @@ import (
 	"sync"
 	"time"
 
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/coldbench/coldbench/pkg/bench"
@@ -441,8 +443,8 @@ func (p *Platform) removeSandbox(ctx context.Context, id string) error {
 		if _, err := p.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: 0}); err != nil {
 			return fmt.Errorf("stopping container %s: %w", c.Id, err)
 		}
-		if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
-			return fmt.Errorf("removing container %s: %w", c.Id, err)
+		if err := p.removeContainer(ctx, c.Id); err != nil {
+			return err
 		}
 	}
 	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
@@ -450,3 +452,30 @@ func (p *Platform) removeSandbox(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// removeContainer removes a stopped container. containerd 1.6's CRI can lose
+// track of a task whose StartContainer was cut by a client kill (status
+// "StartError", task left stopped): CRI then refuses the removal with
+// "cannot delete running task" forever, so the stale task is deleted through
+// containerd's own task API (same socket, CRI's namespace) and the removal
+// retried.
+func (p *Platform) removeContainer(ctx context.Context, id string) error {
+	_, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id})
+	if err == nil || !strings.Contains(err.Error(), "cannot delete running task") {
+		if err != nil {
+			return fmt.Errorf("removing container %s: %w", id, err)
+		}
+		return nil
+	}
+	nsCtx := metadata.AppendToOutgoingContext(ctx, "containerd-namespace", criNamespace)
+	if _, terr := tasks.NewTasksClient(p.conn).Delete(nsCtx, &tasks.DeleteTaskRequest{ContainerID: id}); terr != nil {
+		return fmt.Errorf("removing container %s: %w (deleting its stale task through containerd's task API: %v)", id, err, terr)
+	}
+	if _, err := p.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		return fmt.Errorf("removing container %s after deleting its stale task: %w", id, err)
+	}
+	return nil
+}
+
+// criNamespace is the containerd namespace of CRI's objects.
+const criNamespace = "k8s.io"
