@@ -18,9 +18,10 @@ node-down:
 test-deps:
 	scripts/test-deps.sh
 
-# The main job on the embedded default: node backend, runc + crun, N = 1 and 4.
+# The main job on the embedded default: node backend, runc + crun + gVisor
+# (runsc), N = 1 and 4.
 demo: node-up
-	bin/coldbench run --platform node --runtimes runc,crun --scales 1,4 --iterations 6 --warmups 1
+	bin/coldbench run --platform node --runtimes runc,crun,runsc --scales 1,4 --iterations 6 --warmups 1
 
 # Every test, integration tests included, against the real containerd, and
 # the e2e tests (test/e2e) against the lab, brought up first when it is not

@@ -63,6 +63,12 @@ fi
 lab_stop containerd 20
 # Shims outlive containerd; the lab's carry the lab's socket in their arguments.
 for pid in $(pgrep -f "containerd-shim.*-address $LAB_CRI_SOCK( |$)" || true); do kill "$pid" 2>/dev/null || true; done
+# gVisor sandboxes left without their shim (runsc's state is under the lab's run dir).
+if [ -d "$LAB_RUN/runsc/k8s.io" ] && [ -x "$CB_GVISOR_BIN/runsc" ]; then
+  for id in $("$CB_GVISOR_BIN/runsc" --root "$LAB_RUN/runsc/k8s.io" list -quiet 2>/dev/null || true); do
+    "$CB_GVISOR_BIN/runsc" --root "$LAB_RUN/runsc/k8s.io" delete -force "$id" 2>/dev/null || true
+  done
+fi
 # coldbench's own containerd is never stopped, but a kubelet pointed at it
 # (by hand) would have left sandboxes there: remove those too (only sandboxes
 # carrying the kubelet's labels; the node backend's are never touched).
@@ -89,7 +95,7 @@ for ipt in iptables ip6tables; do
 done
 
 step "mounts, cgroups, state"
-for root in "$LAB_KUBELET_DIR" "$LAB_STATE/containerd" "$LAB_RUN"; do
+for root in "$LAB_KUBELET_DIR" "$LAB_STATE/containerd" "$LAB_STATE/containerd2" "$LAB_RUN"; do
   { findmnt -rn -o TARGET | grep -E "^$root(/|$)" || true; } | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
   done
@@ -110,9 +116,10 @@ step "check"
 # binaries with configurations of their own).
 left=($(pgrep -f "^($K8S_BIN|$COREDNS_BIN)/.*$LAB_STATE/" || true))
 left+=($(pgrep -f "^$TRAEFIK_BIN/traefik .*--entrypoints.web.address=:$LAB_INGRESS_PORT" || true))
-left+=($(pgrep -f "^containerd --config $LAB_STATE/containerd.toml" || true))
+left+=($(pgrep -f "containerd --config $LAB_STATE/containerd.toml" || true))
 left+=($(pgrep -f "^etcd --name lab --data-dir $LAB_ETCD_DIR" || true))
 left+=($(pgrep -f "containerd-shim.*-address $LAB_RUN/containerd/containerd.sock( |$)" || true))
+left+=($(pgrep -f "runsc-sandbox .*--root=?$LAB_RUN/runsc" || true))
 problems=()
 [ ${#left[@]} = 0 ] || problems+=("lab processes still running: ${left[*]}")
 for ipt in iptables ip6tables; do

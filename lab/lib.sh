@@ -11,7 +11,7 @@ K8S_STAGING_VERSION=v0.34.4
 KNATIVE_VERSION=v0.42.2     # Knative Serving 1.15
 COREDNS_VERSION=v1.14.7
 TRAEFIK_VERSION=v3.6.12
-LAB_PACKAGES=(etcd-server containerd runc crun containernetworking-plugins iptables conntrack socat openssl)
+LAB_PACKAGES=(etcd-server runc crun containernetworking-plugins iptables conntrack socat openssl)
 
 # Builds live outside the checkout; GOMODCACHE and GOCACHE stay at Go's defaults.
 LAB_CACHE=${COLDBENCH_LAB_CACHE:-/var/cache/coldbench/lab}

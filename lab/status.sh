@@ -14,7 +14,7 @@ node_ip=$(cat "$LAB_RUN/node-ip" 2>/dev/null || lab_node_ip 2>/dev/null || echo 
 printf 'kubeconfig: %s%s\n' "$LAB_KUBECONFIG" "$([ -f "$LAB_KUBECONFIG" ] || echo ' (not written yet)')"
 printf 'ingress:    http://127.0.0.1:%s and http://%s:%s (Host: <ksvc>.<namespace>.%s)\n' \
   "$LAB_INGRESS_PORT" "$node_ip" "$LAB_INGRESS_PORT" "$LAB_DOMAIN"
-printf 'CRI:        unix://%s (the lab containerd; RuntimeClasses runc, crun)\n' "$LAB_CRI_SOCK"
+printf 'CRI:        unix://%s (the lab containerd; RuntimeClasses runc, crun, gvisor)\n' "$LAB_CRI_SOCK"
 printf 'kubectl:    %s\n' "$K8S_BIN/kubectl"
 if [ $down = 0 ] && kctl get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
   echo; kctl get nodes -o wide 2>/dev/null

@@ -2,7 +2,7 @@
 # Brings the lab up: a single-node Kubernetes (etcd, apiserver,
 # controller-manager, scheduler, kubelet, kube-proxy in iptables mode),
 # CoreDNS and Traefik as processes on this machine, Knative Serving as pods,
-# RuntimeClasses runc and crun; then waits until a probe Knative Service
+# RuntimeClasses runc, crun and gvisor; then waits until a probe Knative Service
 # answers through Traefik. Idempotent: what already runs is kept.
 # Needs lab/build.sh first (make lab-build). Undo with lab/down.sh.
 set -euo pipefail
@@ -60,7 +60,8 @@ done
 
 step "lab containerd"
 # The lab's kubelet gets a containerd of its own, from the node backend's very
-# config file (config/containerd.toml: runc, crun, restrict_oom_score_adj,
+# config file and binaries (config/containerd.toml, containerd 2.x built by
+# scripts/build-runtimes.sh: runc, crun, gVisor's runsc, restrict_oom_score_adj,
 # coldbench's pause image, coldbench's CNI bridge), with its own root and
 # socket: a kubelet stops every running sandbox it did not create (its
 # housekeeping treats them as orphaned pods), so sharing one daemon would kill
@@ -70,16 +71,17 @@ step "lab containerd"
 # routes to the service range and the node address: pods need the apiserver
 # and DNS, and get no default route, so nothing they send can leave the machine.
 mkdir -p "$LAB_RUN/containerd" "$LAB_STATE/cni/net.d"
-sed -e "s#@STATE@#$LAB_STATE#g" -e "s#@RUN@#$LAB_RUN#g" -e "s#@ETC@#$LAB_STATE#g" \
-  "$COLDBENCH_ROOT/config/containerd.toml" | write_if_changed "$LAB_STATE/containerd.toml"
+lab_render() { RENDER_STATE=$LAB_STATE RENDER_RUN=$LAB_RUN RENDER_ETC=$LAB_STATE render "$@"; }
+lab_render "$COLDBENCH_ROOT/config/containerd.toml" | write_if_changed "$LAB_STATE/containerd.toml"
+lab_render "$COLDBENCH_ROOT/config/runsc.toml" | write_if_changed "$LAB_STATE/runsc.toml"
 sed -e "s#@RUN@#$CB_RUN#g" -e "s#@POD_CIDR@#$LAB_POD_CIDR#g" -e "s#@SERVICE_CIDR@#$LAB_SERVICE_CIDR#g" \
   -e "s#@NODE_IP@#$NODE_IP#g" "$LAB_DIR/manifests/cni.conflist" | write_if_changed "$LAB_STATE/cni/net.d/10-coldbench.conflist"
 if ! lab_running containerd; then
   rm -f "$LAB_CRI_SOCK"
-  lab_start containerd containerd --config "$LAB_STATE/containerd.toml"
+  lab_start containerd "$CB_CONTAINERD_BIN/containerd" --config "$LAB_STATE/containerd.toml"
 fi
-wait_for "containerd on $LAB_CRI_SOCK" ctr --address "$LAB_CRI_SOCK" version
-lab_ctr() { ctr --address "$LAB_CRI_SOCK" -n k8s.io "$@"; }
+wait_for "containerd on $LAB_CRI_SOCK" "$CB_CONTAINERD_BIN/ctr" --address "$LAB_CRI_SOCK" version
+lab_ctr() { "$CB_CONTAINERD_BIN/ctr" --address "$LAB_CRI_SOCK" -n k8s.io "$@" 2> >(grep -v "DEPRECATION: The support for cgroup v1" >&2); }
 lab_ctr images import "$CB_STATE/images/coldbench-images.tar" >/dev/null
 for img in fn-go:v1 fn-c:v1; do   # also under dev.local/, which Knative never resolves
   lab_ctr images tag --force "coldbench.local/$img" "dev.local/coldbench/$img" >/dev/null 2>&1 || true

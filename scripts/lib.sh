@@ -7,7 +7,20 @@ CB_LOG=${COLDBENCH_LOG_DIR:-/var/log/coldbench}
 CB_SOCK=$CB_RUN/containerd/containerd.sock
 CB_PIDFILE=$CB_RUN/containerd.pid
 CB_BIN=$COLDBENCH_ROOT/bin/coldbench
-CB_PACKAGES=(containerd runc crun containernetworking-plugins iptables)
+# Small helpers node-up compiles (crun-oci-compat).
+CB_BINDIR=$CB_STATE/bin
+# Built from the Go module proxy by scripts/build-runtimes.sh, cached by
+# version outside the checkout: containerd 2.x (daemon, ctr, runc shim) and
+# gVisor (runsc, its shim, coldbench's launcher for it).
+CB_CACHE=${COLDBENCH_CACHE_DIR:-/var/cache/coldbench}
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
+GVISOR_VERSION=${GVISOR_VERSION:-v0.0.0-20260905035102-160fafc42237}
+CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}
+CB_CONTAINERD_BIN=$CB_CACHE/containerd/$CONTAINERD_VERSION/bin
+CB_GVISOR_BIN=$CB_CACHE/gvisor/$GVISOR_VERSION/bin
+# runc and crun from Debian; containerd is ours (above); gcc builds
+# crun-oci-compat.
+CB_PACKAGES=(runc crun containernetworking-plugins iptables gcc libc6-dev)
 
 log() { printf '%s [coldbench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -16,5 +29,14 @@ containerd_running() {
   [ -f "$CB_PIDFILE" ] && kill -0 "$(cat "$CB_PIDFILE")" 2>/dev/null
 }
 
-# ctr against coldbench's containerd, CRI's namespace.
-cb_ctr() { ctr --address "$CB_SOCK" -n k8s.io "$@"; }
+# ctr (of coldbench's containerd release) against coldbench's containerd,
+# CRI's namespace.
+cb_ctr() { "$CB_CONTAINERD_BIN/ctr" --address "$CB_SOCK" -n k8s.io "$@"; }
+
+# render FILE: a config template with coldbench's paths filled in (the lab
+# renders the same templates with its own STATE/RUN/ETC).
+render() {
+  local state=${RENDER_STATE:-$CB_STATE} run=${RENDER_RUN:-$CB_RUN} etc=${RENDER_ETC:-$CB_ETC}
+  sed -e "s#@STATE@#$state#g" -e "s#@RUN@#$run#g" -e "s#@ETC@#$etc#g" \
+    -e "s#@CDBIN@#$CB_CONTAINERD_BIN#g" -e "s#@GVBIN@#$CB_GVISOR_BIN#g" -e "s#@CBBIN@#$CB_BINDIR#g" "$1"
+}

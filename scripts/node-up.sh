@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Makes this machine ready for coldbench's node backend, idempotently:
-# Debian packages, the crun hugetlb fix, CNI config, a containerd of
-# coldbench's own (own config, root, socket; PID in $CB_PIDFILE), the
-# coldbench binary, and the function + pause images built by coldbench and
-# imported. Run as root. Undo with scripts/node-down.sh.
+# Debian packages (runc, crun, CNI plugins), containerd 2.x and gVisor built
+# from the Go module proxy (cached, scripts/build-runtimes.sh), the crun
+# hugetlb fix, CNI config, a containerd of coldbench's own (own config, root,
+# socket; PID in $CB_PIDFILE) with runc, crun and runsc, the coldbench
+# binary, and the function + pause images built by coldbench and imported.
+# Run as root. Undo with scripts/node-down.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (containerd, mounts and CNI need it)"
@@ -21,6 +23,17 @@ fi
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
 
+# 1b. containerd 2.x and gVisor from the Go module proxy (≈ 6 min once, then
+# cached), and crun's OCI-version adapter (scripts/crun-oci-compat.c).
+"$COLDBENCH_ROOT/scripts/build-runtimes.sh"
+mkdir -p "$CB_BINDIR"
+cc -O2 -static -o "$CB_BINDIR/crun-oci-compat.new" "$COLDBENCH_ROOT/scripts/crun-oci-compat.c"
+if cmp -s "$CB_BINDIR/crun-oci-compat.new" "$CB_BINDIR/crun-oci-compat"; then
+  rm -f "$CB_BINDIR/crun-oci-compat.new"
+else
+  mv "$CB_BINDIR/crun-oci-compat.new" "$CB_BINDIR/crun-oci-compat"
+fi
+
 # 2. crun refuses hybrid cgroups while hugetlb belongs to the cgroup2 mount:
 # give hugetlb a v1 hierarchy of its own.
 if [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
@@ -31,9 +44,10 @@ fi
 
 # 3. Config files.
 mkdir -p "$CB_STATE" "$CB_RUN/containerd" "$CB_ETC/cni/net.d" "$CB_LOG" "$CB_STATE/images"
-render() { sed -e "s#@STATE@#$CB_STATE#g" -e "s#@RUN@#$CB_RUN#g" -e "s#@ETC@#$CB_ETC#g" "$1"; }
 render "$COLDBENCH_ROOT/config/containerd.toml" >"$CB_ETC/containerd.toml.new"
 render "$COLDBENCH_ROOT/config/cni.conflist" >"$CB_ETC/cni/net.d/10-coldbench.conflist"
+# Read by gVisor's shim at every sandbox start: no restart needed.
+render "$COLDBENCH_ROOT/config/runsc.toml" >"$CB_ETC/runsc.toml"
 config_changed=0
 if ! cmp -s "$CB_ETC/containerd.toml.new" "$CB_ETC/containerd.toml" 2>/dev/null; then
   mv "$CB_ETC/containerd.toml.new" "$CB_ETC/containerd.toml"
@@ -50,7 +64,7 @@ fi
 if ! containerd_running; then
   log "starting containerd on $CB_SOCK (log: $CB_LOG/containerd.log)"
   rm -f "$CB_SOCK"
-  setsid containerd --config "$CB_ETC/containerd.toml" >>"$CB_LOG/containerd.log" 2>&1 </dev/null &
+  setsid "$CB_CONTAINERD_BIN/containerd" --config "$CB_ETC/containerd.toml" >>"$CB_LOG/containerd.log" 2>&1 </dev/null &
   echo $! >"$CB_PIDFILE"
   for _ in $(seq 1 100); do
     [ -S "$CB_SOCK" ] && cb_ctr version >/dev/null 2>&1 && break

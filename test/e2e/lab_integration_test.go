@@ -61,7 +61,7 @@ func TestLabColdStartPerRuntimeClass(t *testing.T) {
 		testenv.MissingLab(t, fmt.Sprintf("a running lab answering on %s (listing Knative Services: %v)", cfg.Host, err))
 	}
 
-	for _, rc := range []string{"runc", "crun"} {
+	for _, rc := range []string{"runc", "crun", "gvisor"} {
 		t.Run(rc, func(t *testing.T) { coldStart(ctx, t, dyn, lab, rc) })
 	}
 }

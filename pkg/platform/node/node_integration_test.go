@@ -21,7 +21,7 @@ func experiment(ep string, runtimes ...string) *bench.Experiment {
 	return exp
 }
 
-// Real runc and crun cold starts through containerd's CRI: every instance
+// Real runc, crun and gVisor (runsc) cold starts through containerd's CRI: every instance
 // answers, from a sandbox of its own, with phases in causal order, and
 // nothing is left behind.
 func TestColdStartRealRuntimes(t *testing.T) {
@@ -33,7 +33,7 @@ func TestColdStartRealRuntimes(t *testing.T) {
 	}
 	defer p.Close()
 	ctx := context.Background()
-	exp := experiment(ep, "runc", "crun")
+	exp := experiment(ep, "runc", "crun", "runsc")
 	if err := exp.Validate(false); err != nil {
 		t.Fatal(err)
 	}
