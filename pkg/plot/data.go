@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strings"
 
 	"gonum.org/v1/gonum/stat/distuv"
 
@@ -153,40 +154,59 @@ func meanCI(n int, mean, stdev, confidence float64) (lo, hi float64, ok bool) {
 	return mean - half, mean + half, true
 }
 
+// phaseGroup is one entry of a phase figure's stack and legend: phases
+// whose median offsets coincide in every runtime of the figure (Knative's
+// pod phases often come from one status update) share one segment, so no
+// segment is ever empty for a tie.
+type phaseGroup struct {
+	names []string // in stack order; names[0] leads
+	// first is the smallest first-seen index of the names: it picks the
+	// colour, the same for the same phase in every figure.
+	first int
+}
+
+// label is the legend text: the leading name, the others below it.
+func (g phaseGroup) label() string { return strings.Join(g.names, "\n= ") }
+
+func (g phaseGroup) has(name string) bool { return slices.Contains(g.names, name) }
+
 // phaseStep is one segment of a stacked phase bar: the time from the end
-// of the previous segment until the phase's median offset.
+// of the previous segment until the group's median offset.
 type phaseStep struct {
-	name     string
+	group    int     // index into the figure's groups
 	from, to float64 // ms
-	// early: the phase was recorded, but its median offset (median) lies
-	// below the top of the stack so far, so its segment is empty.
-	early  bool
+	// empty: the median offset is not above the top of the stack so far (a
+	// tie with the segment below, or a negative offset), so the segment has
+	// no height.
+	empty  bool
 	median float64
 }
 
-// phaseOrder orders the phase names seen in cells by their median offset
-// pooled over the cells (ties and missing medians keep first-seen order),
-// so the stack follows the time line.
+// phaseOrder orders the phase names seen in cells by time: by the mean over
+// the cells of their median offset (so that when every runtime reaches two
+// phases in the same order, so does the legend), ties in first-seen order.
 func (d *data) phaseOrder(cells []*cell) []string {
 	type ph struct {
 		name  string
 		first int
-		med   float64
+		at    float64
 	}
 	var list []ph
 	for i, name := range d.phaseNames {
-		var pooled []float64
+		sum, k := 0.0, 0
 		for _, c := range cells {
-			pooled = append(pooled, c.phaseMS[name]...)
+			if v := c.phaseMS[name]; len(v) > 0 {
+				sum += stats.Median(v)
+				k++
+			}
 		}
-		if len(pooled) == 0 {
+		if k == 0 {
 			continue
 		}
-		slices.Sort(pooled)
-		list = append(list, ph{name, i, stats.Median(pooled)})
+		list = append(list, ph{name, i, sum / float64(k)})
 	}
 	slices.SortStableFunc(list, func(a, b ph) int {
-		if c := cmp.Compare(a.med, b.med); c != 0 {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.first, b.first)
@@ -198,25 +218,57 @@ func (d *data) phaseOrder(cells []*cell) []string {
 	return names
 }
 
-// phaseSteps turns the median offset of each phase (in order) into
-// non-negative stacked segments: a phase whose median comes before the
-// stack's current top (the order differs in this cell) gets a zero-height
-// segment rather than a negative one, so the top of the stack is the largest
-// median offset.
-func (c *cell) phaseSteps(order []string) []phaseStep {
-	steps := make([]phaseStep, len(order))
-	top := 0.0
-	for i, name := range order {
-		steps[i] = phaseStep{name: name, from: top, to: top}
-		if v := c.phaseMS[name]; len(v) > 0 {
-			m := stats.Median(v)
-			steps[i].median = m
-			if m > top {
-				steps[i].to = m
-				top = m
-			} else {
-				steps[i].early = true
+// phaseGroups joins the phases of order (see phaseOrder) whose median offset
+// is the same as an earlier phase's in every cell, recorded in the same
+// cells. The groups keep the order of their leading phases.
+func (d *data) phaseGroups(cells []*cell, order []string) []phaseGroup {
+	same := func(a, b string) bool {
+		for _, c := range cells {
+			va, vb := c.phaseMS[a], c.phaseMS[b]
+			if (len(va) == 0) != (len(vb) == 0) {
+				return false
 			}
+			if len(va) > 0 && stats.Median(va) != stats.Median(vb) {
+				return false
+			}
+		}
+		return true
+	}
+	var groups []phaseGroup
+	for _, name := range order {
+		idx := slices.Index(d.phaseNames, name)
+		i := slices.IndexFunc(groups, func(g phaseGroup) bool { return same(g.names[0], name) })
+		if i < 0 {
+			groups = append(groups, phaseGroup{names: []string{name}, first: idx})
+			continue
+		}
+		groups[i].names = append(groups[i].names, name)
+		groups[i].first = min(groups[i].first, idx)
+	}
+	return groups
+}
+
+// phaseSteps stacks the groups this cell recorded in the cell's own time
+// order (by its medians; ties keep the order of groups): each segment runs
+// from the previous one's end to the group's median offset, so no segment is
+// negative and the top of the stack is the latest median.
+func (c *cell) phaseSteps(groups []phaseGroup) []phaseStep {
+	var steps []phaseStep
+	for i, g := range groups {
+		if v := c.phaseMS[g.names[0]]; len(v) > 0 {
+			steps = append(steps, phaseStep{group: i, median: stats.Median(v)})
+		}
+	}
+	slices.SortStableFunc(steps, func(a, b phaseStep) int { return cmp.Compare(a.median, b.median) })
+	top := 0.0
+	for i := range steps {
+		st := &steps[i]
+		st.from, st.to = top, top
+		if st.median > top {
+			st.to = st.median
+			top = st.median
+		} else {
+			st.empty = true
 		}
 	}
 	return steps

@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
 )
 
@@ -451,136 +452,217 @@ func (d *data) cdfFigure(n int) *Figure {
 	return f
 }
 
-// Phase colours (Tableau 10): distinct from the runtime colours, because a
-// phase is not a runtime.
+// Phase colours: twelve hues no two of which look alike (CIE76 ΔE ≥ 30),
+// so that a figure with all of Knative's phases has no repeat: Tableau 10
+// without its grey, then plum, navy and lime. They are not the runtime
+// colours, because a phase is not a runtime. With more phases than colours,
+// the colours come round again, darker.
 var phasePalette = []color.Color{
 	rgb(0x4E, 0x79, 0xA7), rgb(0xF2, 0x8E, 0x2B), rgb(0xE1, 0x57, 0x59), rgb(0x76, 0xB7, 0xB2), rgb(0x59, 0xA1, 0x4F),
-	rgb(0xED, 0xC9, 0x48), rgb(0xB0, 0x7A, 0xA1), rgb(0xFF, 0x9D, 0xA7), rgb(0x9C, 0x75, 0x5F), rgb(0xBA, 0xB0, 0xAC),
+	rgb(0xED, 0xC9, 0x48), rgb(0xB0, 0x7A, 0xA1), rgb(0xFF, 0x9D, 0xA7), rgb(0x9C, 0x75, 0x5F), rgb(0x88, 0x22, 0x88),
+	rgb(0x1F, 0x2F, 0x5C), rgb(0xA3, 0xC9, 0x3A),
 }
 
-// phaseColor gives a phase the same colour in every figure: by the order in
-// which phase names first appear in the records, not by stack position
-// (which may differ between N).
-func (d *data) phaseColor(name string) color.Color {
-	i := slices.Index(d.phaseNames, name)
-	return phasePalette[max(i, 0)%len(phasePalette)]
+// phaseColor gives a phase group the same colour in every figure: by the
+// order in which phase names first appear in the records, not by stack
+// position (which may differ between N).
+func (d *data) phaseColor(g phaseGroup) color.Color {
+	i := max(g.first, 0)
+	c := phasePalette[i%len(phasePalette)]
+	if round := i / len(phasePalette); round > 0 {
+		return darken(c, math.Min(0.3*float64(round), 0.6))
+	}
+	return c
 }
 
 // phasesFigure: per runtime at one N, a stacked bar of the median offsets of
-// the phases recorded, in time order. nil when no attempt has phases.
+// the phases recorded, in time order, with the median first byte marked.
+// nil when no attempt has phases.
 func (d *data) phasesFigure(n int) *Figure {
 	cells := d.cellsAt(n)
 	order := d.phaseOrder(cells)
 	if len(order) == 0 {
 		return nil
 	}
+	groups := d.phaseGroups(cells, order)
+	fb := slices.IndexFunc(groups, func(g phaseGroup) bool { return g.has(results.PhaseFirstByte) })
 	f := d.figure(n, fmt.Sprintf("phases-n%d", n), fmt.Sprintf("Where the cold-start time goes at N = %d", n))
 	f.Subtitle = d.subtitle(n, "successful attempts only")
-	f.Notes = []string{"Each segment ends at the median offset of its phase from the start of the cold start."}
-	for _, name := range order {
-		if name == "function_start" {
-			f.Notes = append(f.Notes, "function_start is read from the function's own (wall) clock.")
-		}
+	how := "Each segment ends at the median offset of its phase from the start of the cold start"
+	if slices.ContainsFunc(groups, func(g phaseGroup) bool { return len(g.names) > 1 }) {
+		how += "; phases with equal medians share one (= in the legend)"
 	}
+	f.Notes = []string{how + "."}
+	var clocks []string
+	if slices.Contains(order, results.PhaseFunctionStart) {
+		clocks = append(clocks, "function_start is read from the function's own (wall) clock")
+	}
+	if slices.ContainsFunc(cells, func(c *cell) bool { return c.series.platform == "knative" }) &&
+		slices.ContainsFunc(order, func(name string) bool { return strings.HasPrefix(name, "pod_") || strings.HasSuffix(name, "_ready") }) {
+		clocks = append(clocks, "pod phases are when the API server reported them (kubelet status updates lag)")
+	}
+	if len(clocks) > 0 {
+		f.Notes = append(f.Notes, strings.Join(clocks, "; ")+".")
+	}
+
+	f.legend = &legendBox{title: "segment ends at"}
+	for k := len(groups) - 1; k >= 0; k-- { // top of the stack first, as drawn
+		f.legend.add(groups[k].label(), thumbRect{d.phaseColor(groups[k]), draw.LineStyle{}})
+	}
+	marker := solid(textColor, 1.8)
+	if fb >= 0 {
+		f.legend.add("median first byte", thumbHLine{marker, false})
+	}
+
 	p := f.plot
 	yGrid(p)
 	p.Y.Label.Text = "time since the start of the cold start (ms)"
-	m := &marks{}
-	var ticks []string
+	steps := make([][]phaseStep, len(cells))
+	tops := make([]float64, len(cells))
 	ymax := 0.0
+	for i, c := range cells {
+		steps[i] = c.phaseSteps(groups)
+		for _, st := range steps[i] {
+			tops[i] = math.Max(tops[i], st.to)
+		}
+		ymax = math.Max(ymax, tops[i])
+	}
+	if ymax <= 0 {
+		ymax = 1
+	}
+	// Phases a runtime reached at the same median as the segment below
+	// (or before the start): they have no segment there.
+	var empty []string
+	for i, c := range cells {
+		var parts []string
+		for _, st := range steps[i] {
+			if st.empty {
+				parts = append(parts, groups[st.group].names[0]+" "+fmtMS(st.median))
+			}
+		}
+		if len(parts) > 0 {
+			empty = append(empty, c.series.label+": "+strings.Join(parts, ", "))
+		}
+	}
+	if len(empty) > 0 {
+		f.Notes = append(f.Notes, "No segment of their own (median not after the segment below; ms): "+strings.Join(empty, "; ")+".")
+	}
+	// Each bar follows its own time line; say so when they differ.
+	seq := func(ss []phaseStep) []int {
+		var out []int
+		for _, st := range ss {
+			if !st.empty {
+				out = append(out, st.group)
+			}
+		}
+		return out
+	}
+	for i := 1; i < len(cells); i++ {
+		if !slices.Equal(seq(steps[0]), seq(steps[i])) {
+			f.Notes = append(f.Notes, "The runtimes reach the phases in different orders: each bar stacks them in its own time order.")
+			break
+		}
+	}
+	var ticks []string
+	for _, c := range cells {
+		ticks = append(ticks, cellTick(c))
+	}
+
+	spacing := f.plotWidth() / (float64(len(cells)) + 0.2) // points per category
+	const half = 0.28                                      // half a bar's width (categories are 1 apart)
+	topSty := centered(10, textColor)
+	sideSty := textStyle(9, false, textColor)
+	sideSty.XAlign, sideSty.YAlign = draw.XRight, draw.YCenter
 	inside := textStyle(9, false, textColor)
 	inside.XAlign, inside.YAlign = draw.XCenter, draw.YCenter
-	// Segment labels only where they fit: estimate points per ms.
-	plotH := float64(f.height - 150)
-	for i, c := range cells {
-		ticks = append(ticks, cellTick(c))
-		x := float64(i)
-		steps := c.phaseSteps(order)
-		top := 0.0
-		for _, st := range steps {
-			top = math.Max(top, st.to)
-		}
-		ymax = math.Max(ymax, top)
-		for _, st := range steps {
-			if st.to <= st.from {
+
+	// bars draws the bars and their labels for a data area of ptsPerMS
+	// points per ms, which decides which labels fit, and returns the notes
+	// for what could not be labelled.
+	bars := func(ptsPerMS float64) (*marks, []string) {
+		m := &marks{}
+		var notes, fbUnlabelled []string
+		for i, c := range cells {
+			x := float64(i)
+			for _, st := range steps[i] {
+				if st.empty {
+					continue
+				}
+				g := groups[st.group]
+				m.rect(x-half, x+half, st.from, st.to, d.phaseColor(g), solid(color.White, 0.5))
+				if h := st.to - st.from; h*ptsPerMS >= 13 && float64(inside.Width("+"+fmtMS(h))) < 2*half*spacing-4 {
+					sty := inside
+					sty.Color = inkOn(d.phaseColor(g))
+					m.text(x, (st.from+st.to)/2, 0, 0, "+"+fmtMS(h), sty)
+				}
+			}
+			k := slices.IndexFunc(steps[i], func(st phaseStep) bool { return st.group == fb })
+			if k < 0 {
+				if tops[i] > 0 {
+					m.text(x, tops[i], 0, 3, fmtMS(tops[i])+" ms", topSty)
+				}
 				continue
 			}
-			m.rect(x-0.28, x+0.28, st.from, st.to, d.phaseColor(st.name), solid(color.White, 0.5))
-		}
-		if top > 0 {
-			m.text(x, top, 0, 3, fmtMS(top)+" ms", centered(10, textColor))
-		}
-	}
-	// Second pass for segment labels, now that the y scale is known.
-	ptsPerMS := plotH / (ymax * 1.1)
-	for i, c := range cells {
-		x := float64(i)
-		for _, st := range c.phaseSteps(order) {
-			h := st.to - st.from
-			if h*ptsPerMS >= 13 {
-				sty := inside
-				sty.Color = inkOn(d.phaseColor(st.name))
-				m.text(x, (st.from+st.to)/2, 0, 0, "+"+fmtMS(h), sty)
+			// The first byte is the latency: a line across the bar, labelled
+			// above it when (almost) nothing is stacked after it, else beside it.
+			at := steps[i][k].median
+			m.line(marker, []float64{x - half - 0.04, x + half + 0.04}, []float64{at, at})
+			fbText := fmtMS(at) + " ms"
+			if (tops[i]-at)*ptsPerMS < 12 {
+				label := "first byte " + fbText
+				if float64(topSty.Width(label)) > spacing-6 {
+					label = fbText
+				}
+				m.text(x, tops[i], 0, 3, label, topSty)
+				continue
+			}
+			m.text(x, tops[i], 0, 3, fmtMS(tops[i])+" ms", topSty)
+			side := "first byte\n" + fbText
+			if float64(sideSty.Width(side)) <= (0.6-half-0.04)*spacing-6 { // room left of the bar (the first has the least)
+				m.text(x-half-0.04, at, -3, 0, side, sideSty)
+			} else {
+				fbUnlabelled = append(fbUnlabelled, c.series.label+" "+fmtMS(at))
 			}
 		}
-	}
-	// Name the segments too thin to see, with their durations.
-	var thin []string
-	for k, name := range order {
-		var parts []string
-		for _, c := range cells {
-			st := c.phaseSteps(order)[k]
-			if h := st.to - st.from; h > 0 && h*ptsPerMS < 4 {
-				parts = append(parts, c.series.label+" +"+fmtMS(h))
+		if len(fbUnlabelled) > 0 {
+			notes = append(notes, "Median first byte (black line, ms): "+strings.Join(fbUnlabelled, ", ")+".")
+		}
+		// Name the segments too thin to see, with their durations.
+		var thin []string
+		for gi, g := range groups {
+			var parts []string
+			for i, c := range cells {
+				for _, st := range steps[i] {
+					if h := st.to - st.from; st.group == gi && h > 0 && h*ptsPerMS < 4 {
+						parts = append(parts, c.series.label+" +"+fmtMS(h))
+					}
+				}
+			}
+			if len(parts) > 0 {
+				thin = append(thin, g.names[0]+" "+strings.Join(parts, ", "))
 			}
 		}
-		if len(parts) > 0 {
-			thin = append(thin, name+" "+strings.Join(parts, ", "))
+		if len(thin) > 0 {
+			notes = append(notes, "Too thin to see (ms): "+strings.Join(thin, "; ")+".")
 		}
+		return m, notes
 	}
-	if len(thin) > 0 {
-		f.Notes = append(f.Notes, wrapJoin("Too thin to see (ms): ", thin, "; ", 120)...)
-	}
-	var early []string
-	for _, c := range cells {
-		var parts []string
-		for _, st := range c.phaseSteps(order) {
-			if st.early {
-				parts = append(parts, st.name+" "+fmtMS(st.median))
-			}
+	// The notes take height from the data area: draw again while they do.
+	base := f.Notes
+	height := f.dataHeight()
+	var m *marks
+	for range 4 {
+		var notes []string
+		m, notes = bars(height / (ymax * 1.1))
+		f.Notes = append(slices.Clone(base), notes...)
+		h := f.dataHeight()
+		if h >= height {
+			break
 		}
-		if len(parts) > 0 {
-			early = append(early, c.series.label+": "+strings.Join(parts, ", "))
-		}
-	}
-	if len(early) > 0 {
-		f.Notes = append(f.Notes, wrapJoin("Reached before the phase below them (no segment; median offset, ms): ", early, "; ", 120)...)
+		height = h
 	}
 	p.Add(m)
 	categoryTicks(p, ticks)
 	p.Y.Min, p.Y.Max = 0, ymax*1.1
-	f.legend = &legendBox{title: "segment ends at"}
-	for k := len(order) - 1; k >= 0; k-- { // top of the stack first, as drawn
-		f.legend.add(order[k], thumbRect{d.phaseColor(order[k]), draw.LineStyle{}})
-	}
 	return f
-}
-
-// wrapJoin joins items with sep after prefix, starting a new line before an
-// item that would make the line longer than width characters.
-func wrapJoin(prefix string, items []string, sep string, width int) []string {
-	var lines []string
-	cur := prefix
-	for i, it := range items {
-		if i > 0 {
-			if len([]rune(cur+sep+it)) > width {
-				lines = append(lines, cur+strings.TrimRight(sep, " "))
-				cur = "  " + it
-				continue
-			}
-			cur += sep
-		}
-		cur += it
-	}
-	return append(lines, cur)
 }

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,9 +19,20 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.svg from the current output")
 
-// labRecords is a real run of the node backend: runc and crun at N = 1, 2, 4,
-// 8 iterations after 1 warm-up, with every phase the backend records.
-const labRecords = "testdata/node-runc-crun.jsonl"
+// labRecords is a real run on the lab's Knative (the golden input of the
+// figures): runc and crun at N = 1, 5, 10, 10 iterations, 320 cold starts,
+// every one with Knative's 12 phases.
+const labRecords = "../../testdata/lab/knative-runc-crun-n1-5-10.jsonl"
+
+// nodeRecords is a real run of the node backend: runc and crun at N = 1, 2,
+// 4, 8 iterations after 1 warm-up, with the node backend's 6 phases (and
+// none of Knative's).
+const nodeRecords = "testdata/node-runc-crun.jsonl"
+
+// knativePhases are the phases the Knative platform records.
+var knativePhases = []string{"request_sent", "deployment_scaled", "pod_created", "pod_scheduled", "sandbox_ready",
+	"queue_proxy_started", "user_container_started", "queue_proxy_ready", "user_container_ready", "pod_ready",
+	"function_start", "first_byte"}
 
 func readSet(t *testing.T, path string) *results.Set {
 	t.Helper()
@@ -39,7 +51,8 @@ func figureNames(figs []*Figure) []string {
 	return names
 }
 
-// TestGoldenSVG: the figures of the lab records are byte-for-byte what they
+// TestGoldenSVG: the figures of the lab records (and the node backend's
+// phase figure, the one that differs in kind) are byte-for-byte what they
 // were when last looked at (go test -update rewrites them; look at the PNGs
 // that TestPNG leaves in $COLDBENCH_PLOT_OUT before committing).
 func TestGoldenSVG(t *testing.T) {
@@ -49,17 +62,35 @@ func TestGoldenSVG(t *testing.T) {
 	}
 	want := []string{"latency-vs-n", "responded",
 		"latency-n1", "p99-n1", "cdf-n1", "phases-n1",
-		"latency-n2", "p99-n2", "cdf-n2", "phases-n2",
-		"latency-n4", "p99-n4", "cdf-n4", "phases-n4"}
+		"latency-n5", "p99-n5", "cdf-n5", "phases-n5",
+		"latency-n10", "p99-n10", "cdf-n10", "phases-n10"}
 	if got := figureNames(figs); !slices.Equal(got, want) {
 		t.Fatalf("figures = %v, want %v", got, want)
 	}
+	golden := map[string]*Figure{}
 	for _, f := range figs {
+		golden[f.Name] = f
+	}
+	nodeFigs, err := Figures(readSet(t, nodeRecords), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range nodeFigs {
+		if f.Name == "phases-n1" {
+			golden["node/"+f.Name] = f
+		}
+	}
+	if golden["node/phases-n1"] == nil {
+		t.Fatalf("node records: no phases-n1 among %v", figureNames(nodeFigs))
+	}
+	names := slices.Sorted(maps.Keys(golden))
+	for _, name := range names {
+		f := golden[name]
 		got, err := f.SVG()
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "golden", f.Name+".svg")
+		path := filepath.Join("testdata", "golden", name+".svg")
 		if *update {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
@@ -74,12 +105,12 @@ func TestGoldenSVG(t *testing.T) {
 			t.Fatalf("%v (run go test -update to create it)", err)
 		}
 		if !bytes.Equal(got, wantB) {
-			t.Errorf("%s differs from %s (run go test -update if the change is intended, and look at the figure)", f.Name, path)
+			t.Errorf("%s differs from %s (run go test -update if the change is intended, and look at the figure)", name, path)
 		}
 		// Rendering twice gives the same bytes (no map order, no clock).
 		again, _ := f.SVG()
 		if !bytes.Equal(got, again) {
-			t.Errorf("%s: two renderings differ", f.Name)
+			t.Errorf("%s: two renderings differ", name)
 		}
 	}
 }
@@ -87,19 +118,23 @@ func TestGoldenSVG(t *testing.T) {
 // TestSVGContent checks what a reader needs is in the figures: units on the
 // axes, every runtime, the p99 warning for n < 100 and every phase name.
 func TestSVGContent(t *testing.T) {
-	figs, err := Figures(readSet(t, labRecords), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]string{}
-	for _, f := range figs {
-		b, err := f.SVG()
+	svgs := func(path string) map[string]string {
+		figs, err := Figures(readSet(t, path), Options{AllScales: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		byName[f.Name] = string(b)
+		byName := map[string]string{}
+		for _, f := range figs {
+			b, err := f.SVG()
+			if err != nil {
+				t.Fatal(err)
+			}
+			byName[f.Name] = string(b)
+		}
+		return byName
 	}
-	for name, svg := range byName {
+	lab, node := svgs(labRecords), svgs(nodeRecords)
+	for name, svg := range lab {
 		if name != "responded" && !strings.Contains(svg, "(ms)") {
 			t.Errorf("%s: no axis label with unit (ms)", name)
 		}
@@ -111,18 +146,97 @@ func TestSVGContent(t *testing.T) {
 		if !strings.Contains(svg, "font-family:'Liberation Sans',Arimo,Arial,Helvetica,sans-serif") {
 			t.Errorf("%s: text without the font fallback list", name)
 		}
-	}
-	if !strings.Contains(byName["p99-n1"], "WARNING: fewer than 100 successful attempts (runc, crun)") {
-		t.Errorf("p99-n1 lacks the small-sample warning")
-	}
-	for _, ph := range []string{results.PhaseSandboxReady, results.PhaseContainerCreated, results.PhaseContainerStarted,
-		results.PhaseAddressKnown, results.PhaseFunctionStart, results.PhaseFirstByte} {
-		if !strings.Contains(byName["phases-n1"], ph) {
-			t.Errorf("phases-n1 lacks phase %s", ph)
+		if !strings.Contains(svg, "platform knative") {
+			t.Errorf("%s: platform not named", name)
 		}
 	}
-	if !strings.Contains(byName["responded"], "instances per iteration (count)") {
+	// 10 and 50 successful attempts: p99 ≈ max; 100: no warning.
+	for _, name := range []string{"p99-n1", "p99-n5"} {
+		if !strings.Contains(lab[name], "WARNING: fewer than 100 successful attempts (runc, crun)") {
+			t.Errorf("%s lacks the small-sample warning", name)
+		}
+	}
+	if strings.Contains(lab["p99-n10"], "WARNING") {
+		t.Errorf("p99-n10 (n = 100) warns about a small sample")
+	}
+	for _, n := range []string{"1", "5", "10"} {
+		ph := lab["phases-n"+n]
+		for _, name := range knativePhases {
+			if !strings.Contains(ph, ">"+name+"<") && !strings.Contains(ph, ">= "+name+"<") {
+				t.Errorf("phases-n%s: phase %s is not in the legend", n, name)
+			}
+		}
+		for _, want := range []string{"median first byte", "pod phases are when the API server reported them"} {
+			if !strings.Contains(ph, want) {
+				t.Errorf("phases-n%s lacks %q", n, want)
+			}
+		}
+		// Ties share a segment: nothing is left without one at these N.
+		if strings.Contains(ph, "No segment of their own") {
+			t.Errorf("phases-n%s: a phase without segment; the ties should have been grouped", n)
+		}
+	}
+	// The median first byte (ms) of runc and crun at N = 10, from the records.
+	for _, want := range []string{"first byte 8537 ms", "first byte 7265 ms"} {
+		if !strings.Contains(lab["phases-n10"], want) {
+			t.Errorf("phases-n10 lacks %q", want)
+		}
+	}
+	if !strings.Contains(lab["responded"], "instances per iteration (count)") {
 		t.Errorf("responded: y axis label missing")
+	}
+
+	// The node backend's phases, and none of Knative's remarks.
+	for _, name := range []string{results.PhaseSandboxReady, results.PhaseContainerCreated, results.PhaseContainerStarted,
+		results.PhaseAddressKnown, results.PhaseFunctionStart, results.PhaseFirstByte} {
+		if !strings.Contains(node["phases-n1"], ">"+name+"<") {
+			t.Errorf("node phases-n1 lacks phase %s", name)
+		}
+	}
+	if ph := node["phases-n1"]; strings.Contains(ph, "API server") || strings.Contains(ph, "= in the legend") {
+		t.Errorf("node phases-n1 has remarks that only apply to Knative")
+	}
+}
+
+// TestLayout: on every figure of both real runs, every line of the heading
+// fits in the figure's width, and the legend and the plot area fit under the
+// heading.
+func TestLayout(t *testing.T) {
+	for _, path := range []string{labRecords, nodeRecords} {
+		figs, err := Figures(readSet(t, path), Options{AllScales: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range figs {
+			w, h := f.Size()
+			lines := f.headLines()
+			for _, l := range lines {
+				if lw := l.sty.Width(l.s); lw > w-2*margin {
+					t.Errorf("%s %s: heading line %.0f pt wide, the figure has %.0f pt: %q", path, f.Name, lw, w-2*margin, l.s)
+				}
+			}
+			area := h - 2*margin - headHeight(lines)
+			if area < minPlotArea || area < f.legend.height()+8 {
+				t.Errorf("%s %s: %.0f pt left under the heading for a legend of %.0f pt", path, f.Name, area, f.legend.height())
+			}
+			if f.legend.width() > w/3 {
+				t.Errorf("%s %s: legend %.0f pt wide", path, f.Name, f.legend.width())
+			}
+		}
+	}
+	// A note of one long run of items is wrapped at spaces, never cut.
+	f := &Figure{Title: "t", width: DefaultWidth, height: DefaultHeight, plot: newPlot(),
+		Notes: []string{strings.Repeat("user_container_started 8446, ", 30)}}
+	lines := f.headLines()
+	if len(lines) < 3 {
+		t.Errorf("long note in %d lines", len(lines))
+	}
+	var text []string
+	for _, l := range lines[1:] {
+		text = append(text, strings.TrimSpace(l.s))
+	}
+	if got := strings.Join(text, " "); got != strings.TrimSpace(f.Notes[0]) {
+		t.Errorf("wrapping lost text: %q", got)
 	}
 }
 

@@ -56,6 +56,13 @@ func lighten(c color.Color, f float64) color.RGBA {
 	return rgb(mix(r), mix(g), mix(b))
 }
 
+// darken mixes c with black; f = 0 keeps c, f = 1 gives black.
+func darken(c color.Color, f float64) color.RGBA {
+	r, g, b, _ := c.RGBA()
+	mix := func(v uint32) uint8 { return uint8(float64(v>>8)*(1-f) + 0.5) }
+	return rgb(mix(r), mix(g), mix(b))
+}
+
 func seriesColor(s *series) color.Color { return palette[s.index%len(palette)] }
 
 // inkOn is the text colour readable on background bg: white on dark colours.
@@ -129,6 +136,7 @@ const (
 	legendThumb = vg.Length(22)
 	legendGap   = vg.Length(6)
 	legendRow   = vg.Length(17)
+	legendLine  = vg.Length(12.5) // each further line of a multi-line label
 )
 
 func (l *legendBox) width() vg.Length {
@@ -145,7 +153,24 @@ func (l *legendBox) width() vg.Length {
 	return w
 }
 
-// draw renders the legend with its top left corner at (x, top).
+// height is the vertical space the legend takes.
+func (l *legendBox) height() vg.Length {
+	if l == nil || len(l.entries) == 0 {
+		return 0
+	}
+	var h vg.Length
+	if l.title != "" {
+		h += legendRow
+	}
+	for _, e := range l.entries {
+		h += legendRow + vg.Length(strings.Count(e.label, "\n"))*legendLine
+	}
+	return h
+}
+
+// draw renders the legend with its top left corner at (x, top). A label
+// may have several lines ("\n"): the first sits beside the thumbnail, the
+// others below it.
 func (l *legendBox) draw(c draw.Canvas, x, top vg.Length) {
 	sty := textStyle(10, false, textColor)
 	sty.YAlign = draw.YCenter
@@ -165,8 +190,10 @@ func (l *legendBox) draw(c draw.Canvas, x, top vg.Length) {
 		for _, t := range e.thumbs {
 			t.Thumbnail(&icon)
 		}
-		c.FillText(sty, vg.Point{X: x + legendThumb + legendGap, Y: mid}, e.label)
-		y -= legendRow
+		for i, line := range strings.Split(e.label, "\n") {
+			c.FillText(sty, vg.Point{X: x + legendThumb + legendGap, Y: mid - vg.Length(i)*legendLine}, line)
+		}
+		y -= legendRow + vg.Length(strings.Count(e.label, "\n"))*legendLine
 	}
 }
 
@@ -177,7 +204,8 @@ type Figure struct {
 	// Scale is the N of a per-N figure, 0 for a figure across N.
 	Scale int
 	// Title and Subtitle are drawn at the top; Notes (e.g. how to read the
-	// figure) below the subtitle and Warnings in red under them.
+	// figure) below the subtitle and Warnings in red under them. Lines too
+	// long for the figure are wrapped at spaces.
 	Title    string
 	Subtitle string
 	Notes    []string
@@ -188,18 +216,105 @@ type Figure struct {
 	plot   *gplot.Plot
 	legend *legendBox
 	width  vg.Length
+	// height is the least height; Size adds what a long heading or legend
+	// needs so that the plot area never gets smaller than minPlotArea.
 	height vg.Length
 }
 
-// Size is the figure's size.
-func (f *Figure) Size() (w, h vg.Length) { return f.width, f.height }
+const (
+	margin = vg.Length(12)
+	// minPlotArea is the least height of the plot area (data, axes and
+	// tick labels) under the heading.
+	minPlotArea = vg.Length(280)
+	// lineGap is the space between two heading lines.
+	lineGap = vg.Length(3)
+)
 
-const margin = vg.Length(12)
+// Size is the figure's size.
+func (f *Figure) Size() (w, h vg.Length) { return f.width, f.layoutHeight(f.headLines()) }
 
 // plotWidth estimates the width (points) of the data area, for decisions
 // such as whether labels fit: the figure less margins, legend and y axis.
 func (f *Figure) plotWidth() float64 {
 	return float64(f.width - 4*margin - f.legend.width() - 60)
+}
+
+// dataHeight estimates the height (points) of the data area with the
+// heading as it is, for the same kind of decisions: the plot area less an x
+// axis with up to three lines of tick labels.
+func (f *Figure) dataHeight() float64 {
+	lines := f.headLines()
+	return float64(f.layoutHeight(lines) - 2*margin - headHeight(lines) - 55)
+}
+
+// headLine is one line of the heading.
+type headLine struct {
+	sty text.Style
+	s   string
+}
+
+// headLines is the heading as drawn: title, subtitle, notes and warnings,
+// each wrapped to the figure's width.
+func (f *Figure) headLines() []headLine {
+	avail := f.width - 2*margin
+	var out []headLine
+	add := func(sty text.Style, s string) {
+		for _, l := range wrapWidth(sty, s, avail) {
+			out = append(out, headLine{sty, l})
+		}
+	}
+	add(textStyle(14, true, textColor), f.Title)
+	if f.Subtitle != "" {
+		add(textStyle(10, false, subtleColor), f.Subtitle)
+	}
+	for _, n := range f.Notes {
+		add(textStyle(10, false, subtleColor), n)
+	}
+	for _, w := range f.Warnings {
+		for i, l := range strings.Split(w, "\n") {
+			if i == 0 {
+				l = "WARNING: " + l
+			}
+			add(textStyle(10, true, warningColor), l)
+		}
+	}
+	return out
+}
+
+func headHeight(lines []headLine) vg.Length {
+	var h vg.Length
+	for _, l := range lines {
+		h += l.sty.Rectangle(l.s).Size().Y + lineGap
+	}
+	return h + 6
+}
+
+func (f *Figure) layoutHeight(lines []headLine) vg.Length {
+	area := max(minPlotArea, f.legend.height()+8)
+	return max(f.height, 2*margin+headHeight(lines)+area)
+}
+
+// wrapWidth breaks s at spaces into lines no wider than width in style sty;
+// continuation lines are indented. A word wider than width stays whole.
+func wrapWidth(sty text.Style, s string, width vg.Length) []string {
+	if sty.Width(s) <= width {
+		return []string{s}
+	}
+	var lines []string
+	cur := ""
+	for _, w := range strings.Split(s, " ") {
+		next := w
+		if cur != "" {
+			next = cur + " " + w
+		}
+		if cur != "" && cur != "  " && sty.Width(next) > width {
+			lines = append(lines, cur)
+			cur = "  " + w
+			continue
+		}
+		cur = next
+	}
+	return append(lines, cur)
 }
 
 // draw lays the figure out: heading lines, then the plot with the legend to
@@ -210,25 +325,11 @@ func (f *Figure) draw(c draw.Canvas) {
 	c = draw.Crop(c, margin, -margin, margin, -margin)
 
 	y := c.Max.Y
-	line := func(sty text.Style, s string) {
+	for _, l := range f.headLines() {
+		sty := l.sty
 		sty.YAlign = draw.YTop
-		c.FillText(sty, vg.Point{X: c.Min.X, Y: y}, s)
-		y -= sty.Rectangle(s).Size().Y + 3
-	}
-	line(textStyle(14, true, textColor), f.Title)
-	if f.Subtitle != "" {
-		line(textStyle(10, false, subtleColor), f.Subtitle)
-	}
-	for _, n := range f.Notes {
-		line(textStyle(10, false, subtleColor), n)
-	}
-	for _, w := range f.Warnings {
-		for i, l := range strings.Split(w, "\n") {
-			if i == 0 {
-				l = "WARNING: " + l
-			}
-			line(textStyle(10, true, warningColor), l)
-		}
+		c.FillText(sty, vg.Point{X: c.Min.X, Y: y}, l.s)
+		y -= sty.Rectangle(l.s).Size().Y + lineGap
 	}
 	y -= 6
 	area := c
@@ -244,7 +345,8 @@ func (f *Figure) draw(c draw.Canvas) {
 // "Liberation Sans" with the metric-compatible Arial and Helvetica as
 // fallbacks, so the layout holds without the font installed.
 func (f *Figure) SVG() ([]byte, error) {
-	cv := vgsvg.New(f.width, f.height)
+	w, h := f.Size()
+	cv := vgsvg.New(w, h)
 	f.draw(draw.New(cv))
 	var buf bytes.Buffer
 	if _, err := cv.WriteTo(&buf); err != nil {
@@ -259,7 +361,8 @@ func (f *Figure) PNG(dpi int) ([]byte, error) {
 	if dpi <= 0 {
 		dpi = DefaultDPI
 	}
-	cv := vgimg.NewWith(vgimg.UseWH(f.width, f.height), vgimg.UseDPI(dpi), vgimg.UseBackgroundColor(color.White))
+	w, h := f.Size()
+	cv := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(dpi), vgimg.UseBackgroundColor(color.White))
 	f.draw(draw.New(cv))
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: cv}).WriteTo(&buf); err != nil {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -48,8 +49,8 @@ type htmlPage struct {
 	StatsNotes        []string
 	Footnotes         []string
 	FigureGroups      []htmlFigureGroup
-	PhaseNames        []string
-	PhaseRows         []htmlPhaseRow
+	PhaseTables       []htmlPhaseTable
+	PhasePartial      bool
 	Failures          []htmlFailure
 	FailureTotal      int
 	Tool              string
@@ -87,11 +88,18 @@ type htmlFigure struct {
 	SVG             template.HTML
 }
 
+// htmlPhaseTable is the phases of one N: a row per phase in time order, a
+// column per runtime (a row per runtime would be far too wide for
+// Knative's dozen phases).
+type htmlPhaseTable struct {
+	Scale int
+	Heads []string // "runc (n = 10)"
+	Rows  []htmlPhaseRow
+}
+
 type htmlPhaseRow struct {
-	Runtime string
-	Scale   int
-	N       int
-	Cells   []string
+	Name  string
+	Cells []string
 }
 
 type htmlFailure struct {
@@ -168,7 +176,7 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 		// The SVG comes from our own renderer, which escapes all text.
 		g.Figures = append(g.Figures, htmlFigure{ID: "fig-" + f.Name, Name: f.Name, Title: f.Title, Number: i + 1, SVG: template.HTML(svg)})
 	}
-	page.PhaseNames, page.PhaseRows = phaseTable(set, rows)
+	page.PhaseTables, page.PhasePartial = phaseTables(set, rows)
 	page.Failures, page.FailureTotal = failures(set)
 
 	var buf bytes.Buffer
@@ -368,9 +376,11 @@ func factString(k string, v any) string {
 	return fmt.Sprint(v)
 }
 
-// phaseTable gives, per row, the median offset (ms) of every phase recorded
-// (first-seen order) over its successful attempts.
-func phaseTable(set *results.Set, rows []stats.Row) ([]string, []htmlPhaseRow) {
+// phaseTables gives, per N, the median offset (ms) of every phase recorded
+// over each runtime's successful attempts, phases in time order (by the mean
+// of the runtimes' medians; ties in first-seen order). A median over fewer
+// attempts than succeeded carries their number, "(9)", and partial says so.
+func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, partial bool) {
 	type k struct {
 		platform, runtime string
 		scale             int
@@ -391,24 +401,82 @@ func phaseTable(set *results.Set, rows []stats.Row) ([]string, []htmlPhaseRow) {
 		}
 	}
 	if len(names) == 0 {
-		return nil, nil
+		return nil, false
 	}
-	var out []htmlPhaseRow
-	for _, r := range rows {
-		byName := offsets[k{r.Platform, r.Runtime, r.Scale}]
-		row := htmlPhaseRow{Runtime: r.Runtime, Scale: r.Scale, N: r.Successes}
-		for _, name := range names {
-			v := byName[name]
-			if len(v) == 0 {
-				row.Cells = append(row.Cells, "-")
-				continue
-			}
+	for _, byName := range offsets {
+		for _, v := range byName {
 			slices.Sort(v)
-			row.Cells = append(row.Cells, ms(stats.Median(v)))
 		}
-		out = append(out, row)
 	}
-	return names, out
+	withPlatform := len(platforms(rows)) > 1
+	var scales []int
+	for _, r := range rows {
+		if !slices.Contains(scales, r.Scale) {
+			scales = append(scales, r.Scale)
+		}
+	}
+	slices.Sort(scales)
+	for _, n := range scales {
+		var cols []stats.Row
+		for _, r := range rows {
+			if r.Scale == n && len(offsets[k{r.Platform, r.Runtime, r.Scale}]) > 0 {
+				cols = append(cols, r)
+			}
+		}
+		if len(cols) == 0 {
+			continue
+		}
+		type ph struct {
+			name  string
+			first int
+			at    float64
+		}
+		var order []ph
+		for i, name := range names {
+			sum, cnt := 0.0, 0
+			for _, r := range cols {
+				if v := offsets[k{r.Platform, r.Runtime, r.Scale}][name]; len(v) > 0 {
+					sum += stats.Median(v)
+					cnt++
+				}
+			}
+			if cnt > 0 {
+				order = append(order, ph{name, i, sum / float64(cnt)})
+			}
+		}
+		slices.SortStableFunc(order, func(a, b ph) int {
+			if c := cmp.Compare(a.at, b.at); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.first, b.first)
+		})
+		t := htmlPhaseTable{Scale: n}
+		for _, r := range cols {
+			label := r.Runtime
+			if withPlatform {
+				label = r.Platform + "/" + label
+			}
+			t.Heads = append(t.Heads, fmt.Sprintf("%s (n = %d)", label, r.Successes))
+		}
+		for _, p := range order {
+			row := htmlPhaseRow{Name: p.name}
+			for _, r := range cols {
+				v := offsets[k{r.Platform, r.Runtime, r.Scale}][p.name]
+				switch {
+				case len(v) == 0:
+					row.Cells = append(row.Cells, "-")
+				case len(v) < r.Successes:
+					row.Cells = append(row.Cells, fmt.Sprintf("%s (%d)", ms(stats.Median(v)), len(v)))
+					partial = true
+				default:
+					row.Cells = append(row.Cells, ms(stats.Median(v)))
+				}
+			}
+			t.Rows = append(t.Rows, row)
+		}
+		tables = append(tables, t)
+	}
+	return tables, partial
 }
 
 // failures counts failed measured attempts by runtime, N and class, with the

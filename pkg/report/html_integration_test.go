@@ -25,8 +25,8 @@ import (
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
-// labRecords is the real node-backend run the plot tests use too.
-const labRecords = "../plot/testdata/node-runc-crun.jsonl"
+// labRecords is the real lab (Knative) run the plot tests use too.
+const labRecords = "../../testdata/lab/knative-runc-crun-n1-5-10.jsonl"
 
 // requestLog is a stand-in HTTP proxy: every connection Chromium opens
 // through it is recorded by its request line and answered with an error, so
@@ -76,9 +76,10 @@ func (l *requestLog) serve(c net.Conn) {
 }
 
 // browserOwn matches the requests Chromium makes on its own even with
-// background networking disabled (component updater, account check), which
-// no page of ours could issue in this form. Everything else counts.
-var browserOwn = regexp.MustCompile(`^(CONNECT (update\.googleapis\.com|accounts\.google\.com):443 |` +
+// background networking disabled (component updater, account check,
+// optimization guide), which no page of ours could issue in this form (the
+// page's Resource Timing would list them too). Everything else counts.
+var browserOwn = regexp.MustCompile(`^(CONNECT (update\.googleapis\.com|accounts\.google\.com|optimizationguide-pa\.googleapis\.com):443 |` +
 	`POST http://update\.googleapis\.com/service/update2/json\?|GET http://clients2\.google\.com/time/1/current\?)`)
 
 func (l *requestLog) pageRequests() []string {
