@@ -10,12 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -353,6 +350,10 @@ func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
 	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	// A bounded number of probes in flight: a thousand at once would hold a
+	// thousand connections and their buffers (on both ends, when the ingress
+	// is local) for nothing; it would not be faster.
+	inFlight := make(chan struct{}, maxRouteProbes)
 	var wg sync.WaitGroup
 	for i := range ts {
 		if ts[i].err != nil {
@@ -363,7 +364,13 @@ func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
 			defer wg.Done()
 			var last string
 			for {
-				code, err := probeRoute(rctx, client, p.ingress.Address, t.host)
+				code, err := 0, rctx.Err()
+				select {
+				case inFlight <- struct{}{}:
+					code, err = probeRoute(rctx, client, p.ingress.Address, t.host)
+					<-inFlight
+				case <-rctx.Done():
+				}
 				if err == nil && code == http.StatusOK {
 					return
 				}
@@ -385,6 +392,9 @@ func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
 	}
 	wg.Wait()
 }
+
+// maxRouteProbes bounds the route probes in flight (waitRoutes).
+const maxRouteProbes = 32
 
 func probeRoute(ctx context.Context, client *http.Client, addr, host string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
@@ -445,8 +455,9 @@ func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
 	return nil
 }
 
-// measure releases one GET per Ready service at once. Connection set-up is
-// inside the measured path, as in the study: a cold client's request.
+// measure releases one GET per Ready service at once (release.go): each on
+// its own connection to the ingress, dialled before the release, so the
+// connection set-up is not in the measured path.
 func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
 	out := make([]results.Attempt, len(ts))
 	var reqs []*request
@@ -456,7 +467,7 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 			out[i] = *ts[i].err
 			continue
 		}
-		reqs = append(reqs, p.newRequest(ctx, cell.RequestTimeout, ts[i].host))
+		reqs = append(reqs, newRequest(ctx, p.ingress.Address, ts[i].host, cell.RequestTimeout))
 		idx = append(idx, i)
 	}
 	got, skew := releaseTogether(reqs)
@@ -493,9 +504,14 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 		switch {
 		case ctx.Err() != nil && !a.OK:
 			a.ErrorClass = results.ErrCanceled
-		case v.pod == "" && v.warmPod != "":
-			// Answered by a pod that was there before the request.
+		case v.warmPod != "":
+			// A pod of the revision was there at the request's start (maybe
+			// draining, which still answers): whichever pod answered, the
+			// sample is not provably cold.
 			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "pod "+v.warmPod+" already existed: not a cold start"
+		case a.OK && startedBefore(a) > 0:
+			a.OK, a.ErrorClass = false, results.ErrNotCold
+			a.Error = fmt.Sprintf("the function that answered started %v before the request (its %s header): a warm instance answered", startedBefore(a).Round(time.Millisecond), probe.ProcessStartHeader)
 		case a.OK && v.pod == "":
 			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "answered, but no new pod was seen for revision "+ts[i].revision
 		case !a.OK && v.failCls != "":
@@ -506,6 +522,18 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 	return out
 }
 
+// startedBefore is how long before the request's start the process that
+// answered had started (its function_start phase, from the function's own
+// header), or 0: a cold start's process starts after the request. It is
+// evidence independent of the watches; clocks of different machines may
+// differ by a few ms, far less than a cold start's scheduling delay.
+func startedBefore(a *results.Attempt) time.Duration {
+	if off, ok := a.PhaseOffset(results.PhaseFunctionStart); ok && off < 0 {
+		return -off
+	}
+	return 0
+}
+
 func mergePhases(a, b []results.Phase) []results.Phase {
 	all := append(append([]results.Phase(nil), a...), b...)
 	for i := 1; i < len(all); i++ { // insertion sort: a dozen entries
@@ -514,105 +542,6 @@ func mergePhases(a, b []results.Phase) []results.Phase {
 		}
 	}
 	return all
-}
-
-// releaseTogether sends every prepared request at once: one goroutine each,
-// parked on a closed channel, so the release costs a wake-up, not a loop.
-// It returns the attempts in order and the spread of their start times.
-func releaseTogether(reqs []*request) ([]results.Attempt, time.Duration) {
-	out := make([]results.Attempt, len(reqs))
-	release := make(chan struct{})
-	var ready, wg sync.WaitGroup
-	ready.Add(len(reqs))
-	wg.Add(len(reqs))
-	for i, r := range reqs {
-		go func() {
-			defer wg.Done()
-			ready.Done()
-			<-release
-			out[i] = r.do()
-		}()
-	}
-	ready.Wait()
-	close(release)
-	wg.Wait()
-	starts := make([]time.Time, len(reqs))
-	for i, r := range reqs {
-		starts[i] = r.t0
-	}
-	return out, bench.ReleaseSkew(starts)
-}
-
-// request is one prepared GET: client, transport and request built before
-// the release, so that only the request itself is timed.
-type request struct {
-	client *http.Client
-	req    *http.Request
-	t0     time.Time
-	sent   time.Time
-	first  time.Time
-}
-
-func (p *Platform) newRequest(ctx context.Context, timeout time.Duration, host string) *request {
-	return newRequest(ctx, "http://"+p.ingress.Address+"/", host, timeout)
-}
-
-func newRequest(ctx context.Context, url, host string, timeout time.Duration) *request {
-	r := &request{}
-	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: (&net.Dialer{}).DialContext}
-	r.client = &http.Client{Transport: tr, Timeout: timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	trace := &httptrace.ClientTrace{
-		WroteRequest:         func(httptrace.WroteRequestInfo) { r.sent = time.Now() },
-		GotFirstResponseByte: func() { r.first = time.Now() },
-	}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
-	req.Host = host
-	r.req = req
-	return r
-}
-
-func (r *request) do() results.Attempt {
-	var a results.Attempt
-	r.t0 = time.Now()
-	a.Start = r.t0
-	a.Probes = 1
-	resp, err := r.client.Do(r.req)
-	if err != nil {
-		a.ErrorClass, a.Error = results.ErrConnection, err.Error()
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			a.ErrorClass, a.Error = results.ErrTimeout, "no reply within the client timeout: "+err.Error()
-		}
-		return a
-	}
-	body, rerr := io.ReadAll(resp.Body)
-	done := time.Now()
-	resp.Body.Close()
-	a.HTTPStatus = resp.StatusCode
-	if !r.sent.IsZero() {
-		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseRequestSent, OffsetNS: r.sent.Sub(r.t0).Nanoseconds()})
-	}
-	if r.first.IsZero() {
-		r.first = done
-	}
-	a.TTFBNS = r.first.Sub(r.t0).Nanoseconds()
-	a.TotalNS = done.Sub(r.t0).Nanoseconds()
-	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
-	if v := resp.Header.Get(probe.ProcessStartHeader); v != "" {
-		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
-			a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: time.Unix(0, ns).Sub(r.t0.Round(0)).Nanoseconds()})
-		}
-	}
-	switch {
-	case rerr != nil:
-		a.ErrorClass, a.Error = results.ErrConnection, "reading the reply: "+rerr.Error()
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		a.ErrorClass, a.Error = results.ErrHTTPStatus, fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, body)
-	default:
-		a.OK = true
-	}
-	return a
 }
 
 // deleteInBackground removes a fresh cell's services while the run goes on

@@ -40,7 +40,11 @@ type podTimeline struct {
 	name    string
 	created time.Time // first event seen
 	seen    map[string]time.Time
-	gone    time.Time // deletion seen
+	// terminating: the deletion was asked for (deletionTimestamp seen). The
+	// pod drains for a while and still answers requests (Knative's
+	// queue-proxy keeps serving while it drains): it is not gone yet.
+	terminating time.Time
+	gone        time.Time // the pod object deleted: its containers are gone
 	// Latest failure observed (image pull error, crash, unschedulable).
 	failClass, failMsg string
 }
@@ -203,10 +207,11 @@ func (t *tracker) onPod(o any, deleted bool) {
 		pt = &podTimeline{name: p.Name, created: now, seen: map[string]time.Time{PhasePodCreated: now}}
 		r.pods = append(r.pods, pt)
 	}
-	if deleted || p.DeletionTimestamp != nil {
-		if pt.gone.IsZero() {
-			pt.gone = now
-		}
+	if (deleted || p.DeletionTimestamp != nil) && pt.terminating.IsZero() {
+		pt.terminating = now
+	}
+	if deleted && pt.gone.IsZero() {
+		pt.gone = now
 	}
 	mark := func(phase string, cond bool) {
 		if _, done := pt.seen[phase]; cond && !done {
@@ -253,7 +258,8 @@ func (t *tracker) onPod(o any, deleted bool) {
 	t.notify()
 }
 
-// livePods counts pods of rev not (yet) seen going away.
+// livePods counts pods of rev not (yet) deleted, terminating ones included:
+// a draining pod still answers, and a request sent then is not cold.
 func (t *tracker) livePods(rev string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

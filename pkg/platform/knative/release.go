@@ -1,0 +1,315 @@
+package knative
+
+// The release of one concurrent step: N GETs, one per service, sent as close
+// to the same instant as the machine allows.
+//
+// Connection set-up is NOT in the measured path. Each request gets its own
+// TCP connection to the ingress, dialled before the release (untimed), and
+// its bytes serialised ahead; at the release every request's goroutine,
+// parked on one channel, wakes, stamps its start and writes its request on
+// its open connection. The study (kperf's Go http.Client) dialled inside the
+// timer. Why not here:
+//
+//   - The ingress is always up: connecting to it is not part of a cold
+//     start (the function's pod does not exist yet when the ingress accepts).
+//     It costs ≈ 0.1-0.3 ms of a 1-3 s cold start, below the resolution of
+//     the comparisons (medians' CIs are tens of ms wide).
+//   - Dialling inside the timer is what made "simultaneous" requests spread
+//     over tens of milliseconds: 500 connects (SYN, SYN-ACK, ACK, accept) on
+//     a small client cost far more than 500 writes, so the later requests
+//     started long after the first (BenchmarkRelease500Dial shows it).
+//
+// Each connection carries exactly one request, for one service's Host, with
+// "Connection: close": never pooled, never reused for another service, so
+// the ingress's Host routing sees exactly what a fresh client would send. A
+// connection the ingress closed while it waited (idle timeout) is found
+// before the release (a non-blocking peek sees its EOF) and dialled again,
+// untimed. If the ingress closes it in the instant between that check and
+// the write, the request is sent again once on a new connection, still timed
+// from the original start, and the record gets a "connected" phase (the
+// offset at which the new connection was up): that happens only when the
+// write fails or the ingress closed cleanly (FIN) before any reply byte,
+// i.e. before it read the request; a reset after it read one is an error,
+// never retried into a pod the first request may have woken.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// PhaseConnected is present only when the request's connection had to be
+// dialled after its start (pre-dial failed, or the ingress closed the
+// pre-dialled connection at the last instant): the offset at which the
+// connection that carried the request was up.
+const PhaseConnected = "connected"
+
+// userAgent identifies coldbench's GETs (not one of the agents Knative's
+// activator or queue-proxy treat as probes).
+const userAgent = "coldbench"
+
+// dialTimeout bounds a connect to the ingress before the release.
+const dialTimeout = 10 * time.Second
+
+// maxParallelDials bounds the connects in flight while a step is prepared.
+const maxParallelDials = 64
+
+// request is one prepared GET: its bytes, and its own connection to the
+// ingress, both made before the release so that only the request is timed.
+type request struct {
+	ctx     context.Context
+	addr    string // ingress HOST:PORT
+	host    string // Host header: the service's
+	timeout time.Duration
+	raw     []byte // the request as sent
+	parse   *http.Request
+
+	conn net.Conn      // dialled before the release; nil: dial after the start
+	br   *bufio.Reader // allocated ahead: nothing is allocated between the release and the write
+
+	t0, sent, first, connected time.Time
+}
+
+func newRequest(ctx context.Context, addr, host string, timeout time.Duration) *request {
+	raw := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: " + userAgent + "\r\nConnection: close\r\n\r\n"
+	return &request{ctx: ctx, addr: addr, host: host, timeout: timeout, raw: []byte(raw),
+		parse: &http.Request{Method: http.MethodGet, Host: host}, br: bufio.NewReaderSize(nil, 4096)}
+}
+
+// dial connects r ahead of the release. A failure leaves r.conn nil: the
+// request then dials after its start (timed, with a "connected" phase), and
+// fails there if the ingress is really unreachable.
+func (r *request) dial() {
+	d := net.Dialer{Timeout: dialTimeout}
+	c, err := d.DialContext(r.ctx, "tcp", r.addr)
+	if err != nil {
+		return
+	}
+	r.conn = c
+}
+
+// usable reports whether a pre-dialled connection is still open and quiet:
+// a non-blocking peek that would block. EOF (the ingress closed it while
+// idle), an error, or unsolicited bytes (e.g. a 408) make it unusable.
+func usable(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+		return true // never wait
+	})
+	return err == nil && ok
+}
+
+// prepare dials every request's connection (untimed, bounded parallelism).
+func prepare(reqs []*request) {
+	sem := make(chan struct{}, maxParallelDials)
+	var wg sync.WaitGroup
+	for _, r := range reqs {
+		if r.conn != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.dial()
+		}()
+	}
+	wg.Wait()
+}
+
+// releaseTogether prepares every request's connection, then sends them all
+// at once. It returns the attempts in order and the release skew: the
+// spread (max − min) of the requests' start times.
+func releaseTogether(reqs []*request) ([]results.Attempt, time.Duration) {
+	prepare(reqs)
+	return release(reqs)
+}
+
+// release sends the prepared requests at once: one goroutine each, parked
+// on a channel whose close wakes them all (the release costs wake-ups, not a
+// loop of sends). Just before the close, every pre-dialled connection is
+// checked and one the ingress closed meanwhile is dialled again.
+func release(reqs []*request) ([]results.Attempt, time.Duration) {
+	out := make([]results.Attempt, len(reqs))
+	start := make(chan struct{})
+	var parked, wg sync.WaitGroup
+	parked.Add(len(reqs))
+	wg.Add(len(reqs))
+	for i, r := range reqs {
+		go func() {
+			defer wg.Done()
+			parked.Done()
+			<-start
+			out[i] = r.do()
+		}()
+	}
+	parked.Wait()
+	for _, r := range reqs {
+		if r.conn != nil && !usable(r.conn) {
+			r.conn.Close()
+			r.conn = nil
+			r.dial()
+		}
+	}
+	close(start)
+	wg.Wait()
+	starts := make([]time.Time, len(reqs))
+	for i, r := range reqs {
+		starts[i] = r.t0
+	}
+	return out, bench.ReleaseSkew(starts)
+}
+
+// aLongTimeAgo makes every blocked read or write on a connection return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// do sends r on its connection and reads the reply: the request's start is
+// just before its write, the first byte is when the reply's first byte is
+// readable, and the whole exchange has r.timeout from the start.
+func (r *request) do() results.Attempt {
+	r.t0 = time.Now()
+	var a results.Attempt
+	a.Start = r.t0
+	a.Probes = 1
+	deadline := r.t0.Add(r.timeout)
+
+	br, err := r.send(deadline)
+	if err != nil && r.conn != nil && r.retriable(err) && r.ctx.Err() == nil && time.Now().Before(deadline) {
+		// The ingress closed the connection before reading the request.
+		r.conn.Close()
+		r.conn = nil
+		br, err = r.send(deadline)
+	}
+	if r.conn != nil {
+		defer r.conn.Close()
+	}
+	if err == nil {
+		var resp *http.Response
+		if resp, err = http.ReadResponse(br, r.parse); err == nil {
+			a = r.reply(a, resp)
+		}
+	}
+	if !r.connected.IsZero() {
+		a.Phases = append(a.Phases, results.Phase{Name: PhaseConnected, OffsetNS: r.connected.Sub(r.t0).Nanoseconds()})
+	}
+	if err != nil {
+		a.ErrorClass, a.Error = results.ErrConnection, err.Error()
+		var ne net.Error
+		switch {
+		case r.ctx.Err() != nil:
+			a.ErrorClass, a.Error = results.ErrCanceled, "interrupted before the reply: "+err.Error()
+		case errors.As(err, &ne) && ne.Timeout():
+			a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("no reply within the client timeout (%v): %v", r.timeout, err)
+		}
+	}
+	return a
+}
+
+// send writes the request (dialling first when r has no connection) and
+// waits for the reply's first byte, which it timestamps.
+func (r *request) send(deadline time.Time) (*bufio.Reader, error) {
+	if r.conn == nil {
+		d := net.Dialer{Deadline: deadline}
+		c, err := d.DialContext(r.ctx, "tcp", r.addr)
+		if err != nil {
+			return nil, err
+		}
+		r.conn, r.connected = c, time.Now()
+	}
+	c := r.conn
+	if _, err := c.Write(r.raw); err != nil {
+		return nil, &sendError{err: err, wrote: false}
+	}
+	r.sent = time.Now()
+	c.SetDeadline(deadline)
+	stop := context.AfterFunc(r.ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	br := r.br
+	br.Reset(c)
+	if _, err := br.Peek(1); err != nil {
+		return nil, &sendError{err: err, wrote: true}
+	}
+	r.first = time.Now()
+	return br, nil
+}
+
+// sendError says whether the request had been written when it failed.
+type sendError struct {
+	err   error
+	wrote bool
+}
+
+func (e *sendError) Error() string {
+	if !e.wrote {
+		return "writing the request: " + e.err.Error()
+	}
+	if errors.Is(e.err, io.EOF) {
+		return "the ingress closed the connection without a reply"
+	}
+	return "waiting for the reply: " + e.err.Error()
+}
+
+func (e *sendError) Unwrap() error { return e.err }
+
+// retriable: the request cannot have been read by the ingress, so sending it
+// again cannot hit a pod the first one woke. That is a failed write, or a
+// clean close (EOF) before any reply byte on a connection dialled before the
+// start (the ingress's idle close raced the release). A reset, a timeout or
+// a failure on a connection dialled after the start is final.
+func (r *request) retriable(err error) bool {
+	var se *sendError
+	if !errors.As(err, &se) || !r.connected.IsZero() {
+		return false
+	}
+	return !se.wrote || errors.Is(se.err, io.EOF)
+}
+
+// reply fills a from the reply whose first byte r saw.
+func (r *request) reply(a results.Attempt, resp *http.Response) results.Attempt {
+	body, rerr := io.ReadAll(resp.Body)
+	done := time.Now()
+	resp.Body.Close()
+	a.HTTPStatus = resp.StatusCode
+	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseRequestSent, OffsetNS: r.sent.Sub(r.t0).Nanoseconds()})
+	a.TTFBNS = r.first.Sub(r.t0).Nanoseconds()
+	a.TotalNS = done.Sub(r.t0).Nanoseconds()
+	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
+	if v := resp.Header.Get(probe.ProcessStartHeader); v != "" {
+		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+			a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: time.Unix(0, ns).Sub(r.t0.Round(0)).Nanoseconds()})
+		}
+	}
+	switch {
+	case rerr != nil:
+		a.ErrorClass, a.Error = results.ErrConnection, "reading the reply: "+rerr.Error()
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		a.ErrorClass, a.Error = results.ErrHTTPStatus, fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, body)
+	default:
+		a.OK = true
+	}
+	return a
+}
