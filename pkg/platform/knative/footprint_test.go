@@ -8,9 +8,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -35,25 +37,66 @@ import (
 )
 
 // footprintCluster plays Knative for the footprint benchmark, as cheaply as
-// possible: a new ksvc is Ready at once with a revision Deployment at zero;
-// the ingress answers Knative's route probe, and a real GET creates the
-// revision's pod, ready, then the function replies.
+// possible: a new ksvc is Ready at once with a revision Deployment at zero.
+// The ingress runs in a process of its own (TestFootprintIngressProcess),
+// like a real one, so its connections and buffers are not counted as
+// coldbench's: it answers Knative's route probe, and holds a real GET until
+// this process has created the revision's pod (ready), then replies.
 type footprintCluster struct {
-	ns   string
-	kube *fake.Clientset
-	dyn  *dynamicfake.FakeDynamicClient
-	ing  *httptest.Server
+	ns      string
+	kube    *fake.Clientset
+	dyn     *dynamicfake.FakeDynamicClient
+	ingress string // HOST:PORT
 
 	mu     sync.Mutex
 	byHost map[string]string            // host -> revision
 	labels map[string]map[string]string // revision -> pod labels
+	stdin  io.WriteCloser
 }
 
 func newFootprintCluster(tb testing.TB, ns string) *footprintCluster {
 	c := &footprintCluster{ns: ns, kube: fake.NewClientset(), byHost: map[string]string{}, labels: map[string]map[string]string{},
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(kruntime.NewScheme(), map[schema.GroupVersionResource]string{ServiceGVR: "ServiceList"})}
-	c.ing = httptest.NewServer(http.HandlerFunc(c.serve))
-	tb.Cleanup(c.ing.Close)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFootprintIngressProcess$")
+	cmd.Env = append(os.Environ(), "COLDBENCH_FOOTPRINT_INGRESS=1")
+	cmd.Stderr = os.Stderr
+	var err error
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		c.stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		tb.Fatal("the ingress process said nothing")
+	}
+	c.ingress = strings.TrimSpace(lines.Text())
+	gets := make(chan string, 1024)
+	go func() {
+		for lines.Scan() {
+			if host, ok := strings.CutPrefix(lines.Text(), "GET "); ok {
+				gets <- host
+			}
+		}
+		close(gets)
+	}()
+	for range 8 {
+		go func() {
+			for host := range gets {
+				c.coldStart(host)
+			}
+		}()
+	}
 	return c
 }
 
@@ -82,27 +125,69 @@ func (c *footprintCluster) controller(ctx context.Context, w watch.Interface) {
 	}
 }
 
-func (c *footprintCluster) serve(w http.ResponseWriter, r *http.Request) {
+// coldStart creates host's pod, ready, and lets the ingress reply.
+func (c *footprintCluster) coldStart(host string) {
 	c.mu.Lock()
-	rev, ok := c.byHost[r.Host]
+	rev := c.byHost[host]
 	labels := c.labels[rev]
 	c.mu.Unlock()
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Header.Get(probeHeader) != "" {
-		w.Header().Set(probeHashHeader, r.Header.Get(probeHashHeader))
-		return
-	}
 	ready := []corev1.ContainerStatus{{Name: UserContainer, Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
 		{Name: QueueProxy, Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rev + "-deployment-1", Namespace: c.ns, Labels: labels},
 		Spec:   corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: UserContainer}, {Name: QueueProxy}}},
 		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}, ContainerStatuses: ready}}
-	c.kube.CoreV1().Pods(c.ns).Create(r.Context(), pod, metav1.CreateOptions{})
-	w.Header().Set(probe.ProcessStartHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
-	w.Write([]byte("ok"))
+	c.kube.CoreV1().Pods(c.ns).Create(context.Background(), pod, metav1.CreateOptions{})
+	c.mu.Lock()
+	fmt.Fprintf(c.stdin, "ready %s\n", host)
+	c.mu.Unlock()
+}
+
+// TestFootprintIngressProcess is BenchmarkFootprint1000's ingress, run as a
+// process of its own (skipped otherwise). It prints its address, then
+// "GET host" for every real request, which it holds until "ready host"
+// arrives on its stdin.
+func TestFootprintIngressProcess(t *testing.T) {
+	if os.Getenv("COLDBENCH_FOOTPRINT_INGRESS") != "1" {
+		t.Skip("the ingress process of BenchmarkFootprint1000")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	held := map[string]chan struct{}{}
+	fmt.Println(ln.Addr())
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			host := strings.TrimPrefix(sc.Text(), "ready ")
+			mu.Lock()
+			if ch := held[host]; ch != nil {
+				close(ch)
+				delete(held, host)
+			}
+			mu.Unlock()
+		}
+		os.Exit(0) // the benchmark is done
+	}()
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(probeHeader) != "" {
+			w.Header().Set(probeHashHeader, r.Header.Get(probeHashHeader))
+			return
+		}
+		ch := make(chan struct{})
+		mu.Lock()
+		held[r.Host] = ch
+		fmt.Println("GET " + r.Host)
+		mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set(probe.ProcessStartHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
+		w.Write([]byte("ok"))
+	}))
 }
 
 // procStatus reads a kB figure (VmRSS, VmHWM) of this process.
@@ -135,9 +220,10 @@ func cpuTime() time.Duration {
 // starts the next iteration, which waits by watching for those 1000 pods to
 // go, and measures the process while it waits. It reports the peak RSS
 // (VmHWM, the whole run), the RSS and Go heap while waiting, and the CPU
-// used while waiting as a percentage of one core. The process also holds
-// the fake API server's copy of every object and the ingress: the figures
-// are upper bounds for coldbench itself.
+// used while waiting as a percentage of one core. The ingress runs in a
+// process of its own; this one also holds the fake API server (its copy of
+// every object, a copy per watcher of every event): the figures are upper
+// bounds for coldbench itself.
 //
 //	go test -run '^$' -bench Footprint1000 -benchtime 1x ./pkg/platform/knative/
 func BenchmarkFootprint1000(b *testing.B) {
@@ -166,7 +252,7 @@ func BenchmarkFootprint1000(b *testing.B) {
 			b.Fatal(err)
 		}
 		p := NewWithClients(exp, c.kube, c.dyn, "https://fake-api")
-		p.ingress = Ingress{Address: strings.TrimPrefix(c.ing.URL, "http://"), Layer: "test", How: "httptest"}
+		p.ingress = Ingress{Address: c.ingress, Layer: "test", How: "a process of its own"}
 		ctx, cancel := context.WithCancel(context.Background())
 		w, err := c.dyn.Resource(ServiceGVR).Namespace(ns).Watch(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -200,16 +286,16 @@ func BenchmarkFootprint1000(b *testing.B) {
 		t0, cpu0 := time.Now(), cpuTime()
 		out := p.ColdStart(ctx, cell)
 		cellWall, cellCPU := time.Since(t0), cpuTime()-cpu0
-		ok := 0
+		ok, firstErr := 0, ""
 		for _, a := range out {
 			if a.OK {
 				ok++
-			} else if ok == 0 {
-				b.Logf("first failure: %s %s", a.ErrorClass, a.Error)
+			} else if firstErr == "" {
+				firstErr = a.ErrorClass + ": " + a.Error
 			}
 		}
 		if ok != n {
-			b.Fatalf("%d of %d cold starts OK", ok, n)
+			b.Fatalf("%d of %d cold starts OK; first failure: %s", ok, n, firstErr)
 		}
 
 		// Iteration 1: classic waits, by watching, until the 1000 pods are
