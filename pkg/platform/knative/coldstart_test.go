@@ -1,0 +1,969 @@
+package knative
+
+// ColdStart's orchestration against client-go fakes. Nothing runs Knative's
+// controllers here, so a lab plays them: a goroutine watches the ksvcs the
+// platform creates and makes them Ready (or not) with a URL and a revision
+// Deployment at zero; an httptest server is the ingress, routing by Host
+// header, answering Knative's route probe, and, for a real GET, doing what
+// the activator, the Deployment controller and the kubelet do (scale to one,
+// create the pod, move it through scheduled, sandbox, containers started,
+// ready) before the function answers with its process-start header. Every
+// step waits until the platform's own watches have seen it, so the phases it
+// records follow the causal order of a real cold start.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// behaviour is how the lab treats one service.
+type behaviour struct {
+	neverReady bool          // Ready stays Unknown (RevisionMissing)
+	readyFalse string        // Ready=False, reason RevisionFailed, with this message
+	routeDelay time.Duration // the ingress routes the host this long after Ready
+	status     int           // the function answers with this status (0: 200)
+	resetConn  bool          // the ingress drops the connection of the real GET
+	// podFailure: "unschedulable", "image" or "crash": the pod never gets
+	// ready and the request hangs until the client gives up.
+	podFailure string
+	// scaleDownAfter: the pod goes (and the Deployment back to zero) this
+	// long after the reply; 0 = it stays until its ksvc is deleted.
+	scaleDownAfter time.Duration
+	// podAtReady: the revision gets a pod as soon as it is created, as on a
+	// cluster that ignores initial-scale 0; requests find it warm.
+	podAtReady bool
+}
+
+type labOptions struct {
+	id          string // experiment id (default: a new one)
+	protocol    string
+	readiness   time.Duration // ReadinessTimeout (default 10s)
+	scaleToZero time.Duration // ScaleToZeroTimeout (default 30s)
+	behave      func(instance int) behaviour
+	ingressAddr string           // instead of the lab's ingress (e.g. a closed port)
+	objects     []runtime.Object // ksvcs that exist before the run
+}
+
+// labSvc is the lab's view of one ksvc.
+type labSvc struct {
+	name, host, rev string
+	labels          map[string]string
+	b               behaviour
+	routedAt        time.Time
+	deleted         bool
+	// live is the pod serving requests (warm), started at liveStart.
+	live      string
+	liveStart time.Time
+	// kmu serialises changes to the revision's Deployment and pods with
+	// the ksvc's deletion, so that nothing is made after its cascade.
+	kmu sync.Mutex
+}
+
+// podGone is a pod the lab removed (scale to zero), and when.
+type podGone struct {
+	pod string
+	at  time.Time
+}
+
+type lab struct {
+	t    *testing.T
+	ns   string
+	id   string
+	exp  *bench.Experiment
+	kube *fake.Clientset
+	dyn  *dynamicfake.FakeDynamicClient
+	p    *Platform
+	ing  *httptest.Server
+	o    labOptions
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // controller, scale-downs
+
+	mu     sync.Mutex
+	byName map[string]*labSvc
+	byHost map[string]*labSvc
+	hits   map[string]int // real GETs per host
+	gone   []podGone
+	podSeq int
+	strays atomic.Int64 // real GETs for a host not (yet) routed
+}
+
+func newLab(t *testing.T, o labOptions) *lab {
+	t.Helper()
+	if o.protocol == "" {
+		o.protocol = bench.ProtocolFresh
+	}
+	if o.readiness == 0 {
+		o.readiness = 10 * time.Second
+	}
+	if o.scaleToZero == 0 {
+		o.scaleToZero = 30 * time.Second
+	}
+	if o.behave == nil {
+		o.behave = func(int) behaviour { return behaviour{} }
+	}
+	exp := bench.Default()
+	exp.Spec.Platform = bench.PlatformKnative
+	exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"runc"}, "")
+	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "cb-test", Protocol: o.protocol,
+		ReadinessTimeout: bench.Duration{Duration: o.readiness}, ScaleToZeroTimeout: bench.Duration{Duration: o.scaleToZero}}
+	if err := exp.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	if o.id == "" {
+		o.id = bench.NewExperimentID(time.Now())
+	}
+	l := &lab{t: t, ns: "cb-test", id: o.id, exp: exp, o: o,
+		byName: map[string]*labSvc{}, byHost: map[string]*labSvc{}, hits: map[string]int{}}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.kube = fake.NewClientset()
+	l.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{ServiceGVR: "ServiceList"}, o.objects...)
+	l.ing = httptest.NewServer(http.HandlerFunc(l.serveIngress))
+	l.p = NewWithClients(exp, l.kube, l.dyn, "https://fake-api")
+	addr := strings.TrimPrefix(l.ing.URL, "http://")
+	if o.ingressAddr != "" {
+		addr = o.ingressAddr
+	}
+	l.p.ingress = Ingress{Address: addr, Layer: "test", How: "httptest"}
+
+	w, err := l.svcs().Watch(l.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.bg.Add(1)
+	go l.controller(w)
+	t.Cleanup(func() {
+		// Close cleans up while the controller still runs (it deletes the
+		// pods of deleted ksvcs), then the lab stops.
+		if err := l.p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		l.ing.Close()
+		l.cancel()
+		w.Stop()
+		l.bg.Wait()
+	})
+	return l
+}
+
+func (l *lab) svcs() dynamic.ResourceInterface {
+	return l.dyn.Resource(ServiceGVR).Namespace(l.ns)
+}
+
+func (l *lab) cell(scale, iteration int, timeout time.Duration) bench.Cell {
+	return bench.Cell{ExperimentID: l.id, Runtime: l.exp.Spec.Runtimes[0], Scale: scale, Iteration: iteration,
+		RequestTimeout: timeout, ProbeInterval: l.exp.Spec.ProbeInterval.Duration}
+}
+
+// name is the ksvc of the lab's runtime for scale, iteration and instance.
+func (l *lab) name(scale, iteration, instance int) string {
+	return ServiceName(l.id, 0, scale, iteration, instance)
+}
+
+func (l *lab) coldStart(c bench.Cell) []results.Attempt {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return l.coldStartCtx(ctx, c)
+}
+
+func (l *lab) coldStartCtx(ctx context.Context, c bench.Cell) []results.Attempt {
+	l.t.Helper()
+	t0 := time.Now()
+	out := l.p.ColdStart(ctx, c)
+	l.t.Logf("ColdStart N=%d took %v", c.Scale, time.Since(t0))
+	if len(out) != c.Scale {
+		l.t.Fatalf("ColdStart returned %d attempts for N = %d", len(out), c.Scale)
+	}
+	return out
+}
+
+func (l *lab) tracker() *tracker {
+	l.p.mu.Lock()
+	defer l.p.mu.Unlock()
+	return l.p.tr
+}
+
+// controller plays Knative Serving: a new ksvc gets a revision Deployment
+// at zero and a status; a deleted one takes its Deployment and pods along.
+func (l *lab) controller(w watch.Interface) {
+	defer l.bg.Done()
+	for ev := range w.ResultChan() {
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		switch ev.Type {
+		case watch.Added:
+			l.reconcile(u)
+		case watch.Deleted:
+			l.remove(u.GetName())
+		}
+	}
+}
+
+func instanceOf(name string) int {
+	i, _ := strconv.Atoi(name[strings.LastIndexByte(name, '-')+1:])
+	return i
+}
+
+func (l *lab) reconcile(u *unstructured.Unstructured) {
+	name := u.GetName()
+	tl, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
+	s := &labSvc{name: name, host: name + "." + l.ns + ".example.com", rev: name + "-00001", labels: tl, b: l.o.behave(instanceOf(name))}
+	s.routedAt = time.Now().Add(s.b.routeDelay)
+	l.mu.Lock()
+	l.byName[name], l.byHost[s.host] = s, s
+	l.mu.Unlock()
+
+	labels := map[string]string{LabelRevision: s.rev, LabelService: name}
+	for k, v := range tl {
+		labels[k] = v
+	}
+	zero := int32(0)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: s.rev + "-deployment", Namespace: l.ns, Labels: labels},
+		Spec: appsv1.DeploymentSpec{Replicas: &zero}}
+	if _, err := l.kube.AppsV1().Deployments(l.ns).Create(l.ctx, dep, metav1.CreateOptions{}); err != nil {
+		l.t.Errorf("lab: creating deployment: %v", err)
+	}
+	if s.b.podAtReady {
+		l.scale(s, 1)
+		pod := l.newPod(s)
+		pod.Spec.NodeName = "node-1"
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}, {Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		l.createPod(s, pod)
+		l.mu.Lock()
+		s.live, s.liveStart = pod.Name, time.Now()
+		l.mu.Unlock()
+	}
+
+	cond := map[string]any{"type": "Ready", "status": "True"}
+	url := "http://" + s.host
+	switch {
+	case s.b.neverReady:
+		cond = map[string]any{"type": "Ready", "status": "Unknown", "reason": "RevisionMissing", "message": fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name)}
+		url = ""
+	case s.b.readyFalse != "":
+		cond = map[string]any{"type": "Ready", "status": "False", "reason": "RevisionFailed", "message": s.b.readyFalse}
+		url = ""
+	}
+	cur, err := l.svcs().Get(l.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		l.t.Errorf("lab: %v", err)
+		return
+	}
+	st := map[string]any{"observedGeneration": cur.GetGeneration(), "latestCreatedRevisionName": s.rev, "conditions": []any{cond}}
+	if url != "" {
+		st["url"] = url
+	}
+	cur.Object["status"] = st
+	if _, err := l.svcs().UpdateStatus(l.ctx, cur, metav1.UpdateOptions{}); err != nil {
+		l.t.Errorf("lab: status of %s: %v", name, err)
+	}
+}
+
+func (l *lab) remove(name string) {
+	l.mu.Lock()
+	s := l.byName[name]
+	l.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	l.mu.Lock()
+	s.deleted, s.live = true, ""
+	l.mu.Unlock()
+	ctx := context.Background()
+	sel := metav1.ListOptions{LabelSelector: LabelRevision + "=" + s.rev}
+	pods, err := l.kube.CoreV1().Pods(l.ns).List(ctx, sel)
+	if err == nil {
+		for _, p := range pods.Items {
+			l.kube.CoreV1().Pods(l.ns).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		}
+	}
+	l.kube.AppsV1().Deployments(l.ns).Delete(ctx, s.rev+"-deployment", metav1.DeleteOptions{})
+}
+
+// serveIngress routes by Host header, like Kourier in front of the activator.
+func (l *lab) serveIngress(w http.ResponseWriter, r *http.Request) {
+	l.mu.Lock()
+	s := l.byHost[r.Host]
+	routed := s != nil && !s.deleted && time.Now().After(s.routedAt)
+	var warm string
+	var warmStart time.Time
+	if s != nil {
+		warm, warmStart = s.live, s.liveStart
+	}
+	if r.Header.Get(probeHeader) == "" {
+		l.hits[r.Host]++
+	}
+	l.mu.Unlock()
+	if r.Header.Get(probeHeader) != "" {
+		// Knative's network probe, answered by the activator itself.
+		if !routed {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set(probeHashHeader, r.Header.Get(probeHashHeader))
+		return
+	}
+	if !routed {
+		l.strays.Add(1)
+		http.NotFound(w, r)
+		return
+	}
+	if s.b.resetConn {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.(*net.TCPConn).SetLinger(0) // RST
+			c.Close()
+		}
+		return
+	}
+	if warm != "" {
+		l.reply(w, s, warm, warmStart)
+		return
+	}
+	l.serveCold(w, r, s)
+}
+
+func (l *lab) newPod(s *labSvc) *corev1.Pod {
+	l.mu.Lock()
+	l.podSeq++
+	name := fmt.Sprintf("%s-deployment-%05d", s.rev, l.podSeq)
+	l.mu.Unlock()
+	labels := map[string]string{LabelRevision: s.rev, LabelService: s.name}
+	for k, v := range s.labels {
+		labels[k] = v
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.ns, Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: UserContainer}, {Name: QueueProxy}}}}
+}
+
+// reply is the function's answer from pod, whose process started at start.
+func (l *lab) reply(w http.ResponseWriter, s *labSvc, pod string, start time.Time) {
+	w.Header().Set(probe.ProcessStartHeader, strconv.FormatInt(start.UnixNano(), 10))
+	status := http.StatusOK
+	if s.b.status != 0 {
+		status = s.b.status
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "hello from %s\n", pod)
+}
+
+// serveCold is the activator holding the request while the revision scales
+// from zero, then the function's reply.
+func (l *lab) serveCold(w http.ResponseWriter, r *http.Request, s *labSvc) {
+	ctx := r.Context()
+	pods := l.kube.CoreV1().Pods(l.ns)
+	since := time.Now()
+	if !l.scale(s, 1) {
+		return
+	}
+	if !l.await(ctx, s, since, PhaseDeploymentScaled, func(v attemptView) bool { return hasPhase(v, PhaseDeploymentScaled) }) {
+		return
+	}
+	pod, ok := l.createPod(s, l.newPod(s))
+	if !ok {
+		return
+	}
+	name := pod.Name
+	if !l.await(ctx, s, since, PhasePodCreated, func(v attemptView) bool { return v.pod == name }) {
+		return
+	}
+	update := func(phase string, change func(*corev1.Pod)) bool {
+		change(pod)
+		var err error
+		if pod, err = pods.Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			if !apierrors.IsNotFound(err) { // NotFound: deleted with its ksvc
+				l.t.Errorf("lab: updating pod %s: %v", name, err)
+			}
+			return false
+		}
+		return l.await(ctx, s, since, phase, func(v attemptView) bool {
+			if phase == "failure" {
+				return v.failCls != ""
+			}
+			return hasPhase(v, phase)
+		})
+	}
+	running := func(c string) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: c, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
+	}
+	scheduled := func(p *corev1.Pod) {
+		p.Spec.NodeName = "node-1"
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue})
+	}
+	switch s.b.podFailure {
+	case "unschedulable":
+		if !update("failure", func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+				Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 Insufficient memory."}}
+		}) {
+			return
+		}
+	case "image":
+		if !update("failure", func(p *corev1.Pod) {
+			scheduled(p)
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: UserContainer, State: corev1.ContainerState{
+				Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull", Message: `Container image "dev.local/nope:v1" is not present`}}},
+				running(QueueProxy)}
+		}) {
+			return
+		}
+	case "crash":
+		if !update("failure", func(p *corev1.Pod) {
+			scheduled(p)
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: UserContainer, State: corev1.ContainerState{
+				Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error", Message: "panic: boom"}}},
+				running(QueueProxy)}
+		}) {
+			return
+		}
+	}
+	if s.b.podFailure != "" {
+		<-ctx.Done() // the activator holds the request until the client gives up
+		return
+	}
+	if !update(PhasePodScheduled, scheduled) ||
+		!update(PhaseSandboxReady, func(p *corev1.Pod) {
+			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: "PodReadyToStartContainers", Status: corev1.ConditionTrue})
+		}) ||
+		!update(PhaseUserStarted, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{running(UserContainer), running(QueueProxy)}
+		}) {
+		return
+	}
+	processStart := time.Now() // the function's own clock, as functions/go-static reports it
+	if !update(PhasePodReady, func(p *corev1.Pod) {
+		for i := range p.Status.ContainerStatuses {
+			p.Status.ContainerStatuses[i].Ready = true
+		}
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
+	}) {
+		return
+	}
+	l.mu.Lock()
+	s.live, s.liveStart = name, processStart
+	l.mu.Unlock()
+	l.reply(w, s, name, processStart)
+	if d := s.b.scaleDownAfter; d > 0 {
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			// The autoscaler scales the Deployment to zero, then its pod goes.
+			if !l.scale(s, 0) {
+				return // the ksvc went first (Close), taking its pod along
+			}
+			l.mu.Lock()
+			l.gone = append(l.gone, podGone{pod: name, at: time.Now()})
+			s.live = ""
+			l.mu.Unlock()
+			s.kmu.Lock()
+			err := pods.Delete(context.Background(), name, metav1.DeleteOptions{})
+			s.kmu.Unlock()
+			if err != nil && !apierrors.IsNotFound(err) {
+				l.t.Errorf("lab: scale-down: %v", err)
+			}
+		}()
+	}
+}
+
+func (l *lab) isDeleted(s *labSvc) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return s.deleted
+}
+
+// scale sets the revision's Deployment to n replicas; false once the ksvc
+// is gone.
+func (l *lab) scale(s *labSvc, n int32) bool {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	if l.isDeleted(s) {
+		return false
+	}
+	deps := l.kube.AppsV1().Deployments(l.ns)
+	d, err := deps.Get(context.Background(), s.rev+"-deployment", metav1.GetOptions{})
+	if err != nil {
+		l.t.Errorf("lab: scaling %s: %v", s.rev, err)
+		return false
+	}
+	d.Spec.Replicas = &n
+	if _, err := deps.Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		l.t.Errorf("lab: scaling %s: %v", s.rev, err)
+		return false
+	}
+	return true
+}
+
+// createPod creates a pod of s's revision; false once the ksvc is gone.
+func (l *lab) createPod(s *labSvc, pod *corev1.Pod) (*corev1.Pod, bool) {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	if l.isDeleted(s) {
+		return nil, false
+	}
+	pod, err := l.kube.CoreV1().Pods(l.ns).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		l.t.Errorf("lab: creating pod: %v", err)
+		return nil, false
+	}
+	return pod, true
+}
+
+// await blocks until the platform's watches show what cond asks of the
+// first pod of s's revision created after since.
+func (l *lab) await(ctx context.Context, s *labSvc, since time.Time, what string, cond func(attemptView) bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if tr := l.tracker(); tr != nil && cond(tr.view(s.rev, since)) {
+			return true
+		}
+		if l.isDeleted(s) {
+			return false
+		}
+		if time.Now().After(deadline) {
+			l.t.Errorf("lab: the platform's watches never saw %s of %s", what, s.rev)
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func hasPhase(v attemptView, name string) bool {
+	for _, p := range v.phases {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lab) totalHits() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, h := range l.hits {
+		n += h
+	}
+	return n
+}
+
+func (l *lab) hitsFor(host string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hits[host]
+}
+
+func (l *lab) creates() []string {
+	var names []string
+	for _, a := range l.dyn.Actions() {
+		if c, ok := a.(interface{ GetObject() runtime.Object }); ok && a.GetVerb() == "create" && a.GetResource() == ServiceGVR {
+			names = append(names, c.GetObject().(*unstructured.Unstructured).GetName())
+		}
+	}
+	return names
+}
+
+func (l *lab) exists(name string) bool {
+	_, err := l.svcs().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		l.t.Fatal(err)
+	}
+	return err == nil
+}
+
+// causalChain is the order of a cold start through Knative; user and
+// queue-proxy containers start together here.
+var causalChain = []string{PhaseDeploymentScaled, PhasePodCreated, PhasePodScheduled, PhaseSandboxReady, PhaseUserStarted,
+	results.PhaseFunctionStart, PhaseUserReady, PhasePodReady, results.PhaseFirstByte}
+
+// checkCold checks a successful cold start of instance (of ksvc name).
+func checkCold(t *testing.T, a results.Attempt, l *lab, instance int, name string) {
+	t.Helper()
+	if !a.OK || a.ErrorClass != "" || a.HTTPStatus != http.StatusOK {
+		t.Fatalf("instance %d: not OK: %s %s (HTTP %d)", instance, a.ErrorClass, a.Error, a.HTTPStatus)
+	}
+	if a.Instance != instance || a.Probes != 1 {
+		t.Errorf("instance %d: record says instance %d, probes %d", instance, a.Instance, a.Probes)
+	}
+	if !strings.HasPrefix(a.Cold.Pod, name+"-00001-deployment-") || a.Cold.Revision != name+"-00001" {
+		t.Errorf("instance %d: cold evidence pod %q revision %q, want a pod of %s-00001", instance, a.Cold.Pod, a.Cold.Revision, name)
+	}
+	if !strings.Contains(a.Cold.Address, "Host: "+name+"."+l.ns+".example.com") {
+		t.Errorf("instance %d: address %q", instance, a.Cold.Address)
+	}
+	if a.TTFBNS <= 0 || a.TotalNS < a.TTFBNS {
+		t.Errorf("instance %d: ttfb %d total %d", instance, a.TTFBNS, a.TotalNS)
+	}
+	var last time.Duration
+	for _, ph := range causalChain {
+		off, ok := a.PhaseOffset(ph)
+		if !ok {
+			t.Errorf("instance %d: no %s phase in %+v", instance, ph, a.Phases)
+			continue
+		}
+		if off <= 0 || off < last {
+			t.Errorf("instance %d: %s at %v, before the previous phase (%v): %+v", instance, ph, off, last, a.Phases)
+		}
+		last = off
+	}
+	if sent, ok := a.PhaseOffset(results.PhaseRequestSent); !ok || sent < 0 || sent > time.Duration(a.TTFBNS) {
+		t.Errorf("instance %d: request_sent %v (seen %v), first byte %v", instance, sent, ok, time.Duration(a.TTFBNS))
+	}
+	for i := 1; i < len(a.Phases); i++ {
+		if a.Phases[i].OffsetNS < a.Phases[i-1].OffsetNS {
+			t.Errorf("instance %d: phases not in time order: %+v", instance, a.Phases)
+			break
+		}
+	}
+}
+
+func TestColdStartThreeServicesAllColdWithPhasesInCausalOrder(t *testing.T) {
+	l := newLab(t, labOptions{behave: func(i int) behaviour {
+		// The ingress loads the routes a little after the ksvcs are Ready:
+		// no GET may go out before.
+		return behaviour{routeDelay: time.Duration(100+50*i) * time.Millisecond}
+	}})
+	out := l.coldStart(l.cell(3, 0, 10*time.Second))
+	pods := map[string]bool{}
+	for i, a := range out {
+		checkCold(t, a, l, i, l.name(3, 0, i))
+		pods[a.Cold.Pod] = true
+		if a.ReleaseSkewNS <= 0 || a.ReleaseSkewNS != out[0].ReleaseSkewNS || a.ReleaseSkewNS > int64(time.Second) {
+			t.Errorf("instance %d: release skew %v (instance 0: %v): want the same positive spread on every record", i, time.Duration(a.ReleaseSkewNS), time.Duration(out[0].ReleaseSkewNS))
+		}
+		if h := l.hitsFor(l.name(3, 0, i) + "." + l.ns + ".example.com"); h != 1 {
+			t.Errorf("instance %d: %d GETs reached the function, want exactly 1", i, h)
+		}
+	}
+	if len(pods) != 3 {
+		t.Errorf("cold pods %v: want 3 distinct", pods)
+	}
+	if n := l.strays.Load(); n != 0 {
+		t.Errorf("%d GETs were sent before the ingress routed their host (the route probe did not hold them back)", n)
+	}
+	if c := l.creates(); len(c) != 3 {
+		t.Errorf("created ksvcs %v, want 3", c)
+	}
+	if ns, err := l.kube.CoreV1().Namespaces().Get(context.Background(), l.ns, metav1.GetOptions{}); err != nil || ns.Labels[bench.LabelManagedBy] != bench.LabelManagedByVal {
+		t.Errorf("namespace %s: %v %v; want it created with coldbench's label", l.ns, ns, err)
+	}
+}
+
+func TestColdStartServiceNeverReadyIsATimeoutRecordAndTheOthersSucceed(t *testing.T) {
+	l := newLab(t, labOptions{readiness: time.Second, behave: func(i int) behaviour {
+		return behaviour{neverReady: i == 1}
+	}})
+	start := time.Now()
+	out := l.coldStart(l.cell(3, 0, 10*time.Second))
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("ColdStart returned after %v, before the readiness timeout", took)
+	}
+	bad := out[1]
+	name := l.name(3, 0, 1)
+	if bad.OK || bad.ErrorClass != results.ErrTimeout || bad.Instance != 1 ||
+		!strings.Contains(bad.Error, name) || !strings.Contains(bad.Error, "not Ready after 1s") || !strings.Contains(bad.Error, "RevisionMissing") {
+		t.Errorf("never-ready service: %+v", bad)
+	}
+	if h := l.hitsFor(name + "." + l.ns + ".example.com"); h != 0 {
+		t.Errorf("%d GETs were sent to the service that never got Ready", h)
+	}
+	checkCold(t, out[0], l, 0, l.name(3, 0, 0))
+	checkCold(t, out[2], l, 2, l.name(3, 0, 2))
+}
+
+func TestColdStartNon2xxReplyIsHTTPStatusClassWithTheStatus(t *testing.T) {
+	l := newLab(t, labOptions{behave: func(i int) behaviour {
+		if i == 0 {
+			return behaviour{status: http.StatusServiceUnavailable}
+		}
+		return behaviour{}
+	}})
+	out := l.coldStart(l.cell(2, 0, 10*time.Second))
+	a := out[0]
+	if a.OK || a.ErrorClass != results.ErrHTTPStatus || a.HTTPStatus != http.StatusServiceUnavailable || !strings.Contains(a.Error, "HTTP 503") {
+		t.Errorf("503 reply: ok=%v class=%q status=%d error=%q", a.OK, a.ErrorClass, a.HTTPStatus, a.Error)
+	}
+	if a.Cold.Pod == "" || a.TTFBNS <= 0 {
+		t.Errorf("503 reply: the cold pod and the reply's timing are still recorded: %+v", a)
+	}
+	checkCold(t, out[1], l, 1, l.name(2, 0, 1))
+}
+
+func TestColdStartIngressFailures(t *testing.T) {
+	t.Run("ingress refusing connections is ingress class, nothing measured", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := ln.Addr().String()
+		ln.Close()
+		l := newLab(t, labOptions{readiness: time.Second, ingressAddr: closed})
+		out := l.coldStart(l.cell(2, 0, 10*time.Second))
+		for i, a := range out {
+			if a.OK || a.ErrorClass != results.ErrIngress || a.Instance != i ||
+				!strings.Contains(a.Error, closed) || !strings.Contains(a.Error, "does not route") {
+				t.Errorf("instance %d: %+v", i, a)
+			}
+		}
+	})
+	t.Run("ingress dropping the measured request is connection class", func(t *testing.T) {
+		l := newLab(t, labOptions{behave: func(i int) behaviour { return behaviour{resetConn: i == 1} }})
+		out := l.coldStart(l.cell(2, 0, 10*time.Second))
+		if a := out[1]; a.OK || a.ErrorClass != results.ErrConnection || a.Error == "" || a.HTTPStatus != 0 {
+			t.Errorf("dropped request: %+v", a)
+		}
+		checkCold(t, out[0], l, 0, l.name(2, 0, 0))
+	})
+}
+
+// A pod that never serves: the request times out, and the record says why
+// from what the watches saw of the pod; a ksvc Knative marks failed is
+// classified from its Ready condition.
+func TestColdStartClassifiesFailuresFromWatchedPodsAndConditions(t *testing.T) {
+	l := newLab(t, labOptions{behave: func(i int) behaviour {
+		switch i {
+		case 0:
+			return behaviour{podFailure: "unschedulable"}
+		case 1:
+			return behaviour{podFailure: "image"}
+		case 2:
+			return behaviour{podFailure: "crash"}
+		case 3:
+			return behaviour{readyFalse: `pods "x" is forbidden: pod rejected: RuntimeClass "gvisor" not found`}
+		case 4:
+			return behaviour{readyFalse: `Unable to fetch image "dev.local/nope:v1": failed to resolve image to digest`}
+		}
+		return behaviour{}
+	}})
+	out := l.coldStart(l.cell(6, 0, time.Second))
+	want := []struct{ class, msg string }{
+		{results.ErrNotScheduled, "Insufficient memory"},
+		{results.ErrImage, "ErrImageNeverPull"},
+		{results.ErrCrashed, "exited 2"},
+		{results.ErrRuntime, `RuntimeClass "gvisor" not found`},
+		{results.ErrImage, "Unable to fetch image"},
+	}
+	for i, w := range want {
+		a := out[i]
+		if a.OK || a.ErrorClass != w.class || !strings.Contains(a.Error, w.msg) || a.Instance != i {
+			t.Errorf("instance %d: class %q error %q, want %q with %q", i, a.ErrorClass, a.Error, w.class, w.msg)
+		}
+		if i < 3 && (a.Cold.Pod == "" || !strings.Contains(a.Error, "no reply within the client timeout")) {
+			t.Errorf("instance %d: the pod and the request's own failure belong in the record: %+v", i, a)
+		}
+	}
+	checkCold(t, out[5], l, 5, l.name(6, 0, 5))
+}
+
+// On a cluster that ignores initial-scale 0 the revision has a pod before
+// the request: the reply is not a cold start and the record says so.
+func TestColdStartAnswerFromAPodThatExistedBeforeIsNotCold(t *testing.T) {
+	l := newLab(t, labOptions{behave: func(i int) behaviour { return behaviour{podAtReady: i == 0} }})
+	out := l.coldStart(l.cell(2, 0, 10*time.Second))
+	a := out[0]
+	if a.OK || a.ErrorClass != results.ErrNotCold || !strings.Contains(a.Error, l.name(2, 0, 0)+"-00001-deployment-") || a.Cold.Pod != "" {
+		t.Errorf("warm reply: ok=%v class=%q error=%q pod=%q", a.OK, a.ErrorClass, a.Error, a.Cold.Pod)
+	}
+	if a.HTTPStatus != http.StatusOK {
+		t.Errorf("warm reply: HTTP %d, want the 200 kept in the record", a.HTTPStatus)
+	}
+	checkCold(t, out[1], l, 1, l.name(2, 0, 1))
+}
+
+// Ctrl-C while the requests wait for their pods: every instance still has
+// its record, marked canceled, and ColdStart returns promptly.
+func TestColdStartInterruptedWhileWaitingForPodsRecordsEveryAttemptAsCanceled(t *testing.T) {
+	l := newLab(t, labOptions{behave: func(int) behaviour { return behaviour{podFailure: "unschedulable"} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for l.totalHits() < 2 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	out := l.coldStartCtx(ctx, l.cell(2, 0, 30*time.Second))
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("ColdStart took %v after the interrupt", took)
+	}
+	for i, a := range out {
+		if a.OK || a.ErrorClass != results.ErrCanceled || a.Instance != i || a.Start.IsZero() {
+			t.Errorf("instance %d: ok=%v class=%q error=%q", i, a.OK, a.ErrorClass, a.Error)
+		}
+	}
+}
+
+func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing.T) {
+	l := newLab(t, labOptions{protocol: bench.ProtocolFresh})
+	first := l.coldStart(l.cell(2, 0, 10*time.Second))
+	second := l.coldStart(l.cell(2, 1, 10*time.Second))
+	for i := range 2 {
+		checkCold(t, first[i], l, i, l.name(2, 0, i))
+		checkCold(t, second[i], l, i, l.name(2, 1, i))
+		if first[i].Cold.Revision == second[i].Cold.Revision {
+			t.Errorf("instance %d: both iterations used revision %s", i, first[i].Cold.Revision)
+		}
+	}
+	created := l.creates()
+	want := []string{l.name(2, 0, 0), l.name(2, 0, 1), l.name(2, 1, 0), l.name(2, 1, 1)}
+	if strings.Join(created, " ") != strings.Join(want, " ") {
+		t.Errorf("created %v, want a new ksvc per instance and iteration %v", created, want)
+	}
+	l.p.deletes.Wait()
+	for _, n := range want {
+		if l.exists(n) {
+			t.Errorf("fresh service %s still exists after its iteration", n)
+		}
+	}
+}
+
+func TestColdStartClassicReusesServicesAndWaitsForZeroPodsByWatch(t *testing.T) {
+	const scaleDown = 300 * time.Millisecond
+	l := newLab(t, labOptions{protocol: bench.ProtocolClassic, behave: func(int) behaviour {
+		return behaviour{scaleDownAfter: scaleDown}
+	}})
+	first := l.coldStart(l.cell(1, 0, 10*time.Second))
+	checkCold(t, first[0], l, 0, l.name(1, 0, 0))
+	second := l.coldStart(l.cell(1, 1, 10*time.Second))
+	a := second[0]
+	if !a.OK {
+		t.Fatalf("second iteration: %s %s", a.ErrorClass, a.Error)
+	}
+	if a.Cold.Pod == "" || a.Cold.Pod == first[0].Cold.Pod || a.Cold.Revision != first[0].Cold.Revision {
+		t.Errorf("second iteration: pod %q revision %q; want a new pod of the same revision as %q / %q", a.Cold.Pod, a.Cold.Revision, first[0].Cold.Pod, first[0].Cold.Revision)
+	}
+	if c := l.creates(); len(c) != 1 || c[0] != l.name(1, 0, 0) {
+		t.Errorf("created %v: classic creates the service once, named without iteration", c)
+	}
+	l.mu.Lock()
+	gone := append([]podGone(nil), l.gone...)
+	l.mu.Unlock()
+	if len(gone) == 0 || gone[0].pod != first[0].Cold.Pod {
+		t.Fatalf("pods removed %+v: the first iteration's pod should have scaled to zero", gone)
+	}
+	// The request went out after the pod was gone, and soon after: the
+	// watch woke the wait, not a periodic re-check (the tracker re-checks
+	// every second) nor a fixed sleep.
+	gap := a.Start.Sub(gone[0].at)
+	t.Logf("second iteration released %v after the pod went", gap)
+	if gap <= 0 || gap > 400*time.Millisecond {
+		t.Errorf("second iteration released %v after the first pod went: want after it, and promptly", gap)
+	}
+	if !l.exists(l.name(1, 0, 0)) {
+		t.Error("classic service deleted between iterations")
+	}
+}
+
+func TestColdStartClassicFailsTheCellWhenPodsDoNotScaleToZero(t *testing.T) {
+	l := newLab(t, labOptions{protocol: bench.ProtocolClassic, scaleToZero: 500 * time.Millisecond})
+	first := l.coldStart(l.cell(2, 0, 10*time.Second))
+	checkCold(t, first[0], l, 0, l.name(2, 0, 0))
+	second := l.coldStart(l.cell(2, 1, 10*time.Second))
+	for i, a := range second {
+		if a.OK || a.ErrorClass != results.ErrPlatform || !strings.Contains(a.Error, "did not scale to zero") || a.Instance != i {
+			t.Errorf("instance %d: %+v", i, a)
+		}
+	}
+	for i := range 2 {
+		if h := l.hitsFor(l.name(2, 0, i) + "." + l.ns + ".example.com"); h != 1 {
+			t.Errorf("instance %d: %d GETs: a warm pod was measured", i, h)
+		}
+	}
+}
+
+func TestCleanDeletesOnlyLabelledServices(t *testing.T) {
+	ksvc := func(name string, labels map[string]any) *unstructured.Unstructured {
+		m := map[string]any{"name": name, "namespace": "cb-test"}
+		if labels != nil {
+			m["labels"] = labels
+		}
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": m}}
+	}
+	id := bench.NewExperimentID(time.Now())
+	// Someone's service named like coldbench's, without its labels, and a
+	// service of another coldbench experiment.
+	lookalike := ServiceName(id, 0, 1, 0, 0) + "x"
+	other := ServiceName("cb-1-ffff", 0, 1, 0, 0)
+	l := newLab(t, labOptions{id: id, protocol: bench.ProtocolClassic, objects: []runtime.Object{
+		ksvc(lookalike, nil),
+		ksvc(other, map[string]any{bench.LabelManagedBy: bench.LabelManagedByVal, bench.LabelExperiment: "cb-1-ffff"}),
+	}})
+	out := l.coldStart(l.cell(2, 0, 10*time.Second))
+	checkCold(t, out[0], l, 0, l.name(2, 0, 0))
+	mine := []string{ServiceName(id, 0, 2, 0, 0), ServiceName(id, 0, 2, 0, 1)}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := l.p.Clean(ctx, id)
+	if err != nil || n != 2 {
+		t.Fatalf("Clean(%s) = %d, %v; want the experiment's 2 services", id, n, err)
+	}
+	for _, s := range mine {
+		if l.exists(s) {
+			t.Errorf("%s survived Clean", s)
+		}
+	}
+	pods, err := l.kube.CoreV1().Pods(l.ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 0 {
+		t.Errorf("pods left after Clean: %v %v", pods, err)
+	}
+	if !l.exists(lookalike) || !l.exists(other) {
+		t.Fatalf("Clean(%s) deleted a service it did not label (lookalike %v, other experiment %v)", id, l.exists(lookalike), l.exists(other))
+	}
+	// `coldbench clean` without an experiment: every coldbench service, and
+	// still nobody else's.
+	n, err = l.p.Clean(ctx, "")
+	if err != nil || n != 1 || l.exists(other) {
+		t.Errorf("Clean(\"\") = %d, %v (other experiment left: %v)", n, err, l.exists(other))
+	}
+	if !l.exists(lookalike) {
+		t.Error("Clean(\"\") deleted an unlabelled service")
+	}
+	for _, a := range l.dyn.Actions() {
+		if d, ok := a.(interface{ GetName() string }); ok && a.GetVerb() == "delete" && d.GetName() == lookalike {
+			t.Errorf("a delete was sent for the unlabelled %s", lookalike)
+		}
+	}
+}
