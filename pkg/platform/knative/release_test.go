@@ -22,8 +22,15 @@ import (
 )
 
 func loopbackServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
+	return loopbackServerWithConnState(tb, nil)
+}
+
+// loopbackServerWithConnState is loopbackServer with a ConnState hook. It is
+// set before the server starts: httptest wraps it with its own, and setting
+// Config.ConnState on a running server races with its accept loop.
+func loopbackServerWithConnState(tb testing.TB, hook func(net.Conn, http.ConnState)) (*httptest.Server, *atomic.Int64) {
 	var hits atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if r.Host != "fn.coldbench.example.com" {
 			w.WriteHeader(http.StatusNotFound)
@@ -32,6 +39,8 @@ func loopbackServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 		w.Header().Set(probe.ProcessStartHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
 		w.Write([]byte("ok"))
 	}))
+	srv.Config.ConnState = hook
+	srv.Start()
 	tb.Cleanup(srv.Close)
 	return srv, &hits
 }
@@ -130,15 +139,14 @@ func TestReleaseTogether(t *testing.T) {
 // A connection the ingress closed while it waited for the release is found
 // before the release and dialled again, untimed.
 func TestReleaseRedialsConnectionClosedWhileIdle(t *testing.T) {
-	srv, hits := loopbackServer(t)
 	var closed atomic.Int64
 	done := make(chan struct{})
-	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+	srv, hits := loopbackServerWithConnState(t, func(c net.Conn, s http.ConnState) {
 		if s == http.StateNew && closed.Add(1) == 1 {
 			c.Close() // the first connection: closed at once, as an idle timeout would
 			close(done)
 		}
-	}
+	})
 	reqs := []*request{
 		newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second),
 		newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second),
