@@ -28,7 +28,7 @@ const (
 	ErrNotScheduled = "not_scheduled" // (knative) pod never scheduled
 	ErrCrashed      = "crashed"       // the function's container exited or crash-looped
 	ErrNotCold      = "not_cold"      // a pod already existed: the sample was not a cold start
-	ErrIngress      = "ingress"       // the ingress refused or reset the request
+	ErrIngress      = "ingress"       // the ingress never routed the service: its route probe failed (a refused or reset measured request is ErrConnection)
 )
 
 // Header is the first record of a results file: what was run, where, with what.
