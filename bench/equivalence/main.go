@@ -22,6 +22,7 @@
 //
 //	go run ./bench/equivalence                       # lab defaults, 30 + 30 samples
 //	go run ./bench/equivalence -fresh F -classic C   # only analyse two existing files
+//	go run ./bench/equivalence -classic C -classic-wall 20m  # run fresh again, reuse a classic run
 package main
 
 import (
@@ -32,6 +33,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
@@ -47,6 +49,7 @@ type config struct {
 	samples                                                        int
 	classicInterval, studyInterval, timeout                        time.Duration
 	freshFile, classicFile                                         string
+	freshWall, classicWall                                         time.Duration
 }
 
 func main() {
@@ -62,8 +65,10 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 100*time.Second, "client timeout per request")
 	flag.StringVar(&c.outDir, "o", "", "directory for the two records files (default results/equivalence-<time>)")
 	flag.StringVar(&c.order, "order", "fresh-first", "fresh-first or classic-first")
-	flag.StringVar(&c.freshFile, "fresh", "", "analyse this existing fresh-protocol records file instead of running (with -classic)")
-	flag.StringVar(&c.classicFile, "classic", "", "analyse this existing classic-protocol records file instead of running (with -fresh)")
+	flag.StringVar(&c.freshFile, "fresh", "", "use this existing fresh-protocol records file instead of running the fresh protocol")
+	flag.StringVar(&c.classicFile, "classic", "", "use this existing classic-protocol records file instead of running the classic protocol")
+	flag.DurationVar(&c.freshWall, "fresh-wall", 0, "with -fresh: the wall time measured when that file was made (default: from its records)")
+	flag.DurationVar(&c.classicWall, "classic-wall", 0, "with -classic: the wall time measured when that file was made (default: from its records)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -74,11 +79,18 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
-	var freshWall, classicWall time.Duration
-	if c.freshFile == "" || c.classicFile == "" {
-		if c.freshFile != "" || c.classicFile != "" {
-			return fmt.Errorf("-fresh and -classic go together (analyse two existing files) or not at all")
-		}
+	freshWall, classicWall := c.freshWall, c.classicWall
+	var protocols []string
+	if c.freshFile == "" {
+		protocols = append(protocols, bench.ProtocolFresh)
+	}
+	if c.classicFile == "" {
+		protocols = append(protocols, bench.ProtocolClassic)
+	}
+	if c.order == "classic-first" {
+		slices.Reverse(protocols)
+	}
+	if len(protocols) > 0 {
 		if c.outDir == "" {
 			c.outDir = filepath.Join("results", "equivalence-"+time.Now().UTC().Format("20060102t150405"))
 		}
@@ -90,13 +102,12 @@ func run(ctx context.Context, c config) error {
 		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/coldbench").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/coldbench (run from the repository root): %v\n%s", err, out)
 		}
-		c.freshFile = filepath.Join(c.outDir, "fresh.jsonl")
-		c.classicFile = filepath.Join(c.outDir, "classic.jsonl")
-		protocols := []string{bench.ProtocolFresh, bench.ProtocolClassic}
-		if c.order == "classic-first" {
-			protocols = []string{bench.ProtocolClassic, bench.ProtocolFresh}
-		}
 		for _, p := range protocols {
+			if p == bench.ProtocolFresh {
+				c.freshFile = filepath.Join(c.outDir, "fresh.jsonl")
+			} else {
+				c.classicFile = filepath.Join(c.outDir, "classic.jsonl")
+			}
 			wall, err := runProtocol(ctx, c, bin, p)
 			if err != nil {
 				return err
@@ -115,12 +126,13 @@ func run(ctx context.Context, c config) error {
 // wall time: set-up, readiness waits, scale-to-zero waits, cleanup.
 func runProtocol(ctx context.Context, c config, bin, protocol string) (time.Duration, error) {
 	out := c.freshFile
+	if protocol == bench.ProtocolClassic {
+		out = c.classicFile
+	}
 	args := []string{"run", "--platform", "knative", "--kubeconfig", c.kubeconfig, "-n", c.namespace,
 		"--runtimes", c.runtime, "--scales", "1", "--iterations", fmt.Sprint(c.samples), "--warmups", "0",
 		"--protocol", protocol, "--timeout", c.timeout.String(), "--deadline", "3h", "-o", out}
 	if protocol == bench.ProtocolClassic {
-		out = c.classicFile
-		args[len(args)-1] = out
 		args = append(args, "--time-interval", c.classicInterval.String())
 	}
 	if c.window != "" {
@@ -152,6 +164,8 @@ type side struct {
 	ttfb     []float64 // ns, successful measured attempts
 	attempts int
 	notCold  int
+	warmOK   int  // OK, yet the function's process started before the request
+	measured bool // wall is the whole command's, measured by this script
 	first    time.Time
 	last     time.Time
 	sumTotal time.Duration // request start → body read, all measured attempts
@@ -162,7 +176,7 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &side{name: name, file: file, wall: wall, set: set}
+	s := &side{name: name, file: file, wall: wall, set: set, measured: wall > 0}
 	for _, a := range set.Attempts {
 		if a.Warmup || a.Scale != 1 || a.Runtime != runtime {
 			continue
@@ -170,6 +184,9 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 		s.attempts++
 		if a.OK {
 			s.ttfb = append(s.ttfb, float64(a.TTFBNS))
+			if off, ok := a.PhaseOffset(results.PhaseFunctionStart); ok && off < 0 {
+				s.warmOK++
+			}
 		}
 		if a.ErrorClass == results.ErrNotCold {
 			s.notCold++
@@ -189,8 +206,9 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 	if s.attempts == 0 {
 		return nil, fmt.Errorf("%s: no measured N = 1 attempts of runtime %q", file, runtime)
 	}
-	if s.wall == 0 { // analysing an existing file: first start → last reply
+	if s.wall == 0 { // an existing file: first start → last reply
 		s.wall = s.last.Sub(s.first)
+		s.name += "*"
 	}
 	sort.Float64s(s.ttfb)
 	return s, nil
@@ -209,31 +227,40 @@ func analyse(c config, freshWall, classicWall time.Duration) error {
 	}
 	wallHow := "whole `coldbench run`, set-up and cleanup included"
 	if freshWall == 0 || classicWall == 0 {
-		wallHow = "from the records: first request start → last reply (set-up and cleanup not included)"
+		wallHow = "whole `coldbench run` where measured; otherwise (*) from the records, first request start → last reply (set-up and cleanup not included)"
 	}
 	fmt.Printf("equivalence of the fresh and classic cold protocols: runtime %s, experiment 1 (N = 1), no warm-up\n", c.runtime)
 	fmt.Printf("records: fresh %s, classic %s\n", fresh.file, classic.file)
 	fmt.Printf("wall time: %s\n\n", wallHow)
-	fmt.Printf("%-8s %8s %5s %9s %12s %12s %27s\n", "PROTOCOL", "SAMPLES", "OK", "NOT-COLD", "WALL", "PER SAMPLE", "MEDIAN TTFB [95% CI]")
+	fmt.Printf("%-8s %8s %5s %9s %8s %12s %12s %27s\n", "PROTOCOL", "SAMPLES", "OK", "NOT-COLD", "WARM-OK", "WALL", "PER SAMPLE", "MEDIAN TTFB [95% CI]")
 	for _, s := range []*side{fresh, classic} {
 		sum := stats.Summarize(s.ttfb)
 		ci := "n/a (n < 6)"
 		if sum.CIOK {
 			ci = fmt.Sprintf("[%.1f, %.1f]", sum.MedianCILo/1e6, sum.MedianCIHi/1e6)
 		}
-		fmt.Printf("%-8s %8d %5d %9d %12v %12v %10s %16s\n", s.name, s.attempts, len(s.ttfb), s.notCold,
+		fmt.Printf("%-8s %8d %5d %9d %8d %12v %12v %10s %16s\n", s.name, s.attempts, len(s.ttfb), s.notCold, s.warmOK,
 			s.wall.Round(time.Second), (s.wall / time.Duration(s.attempts)).Round(100*time.Millisecond), ms(sum.P50), ci)
 	}
 	// The study's classic protocol: a fixed sleep before every sample, then
 	// the sample. Its wall time is at least samples × interval + the time the
 	// samples took.
 	study := time.Duration(classic.attempts)*c.studyInterval + classic.sumTotal
+	if fresh.warmOK+classic.warmOK > 0 {
+		fmt.Println("WARM-OK: counted OK, yet the function that answered started before the request (function_start < 0): warm, whatever the record says")
+	}
+	how := func(s *side) string {
+		if s.measured {
+			return "measured"
+		}
+		return "from the records"
+	}
 	fmt.Println()
-	fmt.Printf("classic, as run (watch-detected scale to zero + %v interval): %v  (measured)\n", c.classicInterval, classic.wall.Round(time.Second))
+	fmt.Printf("classic, as run (watch-detected scale to zero + %v interval): %v  (%s)\n", c.classicInterval, classic.wall.Round(time.Second), how(classic))
 	fmt.Printf("classic with the study's fixed %v interval: ≥ %v  (computed: %d × %v + %v of requests; not run)\n",
 		c.studyInterval, study.Round(time.Second), classic.attempts, c.studyInterval, classic.sumTotal.Round(time.Second))
-	fmt.Printf("speed-up of fresh over classic as run:            %.1f×  (measured / measured)\n", classic.wall.Seconds()/fresh.wall.Seconds())
-	fmt.Printf("speed-up of fresh over classic with fixed %v:    %.1f×  (computed / measured; goal ≥ 10×)\n", c.studyInterval, study.Seconds()/fresh.wall.Seconds())
+	fmt.Printf("speed-up of fresh over classic as run:            %.1f×  (%s / %s)\n", classic.wall.Seconds()/fresh.wall.Seconds(), how(classic), how(fresh))
+	fmt.Printf("speed-up of fresh over classic with fixed %v:    %.1f×  (computed / %s; goal ≥ 10×)\n", c.studyInterval, study.Seconds()/fresh.wall.Seconds(), how(fresh))
 
 	res, err := compare.Compare(classic.set, fresh.set, compare.Options{Pairs: []compare.Pair{{A: c.runtime, B: c.runtime}}})
 	if err != nil {
