@@ -80,6 +80,9 @@ type request struct {
 	br   *bufio.Reader // allocated ahead: nothing is allocated between the release and the write
 
 	t0, sent, first, connected time.Time
+	// Interrupt hooks of the connections used: kept until the reply's body
+	// is read, so Ctrl-C also cuts a slow body.
+	stops []func() bool
 }
 
 func newRequest(ctx context.Context, addr, host string, timeout time.Duration) *request {
@@ -207,6 +210,11 @@ func (r *request) do() results.Attempt {
 	if r.conn != nil {
 		defer r.conn.Close()
 	}
+	defer func() {
+		for _, stop := range r.stops {
+			stop()
+		}
+	}()
 	if err == nil {
 		var resp *http.Response
 		if resp, err = http.ReadResponse(br, r.parse); err == nil {
@@ -246,8 +254,7 @@ func (r *request) send(deadline time.Time) (*bufio.Reader, error) {
 	}
 	r.sent = time.Now()
 	c.SetDeadline(deadline)
-	stop := context.AfterFunc(r.ctx, func() { c.SetDeadline(aLongTimeAgo) })
-	defer stop()
+	r.stops = append(r.stops, context.AfterFunc(r.ctx, func() { c.SetDeadline(aLongTimeAgo) }))
 	br := r.br
 	br.Reset(c)
 	if _, err := br.Peek(1); err != nil {
@@ -303,7 +310,12 @@ func (r *request) reply(a results.Attempt, resp *http.Response) results.Attempt 
 			a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: time.Unix(0, ns).Sub(r.t0.Round(0)).Nanoseconds()})
 		}
 	}
+	var ne net.Error
 	switch {
+	case rerr != nil && r.ctx.Err() != nil:
+		a.ErrorClass, a.Error = results.ErrCanceled, "interrupted while reading the reply: "+rerr.Error()
+	case rerr != nil && errors.As(rerr, &ne) && ne.Timeout():
+		a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("reply not complete within the client timeout (%v): %v", r.timeout, rerr)
 	case rerr != nil:
 		a.ErrorClass, a.Error = results.ErrConnection, "reading the reply: "+rerr.Error()
 	case resp.StatusCode < 200 || resp.StatusCode > 299:

@@ -410,3 +410,35 @@ func TestProbeRoute(t *testing.T) {
 		t.Fatal("a 200 without the hash echo was taken for Knative's probe handler")
 	}
 }
+
+// An interrupt cuts a reply whose body is still arriving (it does not wait
+// for the client timeout), and a body cut by the timeout is a timeout.
+func TestReleaseSlowBodyInterruptedOrTimedOut(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	addr := rawServer(t, func(i int, c net.Conn) {
+		if !readRequest(c) {
+			return
+		}
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"))
+		<-hold
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRequest(ctx, addr, "fn", time.Minute)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	t0 := time.Now()
+	out, _ := releaseTogether([]*request{r})
+	if took := time.Since(t0); took > 30*time.Second {
+		t.Errorf("interrupted read returned after %v, i.e. at the timeout, not at the interrupt", took)
+	}
+	if a := out[0]; a.ErrorClass != results.ErrCanceled {
+		t.Errorf("interrupted body: %s: %s", a.ErrorClass, a.Error)
+	}
+
+	r = newRequest(context.Background(), addr, "fn", 300*time.Millisecond)
+	out, _ = releaseTogether([]*request{r})
+	if a := out[0]; a.ErrorClass != results.ErrTimeout {
+		t.Errorf("body cut by the timeout: %s: %s", a.ErrorClass, a.Error)
+	}
+}

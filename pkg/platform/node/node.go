@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -206,21 +207,29 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 	starts := make([]time.Time, cell.Scale)
 	release := make(chan struct{})
 	var ready, wg sync.WaitGroup
+	insts := make([]*instance, cell.Scale)
 	ready.Add(cell.Scale)
 	wg.Add(cell.Scale)
 	for i := 0; i < cell.Scale; i++ {
 		go func(i int) {
 			defer wg.Done()
-			inst := newInstance(p, cell, i)
+			insts[i] = newInstance(p, cell, i)
 			ready.Done()
 			<-release
-			out[i] = inst.measure(ctx)
-			starts[i] = inst.t0
-			inst.teardown(ctx)
+			out[i] = insts[i].measure(ctx)
+			starts[i] = insts[i].t0
 		}(i)
 	}
 	ready.Wait()
 	close(release)
+	wg.Wait()
+	// Teardown only once every instance of the step is measured: removing a
+	// sandbox (kill, CNI DEL under the IPAM lock) while others still start
+	// would slow the starts being timed.
+	wg.Add(cell.Scale)
+	for _, in := range insts {
+		go func() { defer wg.Done(); in.teardown(ctx) }()
+	}
 	wg.Wait()
 	skew := bench.ReleaseSkew(starts)
 	for i := range out {
@@ -378,18 +387,16 @@ func classifyCRI(def string, err error) string {
 }
 
 // teardown removes the instance; untimed, and done also after errors and
-// interrupts (with a context of its own).
+// interrupts (with a context of its own). A failure is logged, not recorded:
+// the measurement is done, and `coldbench clean` removes what is left.
 func (in *instance) teardown(parent context.Context) {
+	if in.podID == "" {
+		return // RunPodSandbox failed: nothing was created
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), teardownTimeout)
 	defer cancel()
-	rt := in.p.rt
-	if in.ctrID != "" {
-		rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: in.ctrID, Timeout: 0})
-		rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: in.ctrID})
-	}
-	if in.podID != "" {
-		rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: in.podID})
-		rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: in.podID})
+	if err := in.p.removeSandbox(ctx, in.podID); err != nil {
+		slog.Warn("tearing down an instance", "sandbox", in.podID, "err", err)
 	}
 }
 
@@ -453,9 +460,10 @@ func (p *Platform) removeSandbox(ctx context.Context, id string) error {
 	return nil
 }
 
-// removeContainer removes a stopped container. containerd 1.6's CRI can lose
+// removeContainer removes a stopped container. containerd's CRI can lose
 // track of a task whose StartContainer was cut by a client kill (status
-// "StartError", task left stopped): CRI then refuses the removal with
+// "StartError", task left stopped; seen with containerd 1.6.20, which users
+// may still run under the node backend): CRI then refuses the removal with
 // "cannot delete running task" forever, so the stale task is deleted through
 // containerd's own task API (same socket, CRI's namespace) and the removal
 // retried.
