@@ -64,11 +64,7 @@ lab_stop containerd 20
 # Shims outlive containerd; the lab's carry the lab's socket in their arguments.
 for pid in $(pgrep -f "containerd-shim.*-address $LAB_CRI_SOCK( |$)" || true); do kill "$pid" 2>/dev/null || true; done
 # gVisor sandboxes left without their shim (runsc's state is under the lab's run dir).
-if [ -d "$LAB_RUN/runsc/k8s.io" ] && [ -x "$CB_GVISOR_BIN/runsc" ]; then
-  for id in $("$CB_GVISOR_BIN/runsc" --root "$LAB_RUN/runsc/k8s.io" list -quiet 2>/dev/null || true); do
-    "$CB_GVISOR_BIN/runsc" --root "$LAB_RUN/runsc/k8s.io" delete -force "$id" 2>/dev/null || true
-  done
-fi
+runsc_reap "$LAB_RUN/runsc/k8s.io"
 # coldbench's own containerd is never stopped, but a kubelet pointed at it
 # (by hand) would have left sandboxes there: remove those too (only sandboxes
 # carrying the kubelet's labels; the node backend's are never touched).

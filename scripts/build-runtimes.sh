@@ -50,7 +50,7 @@ fi
 # coldbench's own launcher for gVisor's shim: cheap, so always rebuilt from
 # this checkout (Go's build cache), and installed only when it changed.
 tmp=$(mktemp "${TMPDIR:-/tmp}/coldbench-runsc-shim.XXXXXX")
-(cd "$COLDBENCH_ROOT" && CGO_ENABLED=0 go build -trimpath -o "$tmp" ./cmd/coldbench-runsc-shim)
+(cd "$COLDBENCH_ROOT" && CGO_ENABLED=0 go build -trimpath -o "$tmp" ./cmd/coldbench-runsc-shim) || { rm -f "$tmp"; exit 1; }
 if cmp -s "$tmp" "$GVISOR_BIN/coldbench-runsc-shim"; then
   rm -f "$tmp"
 else

@@ -12,7 +12,8 @@
  *
  * It is C and does one pread and one pwrite so that crun's cold starts pay
  * as little as possible for it: one extra execve of a small static binary
- * (measured by bench/crun-compat.sh). A shell + sed wrapper cost several ms.
+ * per crun call (measured by `go run ./bench/crun-compat`). A shell + sed
+ * wrapper cost several ms.
  *
  * CRUN in the environment overrides the real binary (default /usr/bin/crun).
  * Built by scripts/node-up.sh: cc -O2 -static -o crun-oci-compat this.c

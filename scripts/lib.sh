@@ -40,3 +40,13 @@ render() {
   sed -e "s#@STATE@#$state#g" -e "s#@RUN@#$run#g" -e "s#@ETC@#$etc#g" \
     -e "s#@CDBIN@#$CB_CONTAINERD_BIN#g" -e "s#@GVBIN@#$CB_GVISOR_BIN#g" -e "s#@CBBIN@#$CB_BINDIR#g" "$1"
 }
+
+# runsc_reap ROOT: force-deletes the gVisor sandboxes in runsc state dir ROOT
+# (left without their shim when a containerd or shim was killed).
+runsc_reap() {
+  local root=$1 id
+  [ -d "$root" ] && [ -x "$CB_GVISOR_BIN/runsc" ] || return 0
+  for id in $("$CB_GVISOR_BIN/runsc" --root "$root" list -quiet 2>/dev/null || true); do
+    "$CB_GVISOR_BIN/runsc" --root "$root" delete -force "$id" 2>/dev/null || true
+  done
+}

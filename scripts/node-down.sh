@@ -24,12 +24,7 @@ for pid in $(pgrep -f "containerd-shim.*-address $CB_SOCK" || true); do
   kill "$pid" 2>/dev/null || true
 done
 # gVisor sandboxes left without their shim (clean normally removes them).
-runsc_root=$CB_RUN/runsc/k8s.io
-if [ -d "$runsc_root" ] && [ -x "$CB_GVISOR_BIN/runsc" ]; then
-  for id in $("$CB_GVISOR_BIN/runsc" --root "$runsc_root" list -quiet 2>/dev/null || true); do
-    "$CB_GVISOR_BIN/runsc" --root "$runsc_root" delete -force "$id" 2>/dev/null || true
-  done
-fi
+runsc_reap "$CB_RUN/runsc/k8s.io"
 if [ $purge = 1 ]; then
   log "purging $CB_STATE and $CB_RUN"
   umount -R "$CB_STATE/containerd" 2>/dev/null || true

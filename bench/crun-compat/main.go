@@ -3,8 +3,8 @@
 // adds to every crun invocation that creates a container: it times the
 // adapter exec'ing a no-op "crun" (/bin/true) against exec'ing /bin/true
 // directly, interleaved, on a bundle whose config.json says 1.3.0 as
-// containerd writes it. A crun cold start pays this twice (pod sandbox and
-// function container).
+// containerd writes it. Every crun call pays it; a cold start's timed path
+// has four (create and start, for the pod sandbox and the function container).
 //
 //	go run ./bench/crun-compat [-n 2000] [-adapter /var/lib/coldbench/bin/crun-oci-compat]
 package main
@@ -66,5 +66,5 @@ func main() {
 	fmt.Printf("invocations per path: %d (interleaved)\n", *n)
 	fmt.Printf("exec /bin/true directly:           median %8.3f ms\n", float64(md)/1e6)
 	fmt.Printf("through crun-oci-compat:           median %8.3f ms\n", float64(ma)/1e6)
-	fmt.Printf("added per crun create:             %8.3f ms (a crun cold start has two: sandbox + container)\n", float64(ma-md)/1e6)
+	fmt.Printf("added per crun call:               %8.3f ms (a cold start's timed path has four: create + start, sandbox + container)\n", float64(ma-md)/1e6)
 }
