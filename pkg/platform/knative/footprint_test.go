@@ -38,7 +38,7 @@ import (
 
 // footprintCluster plays Knative for the footprint benchmark, as cheaply as
 // possible: a new ksvc is Ready at once with a revision Deployment at zero.
-// The ingress runs in a process of its own (TestFootprintIngressProcess),
+// The ingress runs in a process of its own (footprintIngress, via TestMain),
 // like a real one, so its connections and buffers are not counted as
 // coldbench's: it answers Knative's route probe, and holds a real GET until
 // this process has created the revision's pod (ready), then replies.
@@ -57,7 +57,7 @@ type footprintCluster struct {
 func newFootprintCluster(tb testing.TB, ns string) *footprintCluster {
 	c := &footprintCluster{ns: ns, kube: fake.NewClientset(), byHost: map[string]string{}, labels: map[string]map[string]string{},
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(kruntime.NewScheme(), map[schema.GroupVersionResource]string{ServiceGVR: "ServiceList"})}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFootprintIngressProcess$")
+	cmd := exec.Command(os.Args[0]) // TestMain makes it the ingress
 	cmd.Env = append(os.Environ(), "COLDBENCH_FOOTPRINT_INGRESS=1")
 	cmd.Stderr = os.Stderr
 	var err error
@@ -142,17 +142,24 @@ func (c *footprintCluster) coldStart(host string) {
 	c.mu.Unlock()
 }
 
-// TestFootprintIngressProcess is BenchmarkFootprint1000's ingress, run as a
-// process of its own (skipped otherwise). It prints its address, then
-// "GET host" for every real request, which it holds until "ready host"
-// arrives on its stdin.
-func TestFootprintIngressProcess(t *testing.T) {
-	if os.Getenv("COLDBENCH_FOOTPRINT_INGRESS") != "1" {
-		t.Skip("the ingress process of BenchmarkFootprint1000")
+// TestMain runs the test binary as BenchmarkFootprint1000's ingress process
+// when COLDBENCH_FOOTPRINT_INGRESS=1, and as the tests otherwise.
+func TestMain(m *testing.M) {
+	if os.Getenv("COLDBENCH_FOOTPRINT_INGRESS") == "1" {
+		footprintIngress()
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// footprintIngress is BenchmarkFootprint1000's ingress, a process of its
+// own. It prints its address, then "GET host" for every real request, which
+// it holds until "ready host" arrives on its stdin.
+func footprintIngress() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "footprint ingress:", err)
+		os.Exit(1)
 	}
 	var mu sync.Mutex
 	held := map[string]chan struct{}{}
