@@ -182,40 +182,13 @@ type phaseStep struct {
 	median float64
 }
 
-// phaseOrder orders the phase names seen in cells by time: by the mean over
-// the cells of their median offset (so that when every runtime reaches two
-// phases in the same order, so does the legend), ties in first-seen order.
+// phaseOrder orders the phase names seen in cells by time (stats.PhaseOrder).
 func (d *data) phaseOrder(cells []*cell) []string {
-	type ph struct {
-		name  string
-		first int
-		at    float64
+	maps := make([]map[string][]float64, len(cells))
+	for i, c := range cells {
+		maps[i] = c.phaseMS
 	}
-	var list []ph
-	for i, name := range d.phaseNames {
-		sum, k := 0.0, 0
-		for _, c := range cells {
-			if v := c.phaseMS[name]; len(v) > 0 {
-				sum += stats.Median(v)
-				k++
-			}
-		}
-		if k == 0 {
-			continue
-		}
-		list = append(list, ph{name, i, sum / float64(k)})
-	}
-	slices.SortStableFunc(list, func(a, b ph) int {
-		if c := cmp.Compare(a.at, b.at); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.first, b.first)
-	})
-	names := make([]string, len(list))
-	for i, p := range list {
-		names[i] = p.name
-	}
-	return names
+	return stats.PhaseOrder(d.phaseNames, maps)
 }
 
 // phaseGroups joins the phases of order (see phaseOrder) whose median offset

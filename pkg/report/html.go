@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -426,30 +425,11 @@ func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, p
 		if len(cols) == 0 {
 			continue
 		}
-		type ph struct {
-			name  string
-			first int
-			at    float64
+		cellOffsets := make([]map[string][]float64, len(cols))
+		for i, r := range cols {
+			cellOffsets[i] = offsets[k{r.Platform, r.Runtime, r.Scale}]
 		}
-		var order []ph
-		for i, name := range names {
-			sum, cnt := 0.0, 0
-			for _, r := range cols {
-				if v := offsets[k{r.Platform, r.Runtime, r.Scale}][name]; len(v) > 0 {
-					sum += stats.Median(v)
-					cnt++
-				}
-			}
-			if cnt > 0 {
-				order = append(order, ph{name, i, sum / float64(cnt)})
-			}
-		}
-		slices.SortStableFunc(order, func(a, b ph) int {
-			if c := cmp.Compare(a.at, b.at); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.first, b.first)
-		})
+		order := stats.PhaseOrder(names, cellOffsets)
 		t := htmlPhaseTable{Scale: n}
 		for _, r := range cols {
 			label := r.Runtime
@@ -458,10 +438,10 @@ func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, p
 			}
 			t.Heads = append(t.Heads, fmt.Sprintf("%s (n = %d)", label, r.Successes))
 		}
-		for _, p := range order {
-			row := htmlPhaseRow{Name: p.name}
+		for _, name := range order {
+			row := htmlPhaseRow{Name: name}
 			for _, r := range cols {
-				v := offsets[k{r.Platform, r.Runtime, r.Scale}][p.name]
+				v := offsets[k{r.Platform, r.Runtime, r.Scale}][name]
 				switch {
 				case len(v) == 0:
 					row.Cells = append(row.Cells, "-")

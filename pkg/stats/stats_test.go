@@ -2,6 +2,7 @@ package stats
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -264,5 +265,20 @@ func checkSummary(t *testing.T, got, want Summary) {
 	}
 	if got.N != want.N || got.P99Reliable != want.P99Reliable || got.CIOK != want.CIOK {
 		t.Errorf("N/P99Reliable/CIOK = %d/%v/%v, want %d/%v/%v", got.N, got.P99Reliable, got.CIOK, want.N, want.P99Reliable, want.CIOK)
+	}
+}
+
+func TestPhaseOrder(t *testing.T) {
+	cells := []map[string][]float64{
+		{"b": {30, 10, 20}, "a": {5}, "c": {20}},
+		{"b": {40}, "c": {20}, "d": {1}},
+	}
+	// means of medians: a 5, b (20+40)/2 = 30, c 20, d 1; e is never reached;
+	// x and y tie and keep the order of names.
+	cells = append(cells, map[string][]float64{"y": {7}, "x": {7}})
+	got := PhaseOrder([]string{"y", "b", "a", "e", "c", "d", "x"}, cells)
+	want := []string{"d", "a", "y", "x", "c", "b"}
+	if !slices.Equal(got, want) {
+		t.Errorf("PhaseOrder = %v, want %v", got, want)
 	}
 }
