@@ -165,12 +165,18 @@ func get(ctx context.Context, client *http.Client, opt Options) reply {
 		firstByte = done
 	}
 	r := reply{status: resp.StatusCode, firstByte: firstByte, done: done, body: body}
-	if v := resp.Header.Get(ProcessStartHeader); v != "" {
-		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
-			r.processStart = time.Unix(0, ns)
-		}
-	}
+	r.processStart, _ = ProcessStart(resp.Header)
 	return r
+}
+
+// ProcessStart reads the function's process start (wall clock) from its
+// ProcessStartHeader; false if the header is absent or malformed.
+func ProcessStart(h http.Header) (time.Time, bool) {
+	ns, err := strconv.ParseInt(h.Get(ProcessStartHeader), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
 }
 
 // classifyEnd explains why probing ended without a reply: the request

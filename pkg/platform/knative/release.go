@@ -40,7 +40,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -71,7 +70,6 @@ const maxParallelDials = 64
 type request struct {
 	ctx     context.Context
 	addr    string // ingress HOST:PORT
-	host    string // Host header: the service's
 	timeout time.Duration
 	raw     []byte // the request as sent
 	parse   *http.Request
@@ -87,7 +85,7 @@ type request struct {
 
 func newRequest(ctx context.Context, addr, host string, timeout time.Duration) *request {
 	raw := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: " + userAgent + "\r\nConnection: close\r\n\r\n"
-	return &request{ctx: ctx, addr: addr, host: host, timeout: timeout, raw: []byte(raw),
+	return &request{ctx: ctx, addr: addr, timeout: timeout, raw: []byte(raw),
 		parse: &http.Request{Method: http.MethodGet, Host: host}, br: bufio.NewReaderSize(nil, 4096)}
 }
 
@@ -305,10 +303,8 @@ func (r *request) reply(a results.Attempt, resp *http.Response) results.Attempt 
 	a.TTFBNS = r.first.Sub(r.t0).Nanoseconds()
 	a.TotalNS = done.Sub(r.t0).Nanoseconds()
 	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
-	if v := resp.Header.Get(probe.ProcessStartHeader); v != "" {
-		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
-			a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: time.Unix(0, ns).Sub(r.t0.Round(0)).Nanoseconds()})
-		}
+	if ps, ok := probe.ProcessStart(resp.Header); ok {
+		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: ps.Sub(r.t0.Round(0)).Nanoseconds()})
 	}
 	var ne net.Error
 	switch {
