@@ -93,10 +93,109 @@ lab_stop() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 $((timeout * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then log "$name (pid $pid) ignored SIGTERM: killing"; kill -9 "$pid" 2>/dev/null || true; fi
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) ignored SIGTERM: killing"; kill -9 "$pid" 2>/dev/null || true
+      # Gone, not just signalled: a start right after needs its ports.
+      for _ in $(seq 1 100); do [[ $(ps -o stat= -p "$pid" 2>/dev/null) =~ ^[^Z] ]] || break; sleep 0.1; done
+    fi
     log "stopped $name (pid $pid)"
   fi
   rm -f "$LAB_RUN/$name.pid"
+}
+
+# The lab's daemons, in start order.
+LAB_DAEMONS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns traefik)
+
+# lab_cmd NAME: the command line of lab daemon NAME, into the array LAB_CMD.
+# The one place it is written: lab/up.sh starts every daemon with it and
+# lab/ctl.sh restarts one with it. Their configuration files are written by
+# up.sh (ctl.sh needs a lab up.sh brought up once).
+lab_cmd() {
+  local ip=${NODE_IP:-} P=$LAB_PKI
+  [ -n "$ip" ] || ip=$(cat "$LAB_RUN/node-ip" 2>/dev/null) || ip=$(lab_node_ip)
+  case $1 in
+  containerd)
+    LAB_CMD=("$CB_CONTAINERD_BIN/containerd" --config "$LAB_STATE/containerd.toml") ;;
+  etcd)
+    # (Debian's etcd 3.4 lacks on-demand watch progress: without frequent
+    # progress notifications the apiserver's watch cache lags behind and new
+    # watches fail with "Too large resource version", so informers relist and
+    # fall behind.)
+    LAB_CMD=(etcd --name lab --data-dir "$LAB_ETCD_DIR"
+      --listen-client-urls "$LAB_ETCD_CLIENT" --advertise-client-urls "$LAB_ETCD_CLIENT"
+      --listen-peer-urls "$LAB_ETCD_PEER" --initial-advertise-peer-urls "$LAB_ETCD_PEER"
+      --initial-cluster "lab=$LAB_ETCD_PEER" --listen-metrics-urls ""
+      --snapshot-count 10000 --quota-backend-bytes 2147483648
+      --experimental-watch-progress-notify-interval 1s) ;;
+  kube-apiserver)
+    LAB_CMD=("$K8S_BIN/kube-apiserver"
+      --etcd-servers="$LAB_ETCD_CLIENT"
+      --bind-address="$ip" --advertise-address="$ip" --secure-port="$LAB_APISERVER_PORT"
+      --service-cluster-ip-range="$LAB_SERVICE_CIDR"
+      --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key"
+      --client-ca-file="$P/ca.crt"
+      --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key"
+      --kubelet-preferred-address-types=InternalIP,Hostname
+      --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key"
+      --service-account-issuer="https://kubernetes.default.svc.$LAB_CLUSTER_DOMAIN"
+      --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+      --allow-privileged=true --profiling=false --event-ttl=10m) ;;
+  kube-controller-manager)
+    LAB_CMD=("$K8S_BIN/kube-controller-manager"
+      --kubeconfig="$P/controller-manager.kubeconfig"
+      --authentication-kubeconfig="$P/controller-manager.kubeconfig" --authorization-kubeconfig="$P/controller-manager.kubeconfig"
+      --bind-address=127.0.0.1 --leader-elect=false --use-service-account-credentials=true
+      --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt"
+      --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key"
+      --allocate-node-cidrs=false --profiling=false) ;;
+  kube-scheduler)
+    LAB_CMD=("$K8S_BIN/kube-scheduler"
+      --kubeconfig="$P/scheduler.kubeconfig"
+      --authentication-kubeconfig="$P/scheduler.kubeconfig" --authorization-kubeconfig="$P/scheduler.kubeconfig"
+      --bind-address=127.0.0.1 --leader-elect=false --profiling=false) ;;
+  kubelet)
+    LAB_CMD=("$K8S_BIN/kubelet" --config="$LAB_STATE/kubelet.yaml"
+      --kubeconfig="$P/kubelet.kubeconfig" --hostname-override="$LAB_NODE_NAME" --node-ip="$ip"
+      --root-dir="$LAB_KUBELET_DIR" --cert-dir="$LAB_KUBELET_DIR/pki") ;;
+  kube-proxy)
+    LAB_CMD=("$K8S_BIN/kube-proxy" --config="$LAB_STATE/kube-proxy.yaml") ;;
+  coredns)
+    LAB_CMD=("$COREDNS_BIN/coredns" -conf "$LAB_STATE/Corefile") ;;
+  traefik)
+    LAB_CMD=(env KUBECONFIG="$LAB_KUBECONFIG" "$TRAEFIK_BIN/traefik"
+      --global.checkNewVersion=false --global.sendAnonymousUsage=false
+      --log.level=INFO --ping=true --providers.providersThrottleDuration=200ms --entrypoints.traefik.address=127.0.0.1:$((LAB_INGRESS_PORT + 1))
+      --entrypoints.web.address=":$LAB_INGRESS_PORT"
+      --experimental.knative=true --providers.knative=true
+      --providers.knative.publicEntrypoints=web
+      --providers.knative.publicService.name=traefik --providers.knative.publicService.namespace=traefik) ;;
+  *) die "unknown lab daemon '$1' (one of: ${LAB_DAEMONS[*]})" ;;
+  esac
+}
+
+# lab_start_daemon NAME: lab_start with NAME's command line (lab_cmd).
+lab_start_daemon() {
+  lab_cmd "$1"
+  [ "$1" != containerd ] || lab_running containerd || rm -f "$LAB_CRI_SOCK"
+  lab_start "$1" "${LAB_CMD[@]}"
+}
+
+# lab_ready NAME: whether daemon NAME runs and answers its health check (what
+# lab/up.sh and lab/ctl.sh wait for after starting it).
+lab_ready() {
+  lab_running "$1" || return 1
+  case $1 in
+  containerd) "$CB_CONTAINERD_BIN/ctr" --address "$LAB_CRI_SOCK" version ;;
+  etcd) curl -fsS "$LAB_ETCD_CLIENT/health" ;;
+  kube-apiserver) kctl get --raw /readyz --request-timeout=5s ;;
+  kube-controller-manager) curl -fsk https://127.0.0.1:10257/healthz ;;
+  kube-scheduler) curl -fsk https://127.0.0.1:10259/healthz ;;
+  kubelet) kctl wait --for=condition=Ready "node/$LAB_NODE_NAME" --timeout=5s ;;
+  kube-proxy) curl -fs http://127.0.0.1:10256/healthz ;;
+  coredns) curl -fs http://127.0.0.1:18181/ready ;;
+  traefik) curl -fs "http://127.0.0.1:$((LAB_INGRESS_PORT + 1))/ping" ;;
+  *) die "unknown lab daemon '$1' (one of: ${LAB_DAEMONS[*]})" ;;
+  esac
 }
 
 # lab_stop_group TIMEOUT_S NAME...: lab_stop for several daemons at once.

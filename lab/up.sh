@@ -76,11 +76,8 @@ lab_render "$COLDBENCH_ROOT/config/containerd.toml" | write_if_changed "$LAB_STA
 lab_render "$COLDBENCH_ROOT/config/runsc.toml" | write_if_changed "$LAB_STATE/runsc.toml"
 sed -e "s#@RUN@#$CB_RUN#g" -e "s#@POD_CIDR@#$LAB_POD_CIDR#g" -e "s#@SERVICE_CIDR@#$LAB_SERVICE_CIDR#g" \
   -e "s#@NODE_IP@#$NODE_IP#g" "$LAB_DIR/manifests/cni.conflist" | write_if_changed "$LAB_STATE/cni/net.d/10-coldbench.conflist"
-if ! lab_running containerd; then
-  rm -f "$LAB_CRI_SOCK"
-  lab_start containerd "$CB_CONTAINERD_BIN/containerd" --config "$LAB_STATE/containerd.toml"
-fi
-wait_for "containerd on $LAB_CRI_SOCK" "$CB_CONTAINERD_BIN/ctr" --address "$LAB_CRI_SOCK" version
+lab_start_daemon containerd
+wait_for "containerd on $LAB_CRI_SOCK" lab_ready containerd
 lab_ctr() { "$CB_CONTAINERD_BIN/ctr" --address "$LAB_CRI_SOCK" -n k8s.io "$@" 2> >(grep -v "DEPRECATION: The support for cgroup v1" >&2); }
 lab_ctr images import "$CB_STATE/images/coldbench-images.tar" >/dev/null
 for img in fn-go:v1 fn-c:v1; do   # also under dev.local/, which Knative never resolves
@@ -97,47 +94,20 @@ step "certificates and kubeconfigs"
 
 step "etcd"
 mkdir -p "$LAB_ETCD_DIR" && chmod 700 "$LAB_ETCD_DIR"
-lab_start etcd etcd --name lab --data-dir "$LAB_ETCD_DIR" \
-  --listen-client-urls "$LAB_ETCD_CLIENT" --advertise-client-urls "$LAB_ETCD_CLIENT" \
-  --listen-peer-urls "$LAB_ETCD_PEER" --initial-advertise-peer-urls "$LAB_ETCD_PEER" \
-  --initial-cluster "lab=$LAB_ETCD_PEER" --listen-metrics-urls "" \
-  --snapshot-count 10000 --quota-backend-bytes 2147483648 \
-  --experimental-watch-progress-notify-interval 1s
-# (Debian's etcd 3.4 lacks on-demand watch progress: without frequent progress
-# notifications the apiserver's watch cache lags behind and new watches fail
-# with "Too large resource version", so informers relist and fall behind.)
-wait_for etcd curl -fsS "$LAB_ETCD_CLIENT/health"
+# Every daemon's command line is in lib.sh (lab_cmd), shared with lab/ctl.sh.
+lab_start_daemon etcd
+wait_for etcd lab_ready etcd
 
 step "kube-apiserver"
 P=$LAB_PKI
-lab_start kube-apiserver "$K8S_BIN/kube-apiserver" \
-  --etcd-servers="$LAB_ETCD_CLIENT" \
-  --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$LAB_APISERVER_PORT" \
-  --service-cluster-ip-range="$LAB_SERVICE_CIDR" \
-  --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" \
-  --client-ca-file="$P/ca.crt" \
-  --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key" \
-  --kubelet-preferred-address-types=InternalIP,Hostname \
-  --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-  --service-account-issuer="https://kubernetes.default.svc.$LAB_CLUSTER_DOMAIN" \
-  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-  --allow-privileged=true --profiling=false --event-ttl=10m
-wait_for "the apiserver to be ready" bash -c "kill -0 $(lab_pid kube-apiserver) && '$K8S_BIN/kubectl' --kubeconfig '$LAB_KUBECONFIG' get --raw /readyz"
+lab_start_daemon kube-apiserver
+wait_for "the apiserver to be ready" lab_ready kube-apiserver
 
 step "controller-manager, scheduler"
-lab_start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
-  --kubeconfig="$P/controller-manager.kubeconfig" \
-  --authentication-kubeconfig="$P/controller-manager.kubeconfig" --authorization-kubeconfig="$P/controller-manager.kubeconfig" \
-  --bind-address=127.0.0.1 --leader-elect=false --use-service-account-credentials=true \
-  --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
-  --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
-  --allocate-node-cidrs=false --profiling=false
-lab_start kube-scheduler "$K8S_BIN/kube-scheduler" \
-  --kubeconfig="$P/scheduler.kubeconfig" \
-  --authentication-kubeconfig="$P/scheduler.kubeconfig" --authorization-kubeconfig="$P/scheduler.kubeconfig" \
-  --bind-address=127.0.0.1 --leader-elect=false --profiling=false
-wait_for "controller-manager health" curl -fsk https://127.0.0.1:10257/healthz
-wait_for "scheduler health" curl -fsk https://127.0.0.1:10259/healthz
+lab_start_daemon kube-controller-manager
+lab_start_daemon kube-scheduler
+wait_for "controller-manager health" lab_ready kube-controller-manager
+wait_for "scheduler health" lab_ready kube-scheduler
 
 step "kubelet, kube-proxy"
 mkdir -p "$LAB_KUBELET_DIR"
@@ -194,12 +164,10 @@ metricsBindAddress: 127.0.0.1:10249
 # Leave the host's conntrack sysctls alone.
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
-lab_start kubelet "$K8S_BIN/kubelet" --config="$LAB_STATE/kubelet.yaml" \
-  --kubeconfig="$P/kubelet.kubeconfig" --hostname-override="$LAB_NODE_NAME" --node-ip="$NODE_IP" \
-  --root-dir="$LAB_KUBELET_DIR" --cert-dir="$LAB_KUBELET_DIR/pki"
-lab_start kube-proxy "$K8S_BIN/kube-proxy" --config="$LAB_STATE/kube-proxy.yaml"
-wait_for "node $LAB_NODE_NAME Ready" bash -c "kill -0 $(lab_pid kubelet) && '$K8S_BIN/kubectl' --kubeconfig '$LAB_KUBECONFIG' wait --for=condition=Ready node/$LAB_NODE_NAME --timeout=5s"
-wait_for "kube-proxy health" curl -fs http://127.0.0.1:10256/healthz
+lab_start_daemon kubelet
+lab_start_daemon kube-proxy
+wait_for "node $LAB_NODE_NAME Ready" lab_ready kubelet
+wait_for "kube-proxy health" lab_ready kube-proxy
 
 step "CoreDNS"
 write_if_changed "$LAB_STATE/Corefile" <<EOF
@@ -215,8 +183,8 @@ $LAB_CLUSTER_DOMAIN:53 in-addr.arpa:53 ip6.arpa:53 {
   cache 10
 }
 EOF
-lab_start coredns "$COREDNS_BIN/coredns" -conf "$LAB_STATE/Corefile"
-wait_for "CoreDNS ready" curl -fs http://127.0.0.1:18181/ready
+lab_start_daemon coredns
+wait_for "CoreDNS ready" lab_ready coredns
 
 step "cluster objects"
 sed -e "s#@NODE_IP@#$NODE_IP#g" -e "s#@INGRESS_PORT@#$LAB_INGRESS_PORT#g" -e "s#@DNS_IP@#$NODE_IP#g" \
@@ -229,14 +197,8 @@ kctl apply -f "$KNATIVE_YAML/core.yaml" >/dev/null
 wait_for "Knative deployments available" kctl -n knative-serving wait --for=condition=Available deployment --all --timeout=5s
 
 step "Traefik"
-lab_start traefik env KUBECONFIG="$LAB_KUBECONFIG" "$TRAEFIK_BIN/traefik" \
-  --global.checkNewVersion=false --global.sendAnonymousUsage=false \
-  --log.level=INFO --ping=true --providers.providersThrottleDuration=200ms --entrypoints.traefik.address=127.0.0.1:$((LAB_INGRESS_PORT + 1)) \
-  --entrypoints.web.address=":$LAB_INGRESS_PORT" \
-  --experimental.knative=true --providers.knative=true \
-  --providers.knative.publicEntrypoints=web \
-  --providers.knative.publicService.name=traefik --providers.knative.publicService.namespace=traefik
-wait_for "Traefik ping" curl -fs "http://127.0.0.1:$((LAB_INGRESS_PORT + 1))/ping"
+lab_start_daemon traefik
+wait_for "Traefik ping" lab_ready traefik
 
 step "probe Knative Service through the ingress"
 kctl apply -f "$LAB_DIR/manifests/probe.yaml" >/dev/null
