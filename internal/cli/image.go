@@ -42,13 +42,14 @@ func newImageBuildCmd() *cobra.Command {
 		Short: "Build function images into a tarball for `ctr images import`, or push them to a registry",
 		Example: `  coldbench image build --all -o images.tar && ctr -n k8s.io images import images.tar
   coldbench image build go-static --uid 1000 --push registry.local:5000/coldbench --insecure
-  coldbench image build --binary ./myfn --ref dev.local/myfn:v1 -o myfn.tar`,
+  coldbench image build --binary ./myfn --ref dev.local/myfn:v1 -o myfn.tar
+  coldbench image build coldbench -o coldbench-image.tar   # coldbench itself, for deploy/job.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, args)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&f.all, "all", false, "build every known function (see `coldbench image list`)")
+	fl.BoolVar(&f.all, "all", false, "build every function (see `coldbench image list`; not the extras crash and coldbench)")
 	fl.StringVar(&f.functionsDir, "functions-dir", "functions", "directory holding the functions' sources")
 	fl.StringVar(&f.workDir, "work-dir", "", "where compiled binaries go (default: a temporary directory)")
 	fl.StringVarP(&f.output, "output", "o", "", "write one tarball (OCI layout + docker manifest) to this file")
@@ -156,7 +157,7 @@ func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
 
 func functionNames() string {
 	var n []string
-	for _, f := range image.Functions {
+	for _, f := range append(image.Functions[:len(image.Functions):len(image.Functions)], image.Extras...) {
 		n = append(n, f.Name)
 	}
 	return strings.Join(n, ", ")
@@ -169,9 +170,12 @@ func newImageListCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "FUNCTION\tLANGUAGE\tDEFAULT IMAGE\tUID\tPORT")
+			fmt.Fprintln(tw, "FUNCTION\tLANGUAGE\tDEFAULT IMAGE\tUID\tPORT\t")
 			for _, f := range image.Functions {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", f.Name, f.Language, f.DefaultRef, f.UID, f.Port)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t\n", f.Name, f.Language, f.DefaultRef, f.UID, f.Port)
+			}
+			for _, f := range image.Extras {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t(built only when named, not by --all)\n", f.Name, f.Language, f.DefaultRef, f.UID, f.Port)
 			}
 			return tw.Flush()
 		},

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ type runFlags struct {
 	force         bool
 	format        string
 	resume        string
+	printRecords  bool
 	knative       knativeFlags
 }
 
@@ -68,6 +70,7 @@ Flags override the experiment file (-f) field by field.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the interrupted experiment recorded in this file: skip the cells it holds, append the rest")
+	cmd.Flags().BoolVar(&f.printRecords, "print-records", false, "after the summary, copy the records file (JSONL) to standard output: a run in a pod keeps them in its log")
 	return cmd
 }
 
@@ -99,7 +102,7 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 	var fixed []string
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
 		switch fl.Name {
-		case "resume", "endpoint", "deadline", "format", "verbose", "kubeconfig", "context", "ingress":
+		case "resume", "endpoint", "deadline", "format", "verbose", "kubeconfig", "context", "ingress", "print-records":
 		default:
 			fixed = append(fixed, "--"+fl.Name)
 		}
@@ -284,6 +287,19 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 		fmt.Fprintf(cmd.OutOrStdout(), "; %d cells recorded by earlier sessions", outcome.ResumedFrom)
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), ")")
+	if f.printRecords {
+		// Every session's records, as in the file: lines starting with
+		// {"type": (kubectl logs JOB | grep '^{"type":' > study.jsonl).
+		rf, err := os.Open(out)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(cmd.OutOrStdout(), rf)
+		rf.Close()
+		if err != nil {
+			return fmt.Errorf("--print-records: %w", err)
+		}
+	}
 	switch {
 	case outcome.Interrupted:
 		return &exitError{code: 130, err: fmt.Errorf("interrupted: %d cells not run; the records measured so far are in %s; continue with: coldbench run --resume %s", outcome.SkippedCells+outcome.CutCells, out, out)}

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/image"
 	"github.com/coldbench/coldbench/pkg/platform/node"
 )
 
@@ -92,15 +94,35 @@ type Lab struct {
 	Kubeconfig string // admin kubeconfig
 	Ingress    string // base URL of Traefik's web entrypoint, e.g. http://127.0.0.1:31080
 	Domain     string // Knative's domain: <ksvc>.<namespace>.<Domain>
+	CRISocket  string // the lab containerd's socket (images are imported there)
+	Ctr        string // ctr of the lab's containerd release
+	Ctl        string // lab/ctl.sh: stop, start, restart one lab daemon
 }
 
-// Lab defaults, overridable with COLDBENCH_LAB_KUBECONFIG, COLDBENCH_LAB_INGRESS
-// and COLDBENCH_LAB_DOMAIN (they must match lab/lib.sh).
+// Lab defaults, overridable with COLDBENCH_LAB_KUBECONFIG, COLDBENCH_LAB_INGRESS,
+// COLDBENCH_LAB_DOMAIN, COLDBENCH_LAB_CRI_SOCKET and COLDBENCH_CTR (they must
+// match lab/lib.sh and scripts/lib.sh).
 const (
 	DefaultLabKubeconfig = "/var/lib/coldbench/lab/kubeconfig"
 	DefaultLabIngress    = "http://127.0.0.1:31080"
 	DefaultLabDomain     = "lab.coldbench.local"
+	DefaultLabCRISocket  = "/run/coldbench/lab/containerd/containerd.sock"
+	DefaultLabCtr        = "/var/cache/coldbench/containerd/v2.4.2/bin/ctr"
 )
+
+// RepoRoot is the checkout's root directory (tests run in their package's
+// directory; the root holds go.mod).
+func RepoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
 
 // LabEnv returns the lab's coordinates, skipping t (failing it in CI) when
 // the lab's kubeconfig is missing. Whether the cluster answers is the
@@ -111,6 +133,9 @@ func LabEnv(t testing.TB) Lab {
 		Kubeconfig: envOr("COLDBENCH_LAB_KUBECONFIG", DefaultLabKubeconfig),
 		Ingress:    envOr("COLDBENCH_LAB_INGRESS", DefaultLabIngress),
 		Domain:     envOr("COLDBENCH_LAB_DOMAIN", DefaultLabDomain),
+		CRISocket:  envOr("COLDBENCH_LAB_CRI_SOCKET", DefaultLabCRISocket),
+		Ctr:        envOr("COLDBENCH_CTR", DefaultLabCtr),
+		Ctl:        filepath.Join(RepoRoot(), "lab", "ctl.sh"),
 	}
 	if _, err := os.Stat(l.Kubeconfig); err != nil {
 		MissingLab(t, "lab kubeconfig "+l.Kubeconfig)
@@ -135,13 +160,16 @@ func envOr(k, def string) string {
 }
 
 // BuildColdbench compiles the coldbench command into a temporary directory,
-// for tests that run it as a process (signals, exit statuses).
+// for tests that run it as a process (signals, exit statuses). It is built
+// exactly as coldbench's own image of it (`coldbench image build coldbench`:
+// static, CGO_ENABLED=0, -trimpath), the way scripts/node-up.sh builds
+// bin/coldbench too: one build, cached, serves all three.
 func BuildColdbench(t testing.TB) string {
 	t.Helper()
-	goBin := Binary(t, "go")
-	bin := filepath.Join(t.TempDir(), "coldbench")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/coldbench/coldbench/cmd/coldbench").CombinedOutput(); err != nil {
-		t.Fatalf("building coldbench: %v\n%s", err, out)
+	Binary(t, "go")
+	bin, err := image.BuildFunction(context.Background(), "coldbench", filepath.Join(RepoRoot(), "functions"), t.TempDir())
+	if err != nil {
+		t.Fatalf("building coldbench: %v", err)
 	}
 	return bin
 }

@@ -49,9 +49,22 @@ var Functions = []Function{
 		DefaultRef: "coldbench.local/pause:3.10", UID: 65535, InImagePath: "/pause", optLevel: "-Os"},
 }
 
-// LookupFunction returns the Functions entry called name.
+// Extras are images built only when named (`coldbench image build NAME`),
+// never by --all: a test fixture and coldbench itself.
+var Extras = []Function{
+	// Exits 1 at start without listening: the fault tests' crashing function.
+	{Name: "crash", SourceDir: "crash", Source: "crash.c", Language: C,
+		DefaultRef: "coldbench.local/fn-crash:v1", UID: DefaultUID, Port: 8080, optLevel: "-Os"},
+	// The coldbench command, static, to run a study inside a cluster
+	// (deploy/job.yaml). Its source is the module's cmd/coldbench, next to
+	// the functions root.
+	{Name: "coldbench", SourceDir: "../cmd/coldbench", Source: "main.go", Language: Go,
+		DefaultRef: "coldbench.local/coldbench:v1", UID: DefaultUID, InImagePath: "/coldbench"},
+}
+
+// LookupFunction returns the Functions or Extras entry called name.
 func LookupFunction(name string) (Function, bool) {
-	for _, f := range Functions {
+	for _, f := range append(Functions[:len(Functions):len(Functions)], Extras...) {
 		if f.Name == name {
 			return f, true
 		}
@@ -130,9 +143,9 @@ func functionDir(f Function, srcDir string) (string, error) {
 }
 
 func functionNames() string {
-	names := make([]string, len(Functions))
-	for i, f := range Functions {
-		names[i] = f.Name
+	var names []string
+	for _, f := range append(Functions[:len(Functions):len(Functions)], Extras...) {
+		names = append(names, f.Name)
 	}
 	return strings.Join(names, ", ")
 }

@@ -172,6 +172,11 @@ func (p *Platform) prepare(ctx context.Context, id string) error {
 }
 
 func (p *Platform) ensureNamespace(ctx context.Context) error {
+	// Given, not created: nothing to do (and no right to create namespaces
+	// needed, see deploy/rbac.yaml).
+	if _, err := p.kube.CoreV1().Namespaces().Get(ctx, p.spec.Namespace, metav1.GetOptions{}); err == nil {
+		return nil
+	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.spec.Namespace,
 		Labels: map[string]string{bench.LabelManagedBy: bench.LabelManagedByVal}}}
 	_, err := p.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
@@ -216,6 +221,7 @@ func (p *Platform) allowZeroInitialScale(ctx context.Context) error {
 type target struct {
 	name, host, revision string
 	err                  *results.Attempt // set when the service never got Ready
+	owned                bool             // created by this experiment (deleted after its sample)
 }
 
 // ColdStart creates (fresh) or reuses (classic) the cell's services, waits
@@ -265,6 +271,10 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error)
 	ns := p.spec.Namespace
 	ts := make([]target, cell.Scale)
 	created := time.Now()
+	// Creation and readiness share the readiness timeout: an API server
+	// that is down delays creation (untimed) up to that long.
+	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
+	defer cancel()
 	for i := range ts {
 		it := cell.Iteration
 		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, cell.Iteration)
@@ -274,20 +284,21 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error)
 		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, it, i)
 		ts[i].name = name
 		if _, ok := p.tr.service(ns, name); ok {
+			ts[i].owned = true
 			continue // classic: made by an earlier iteration
 		}
 		svc := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
 			Runtime: cell.Runtime, Window: p.spec.Window, Target: p.spec.Target}.Build()
-		if _, err := p.dyn.Resource(ServiceGVR).Namespace(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := createService(rctx, p.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID); err != nil {
 			a := results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("creating ksvc %q: %v", name, err)}
 			if containsAny(err.Error(), "runtimeClassName", "RuntimeClass") {
 				a.ErrorClass = results.ErrRuntime
 			}
 			ts[i].err = &a
+			continue
 		}
+		ts[i].owned = true
 	}
-	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
-	defer cancel()
 	pending := func() bool {
 		all := true
 		for i := range ts {
@@ -323,11 +334,13 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error)
 		for i := range ts {
 			if ts[i].err == nil && ts[i].host == "" {
 				msg := fmt.Sprintf("ksvc %q not Ready after %v", ts[i].name, p.spec.ReadinessTimeout.Duration)
+				class := results.ErrTimeout
 				if u, ok := p.tr.service(ns, ts[i].name); ok {
 					st := readServiceStatus(u)
 					msg += ": " + st.Reason + ": " + st.Message
+					class = notReadyInTimeClass(st)
 				}
-				ts[i].err = &results.Attempt{Instance: i, ErrorClass: results.ErrTimeout, Error: msg}
+				ts[i].err = &results.Attempt{Instance: i, ErrorClass: class, Error: msg}
 			}
 		}
 	}
@@ -553,6 +566,9 @@ func (p *Platform) deleteInBackground(cell bench.Cell, ts []target) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for _, t := range ts {
+			if !t.owned {
+				continue // never created, or someone else's
+			}
 			err := p.dyn.Resource(ServiceGVR).Namespace(p.spec.Namespace).Delete(ctx, t.name, metav1.DeleteOptions{})
 			if err != nil && !apierrors.IsNotFound(err) {
 				slog.Warn("deleting ksvc", "name", t.name, "err", err)
@@ -588,9 +604,11 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 		n++
 	}
 	// Revisions and pods go with their ksvc; wait for the pods, which
-	// drain for a while, so that "clean" means clean.
+	// drain for a while, so that "clean" means clean. Only pods Knative made
+	// for a ksvc are waited for: any other pod carrying coldbench's labels
+	// is not coldbench's and would never go.
 	for ctx.Err() == nil {
-		pods, err := p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		pods, err := p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing pods: %w", err))
 			break

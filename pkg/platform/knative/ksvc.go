@@ -133,16 +133,31 @@ func readServiceStatus(u *unstructured.Unstructured) serviceStatus {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	gen, _, _ := unstructured.NestedInt64(u.Object, "metadata", "generation")
 	obsGen, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	var failed []string // other conditions that are False
 	for _, c := range conds {
 		m, ok := c.(map[string]any)
-		if !ok || m["type"] != "Ready" {
+		if !ok {
 			continue
 		}
 		status, _ := m["status"].(string)
+		if m["type"] != "Ready" {
+			if status == "False" {
+				reason, _ := m["reason"].(string)
+				msg, _ := m["message"].(string)
+				failed = append(failed, fmt.Sprintf("%s: %s: %s", m["type"], reason, msg))
+			}
+			continue
+		}
 		st.Reason, _ = m["reason"].(string)
 		st.Message, _ = m["message"].(string)
 		st.Ready = status == "True" && obsGen == gen
 		st.Failed = status == "False" && obsGen == gen
+	}
+	// Ready carries one sub-condition's reason, not always the telling one
+	// (the route's "RevisionMissing" rather than the configuration's "Unable
+	// to fetch image"): a failure names them all.
+	if st.Failed && len(failed) > 0 {
+		st.Message += " (" + strings.Join(failed, "; ") + ")"
 	}
 	return st
 }

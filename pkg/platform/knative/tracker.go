@@ -9,11 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -79,12 +76,7 @@ func newTracker() *tracker {
 func (t *tracker) start(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, ns, id string) error {
 	sel := bench.LabelExperiment + "=" + id
 	t.stop = make(chan struct{})
-	kf := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
-	pods := kf.Core().V1().Pods().Informer()
-	deps := kf.Apps().V1().Deployments().Informer()
-	df := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, ns, func(o *metav1.ListOptions) { o.LabelSelector = sel })
-	svcs := df.ForResource(ServiceGVR)
+	pods, deps, svcInf := trackerInformers(kube, dyn, ns, sel) // watch.go: they ride out API server restarts
 	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { t.onPod(o, false) },
 		UpdateFunc: func(_, o any) { t.onPod(o, false) },
@@ -94,17 +86,18 @@ func (t *tracker) start(ctx context.Context, kube kubernetes.Interface, dyn dyna
 		AddFunc:    func(o any) { t.onDeployment(o) },
 		UpdateFunc: func(_, o any) { t.onDeployment(o) },
 	})
-	svcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { t.notify() },
 		UpdateFunc: func(_, _ any) { t.notify() },
 		DeleteFunc: func(any) { t.notify() },
 	})
-	t.svcLister = svcs.Lister()
-	kf.Start(t.stop)
-	df.Start(t.stop)
+	t.svcLister = cache.NewGenericLister(svcInf.GetIndexer(), ServiceGVR.GroupResource())
+	for _, inf := range []cache.SharedIndexInformer{pods, deps, svcInf} {
+		go inf.Run(t.stop)
+	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if !cache.WaitForCacheSync(sctx.Done(), pods.HasSynced, deps.HasSynced, svcs.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(sctx.Done(), pods.HasSynced, deps.HasSynced, svcInf.HasSynced) {
 		close(t.stop)
 		return fmt.Errorf("watching pods, deployments and ksvcs in namespace %q: caches did not sync", ns)
 	}

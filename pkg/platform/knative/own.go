@@ -1,0 +1,99 @@
+package knative
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// ErrForeign marks a ksvc that has the name coldbench wanted but was not
+// created by this experiment: coldbench leaves it alone.
+var ErrForeign = errors.New("not created by this experiment: left alone")
+
+// owned reports whether labels mark an object as created by experiment id.
+func owned(labels map[string]string, id string) bool {
+	return labels[bench.LabelManagedBy] == bench.LabelManagedByVal && labels[bench.LabelExperiment] == id
+}
+
+// transient reports whether err is worth retrying: the API server (or a
+// webhook it calls) is unreachable, restarting or overloaded, as opposed to a
+// request it refused.
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err) {
+		return true
+	}
+	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+		utilnet.IsHTTP2ConnectionLost(err) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// createService creates svc for experiment id. Creation is untimed, so an
+// API server that is unreachable or restarting only delays it: transient
+// errors are retried until ctx ends. A ksvc of the same name that already
+// exists is taken only if this experiment made it (a retried request whose
+// answer was lost); one being deleted (a leftover an interrupted session's
+// clean-up removes) is waited for and created anew; anyone else's is an
+// ErrForeign error and is never touched.
+func createService(ctx context.Context, svcs dynamic.ResourceInterface, svc *unstructured.Unstructured, id string) error {
+	name := svc.GetName()
+	backoff := 100 * time.Millisecond
+	var last error
+	for tries := 0; ; tries++ {
+		_, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			cur, gerr := svcs.Get(ctx, name, metav1.GetOptions{})
+			switch {
+			case gerr == nil && !owned(cur.GetLabels(), id):
+				return fmt.Errorf("a ksvc named %q already exists in namespace %q: %w", name, svc.GetNamespace(), ErrForeign)
+			case gerr == nil && cur.GetDeletionTimestamp() == nil:
+				return nil // ours
+			case gerr == nil:
+				err = fmt.Errorf("ksvc %q of this experiment is still being deleted", name)
+			case apierrors.IsNotFound(gerr):
+				continue // gone meanwhile: create again at once
+			case transient(gerr):
+				err = gerr
+			default:
+				return gerr
+			}
+		} else if err == nil || !transient(err) {
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (retried %d times until %v)", last, tries+1, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// notReadyInTimeClass is the class of a ksvc not Ready within the readiness
+// timeout: the ingress's when the networking layer never configured its
+// route (it is down, or far behind), a timeout otherwise.
+func notReadyInTimeClass(st serviceStatus) string {
+	if containsAny(st.Reason+" "+st.Message, "IngressNotConfigured", "Ingress has not yet been reconciled") {
+		return results.ErrIngress
+	}
+	return results.ErrTimeout
+}
