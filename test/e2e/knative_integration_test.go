@@ -32,13 +32,14 @@ type knativeLab struct {
 	kube                kubernetes.Interface
 	dyn                 dynamic.Interface
 	bin                 string
+	lab                 testenv.Lab
 }
 
 func setupKnativeLab(t *testing.T) *knativeLab {
 	t.Helper()
 	testenv.Integration(t)
 	lab := testenv.LabEnv(t)
-	l := &knativeLab{kubeconfig: lab.Kubeconfig, ingress: strings.TrimSuffix(strings.TrimPrefix(lab.Ingress, "http://"), "/")}
+	l := &knativeLab{kubeconfig: lab.Kubeconfig, ingress: strings.TrimSuffix(strings.TrimPrefix(lab.Ingress, "http://"), "/"), lab: lab}
 	cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
