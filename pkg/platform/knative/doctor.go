@@ -160,11 +160,16 @@ func (p *Platform) checkNamespace(ctx context.Context, ns string) Check {
 	_, err := p.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	exists := err == nil
 	type need struct{ group, resource, verb, ns string }
+	// Every verb a run uses there (deploy/rbac.yaml grants exactly these).
 	needs := []need{
 		{"serving.knative.dev", "services", "create", ns},
 		{"serving.knative.dev", "services", "delete", ns},
+		{"serving.knative.dev", "services", "get", ns},
+		{"serving.knative.dev", "services", "list", ns},
 		{"serving.knative.dev", "services", "watch", ns},
+		{"", "pods", "list", ns},
 		{"", "pods", "watch", ns},
+		{"apps", "deployments", "list", ns},
 		{"apps", "deployments", "watch", ns},
 	}
 	if !exists {
@@ -187,7 +192,7 @@ func (p *Platform) checkNamespace(ctx context.Context, ns string) Check {
 	}
 	if len(denied) > 0 {
 		c.Detail = "not allowed: " + strings.Join(denied, ", ")
-		c.Fix = fmt.Sprintf("use a namespace you may work in (-n), or grant these verbs in %q (see the RBAC manifest in README.md)", ns)
+		c.Fix = fmt.Sprintf("use a namespace you may work in (-n), or grant these verbs in %q (deploy/rbac.yaml grants what a run needs)", ns)
 		return c
 	}
 	c.OK = true
