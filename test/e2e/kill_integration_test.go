@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -22,21 +21,7 @@ import (
 // managed-by label in ns.
 func (l *knativeLab) managedLeftovers(t *testing.T, ns string) (int, int, int) {
 	t.Helper()
-	ctx := context.Background()
-	sel := metav1.ListOptions{LabelSelector: bench.LabelManagedBy + "=" + bench.LabelManagedByVal}
-	s, err := l.dyn.Resource(ksvcs).Namespace(ns).List(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := l.dyn.Resource(revisions).Namespace(ns).List(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := l.kube.CoreV1().Pods(ns).List(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(s.Items), len(r.Items), len(p.Items)
+	return l.leftoversBy(t, ns, bench.LabelManagedBy+"="+bench.LabelManagedByVal)
 }
 
 // Kill test on the lab, as TestKillAndResume on the node backend: coldbench

@@ -74,8 +74,15 @@ var revisions = schema.GroupVersionResource{Group: "serving.knative.dev", Versio
 // leftovers counts ksvcs, revisions and pods of one experiment.
 func (l *knativeLab) leftovers(t *testing.T, ns, id string) (int, int, int) {
 	t.Helper()
+	return l.leftoversBy(t, ns, bench.LabelExperiment+"="+id)
+}
+
+// leftoversBy counts the ksvcs, revisions and pods in ns that match the
+// label selector.
+func (l *knativeLab) leftoversBy(t *testing.T, ns, selector string) (int, int, int) {
+	t.Helper()
 	ctx := context.Background()
-	sel := metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + id}
+	sel := metav1.ListOptions{LabelSelector: selector}
 	s, err := l.dyn.Resource(ksvcs).Namespace(ns).List(ctx, sel)
 	if err != nil {
 		t.Fatal(err)
