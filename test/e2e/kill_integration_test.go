@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/results"
 )
