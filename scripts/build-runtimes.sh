@@ -74,5 +74,6 @@ elif have "$CRICTL_BIN" crictl; then
 else
   build "$CRICTL_BIN" crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 fi
-"$GVISOR_BIN/runsc" --version | head -1 >&2
+# sed reads all of it: head would close the pipe early and runsc dies of SIGPIPE (exit 141 under pipefail)
+"$GVISOR_BIN/runsc" --version | sed -n 1p >&2
 "$CONTAINERD_BIN/containerd" --version >&2
