@@ -1,11 +1,15 @@
-// Command equivalence checks, on a real Knative cluster (the lab), that the
-// fresh cold protocol gives the same distribution as the study's classic one
+// Command equivalence checks, on a real Knative cluster (the lab), that a
+// fast cold protocol gives the same distribution as the study's classic one
 // in a fraction of the time. It runs experiment 1 (N = 1) for one runtime
 // twice with the coldbench binary built from this checkout:
 //
-//	fresh:   --protocol fresh   (a new ksvc per sample, born with initial-scale 0)
+//	fast:    --protocol pool (default: sets of ksvcs activated once, used in
+//	         turn, each sample waiting until its set's pod is gone) or
+//	         --protocol fresh (-fast fresh: a new ksvc per sample, born with
+//	         initial-scale 0)
 //	classic: --protocol classic (the same ksvc; each sample waits until its pod
-//	         is gone, detected by a watch, plus --classic-interval)
+//	         is gone, detected by a watch, plus --classic-interval), after one
+//	         warm-up so that every sample is a re-activation like the pool's
 //
 // and prints both wall times, the speed-up, both medians with their 95 %
 // confidence intervals, the Hodges–Lehmann change with its interval and the
@@ -20,9 +24,10 @@
 // bound: kperf's own set-up is not counted). Both are labelled; use
 // -classic-interval 90s to pay for the real thing.
 //
-//	go run ./bench/equivalence                       # lab defaults, 30 + 30 samples
-//	go run ./bench/equivalence -fresh F -classic C   # only analyse two existing files
-//	go run ./bench/equivalence -classic C -classic-wall 20m  # run fresh again, reuse a classic run
+//	go run ./bench/equivalence                          # lab defaults, pool vs classic, 30 + 30 samples
+//	go run ./bench/equivalence -fast fresh              # fresh vs classic
+//	go run ./bench/equivalence -fast-file F -classic C  # only analyse two existing files
+//	go run ./bench/equivalence -classic C -classic-wall 20m  # run the fast protocol again, reuse a classic run
 package main
 
 import (
@@ -46,10 +51,11 @@ import (
 
 type config struct {
 	kubeconfig, namespace, runtime, ingress, window, outDir, order string
-	samples                                                        int
+	fast                                                           string // protocol compared with classic
+	samples, poolSize, classicWarmups                              int
 	classicInterval, studyInterval, timeout                        time.Duration
-	freshFile, classicFile                                         string
-	freshWall, classicWall                                         time.Duration
+	fastFile, classicFile                                          string
+	fastWall, classicWall                                          time.Duration
 }
 
 func main() {
@@ -59,17 +65,24 @@ func main() {
 	flag.StringVar(&c.runtime, "runtime", "runc", "RuntimeClass measured")
 	flag.StringVar(&c.ingress, "ingress", "127.0.0.1:31080", "ingress HOST:PORT (empty: coldbench detects it)")
 	flag.StringVar(&c.window, "window", "6s", "autoscaling.knative.dev/window on every revision, both protocols (shortest Knative allows)")
-	flag.IntVar(&c.samples, "samples", 30, "samples per protocol (experiment 1: N = 1, no warm-up)")
+	flag.IntVar(&c.samples, "samples", 30, "samples per protocol (experiment 1: N = 1)")
+	flag.StringVar(&c.fast, "fast", bench.ProtocolPool, "fast protocol compared with classic: pool or fresh")
+	flag.IntVar(&c.poolSize, "pool-size", 0, "pool: service sets (0: coldbench's default)")
+	flag.IntVar(&c.classicWarmups, "classic-warmups", 1, "classic: warm-ups before the samples (1: every sample is a re-activation, like the pool's; 0: the first is a first activation, like the study's)")
 	flag.DurationVar(&c.classicInterval, "classic-interval", 0, "classic: fixed wait after the pods are gone, before each sample (the study: 90s)")
 	flag.DurationVar(&c.studyInterval, "study-interval", 90*time.Second, "the study's fixed interval, for the equivalent wall time")
 	flag.DurationVar(&c.timeout, "timeout", 100*time.Second, "client timeout per request")
 	flag.StringVar(&c.outDir, "o", "", "directory for the two records files (default results/equivalence-<time>)")
-	flag.StringVar(&c.order, "order", "fresh-first", "fresh-first or classic-first")
-	flag.StringVar(&c.freshFile, "fresh", "", "use this existing fresh-protocol records file instead of running the fresh protocol")
+	flag.StringVar(&c.order, "order", "fast-first", "fast-first or classic-first")
+	flag.StringVar(&c.fastFile, "fast-file", "", "use this existing records file of the fast protocol instead of running it")
 	flag.StringVar(&c.classicFile, "classic", "", "use this existing classic-protocol records file instead of running the classic protocol")
-	flag.DurationVar(&c.freshWall, "fresh-wall", 0, "with -fresh: the wall time measured when that file was made (default: from its records)")
+	flag.DurationVar(&c.fastWall, "fast-wall", 0, "with -fast-file: the wall time measured when that file was made (default: from its records)")
 	flag.DurationVar(&c.classicWall, "classic-wall", 0, "with -classic: the wall time measured when that file was made (default: from its records)")
 	flag.Parse()
+	if c.fast != bench.ProtocolPool && c.fast != bench.ProtocolFresh {
+		fmt.Fprintf(os.Stderr, "equivalence: -fast %q: use pool or fresh\n", c.fast)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
@@ -79,10 +92,10 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
-	freshWall, classicWall := c.freshWall, c.classicWall
+	fastWall, classicWall := c.fastWall, c.classicWall
 	var protocols []string
-	if c.freshFile == "" {
-		protocols = append(protocols, bench.ProtocolFresh)
+	if c.fastFile == "" {
+		protocols = append(protocols, c.fast)
 	}
 	if c.classicFile == "" {
 		protocols = append(protocols, bench.ProtocolClassic)
@@ -103,8 +116,8 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("go build ./cmd/coldbench (run from the repository root): %v\n%s", err, out)
 		}
 		for _, p := range protocols {
-			if p == bench.ProtocolFresh {
-				c.freshFile = filepath.Join(c.outDir, "fresh.jsonl")
+			if p != bench.ProtocolClassic {
+				c.fastFile = filepath.Join(c.outDir, p+".jsonl")
 			} else {
 				c.classicFile = filepath.Join(c.outDir, "classic.jsonl")
 			}
@@ -112,28 +125,31 @@ func run(ctx context.Context, c config) error {
 			if err != nil {
 				return err
 			}
-			if p == bench.ProtocolFresh {
-				freshWall = wall
+			if p != bench.ProtocolClassic {
+				fastWall = wall
 			} else {
 				classicWall = wall
 			}
 		}
 	}
-	return analyse(c, freshWall, classicWall)
+	return analyse(c, fastWall, classicWall)
 }
 
 // runProtocol runs one protocol's samples and returns the command's whole
 // wall time: set-up, readiness waits, scale-to-zero waits, cleanup.
 func runProtocol(ctx context.Context, c config, bin, protocol string) (time.Duration, error) {
-	out := c.freshFile
+	out, warmups := c.fastFile, 0
 	if protocol == bench.ProtocolClassic {
-		out = c.classicFile
+		out, warmups = c.classicFile, c.classicWarmups
 	}
 	args := []string{"run", "--platform", "knative", "--kubeconfig", c.kubeconfig, "-n", c.namespace,
-		"--runtimes", c.runtime, "--scales", "1", "--iterations", fmt.Sprint(c.samples), "--warmups", "0",
+		"--runtimes", c.runtime, "--scales", "1", "--iterations", fmt.Sprint(c.samples), "--warmups", fmt.Sprint(warmups),
 		"--protocol", protocol, "--timeout", c.timeout.String(), "--deadline", "3h", "-o", out}
 	if protocol == bench.ProtocolClassic {
 		args = append(args, "--time-interval", c.classicInterval.String())
+	}
+	if protocol == bench.ProtocolPool && c.poolSize > 0 {
+		args = append(args, "--pool-size", fmt.Sprint(c.poolSize))
 	}
 	if c.window != "" {
 		args = append(args, "--window", c.window)
@@ -164,6 +180,7 @@ type side struct {
 	ttfb     []float64 // ns, successful measured attempts
 	attempts int
 	notCold  int
+	reactive int  // OK samples of a revision that had pods before (prior_pods ≥ 1): re-activations
 	warmOK   int  // OK, yet the function's process started before the request
 	measured bool // wall is the whole command's, measured by this script
 	first    time.Time
@@ -177,6 +194,9 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 		return nil, err
 	}
 	s := &side{name: name, file: file, wall: wall, set: set, measured: wall > 0}
+	if len(set.Headers) > 0 && set.Headers[0].Testbed.PlatformVersion["protocol"] != "" {
+		s.name = set.Headers[0].Testbed.PlatformVersion["protocol"]
+	}
 	for _, a := range set.Attempts {
 		if a.Warmup || a.Scale != 1 || a.Runtime != runtime {
 			continue
@@ -184,6 +204,9 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 		s.attempts++
 		if a.OK {
 			s.ttfb = append(s.ttfb, float64(a.TTFBNS))
+			if a.Cold.PriorPods > 0 {
+				s.reactive++
+			}
 			if off, ok := a.PhaseOffset(results.PhaseFunctionStart); ok && off < 0 {
 				s.warmOK++
 			}
@@ -216,8 +239,8 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 
 func ms(ns float64) string { return fmt.Sprintf("%.1f ms", ns/1e6) }
 
-func analyse(c config, freshWall, classicWall time.Duration) error {
-	fresh, err := load("fresh", c.freshFile, freshWall, c.runtime)
+func analyse(c config, fastWall, classicWall time.Duration) error {
+	fast, err := load(c.fast, c.fastFile, fastWall, c.runtime)
 	if err != nil {
 		return err
 	}
@@ -226,27 +249,28 @@ func analyse(c config, freshWall, classicWall time.Duration) error {
 		return err
 	}
 	wallHow := "whole `coldbench run`, set-up and cleanup included"
-	if freshWall == 0 || classicWall == 0 {
+	if fastWall == 0 || classicWall == 0 {
 		wallHow = "whole `coldbench run` where measured; otherwise (*) from the records, first request start → last reply (set-up and cleanup not included)"
 	}
-	fmt.Printf("equivalence of the fresh and classic cold protocols: runtime %s, experiment 1 (N = 1), no warm-up\n", c.runtime)
-	fmt.Printf("records: fresh %s, classic %s\n", fresh.file, classic.file)
-	fmt.Printf("wall time: %s\n\n", wallHow)
-	fmt.Printf("%-8s %8s %5s %9s %8s %12s %12s %27s\n", "PROTOCOL", "SAMPLES", "OK", "NOT-COLD", "WARM-OK", "WALL", "PER SAMPLE", "MEDIAN TTFB [95% CI]")
-	for _, s := range []*side{fresh, classic} {
+	fmt.Printf("equivalence of the %s and classic cold protocols: runtime %s, experiment 1 (N = 1)\n", fast.name, c.runtime)
+	fmt.Printf("records: %s %s, classic %s\n", fast.name, fast.file, classic.file)
+	fmt.Printf("wall time: %s\n", wallHow)
+	fmt.Printf("RE-ACT: OK samples of a revision that had pods before (prior_pods ≥ 1 in the record): re-activations after scale to zero\n\n")
+	fmt.Printf("%-8s %8s %5s %7s %9s %8s %12s %12s %27s\n", "PROTOCOL", "SAMPLES", "OK", "RE-ACT", "NOT-COLD", "WARM-OK", "WALL", "PER SAMPLE", "MEDIAN TTFB [95% CI]")
+	for _, s := range []*side{fast, classic} {
 		sum := stats.Summarize(s.ttfb)
 		ci := "n/a (n < 6)"
 		if sum.CIOK {
 			ci = fmt.Sprintf("[%.1f, %.1f]", sum.MedianCILo/1e6, sum.MedianCIHi/1e6)
 		}
-		fmt.Printf("%-8s %8d %5d %9d %8d %12v %12v %10s %16s\n", s.name, s.attempts, len(s.ttfb), s.notCold, s.warmOK,
+		fmt.Printf("%-8s %8d %5d %7d %9d %8d %12v %12v %10s %16s\n", s.name, s.attempts, len(s.ttfb), s.reactive, s.notCold, s.warmOK,
 			s.wall.Round(time.Second), (s.wall / time.Duration(s.attempts)).Round(100*time.Millisecond), ms(sum.P50), ci)
 	}
 	// The study's classic protocol: a fixed sleep before every sample, then
 	// the sample. Its wall time is at least samples × interval + the time the
 	// samples took.
 	study := time.Duration(classic.attempts)*c.studyInterval + classic.sumTotal
-	if fresh.warmOK+classic.warmOK > 0 {
+	if fast.warmOK+classic.warmOK > 0 {
 		fmt.Println("WARM-OK: counted OK, yet the function that answered started before the request (function_start < 0): warm, whatever the record says")
 	}
 	how := func(s *side) string {
@@ -259,10 +283,10 @@ func analyse(c config, freshWall, classicWall time.Duration) error {
 	fmt.Printf("classic, as run (watch-detected scale to zero + %v interval): %v  (%s)\n", c.classicInterval, classic.wall.Round(time.Second), how(classic))
 	fmt.Printf("classic with the study's fixed %v interval: ≥ %v  (computed: %d × %v + %v of requests; not run)\n",
 		c.studyInterval, study.Round(time.Second), classic.attempts, c.studyInterval, classic.sumTotal.Round(time.Second))
-	fmt.Printf("speed-up of fresh over classic as run:            %.1f×  (%s / %s)\n", classic.wall.Seconds()/fresh.wall.Seconds(), how(classic), how(fresh))
-	fmt.Printf("speed-up of fresh over classic with fixed %v:    %.1f×  (computed / %s; goal ≥ 10×)\n", c.studyInterval, study.Seconds()/fresh.wall.Seconds(), how(fresh))
+	fmt.Printf("speed-up of %s over classic as run:            %.1f×  (%s / %s)\n", fast.name, classic.wall.Seconds()/fast.wall.Seconds(), how(classic), how(fast))
+	fmt.Printf("speed-up of %s over classic with fixed %v:    %.1f×  (computed / %s; goal ≥ 10×)\n", fast.name, c.studyInterval, study.Seconds()/fast.wall.Seconds(), how(fast))
 
-	res, err := compare.Compare(classic.set, fresh.set, compare.Options{Pairs: []compare.Pair{{A: c.runtime, B: c.runtime}}})
+	res, err := compare.Compare(classic.set, fast.set, compare.Options{Pairs: []compare.Pair{{A: c.runtime, B: c.runtime}}})
 	if err != nil {
 		return err
 	}
@@ -274,8 +298,8 @@ func analyse(c config, freshWall, classicWall time.Duration) error {
 		if r.Significant {
 			verdict = "SIGNIFICANT difference"
 		}
-		fmt.Printf("\nfresh vs classic (Hodges–Lehmann change of fresh/classic − 1, 95%% CI, Moses): %+.1f%% [%+.1f%%, %+.1f%%]\n",
-			100*r.Change, 100*r.ChangeLo, 100*r.ChangeHi)
+		fmt.Printf("\n%s vs classic (Hodges–Lehmann change of %s/classic − 1, 95%% CI, Moses): %+.1f%% [%+.1f%%, %+.1f%%]\n",
+			fast.name, fast.name, 100*r.Change, 100*r.ChangeLo, 100*r.ChangeHi)
 		exact := "normal approximation"
 		if r.Test.Exact {
 			exact = "exact"

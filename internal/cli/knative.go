@@ -19,6 +19,7 @@ type knativeFlags struct {
 	kubeconfig, context, namespace, ingress, protocol, window, target string
 	readinessTimeout, timeInterval, scaleToZeroTimeout                time.Duration
 	configureCluster                                                  bool
+	poolSize                                                          int
 }
 
 func (k *knativeFlags) register(fl *pflag.FlagSet) {
@@ -26,7 +27,8 @@ func (k *knativeFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&k.context, "context", "", "knative: kubeconfig context")
 	fl.StringVarP(&k.namespace, "namespace", "n", "coldbench", "knative: namespace for coldbench's services (created if absent)")
 	fl.StringVar(&k.ingress, "ingress", "", "knative: ingress HOST:PORT (default: detect Kourier, Istio, Contour or Traefik)")
-	fl.StringVar(&k.protocol, "protocol", bench.ProtocolFresh, "knative: cold protocol: fresh (a new service per sample) or classic (wait for scale to zero, like the study)")
+	fl.StringVar(&k.protocol, "protocol", bench.ProtocolFresh, "knative: cold protocol: fresh (a new service per sample: first activation), pool (sets of services used in turn: re-activation, like classic, without its wait) or classic (wait for scale to zero, like the study)")
+	fl.IntVar(&k.poolSize, "pool-size", 0, fmt.Sprintf("knative, pool: service sets used in turn (default %d; fewer when sets × N > %d)", bench.DefaultPoolSize, bench.MaxPoolServices))
 	fl.DurationVar(&k.readinessTimeout, "readiness-timeout", 3*time.Minute, "knative: wait this long for services to be Ready (untimed)")
 	fl.DurationVar(&k.timeInterval, "time-interval", 0, "knative, classic: extra wait after the pods are gone, before each iteration")
 	fl.DurationVar(&k.scaleToZeroTimeout, "scale-to-zero-timeout", 10*time.Minute, "knative, classic: give up waiting for scale to zero after this long")
@@ -53,6 +55,9 @@ func (k *knativeFlags) apply(changed func(string) bool, fromFile bool, spec *ben
 	}
 	if set("protocol") {
 		spec.Protocol = k.protocol
+	}
+	if changed("pool-size") {
+		spec.PoolSize = k.poolSize
 	}
 	if set("window") {
 		spec.Window = k.window

@@ -120,7 +120,21 @@ const (
 	// ProtocolClassic is the study's: the same services every iteration,
 	// waiting until their pods are gone (plus TimeInterval) before each.
 	ProtocolClassic = "classic"
+	// ProtocolPool measures what classic measures (re-activation of a
+	// revision scaled to zero) without its wait: PoolSize sets of services,
+	// each activated once (untimed) before the first sample, are used in
+	// turn, so a set scales to zero while the others are measured.
+	ProtocolPool = "pool"
 )
+
+// DefaultPoolSize is the pool protocol's default number of service sets:
+// on the lab a revision takes ≈ 40 s to be gone after its sample and a
+// sample ≈ 3 s, so 12 sets rarely wait.
+const DefaultPoolSize = 12
+
+// MaxPoolServices bounds the services of one pool (sets × N): at large N
+// the pool gets fewer sets (at least 1, i.e. the classic protocol's wait).
+const MaxPoolServices = 1000
 
 // DefaultKnativeImage is the function image for Knative. dev.local images
 // skip Knative's tag-to-digest resolution, so no registry is consulted.
@@ -135,8 +149,11 @@ type KnativeSpec struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Ingress HOST:PORT; empty = detect (Kourier, Istio, Contour, Traefik).
 	Ingress string `json:"ingress,omitempty"`
-	// Protocol: fresh (default) or classic.
+	// Protocol: fresh (default), pool or classic.
 	Protocol string `json:"protocol,omitempty"`
+	// PoolSize (pool) is the number of service sets used in turn; default
+	// DefaultPoolSize, fewer at large N (MaxPoolServices).
+	PoolSize int `json:"poolSize,omitempty"`
 	// ReadinessTimeout bounds waiting for services to be Ready (untimed).
 	ReadinessTimeout Duration `json:"readinessTimeout,omitempty"`
 	// TimeInterval (classic) is waited after the pods are gone, before each
@@ -365,9 +382,20 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 	switch k.Protocol {
 	case "":
 		k.Protocol = ProtocolFresh
-	case ProtocolFresh, ProtocolClassic:
+	case ProtocolFresh, ProtocolClassic, ProtocolPool:
 	default:
-		add("spec.knative.protocol: %q; use %q or %q", k.Protocol, ProtocolFresh, ProtocolClassic)
+		add("spec.knative.protocol: %q; use %q, %q or %q", k.Protocol, ProtocolFresh, ProtocolPool, ProtocolClassic)
+	}
+	switch {
+	case k.PoolSize < 0:
+		add("spec.knative.poolSize: %d; must not be negative", k.PoolSize)
+	case k.PoolSize != 0 && k.Protocol != ProtocolPool:
+		add("spec.knative.poolSize (--pool-size) applies to the pool protocol only; add --protocol pool or drop it")
+	case k.PoolSize == 0 && k.Protocol == ProtocolPool:
+		k.PoolSize = DefaultPoolSize
+	}
+	if k.TimeInterval.Duration > 0 && k.Protocol != ProtocolClassic {
+		add("spec.knative.timeInterval (--time-interval) applies to the classic protocol only; add --protocol classic or drop it")
 	}
 	if k.ReadinessTimeout.Duration == 0 {
 		k.ReadinessTimeout.Duration = 3 * time.Minute
@@ -395,6 +423,15 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 			add("spec.knative.target: %q; give a positive number (concurrent requests per pod)", k.Target)
 		}
 	}
+}
+
+// PoolSets is the number of service sets the pool protocol uses at scale n:
+// PoolSize, fewer when sets × n would exceed MaxPoolServices.
+func (k *KnativeSpec) PoolSets(n int) int {
+	if n <= 0 {
+		return k.PoolSize
+	}
+	return max(1, min(k.PoolSize, MaxPoolServices/n))
 }
 
 // RuntimesFromNames builds the runtime matrix from --runtimes: each name is

@@ -121,6 +121,19 @@ func TestValidate(t *testing.T) {
 		{"knative short window", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Window: "1s"} }, false, "spec.knative.window"},
 		{"knative bad target", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Target: "-2"} }, false, "spec.knative.target"},
 		{"default runtime", func(s *Spec) { s.Runtimes = RuntimesFromNames([]string{"default"}, "") }, false, ""},
+		{"knative pool", func(s *Spec) {
+			s.Platform = PlatformKnative
+			s.Knative = &KnativeSpec{Protocol: ProtocolPool, PoolSize: 4}
+		}, false, ""},
+		{"knative pool size without pool", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{PoolSize: 4} }, false, "spec.knative.poolSize (--pool-size) applies to the pool protocol only"},
+		{"knative negative pool size", func(s *Spec) {
+			s.Platform = PlatformKnative
+			s.Knative = &KnativeSpec{Protocol: ProtocolPool, PoolSize: -1}
+		}, false, "spec.knative.poolSize: -1"},
+		{"knative interval without classic", func(s *Spec) {
+			s.Platform = PlatformKnative
+			s.Knative = &KnativeSpec{Protocol: ProtocolPool, TimeInterval: Duration{time.Second}}
+		}, false, "spec.knative.timeInterval (--time-interval) applies to the classic protocol only"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,6 +165,24 @@ func TestKnativeDefaults(t *testing.T) {
 	}
 	if exp.Spec.Runtimes[0].Image != DefaultKnativeImage || exp.Spec.Runtimes[1].Handler != "kata-fc" || exp.Spec.Runtimes[0].Handler != "" {
 		t.Errorf("runtimes %+v", exp.Spec.Runtimes)
+	}
+}
+
+func TestPoolSetsShrinkAtLargeN(t *testing.T) {
+	exp := Default()
+	exp.Spec.Platform = PlatformKnative
+	exp.Spec.Knative = &KnativeSpec{Protocol: ProtocolPool}
+	if err := exp.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	k := exp.Spec.Knative
+	if k.PoolSize != DefaultPoolSize {
+		t.Fatalf("pool size %d, want the default %d", k.PoolSize, DefaultPoolSize)
+	}
+	for n, want := range map[int]int{1: DefaultPoolSize, 50: DefaultPoolSize, 100: 10, 500: 2, 1000: 1, 2000: 1} {
+		if got := k.PoolSets(n); got != want {
+			t.Errorf("PoolSets(%d) = %d, want %d", n, got, want)
+		}
 	}
 }
 

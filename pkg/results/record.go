@@ -94,6 +94,11 @@ type Cold struct {
 	Pod         string `json:"pod,omitempty"`
 	Revision    string `json:"revision,omitempty"`
 	Address     string `json:"address,omitempty"`
+	// PriorPods (knative) counts the revision's pods seen before the
+	// request, all gone when it started: 0 is a new revision's first
+	// activation (fresh protocol), ≥ 1 a re-activation after scale to zero
+	// (classic and pool).
+	PriorPods int `json:"prior_pods,omitempty"`
 }
 
 // Attempt is one measured cold start: one instance, one iteration.

@@ -176,6 +176,53 @@ func TestKnativeClassicProtocol(t *testing.T) {
 	if !a.OK || !b.OK || a.Cold.Revision != b.Cold.Revision || a.Cold.Pod == b.Cold.Pod || a.Cold.Pod == "" {
 		t.Fatalf("classic samples: %+v\n%+v", a, b)
 	}
+	if a.Cold.PriorPods != 0 || b.Cold.PriorPods != 1 {
+		t.Errorf("prior_pods %d, %d: want 0 (first activation) then 1 (re-activation)", a.Cold.PriorPods, b.Cold.PriorPods)
+	}
+}
+
+// The pool protocol: two sets activated once (untimed), then used in turn;
+// every sample a new pod of a revision that had scaled to zero.
+func TestKnativePoolProtocol(t *testing.T) {
+	l := setupKnativeLab(t)
+	ns := "cb-e2e-" + suffix()
+	defer l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	out := filepath.Join(t.TempDir(), "pool.jsonl")
+	t0 := time.Now()
+	o, err := exec.Command(l.bin, l.args(ns, "--protocol", "pool", "--pool-size", "2", "--window", "6s", "--runtimes", "runc",
+		"--scales", "1", "--iterations", "3", "--warmups", "0", "-o", out)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, o)
+	}
+	t.Logf("3 pool samples in %v", time.Since(t0).Round(time.Second))
+	if !strings.Contains(string(o), "pool: every set activated once") {
+		t.Errorf("no activation of the pool logged:\n%s", o)
+	}
+	set, err := results.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Attempts) != 3 || set.Headers[0].Testbed.PlatformVersion["protocol"] != "pool" {
+		t.Fatalf("%d attempts, header %+v", len(set.Attempts), set.Headers[0].Testbed.PlatformVersion)
+	}
+	pods := map[string]bool{}
+	for i, a := range set.Attempts {
+		if !a.OK || a.Cold.Pod == "" || pods[a.Cold.Pod] {
+			t.Fatalf("sample %d: %s %s, cold %+v", i, a.ErrorClass, a.Error, a.Cold)
+		}
+		pods[a.Cold.Pod] = true
+		if want := 1 + i/2; a.Cold.PriorPods != want {
+			t.Errorf("sample %d: prior_pods %d, want %d", i, a.Cold.PriorPods, want)
+		}
+	}
+	r := []string{set.Attempts[0].Cold.Revision, set.Attempts[1].Cold.Revision, set.Attempts[2].Cold.Revision}
+	if r[0] == r[1] || r[0] != r[2] {
+		t.Errorf("revisions %v: want the two sets in turn", r)
+	}
+	s, rv, p := l.leftovers(t, ns, set.Headers[0].ExperimentID)
+	if s+rv+p != 0 {
+		t.Errorf("left behind: %d ksvcs, %d revisions, %d pods", s, rv, p)
+	}
 }
 
 // Refusals: a RuntimeClass that does not exist, a wrong ingress, a

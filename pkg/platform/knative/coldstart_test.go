@@ -67,6 +67,7 @@ type labOptions struct {
 	behave      func(instance int) behaviour
 	ingressAddr string           // instead of the lab's ingress (e.g. a closed port)
 	objects     []runtime.Object // ksvcs that exist before the run
+	poolSize    int              // pool protocol's sets (default: bench's)
 }
 
 // labSvc is the lab's view of one ksvc.
@@ -132,7 +133,8 @@ func newLab(t *testing.T, o labOptions) *lab {
 	exp.Spec.Platform = bench.PlatformKnative
 	exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"runc"}, "")
 	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "cb-test", Protocol: o.protocol,
-		ReadinessTimeout: bench.Duration{Duration: o.readiness}, ScaleToZeroTimeout: bench.Duration{Duration: o.scaleToZero}}
+		ReadinessTimeout: bench.Duration{Duration: o.readiness}, ScaleToZeroTimeout: bench.Duration{Duration: o.scaleToZero},
+		PoolSize: o.poolSize}
 	if err := exp.Validate(false); err != nil {
 		t.Fatal(err)
 	}
@@ -845,6 +847,9 @@ func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing
 		if first[i].Cold.Revision == second[i].Cold.Revision {
 			t.Errorf("instance %d: both iterations used revision %s", i, first[i].Cold.Revision)
 		}
+		if first[i].Cold.PriorPods+second[i].Cold.PriorPods != 0 {
+			t.Errorf("instance %d: prior_pods %d, %d: a fresh revision has none", i, first[i].Cold.PriorPods, second[i].Cold.PriorPods)
+		}
 	}
 	created := l.creates()
 	want := []string{l.name(2, 0, 0), l.name(2, 0, 1), l.name(2, 1, 0), l.name(2, 1, 1)}
@@ -874,6 +879,9 @@ func TestColdStartClassicReusesServicesAndWaitsForZeroPodsByWatch(t *testing.T) 
 	if a.Cold.Pod == "" || a.Cold.Pod == first[0].Cold.Pod || a.Cold.Revision != first[0].Cold.Revision {
 		t.Errorf("second iteration: pod %q revision %q; want a new pod of the same revision as %q / %q", a.Cold.Pod, a.Cold.Revision, first[0].Cold.Pod, first[0].Cold.Revision)
 	}
+	if first[0].Cold.PriorPods != 0 || a.Cold.PriorPods != 1 {
+		t.Errorf("prior_pods %d then %d, want 0 (first activation) then 1 (re-activation)", first[0].Cold.PriorPods, a.Cold.PriorPods)
+	}
 	if c := l.creates(); len(c) != 1 || c[0] != l.name(1, 0, 0) {
 		t.Errorf("created %v: classic creates the service once, named without iteration", c)
 	}
@@ -893,6 +901,66 @@ func TestColdStartClassicReusesServicesAndWaitsForZeroPodsByWatch(t *testing.T) 
 	}
 	if !l.exists(l.name(1, 0, 0)) {
 		t.Error("classic service deleted between iterations")
+	}
+}
+
+func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
+	const scaleDown, sets, n = 300 * time.Millisecond, 3, 2
+	l := newLab(t, labOptions{protocol: bench.ProtocolPool, poolSize: sets, behave: func(int) behaviour {
+		return behaviour{scaleDownAfter: scaleDown}
+	}})
+	host := func(set, i int) string { return l.name(n, set, i) + "." + l.ns + ".example.com" }
+	var samples [][]results.Attempt
+	for it := range 4 { // sets 0, 1, 2, 0
+		samples = append(samples, l.coldStart(l.cell(n, it, 10*time.Second)))
+	}
+	var want []string
+	for set := range sets {
+		for i := range n {
+			want = append(want, l.name(n, set, i))
+		}
+	}
+	if c := l.creates(); strings.Join(c, " ") != strings.Join(want, " ") {
+		t.Errorf("created %v, want every set once, in order, at the first cell: %v", c, want)
+	}
+	// One untimed activation per service, then one GET per sample.
+	for set, hits := range []int{3, 2, 2} {
+		for i := range n {
+			if h := l.hitsFor(host(set, i)); h != hits {
+				t.Errorf("set %d instance %d: %d GETs, want %d (activation + samples)", set, i, h, hits)
+			}
+		}
+	}
+	l.mu.Lock()
+	gone := append([]podGone(nil), l.gone...)
+	l.mu.Unlock()
+	goneAt := map[string]time.Time{}
+	for _, g := range gone {
+		goneAt[g.pod] = g.at
+	}
+	lastPod := map[string]string{} // revision → its previous sample's pod
+	for it, batch := range samples {
+		set := it % sets
+		for i, a := range batch {
+			checkCold(t, a, l, i, l.name(n, set, i))
+			wantPrior := 1 + it/sets
+			if a.Cold.PriorPods != wantPrior {
+				t.Errorf("iteration %d instance %d: prior_pods %d, want %d (a re-activation)", it, i, a.Cold.PriorPods, wantPrior)
+			}
+			if prev := lastPod[a.Cold.Revision]; prev != "" {
+				// The set's previous sample: its pod went before this
+				// request, detected by the watch.
+				at, ok := goneAt[prev]
+				if !ok || !a.Start.After(at) {
+					t.Errorf("iteration %d instance %d: released at %v while the pod %s of the set's previous sample was there (gone %v, %v)", it, i, a.Start, prev, at, ok)
+				}
+			}
+			lastPod[a.Cold.Revision] = a.Cold.Pod
+		}
+	}
+	if samples[0][0].Cold.Revision == samples[1][0].Cold.Revision || samples[0][0].Cold.Revision != samples[3][0].Cold.Revision {
+		t.Errorf("revisions by iteration %s %s %s %s: want sets used in turn", samples[0][0].Cold.Revision, samples[1][0].Cold.Revision,
+			samples[2][0].Cold.Revision, samples[3][0].Cold.Revision)
 	}
 }
 

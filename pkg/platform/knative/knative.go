@@ -45,6 +45,13 @@ type Platform struct {
 	trID    string
 	restore func(context.Context) error // undoes --configure-cluster
 	deletes sync.WaitGroup              // background deletions of fresh services
+	primed  map[poolKey]bool            // pool: sets activated once, per runtime and N
+}
+
+// poolKey names one pool: a runtime's services at one scale.
+type poolKey struct {
+	runtime string
+	scale   int
 }
 
 // Options locate the cluster.
@@ -224,9 +231,9 @@ type target struct {
 	owned                bool             // created by this experiment (deleted after its sample)
 }
 
-// ColdStart creates (fresh) or reuses (classic) the cell's services, waits
-// until they are Ready with no pod, releases one GET per service together,
-// and reads the phases the watches saw.
+// ColdStart creates (fresh) or reuses (pool, classic) the cell's services,
+// waits until they are Ready with no pod, releases one GET per service
+// together, and reads the phases the watches saw.
 func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
 	out := make([]results.Attempt, cell.Scale)
 	failAll := func(class string, err error) []results.Attempt {
@@ -241,12 +248,17 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 	if err := p.prepare(ctx, cell.ExperimentID); err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
-	targets, err := p.ready(ctx, cell)
+	if p.spec.Protocol == bench.ProtocolPool {
+		if err := p.primePool(ctx, cell); err != nil {
+			return failAll(results.ErrPlatform, err)
+		}
+	}
+	targets, err := p.ready(ctx, cell, p.setOf(cell))
 	if err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
 	p.waitRoutes(ctx, targets)
-	if p.spec.Protocol == bench.ProtocolClassic {
+	if p.spec.Protocol != bench.ProtocolFresh {
 		if err := p.waitScaledToZero(ctx, targets); err != nil {
 			return failAll(results.ErrPlatform, err)
 		}
@@ -258,10 +270,80 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 	return out
 }
 
-// ready creates the cell's services (classic: once, then reused) and waits
-// until each is Ready. A service that does not get Ready becomes a failed
-// attempt with the reason Knative gives.
-func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error) {
+// setOf is the set of services a cell uses: its own (fresh: its
+// iteration), the one set (classic), or its turn in the pool.
+func (p *Platform) setOf(cell bench.Cell) int {
+	switch p.spec.Protocol {
+	case bench.ProtocolClassic:
+		return 0
+	case bench.ProtocolPool:
+		n := p.spec.PoolSets(cell.Scale)
+		return ((cell.Iteration % n) + n) % n // warm-ups have negative iterations
+	}
+	return cell.Iteration
+}
+
+// primePool (pool protocol), on the first cell of a runtime and N: creates
+// every set of the pool and activates each once, set after set, with one
+// untimed GET per service, so that every measured sample is a
+// re-activation of a revision that scaled to zero, like the classic
+// protocol's, and the sets drain one after the other. These GETs are not
+// recorded (they are not samples); the log says how many answered.
+func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
+	key := poolKey{cell.Runtime.Name, cell.Scale}
+	p.mu.Lock()
+	if p.primed == nil {
+		p.primed = map[poolKey]bool{}
+	}
+	done := p.primed[key]
+	p.mu.Unlock()
+	if done {
+		return nil
+	}
+	sets := p.spec.PoolSets(cell.Scale)
+	t0 := time.Now()
+	ok, failed := 0, 0
+	var firstErr string
+	for s := 0; s < sets; s++ {
+		ts, err := p.ready(ctx, cell, s)
+		if err != nil {
+			return fmt.Errorf("preparing pool set %d of %s N=%d: %w", s, cell.Runtime.Name, cell.Scale, err)
+		}
+		p.waitRoutes(ctx, ts)
+		for _, a := range p.measure(ctx, cell, ts) {
+			if a.OK || a.ErrorClass == results.ErrNotCold { // not cold: it was active, which is all priming needs
+				ok++
+				continue
+			}
+			failed++
+			if firstErr == "" {
+				firstErr = a.ErrorClass + ": " + a.Error
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	attrs := []any{"runtime", cell.Runtime.Name, "n", cell.Scale, "sets", sets, "services", sets * cell.Scale,
+		"answered", ok, "took", time.Since(t0).Round(time.Millisecond)}
+	if failed > 0 {
+		// A service that never answered is measured anyway: its sample will
+		// be a first activation (prior_pods 0 in its record).
+		slog.Warn("pool: some services did not answer their untimed activation", append(attrs, "failed", failed, "first_error", firstErr)...)
+	} else {
+		slog.Info("pool: every set activated once (untimed, not recorded)", attrs...)
+	}
+	p.mu.Lock()
+	p.primed[key] = true
+	p.mu.Unlock()
+	return nil
+}
+
+// ready creates the services of the cell's set (fresh: one set per cell;
+// pool and classic: created once, then reused) and waits until each is
+// Ready. A service that does not get Ready becomes a failed attempt with
+// the reason Knative gives.
+func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]target, error) {
 	rtIndex := 0
 	for i, r := range p.exp.Spec.Runtimes {
 		if r.Name == cell.Runtime.Name {
@@ -276,16 +358,18 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell) ([]target, error)
 	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
 	defer cancel()
 	for i := range ts {
-		it := cell.Iteration
-		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, cell.Iteration)
-		if p.spec.Protocol == bench.ProtocolClassic {
-			it, cellLabel = 0, fmt.Sprintf("r%d-n%d", rtIndex, cell.Scale)
+		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, set)
+		switch p.spec.Protocol {
+		case bench.ProtocolClassic:
+			cellLabel = fmt.Sprintf("r%d-n%d", rtIndex, cell.Scale)
+		case bench.ProtocolPool:
+			cellLabel = fmt.Sprintf("r%d-n%d-p%d", rtIndex, cell.Scale, set)
 		}
-		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, it, i)
+		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, set, i)
 		ts[i].name = name
 		if _, ok := p.tr.service(ns, name); ok {
 			ts[i].owned = true
-			continue // classic: made by an earlier iteration
+			continue // pool, classic: made by an earlier iteration
 		}
 		svc := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
 			Runtime: cell.Runtime, Window: p.spec.Window, Target: p.spec.Target}.Build()
@@ -375,21 +459,20 @@ func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
 		wg.Add(1)
 		go func(t *target, i int) {
 			defer wg.Done()
-			var last string
+			last := "none sent: every probe slot was busy"
 			for {
-				code, err := 0, rctx.Err()
 				select {
 				case inFlight <- struct{}{}:
-					code, err = probeRoute(rctx, client, p.ingress.Address, t.host)
+					code, err := probeRoute(rctx, client, p.ingress.Address, t.host)
 					<-inFlight
+					if err == nil && code == http.StatusOK {
+						return
+					}
+					last = fmt.Sprintf("HTTP %d", code)
+					if err != nil {
+						last = err.Error()
+					}
 				case <-rctx.Done():
-				}
-				if err == nil && code == http.StatusOK {
-					return
-				}
-				last = fmt.Sprintf("HTTP %d", code)
-				if err != nil {
-					last = err.Error()
 				}
 				select {
 				case <-rctx.Done():
@@ -439,8 +522,8 @@ func classifyNotReady(st serviceStatus) string {
 	return results.ErrPlatform
 }
 
-// waitScaledToZero (classic) waits, by watching, until no pod of the cell's
-// revisions is left, then the configured time interval.
+// waitScaledToZero (classic, pool) waits, by watching, until no pod of the
+// cell's revisions is left, then the configured time interval (classic).
 func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
 	wctx, cancel := context.WithTimeout(ctx, p.spec.ScaleToZeroTimeout.Duration)
 	defer cancel()
@@ -512,7 +595,7 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 		a.Cold.Revision = ts[i].revision
 		a.Cold.Address = p.ingress.Address + " Host: " + ts[i].host
 		v := p.tr.view(ts[i].revision, starts[i])
-		a.Cold.Pod = v.pod
+		a.Cold.Pod, a.Cold.PriorPods = v.pod, v.prior
 		a.Phases = mergePhases(a.Phases, v.phases)
 		switch {
 		case ctx.Err() != nil && !a.OK:
@@ -521,7 +604,11 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 			// A pod of the revision was there at the request's start (maybe
 			// draining, which still answers): whichever pod answered, the
 			// sample is not provably cold.
-			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "pod "+v.warmPod+" already existed: not a cold start"
+			msg := "pod " + v.warmPod + " already existed: not a cold start"
+			if !a.OK {
+				msg += " (request: " + a.ErrorClass + ": " + a.Error + ")"
+			}
+			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, msg
 		case a.OK && startedBefore(a) > 0:
 			a.OK, a.ErrorClass = false, results.ErrNotCold
 			a.Error = fmt.Sprintf("the function that answered started %v before the request (its %s header): a warm instance answered", startedBefore(a).Round(time.Millisecond), probe.ProcessStartHeader)

@@ -270,6 +270,7 @@ type attemptView struct {
 	pod      string
 	phases   []results.Phase
 	warmPod  string // a pod that already existed at t0 (not a cold start)
+	prior    int    // pods created before t0 (gone by t0 unless warmPod)
 	failCls  string
 	failMsg  string
 	podReady bool
@@ -298,8 +299,11 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 			if cold == nil {
 				cold = p
 			}
-		case p.gone.IsZero() || !p.gone.Before(t0):
-			v.warmPod = p.name
+		default:
+			v.prior++
+			if p.gone.IsZero() || !p.gone.Before(t0) {
+				v.warmPod = p.name
+			}
 		}
 	}
 	if cold != nil {
