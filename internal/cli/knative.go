@@ -17,6 +17,7 @@ import (
 // clean (kubectl's names where kubectl has one).
 type knativeFlags struct {
 	kubeconfig, context, namespace, ingress, protocol, window, target string
+	http                                                              string
 	readinessTimeout, timeInterval, scaleToZeroTimeout                time.Duration
 	configureCluster                                                  bool
 	poolSize                                                          int
@@ -28,6 +29,7 @@ func (k *knativeFlags) register(fl *pflag.FlagSet) {
 	fl.StringVarP(&k.namespace, "namespace", "n", "coldbench", "knative: namespace for coldbench's services (created if absent)")
 	fl.StringVar(&k.ingress, "ingress", "", "knative: ingress HOST:PORT (default: detect Kourier, Istio, Contour or Traefik)")
 	fl.StringVar(&k.protocol, "protocol", bench.ProtocolFresh, "knative: cold protocol: fresh (a new service per sample: first activation), pool (sets of services used in turn: re-activation, like classic, without its wait) or classic (wait for scale to zero, like the study)")
+	fl.StringVar(&k.http, "http", bench.HTTP1, "knative: HTTP of the measured requests: http1 (one connection per request, like the study) or h2c (HTTP/2 cleartext: a step's requests multiplexed on a few connections, each released in one write; the ingress must accept h2c)")
 	fl.IntVar(&k.poolSize, "pool-size", 0, fmt.Sprintf("knative, pool: service sets used in turn (default %d; fewer when sets × N > %d)", bench.DefaultPoolSize, bench.MaxPoolServices))
 	fl.DurationVar(&k.readinessTimeout, "readiness-timeout", 3*time.Minute, "knative: wait this long for services to be Ready (untimed)")
 	fl.DurationVar(&k.timeInterval, "time-interval", 0, "knative, classic: extra wait after the pods are gone, before each iteration")
@@ -55,6 +57,9 @@ func (k *knativeFlags) apply(changed func(string) bool, fromFile bool, spec *ben
 	}
 	if set("protocol") {
 		spec.Protocol = k.protocol
+	}
+	if set("http") {
+		spec.HTTP = k.http
 	}
 	if changed("pool-size") {
 		spec.PoolSize = k.poolSize

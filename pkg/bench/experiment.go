@@ -127,6 +127,17 @@ const (
 	ProtocolPool = "pool"
 )
 
+// HTTP versions of the measured requests (knative).
+const (
+	// HTTP1 is the study's: one HTTP/1.1 connection per request, each
+	// request its own write.
+	HTTP1 = "http1"
+	// H2C multiplexes a step's requests as HTTP/2 streams (cleartext,
+	// prior knowledge) on a few connections, each connection's requests in
+	// one write: a near-simultaneous release.
+	H2C = "h2c"
+)
+
 // DefaultPoolSize is the pool protocol's default number of service sets:
 // on the lab a revision takes ≈ 40 s to be gone after its sample and a
 // sample ≈ 3 s, so 12 sets rarely wait.
@@ -151,6 +162,8 @@ type KnativeSpec struct {
 	Ingress string `json:"ingress,omitempty"`
 	// Protocol: fresh (default), pool or classic.
 	Protocol string `json:"protocol,omitempty"`
+	// HTTP is the measured requests' protocol: http1 (default) or h2c.
+	HTTP string `json:"http,omitempty"`
 	// PoolSize (pool) is the number of service sets used in turn; default
 	// DefaultPoolSize, fewer at large N (MaxPoolServices).
 	PoolSize int `json:"poolSize,omitempty"`
@@ -385,6 +398,13 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 	case ProtocolFresh, ProtocolClassic, ProtocolPool:
 	default:
 		add("spec.knative.protocol: %q; use %q, %q or %q", k.Protocol, ProtocolFresh, ProtocolPool, ProtocolClassic)
+	}
+	switch k.HTTP {
+	case "":
+		k.HTTP = HTTP1
+	case HTTP1, H2C:
+	default:
+		add("spec.knative.http (--http): %q; use %q (one connection per request, like the study) or %q (HTTP/2 cleartext: a step's requests multiplexed, released in one write per connection)", k.HTTP, HTTP1, H2C)
 	}
 	switch {
 	case k.PoolSize < 0:

@@ -68,6 +68,30 @@ func (l *knativeLab) args(ns string, extra ...string) []string {
 		"-n", ns, "--timeout", "90s"}, extra...)
 }
 
+// study runs `coldbench run` on the lab in a new namespace (deleted at
+// the end) with args, and returns its records and combined output.
+func (l *knativeLab) study(t *testing.T, args ...string) (*results.Set, string) {
+	t.Helper()
+	ns := "cb-e2e-" + suffix()
+	t.Cleanup(func() { l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	out := filepath.Join(t.TempDir(), "records.jsonl")
+	o, err := exec.Command(l.bin, l.args(ns, append(args, "-o", out)...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, o)
+	}
+	set, err := results.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(set.Headers); n == 0 {
+		t.Fatalf("no header in the records:\n%s", o)
+	}
+	if s, r, p := l.leftovers(t, ns, set.Headers[0].ExperimentID); s+r+p != 0 {
+		t.Errorf("left behind: %d ksvcs, %d revisions, %d pods", s, r, p)
+	}
+	return set, string(o)
+}
+
 var ksvcs = schema.GroupVersionResource{Group: "serving.knative.dev", Version: "v1", Resource: "services"}
 var revisions = schema.GroupVersionResource{Group: "serving.knative.dev", Version: "v1", Resource: "revisions"}
 
@@ -158,17 +182,7 @@ func TestKnativeColdStarts(t *testing.T) {
 // are gone; each sample must still be a new pod.
 func TestKnativeClassicProtocol(t *testing.T) {
 	l := setupKnativeLab(t)
-	ns := "cb-e2e-" + suffix()
-	defer l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-	out := filepath.Join(t.TempDir(), "classic.jsonl")
-	o, err := exec.Command(l.bin, l.args(ns, "--protocol", "classic", "--runtimes", "runc", "--scales", "1", "--iterations", "2", "--warmups", "0", "-o", out)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, o)
-	}
-	set, err := results.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, _ := l.study(t, "--protocol", "classic", "--runtimes", "runc", "--scales", "1", "--iterations", "2", "--warmups", "0")
 	if len(set.Attempts) != 2 {
 		t.Fatalf("%d attempts", len(set.Attempts))
 	}
@@ -181,26 +195,39 @@ func TestKnativeClassicProtocol(t *testing.T) {
 	}
 }
 
+// HTTP/2 cleartext through Traefik: a step's requests as streams of one
+// connection, released in one write (one start for all), each a cold start.
+func TestKnativeH2C(t *testing.T) {
+	l := setupKnativeLab(t)
+	set, _ := l.study(t, "--http", "h2c", "--runtimes", "runc", "--scales", "3", "--iterations", "1", "--warmups", "0")
+	if len(set.Attempts) != 3 || set.Headers[0].Testbed.PlatformVersion["http"] != "h2c" {
+		t.Fatalf("%d attempts, header %+v", len(set.Attempts), set.Headers[0].Testbed.PlatformVersion)
+	}
+	pods := map[string]bool{}
+	for i, a := range set.Attempts {
+		if !a.OK || a.Cold.Pod == "" || pods[a.Cold.Pod] {
+			t.Fatalf("instance %d: %s %s, cold %+v", i, a.ErrorClass, a.Error, a.Cold)
+		}
+		pods[a.Cold.Pod] = true
+		if !a.Start.Equal(set.Attempts[0].Start) || a.ReleaseSkewNS != 0 {
+			t.Errorf("instance %d: start %v, skew %d ns: want one write, one start", i, a.Start, a.ReleaseSkewNS)
+		}
+		if _, ok := a.PhaseOffset(results.PhaseFunctionStart); !ok {
+			t.Errorf("instance %d: no function_start: %+v", i, a.Phases)
+		}
+	}
+}
+
 // The pool protocol: two sets activated once (untimed), then used in turn;
 // every sample a new pod of a revision that had scaled to zero.
 func TestKnativePoolProtocol(t *testing.T) {
 	l := setupKnativeLab(t)
-	ns := "cb-e2e-" + suffix()
-	defer l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-	out := filepath.Join(t.TempDir(), "pool.jsonl")
 	t0 := time.Now()
-	o, err := exec.Command(l.bin, l.args(ns, "--protocol", "pool", "--pool-size", "2", "--window", "6s", "--runtimes", "runc",
-		"--scales", "1", "--iterations", "3", "--warmups", "0", "-o", out)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, o)
-	}
+	set, o := l.study(t, "--protocol", "pool", "--pool-size", "2", "--window", "6s", "--runtimes", "runc",
+		"--scales", "1", "--iterations", "3", "--warmups", "0")
 	t.Logf("3 pool samples in %v", time.Since(t0).Round(time.Second))
-	if !strings.Contains(string(o), "pool: every set activated once") {
+	if !strings.Contains(o, "pool: every set activated once") {
 		t.Errorf("no activation of the pool logged:\n%s", o)
-	}
-	set, err := results.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(set.Attempts) != 3 || set.Headers[0].Testbed.PlatformVersion["protocol"] != "pool" {
 		t.Fatalf("%d attempts, header %+v", len(set.Attempts), set.Headers[0].Testbed.PlatformVersion)
@@ -218,10 +245,6 @@ func TestKnativePoolProtocol(t *testing.T) {
 	r := []string{set.Attempts[0].Cold.Revision, set.Attempts[1].Cold.Revision, set.Attempts[2].Cold.Revision}
 	if r[0] == r[1] || r[0] != r[2] {
 		t.Errorf("revisions %v: want the two sets in turn", r)
-	}
-	s, rv, p := l.leftovers(t, ns, set.Headers[0].ExperimentID)
-	if s+rv+p != 0 {
-		t.Errorf("left behind: %d ksvcs, %d revisions, %d pods", s, rv, p)
 	}
 }
 

@@ -143,10 +143,15 @@ func (c *footprintCluster) coldStart(host string) {
 }
 
 // TestMain runs the test binary as BenchmarkFootprint1000's ingress process
-// when COLDBENCH_FOOTPRINT_INGRESS=1, and as the tests otherwise.
+// when COLDBENCH_FOOTPRINT_INGRESS=1, as the release benchmarks' server when
+// COLDBENCH_BENCH_SERVER=1, and as the tests otherwise.
 func TestMain(m *testing.M) {
 	if os.Getenv("COLDBENCH_FOOTPRINT_INGRESS") == "1" {
 		footprintIngress()
+		os.Exit(0)
+	}
+	if os.Getenv("COLDBENCH_BENCH_SERVER") == "1" {
+		serveBench()
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

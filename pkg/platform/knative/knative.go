@@ -121,8 +121,22 @@ func (p *Platform) Preflight(ctx context.Context, exp *bench.Experiment) error {
 	if err != nil {
 		return err
 	}
+	if exp.Spec.Knative.HTTP == bench.H2C {
+		if err := checkH2C(ctx, in.Address); err != nil {
+			return fmt.Errorf("--http h2c: ingress %s (%s): %v; use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)", in.Address, in.How, err)
+		}
+	}
 	p.ingress = in
 	return nil
+}
+
+// checkH2C does the client's side of an h2c handshake with the ingress.
+func checkH2C(ctx context.Context, addr string) error {
+	c := dialH2(ctx, addr)
+	if c.err != nil {
+		return c.err
+	}
+	return c.conn.Close()
 }
 
 // Describe records the cluster's versions and each runtime's handler.
@@ -135,6 +149,7 @@ func (p *Platform) Describe(ctx context.Context, exp *bench.Experiment, tb *resu
 	tb.PlatformVersion["ingress"] = p.ingress.Layer + " " + p.ingress.Address + " (" + p.ingress.How + ")"
 	tb.PlatformVersion["ingress_class"] = ingressClass(ctx, p.kube)
 	tb.PlatformVersion["protocol"] = p.spec.Protocol
+	tb.PlatformVersion["http"] = p.spec.HTTP
 	if nodes, err := p.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 		for _, n := range nodes.Items {
 			tb.PlatformVersion["node/"+n.Name] = n.Status.NodeInfo.ContainerRuntimeVersion + ", kubelet " + n.Status.NodeInfo.KubeletVersion + ", " + n.Status.NodeInfo.KernelVersion
@@ -304,9 +319,21 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 	t0 := time.Now()
 	ok, failed := 0, 0
 	var firstErr string
-	for s := 0; s < sets; s++ {
-		ts, err := p.ready(ctx, cell, s)
-		if err != nil {
+	// Every set is created at once (Knative readies them in parallel), then
+	// activated one after the other.
+	sts := make([][]target, sets)
+	errs := make([]error, sets)
+	var wg sync.WaitGroup
+	for s := range sets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sts[s], errs[s] = p.ready(ctx, cell, s)
+		}()
+	}
+	wg.Wait()
+	for s, ts := range sts {
+		if err := errs[s]; err != nil {
 			return fmt.Errorf("preparing pool set %d of %s N=%d: %w", s, cell.Runtime.Name, cell.Scale, err)
 		}
 		p.waitRoutes(ctx, ts)
@@ -566,7 +593,11 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 		reqs = append(reqs, newRequest(ctx, p.ingress.Address, ts[i].host, cell.RequestTimeout))
 		idx = append(idx, i)
 	}
-	got, skew := releaseTogether(reqs)
+	release := releaseTogether
+	if p.spec.HTTP == bench.H2C {
+		release = releaseTogetherH2
+	}
+	got, skew := release(reqs)
 	starts := make([]time.Time, len(ts))
 	for k, i := range idx {
 		out[i], starts[i] = got[k], reqs[k].t0

@@ -3,9 +3,13 @@ package knative
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
@@ -32,12 +36,7 @@ func loopbackServerWithConnState(tb testing.TB, hook func(net.Conn, http.ConnSta
 	var hits atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		if r.Host != "fn.coldbench.example.com" {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		w.Header().Set(probe.ProcessStartHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
-		w.Write([]byte("ok"))
+		fnHandler(w, r)
 	}))
 	srv.Config.ConnState = hook
 	srv.Start()
@@ -46,6 +45,64 @@ func loopbackServerWithConnState(tb testing.TB, hook func(net.Conn, http.ConnSta
 }
 
 func addrOf(srv *httptest.Server) string { return strings.TrimPrefix(srv.URL, "http://") }
+
+// fnHandler answers like a function behind the ingress: the Host it routes,
+// the process-start header, "ok".
+func fnHandler(w http.ResponseWriter, r *http.Request) {
+	if r.Host != "fn.coldbench.example.com" {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	w.Header().Set(probe.ProcessStartHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
+	w.Write([]byte("ok"))
+}
+
+// benchServer starts the release benchmarks' server in a process of its own
+// (this test binary, via TestMain), like a real ingress: in this process its
+// handler goroutines would compete with the release for the Go scheduler's
+// Ps and put the server's work into the measured spread. It speaks
+// HTTP/1.1 and h2c (250 streams per connection, like Traefik) and returns
+// its address.
+func benchServer(tb testing.TB) string {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "COLDBENCH_BENCH_SERVER=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		stdin.Close() // the server exits when its stdin closes
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("the benchmark server said nothing: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// serveBench is the benchmark server's process (COLDBENCH_BENCH_SERVER=1).
+func serveBench() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(fnHandler), Protocols: new(http.Protocols), HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 250}}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	fmt.Println(ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+}
 
 // connCounter counts the connections a server accepted and the requests
 // each carried.
@@ -291,13 +348,13 @@ func BenchmarkRelease50(b *testing.B) { benchRelease(b, 50, true) }
 func BenchmarkRelease500Dial(b *testing.B) { benchRelease(b, 500, false) }
 
 func benchRelease(b *testing.B, n int, predial bool) {
-	srv, _ := loopbackServer(b)
+	addr := benchServer(b)
 	var skews []float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		reqs := make([]*request, n)
 		for k := range reqs {
-			reqs[k] = newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 30*time.Second)
+			reqs[k] = newRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
 		}
 		if predial {
 			prepare(reqs)
@@ -311,8 +368,14 @@ func benchRelease(b *testing.B, n int, predial bool) {
 		}
 		skews = append(skews, float64(skew.Nanoseconds())/1e3)
 	}
+	reportSkews(b, skews)
+}
+
+// reportSkews prints the release benchmarks' figures: skew quantiles in µs.
+func reportSkews(b *testing.B, skews []float64) {
 	sort.Float64s(skews)
 	b.ReportMetric(stats.Quantile(skews, 0.5), "skew-p50-µs")
+	b.ReportMetric(stats.Quantile(skews, 0.9), "skew-p90-µs")
 	b.ReportMetric(stats.Quantile(skews, 0.99), "skew-p99-µs")
 	b.ReportMetric(skews[len(skews)-1], "skew-max-µs")
 }
@@ -325,7 +388,7 @@ func benchRelease(b *testing.B, n int, predial bool) {
 // TCP send and receive path, so 500 of them cannot start closer together
 // than about 500 × (cost of one write) / CPUs.
 func BenchmarkWrite500Floor(b *testing.B) {
-	srv, _ := loopbackServer(b)
+	addr := benchServer(b)
 	const n = 500
 	procs := runtime.GOMAXPROCS(0)
 	var skews, perWrite []float64
@@ -333,7 +396,7 @@ func BenchmarkWrite500Floor(b *testing.B) {
 		b.StopTimer()
 		reqs := make([]*request, n)
 		for k := range reqs {
-			reqs[k] = newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 30*time.Second)
+			reqs[k] = newRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
 		}
 		prepare(reqs)
 		starts := make([]time.Time, n)

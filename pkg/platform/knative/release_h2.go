@@ -1,0 +1,722 @@
+package knative
+
+// An alternative release over HTTP/2 cleartext with prior knowledge (h2c):
+// the N GETs of a step as N streams on a few connections to the ingress.
+//
+// Why HTTP/2: over HTTP/1.1 (release.go) each request costs one write on
+// its own socket, and a loopback write costs ≈ 50 µs of kernel time on the
+// development VM, so 500 requests cannot start closer together than
+// ≈ 500 × 50 µs / cores (docs/performance.md, section 1). Here every
+// request of a connection is one HEADERS frame in a buffer written with a
+// single Write: the requests of a connection are simultaneous by
+// construction, and 500 requests cost ⌈500 / 250⌉ = 2 writes (Go's and
+// Traefik's servers allow 250 concurrent streams per connection).
+//
+// What it changes vs the study (kperf's HTTP/1.1 client, one connection
+// per request): the requests are multiplexed on a few connections, so the
+// ingress reads and demultiplexes them (HPACK, one read loop per
+// connection) inside the measured time, then proxies each to the backend as
+// usual. The serialisation the HTTP/1.1 release pays in the client's
+// kernel moves into the ingress; the records are of the same kind, not
+// bit-for-bit comparable with the study's.
+//
+// Untimed before the release: dial, preface + SETTINGS + a large
+// connection WINDOW_UPDATE, read the ingress's SETTINGS (its
+// MAX_CONCURRENT_STREAMS decides how many connections), ACK them, and
+// HPACK-encode every request's HEADERS into one buffer per connection. A
+// connection the ingress closed (or sent GOAWAY on) while it waited is
+// dialled again, untimed, just before the release. Nothing is ever sent
+// twice after the release: a stream the ingress refused (GOAWAY, RST) is
+// an error record, never retried into a pod the first request may have
+// woken.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Flow-control windows advertised to the ingress: large, so that replies
+// are never paced by the client (500 replies share a connection's window).
+// Variables only so that a test can shrink them to exercise the
+// WINDOW_UPDATEs.
+var (
+	h2StreamWindow uint32 = 1 << 20
+	h2ConnWindow   uint32 = 1 << 30
+)
+
+// h2ControlWriteTimeout bounds a control frame's write (RST_STREAM,
+// WINDOW_UPDATE, PING and SETTINGS ACKs) to an ingress that stopped reading.
+const h2ControlWriteTimeout = 5 * time.Second
+
+// releaseTogetherH2 sends reqs as HTTP/2 streams (h2c, prior knowledge) on
+// as few connections to their ingress as its MAX_CONCURRENT_STREAMS
+// allows, each connection's requests in one write, the connections back to
+// back. Same contract as releaseTogether: the attempts in order (r.t0 set
+// for each request) and the release skew, max − min of the start times.
+func releaseTogetherH2(reqs []*request) ([]results.Attempt, time.Duration) {
+	return releaseH2(reqs, prepareH2(reqs))
+}
+
+// h2conn is one prepared connection and the streams it carries.
+type h2conn struct {
+	addr string
+	idx  []int // indices in reqs of the requests it carries
+	conn net.Conn
+	fr   *http2.Framer
+	err  error // dial or handshake failure: nothing is sent, every stream is an error record
+
+	// From the ingress's SETTINGS.
+	maxStreams, tableSize, frameSize uint32
+	// Ours, copied at the dial (a test may change the package's values).
+	streamWindow, connWindow uint32
+
+	streams []*h2stream // streams[k], k < nSent, is stream 2k+1
+	nSent   int
+	buf     []byte        // every sent stream's HEADERS: the release writes it at once
+	timeout time.Duration // the shortest of its requests' timeouts: bounds the release's write
+
+	// Set by the releasing goroutine; read only once every stream ended.
+	t0, sent   time.Time
+	werr       error
+	readerDone chan struct{} // nil when no reader was started
+	allDone    chan struct{} // closed when the last stream ends
+
+	wmu sync.Mutex // one writer at a time on conn and fr
+
+	mu          sync.Mutex // guards what follows, and every stream's state
+	released    bool
+	readErr     error // why the connection ended; the first cause wins
+	goaway      error // non-nil once the ingress sent GOAWAY
+	goawayLast  uint32
+	open        int
+	connUnacked uint32
+}
+
+// h2stream is one request and what came back on its stream.
+type h2stream struct {
+	r      *request
+	idx    int
+	id     uint32
+	preErr error // not sent: why
+
+	// Under the connection's mu until the stream ended.
+	ended      bool
+	err        error // nil: the reply ended cleanly (END_STREAM)
+	first, end time.Time
+	status     int // the final (non-1xx) status, 0 until it arrives
+	header     http.Header
+	body       []byte
+	unacked    uint32 // DATA received since the last stream WINDOW_UPDATE
+}
+
+// prepareH2 dials and handshakes the connections for reqs (untimed): one
+// first, to learn how many streams the ingress takes on a connection, then
+// the others in parallel. Requests keep their order: the first
+// MAX_CONCURRENT_STREAMS go on the first connection, and so on.
+func prepareH2(reqs []*request) []*h2conn {
+	var order []string
+	groups := map[string][]int{}
+	for i, r := range reqs {
+		if _, ok := groups[r.addr]; !ok {
+			order = append(order, r.addr)
+		}
+		groups[r.addr] = append(groups[r.addr], i)
+	}
+	var conns []*h2conn
+	for _, addr := range order {
+		idx := groups[addr]
+		ctx := reqs[idx[0]].ctx
+		first := dialH2(ctx, addr)
+		per := len(idx)
+		if first.err == nil && first.maxStreams > 0 && int64(first.maxStreams) < int64(per) {
+			per = int(first.maxStreams)
+		}
+		group := []*h2conn{first}
+		if first.err == nil {
+			more := make([]*h2conn, (len(idx)+per-1)/per-1)
+			sem := make(chan struct{}, maxParallelDials)
+			var wg sync.WaitGroup
+			for k := range more {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					more[k] = dialH2(ctx, addr)
+				}()
+			}
+			wg.Wait()
+			group = append(group, more...)
+		}
+		for k, c := range group {
+			lo := k * per
+			c.assign(reqs, idx[lo:min(lo+per, len(idx))])
+		}
+		conns = append(conns, group...)
+	}
+	return conns
+}
+
+// dialH2 connects to addr and does the client's side of the h2c handshake.
+// A failure is kept in c.err: the requests assigned to c become error
+// records at the release.
+func dialH2(ctx context.Context, addr string) *h2conn {
+	c := &h2conn{addr: addr, allDone: make(chan struct{}),
+		maxStreams: math.MaxUint32, tableSize: 4096, frameSize: 16384,
+		streamWindow: h2StreamWindow, connWindow: h2ConnWindow}
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		c.err = fmt.Errorf("connecting to the ingress: %v", err)
+		return c
+	}
+	c.conn = conn
+	if err := c.handshake(ctx); err != nil {
+		conn.Close()
+		c.err = fmt.Errorf("HTTP/2 (h2c, prior knowledge) handshake with the ingress: %v", err)
+	}
+	return c
+}
+
+func (c *h2conn) handshake(ctx context.Context) error {
+	c.conn.SetDeadline(time.Now().Add(dialTimeout))
+	defer c.conn.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(aLongTimeAgo) })
+	defer stop()
+
+	var hello bytes.Buffer
+	hello.WriteString(http2.ClientPreface)
+	w := http2.NewFramer(&hello, nil)
+	w.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: c.streamWindow})
+	if c.connWindow > 65535 { // the connection's initial window
+		w.WriteWindowUpdate(0, c.connWindow-65535)
+	}
+	if _, err := c.conn.Write(hello.Bytes()); err != nil {
+		return err
+	}
+
+	c.fr = http2.NewFramer(c.conn, bufio.NewReaderSize(c.conn, 64<<10))
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	f, err := c.fr.ReadFrame()
+	if err != nil {
+		return err
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		return fmt.Errorf("its first frame is %v, not SETTINGS", f.Header().Type)
+	}
+	sf.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			c.maxStreams = s.Val
+		case http2.SettingHeaderTableSize:
+			c.tableSize = s.Val
+		case http2.SettingMaxFrameSize:
+			c.frameSize = s.Val
+		}
+		return nil
+	})
+	return c.fr.WriteSettingsAck()
+}
+
+// assign gives c the requests reqs[idx...], encodes their HEADERS and
+// starts c's reader. Requests beyond c's own stream limit (the ingress
+// advertised fewer than on the group's first connection) are not sent.
+func (c *h2conn) assign(reqs []*request, idx []int) {
+	c.idx = idx
+	limit := len(idx)
+	if c.err == nil && int64(c.maxStreams) < int64(limit) {
+		limit = int(c.maxStreams)
+	}
+	for k, i := range idx {
+		s := &h2stream{r: reqs[i], idx: i}
+		switch {
+		case c.err != nil:
+			s.preErr = c.err
+		case k >= limit:
+			s.preErr = fmt.Errorf("not sent: the ingress allowed only %d concurrent streams on this connection", c.maxStreams)
+		default:
+			s.id = uint32(2*k + 1)
+			if c.nSent == 0 || s.r.timeout < c.timeout {
+				c.timeout = s.r.timeout
+			}
+			c.nSent++
+		}
+		c.streams = append(c.streams, s)
+	}
+	c.open = len(c.streams)
+	if c.err != nil {
+		return
+	}
+	if err := c.encode(); err != nil {
+		c.err = fmt.Errorf("encoding the requests: %v", err)
+		c.conn.Close()
+		for _, s := range c.streams {
+			s.preErr = c.err
+		}
+		return
+	}
+	c.readerDone = make(chan struct{})
+	go c.read()
+}
+
+// encode writes every sent stream's HEADERS (and CONTINUATIONs, for a
+// header block larger than the ingress's frame size) into c.buf, HPACK
+// state carried from one to the next in stream order, as the ingress will
+// decode them.
+func (c *h2conn) encode() error {
+	var hb, out bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	if c.tableSize < 4096 {
+		enc.SetMaxDynamicTableSizeLimit(c.tableSize)
+	}
+	w := http2.NewFramer(&out, nil)
+	maxFrag := int(c.frameSize)
+	for _, s := range c.streams[:c.nSent] {
+		hb.Reset()
+		for _, f := range [...]hpack.HeaderField{
+			{Name: ":method", Value: http.MethodGet},
+			{Name: ":scheme", Value: "http"},
+			{Name: ":authority", Value: s.r.parse.Host},
+			{Name: ":path", Value: "/"},
+			{Name: "user-agent", Value: userAgent},
+		} {
+			if err := enc.WriteField(f); err != nil {
+				return err
+			}
+		}
+		frag := hb.Bytes()
+		n := min(len(frag), maxFrag)
+		if err := w.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: frag[:n],
+			EndStream: true, EndHeaders: n == len(frag)}); err != nil {
+			return err
+		}
+		for rest := frag[n:]; len(rest) > 0; rest = rest[n:] {
+			n = min(len(rest), maxFrag)
+			if err := w.WriteContinuation(s.id, n == len(rest), rest[:n]); err != nil {
+				return err
+			}
+		}
+	}
+	c.buf = out.Bytes()
+	return nil
+}
+
+// releaseH2 sends the prepared connections' buffers, one Write each, back
+// to back from this goroutine, and waits until every stream has ended.
+// Every request of a connection starts at the instant just before that
+// connection's write.
+func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Duration) {
+	// A connection the ingress closed, or sent GOAWAY on, while it waited
+	// is dialled again (untimed): nothing was sent on it.
+	for i, c := range conns {
+		if c.err != nil {
+			continue
+		}
+		c.mu.Lock()
+		stale := c.readErr != nil || c.goaway != nil
+		c.mu.Unlock()
+		if stale {
+			c.conn.Close()
+			<-c.readerDone
+			fresh := dialH2(reqs[c.idx[0]].ctx, c.addr)
+			fresh.assign(reqs, c.idx)
+			conns[i] = fresh
+		}
+	}
+
+	writeAll(conns)
+
+	// Streams that cannot get a reply end now; the others get their
+	// timeout (from their start) and their interrupt.
+	var stops []func() bool
+	for _, c := range conns {
+		c.mu.Lock()
+		c.released = true
+		cause, goaway, last := c.readErr, c.goaway, c.goawayLast
+		c.mu.Unlock()
+		if cause != nil { // the connection ended first: a failed write only follows from it
+			cause = closedError(cause)
+		} else if c.werr != nil {
+			cause = fmt.Errorf("writing the requests: %v", c.werr)
+		}
+		for _, s := range c.streams {
+			switch {
+			case s.preErr != nil:
+				c.endStream(s, s.preErr, c.t0, false)
+			case cause != nil:
+				c.endStream(s, cause, c.sent, false)
+			case goaway != nil && s.id > last:
+				c.endStream(s, goawayError(goaway, s.id), c.sent, false)
+			default:
+				timer := time.AfterFunc(time.Until(c.t0.Add(s.r.timeout)), func() {
+					c.endStream(s, os.ErrDeadlineExceeded, time.Now(), true)
+				})
+				stops = append(stops, timer.Stop, context.AfterFunc(s.r.ctx, func() {
+					c.endStream(s, s.r.ctx.Err(), time.Now(), true)
+				}))
+			}
+		}
+	}
+
+	for _, c := range conns {
+		<-c.allDone
+		if c.readerDone != nil {
+			<-c.readerDone
+		}
+	}
+	for _, stop := range stops {
+		stop()
+	}
+
+	out := make([]results.Attempt, len(reqs))
+	starts := make([]time.Time, len(reqs))
+	for _, c := range conns {
+		for _, s := range c.streams {
+			out[s.idx] = c.attempt(s)
+			starts[s.idx] = c.t0
+		}
+	}
+	return out, bench.ReleaseSkew(starts)
+}
+
+// writeAll sends every connection's buffer, each connection's requests
+// starting at the instant before its write. With no more connections than
+// Go has CPUs (500 requests at 250 streams: 2), each connection is written
+// by its own goroutine, all spinning on their CPUs until one atomic store
+// releases them, so the writes start together; one after the other, the
+// second would wait for the first, a loopback write of 250 requests that
+// also runs the ingress's receive path and can lose its CPU to the ingress
+// it woke (ms at the tail on 2 CPUs). Beyond that, spinning goroutines
+// would keep each other off the CPUs: the writes go one after the other.
+func writeAll(conns []*h2conn) {
+	var live []*h2conn
+	for _, c := range conns {
+		if c.err != nil || len(c.buf) == 0 {
+			c.t0 = time.Now()
+			c.sent = c.t0
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) <= 1 || len(live) > runtime.GOMAXPROCS(0) {
+		for _, c := range live {
+			c.writeBuf()
+		}
+		return
+	}
+	var ready atomic.Int32
+	var released atomic.Bool
+	var wg sync.WaitGroup
+	for _, c := range live[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready.Add(1)
+			for !released.Load() {
+			}
+			c.writeBuf()
+		}()
+	}
+	for ready.Load() < int32(len(live)-1) {
+		runtime.Gosched() // let the writers reach their spin
+	}
+	released.Store(true)
+	live[0].writeBuf()
+	wg.Wait()
+}
+
+// writeBuf stamps c's start and writes its requests in one Write.
+func (c *h2conn) writeBuf() {
+	c.t0 = time.Now()
+	c.wmu.Lock()
+	c.conn.SetWriteDeadline(c.t0.Add(c.timeout))
+	_, c.werr = c.conn.Write(c.buf)
+	c.wmu.Unlock()
+	c.sent = time.Now()
+}
+
+// attempt builds s's record once every stream of c has ended, with the
+// same fields and error classes as (*request).do.
+func (c *h2conn) attempt(s *h2stream) results.Attempt {
+	r := s.r
+	r.t0, r.sent, r.first = c.t0, c.sent, s.first
+	a := results.Attempt{Start: r.t0, Probes: 1}
+	if s.status != 0 {
+		var body io.Reader = bytes.NewReader(s.body)
+		if s.err != nil {
+			body = io.MultiReader(body, errReader{s.err})
+		}
+		a = r.reply(a, &http.Response{StatusCode: s.status, Header: s.header, Body: io.NopCloser(body)})
+		// r.reply stamps the end when its read returns; the body was
+		// complete (or cut) when the connection's reader saw its end.
+		a.TotalNS = s.end.Sub(r.t0).Nanoseconds()
+		return a
+	}
+	a.ErrorClass, a.Error = results.ErrConnection, s.err.Error()
+	var ne net.Error
+	switch {
+	case r.ctx.Err() != nil:
+		a.ErrorClass, a.Error = results.ErrCanceled, "interrupted before the reply: "+s.err.Error()
+	case errors.As(s.err, &ne) && ne.Timeout():
+		a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("no reply within the client timeout (%v): %v", r.timeout, s.err)
+	}
+	return a
+}
+
+// errReader ends a body with the error that cut it (never io.EOF: a cut
+// body must not read as complete).
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// closedError words the end of a connection for the streams it cut. It
+// does not wrap the cause: a connection's failure is never the request's
+// timeout, whatever deadline the socket hit.
+func closedError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errors.New("the ingress closed the connection")
+	}
+	return fmt.Errorf("the connection to the ingress failed: %v", err)
+}
+
+func goawayError(goaway error, id uint32) error {
+	return fmt.Errorf("%v: stream %d was not processed (not retried)", goaway, id)
+}
+
+// stream returns the sent stream with that id, or nil.
+func (c *h2conn) stream(id uint32) *h2stream {
+	if id%2 == 1 && int64((id-1)/2) < int64(c.nSent) {
+		return c.streams[(id-1)/2]
+	}
+	return nil
+}
+
+// endStream ends s once (later calls do nothing): err nil for a complete
+// reply. rst resets the stream at the ingress (our timeout or interrupt).
+// The last stream to end closes the connection.
+func (c *h2conn) endStream(s *h2stream, err error, now time.Time, rst bool) {
+	c.mu.Lock()
+	if s.ended {
+		c.mu.Unlock()
+		return
+	}
+	s.ended, s.err, s.end = true, err, now
+	c.open--
+	last := c.open == 0
+	c.mu.Unlock()
+	if rst {
+		c.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(s.id, http2.ErrCodeCancel) })
+	}
+	if last {
+		if c.conn != nil {
+			c.conn.Close()
+		}
+		close(c.allDone)
+	}
+}
+
+// write sends control frames; a failed write ends the connection.
+func (c *h2conn) write(frames func(*http2.Framer) error) {
+	c.wmu.Lock()
+	c.conn.SetWriteDeadline(time.Now().Add(h2ControlWriteTimeout))
+	err := frames(c.fr)
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("writing to the ingress: %v", err), time.Now())
+	}
+}
+
+// fail ends the connection: every released stream still open ends with
+// the (first) cause. Before the release, the cause is only kept: the
+// release dials the connection again.
+func (c *h2conn) fail(err error, now time.Time) {
+	c.mu.Lock()
+	if c.readErr == nil {
+		c.readErr = err
+	}
+	cause, released := c.readErr, c.released
+	c.mu.Unlock()
+	c.conn.Close()
+	if released {
+		for _, s := range c.streams[:c.nSent] {
+			c.endStream(s, closedError(cause), now, false)
+		}
+	}
+}
+
+// read is the connection's reader: it demultiplexes the ingress's frames
+// onto the streams, stamping a stream's first byte when its response
+// HEADERS arrive, and answers the connection-level frames.
+func (c *h2conn) read() {
+	defer close(c.readerDone)
+	for {
+		f, err := c.fr.ReadFrame()
+		now := time.Now()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) { // one malformed reply; the connection is fine
+				if s := c.stream(se.StreamID); s != nil {
+					c.endStream(s, fmt.Errorf("malformed reply: %v", se), now, true)
+				}
+				continue
+			}
+			if d := c.fr.ErrorDetail(); d != nil {
+				err = fmt.Errorf("%v (%v)", err, d)
+			}
+			c.fail(err, now)
+			return
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			c.onHeaders(f, now)
+		case *http2.DataFrame:
+			c.onData(f, now)
+		case *http2.RSTStreamFrame:
+			if s := c.stream(f.StreamID); s != nil {
+				c.endStream(s, fmt.Errorf("the ingress reset the stream (%v)", f.ErrCode), now, false)
+			}
+		case *http2.GoAwayFrame:
+			// Streams above LastStreamID were not processed: they end
+			// now. The others may still complete.
+			goaway := fmt.Errorf("the ingress sent GOAWAY (%v, last stream %d)", f.ErrCode, f.LastStreamID)
+			if d := f.DebugData(); len(d) > 0 {
+				goaway = fmt.Errorf("%v, %q", goaway, d)
+			}
+			c.mu.Lock()
+			c.goaway, c.goawayLast = goaway, f.LastStreamID
+			released := c.released
+			c.mu.Unlock()
+			if released {
+				for _, s := range c.streams[:c.nSent] {
+					if s.id > f.LastStreamID {
+						c.endStream(s, goawayError(goaway, s.id), now, false)
+					}
+				}
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				data := f.Data
+				c.write(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+			}
+		case *http2.SettingsFrame:
+			// Nothing left to send depends on them: acknowledge.
+			if !f.IsAck() {
+				c.write(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+			}
+		case *http2.PushPromiseFrame:
+			// Its header block was not decoded: HPACK is out of step.
+			c.fail(errors.New("the ingress sent PUSH_PROMISE though push is disabled"), now)
+			return
+		}
+		// WINDOW_UPDATE: we send no DATA. PRIORITY, unknown frames: ignored.
+	}
+}
+
+func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame, now time.Time) {
+	s := c.stream(f.StreamID)
+	if s == nil {
+		return
+	}
+	if f.Truncated {
+		c.endStream(s, errors.New("malformed reply: header list too large"), now, true)
+		return
+	}
+	v := f.PseudoValue("status")
+	code, err := strconv.Atoi(v)
+	if err != nil || code < 100 || code > 999 {
+		c.endStream(s, fmt.Errorf("malformed reply: :status %q", v), now, true)
+		return
+	}
+	c.mu.Lock()
+	if s.ended {
+		c.mu.Unlock()
+		return
+	}
+	if s.first.IsZero() {
+		s.first = now
+	}
+	// A 1xx is interim (the final HEADERS follows); HEADERS after the
+	// final ones are trailers.
+	if code >= 200 && s.status == 0 {
+		s.status = code
+		s.header = make(http.Header, len(f.RegularFields()))
+		for _, hf := range f.RegularFields() {
+			s.header.Add(hf.Name, hf.Value)
+		}
+	}
+	final := s.status != 0
+	c.mu.Unlock()
+	switch {
+	case f.StreamEnded() && !final:
+		c.endStream(s, errors.New("malformed reply: the stream ended after an interim (1xx) response"), now, false)
+	case f.StreamEnded():
+		c.endStream(s, nil, now, false)
+	}
+}
+
+// onData keeps a stream's DATA and gives the ingress its window back once
+// half of it is used, for the connection (whatever the stream's state)
+// and for the stream.
+func (c *h2conn) onData(f *http2.DataFrame, now time.Time) {
+	s := c.stream(f.StreamID)
+	n := f.Length // padding included: it counts against the windows
+	var connInc, streamInc uint32
+	c.mu.Lock()
+	c.connUnacked += n
+	if c.connUnacked >= c.connWindow/2 {
+		connInc, c.connUnacked = c.connUnacked, 0
+	}
+	live := s != nil && !s.ended
+	early := live && s.status == 0
+	if live && !early {
+		s.body = append(s.body, f.Data()...)
+		if !f.StreamEnded() {
+			s.unacked += n
+			if s.unacked >= c.streamWindow/2 {
+				streamInc, s.unacked = s.unacked, 0
+			}
+		}
+	}
+	c.mu.Unlock()
+	if connInc > 0 || streamInc > 0 {
+		c.write(func(fr *http2.Framer) error {
+			if connInc > 0 {
+				if err := fr.WriteWindowUpdate(0, connInc); err != nil {
+					return err
+				}
+			}
+			if streamInc > 0 {
+				return fr.WriteWindowUpdate(s.id, streamInc)
+			}
+			return nil
+		})
+	}
+	switch {
+	case early:
+		c.endStream(s, errors.New("malformed reply: DATA before the response headers"), now, true)
+	case live && f.StreamEnded():
+		c.endStream(s, nil, now, false)
+	}
+}
