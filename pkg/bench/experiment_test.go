@@ -121,6 +121,8 @@ func TestValidate(t *testing.T) {
 		{"knative short window", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Window: "1s"} }, false, "spec.knative.window"},
 		{"knative bad target", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{Target: "-2"} }, false, "spec.knative.target"},
 		{"default runtime", func(s *Spec) { s.Runtimes = RuntimesFromNames([]string{"default"}, "") }, false, ""},
+		{"knative h2c", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{HTTP: H2C} }, false, ""},
+		{"knative bad http", func(s *Spec) { s.Platform = PlatformKnative; s.Knative = &KnativeSpec{HTTP: "h3"} }, false, `spec.knative.http (--http): "h3"`},
 		{"knative pool", func(s *Spec) {
 			s.Platform = PlatformKnative
 			s.Knative = &KnativeSpec{Protocol: ProtocolPool, PoolSize: 4}
@@ -160,7 +162,7 @@ func TestKnativeDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := exp.Spec.Knative
-	if k.Namespace != "coldbench" || k.Protocol != ProtocolFresh || k.ReadinessTimeout.Duration != 3*time.Minute {
+	if k.Namespace != "coldbench" || k.Protocol != ProtocolFresh || k.HTTP != HTTP1 || k.ReadinessTimeout.Duration != 3*time.Minute {
 		t.Errorf("knative defaults %+v", k)
 	}
 	if exp.Spec.Runtimes[0].Image != DefaultKnativeImage || exp.Spec.Runtimes[1].Handler != "kata-fc" || exp.Spec.Runtimes[0].Handler != "" {
