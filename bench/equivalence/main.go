@@ -83,6 +83,10 @@ func main() {
 		fmt.Fprintf(os.Stderr, "equivalence: -fast %q: use pool or fresh\n", c.fast)
 		os.Exit(2)
 	}
+	if c.order != "fast-first" && c.order != "classic-first" {
+		fmt.Fprintf(os.Stderr, "equivalence: -order %q: use fast-first or classic-first\n", c.order)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
@@ -180,6 +184,7 @@ type side struct {
 	ttfb     []float64 // ns, successful measured attempts
 	attempts int
 	notCold  int
+	warmups  int  // warm-up attempts (in the wall time, not in the samples)
 	reactive int  // OK samples of a revision that had pods before (prior_pods ≥ 1): re-activations
 	warmOK   int  // OK, yet the function's process started before the request
 	measured bool // wall is the whole command's, measured by this script
@@ -198,7 +203,11 @@ func load(name, file string, wall time.Duration, runtime string) (*side, error) 
 		s.name = set.Headers[0].Testbed.PlatformVersion["protocol"]
 	}
 	for _, a := range set.Attempts {
-		if a.Warmup || a.Scale != 1 || a.Runtime != runtime {
+		if a.Scale != 1 || a.Runtime != runtime {
+			continue
+		}
+		if a.Warmup {
+			s.warmups++
 			continue
 		}
 		s.attempts++
@@ -264,7 +273,12 @@ func analyse(c config, fastWall, classicWall time.Duration) error {
 			ci = fmt.Sprintf("[%.1f, %.1f]", sum.MedianCILo/1e6, sum.MedianCIHi/1e6)
 		}
 		fmt.Printf("%-8s %8d %5d %7d %9d %8d %12v %12v %10s %16s\n", s.name, s.attempts, len(s.ttfb), s.reactive, s.notCold, s.warmOK,
-			s.wall.Round(time.Second), (s.wall / time.Duration(s.attempts)).Round(100*time.Millisecond), ms(sum.P50), ci)
+			s.wall.Round(time.Second), (s.wall / time.Duration(s.attempts+s.warmups)).Round(100*time.Millisecond), ms(sum.P50), ci)
+	}
+	for _, s := range []*side{fast, classic} {
+		if s.warmups > 0 {
+			fmt.Printf("%s: its wall time includes %d warm-up attempt(s); PER SAMPLE divides by samples + warm-ups\n", s.name, s.warmups)
+		}
 	}
 	// The study's classic protocol: a fixed sleep before every sample, then
 	// the sample. Its wall time is at least samples × interval + the time the

@@ -33,7 +33,7 @@ func (k *knativeFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&k.poolSize, "pool-size", 0, fmt.Sprintf("knative, pool: service sets used in turn (default %d; fewer when sets × N > %d)", bench.DefaultPoolSize, bench.MaxPoolServices))
 	fl.DurationVar(&k.readinessTimeout, "readiness-timeout", 3*time.Minute, "knative: wait this long for services to be Ready (untimed)")
 	fl.DurationVar(&k.timeInterval, "time-interval", 0, "knative, classic: extra wait after the pods are gone, before each iteration")
-	fl.DurationVar(&k.scaleToZeroTimeout, "scale-to-zero-timeout", 10*time.Minute, "knative, classic: give up waiting for scale to zero after this long")
+	fl.DurationVar(&k.scaleToZeroTimeout, "scale-to-zero-timeout", 10*time.Minute, "knative, classic and pool: give up waiting for scale to zero after this long")
 	fl.StringVar(&k.window, "window", "", "knative: autoscaling.knative.dev/window on every revision, e.g. 6s")
 	fl.StringVar(&k.target, "target", "", "knative: autoscaling.knative.dev/target on every revision")
 	fl.BoolVar(&k.configureCluster, "configure-cluster", false, "knative: set allow-zero-initial-scale for the run and restore it afterwards")

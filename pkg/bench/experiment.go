@@ -139,13 +139,16 @@ const (
 )
 
 // DefaultPoolSize is the pool protocol's default number of service sets:
-// on the lab a revision takes ≈ 40 s to be gone after its sample and a
-// sample ≈ 3 s, so 12 sets rarely wait.
+// on the lab a revision's pod is gone ≈ 40 s after its sample and samples
+// come every ≈ 3.3 s, so a set's turn comes back about when it is ready.
 const DefaultPoolSize = 12
 
-// MaxPoolServices bounds the services of one pool (sets × N): at large N
-// the pool gets fewer sets (at least 1, i.e. the classic protocol's wait).
-const MaxPoolServices = 1000
+// MaxPoolServices bounds the services of a default-sized pool (sets × N):
+// all of a pool's pods can be alive at once (activation, drains), and 96
+// fit a single node's default 110 pods beside Knative's own. At larger N
+// the pool gets fewer sets (at least 1: the classic protocol's wait). An
+// explicit poolSize is used as given.
+const MaxPoolServices = 96
 
 // DefaultKnativeImage is the function image for Knative. dev.local images
 // skip Knative's tag-to-digest resolution, so no registry is consulted.
@@ -164,7 +167,7 @@ type KnativeSpec struct {
 	Protocol string `json:"protocol,omitempty"`
 	// HTTP is the measured requests' protocol: http1 (default) or h2c.
 	HTTP string `json:"http,omitempty"`
-	// PoolSize (pool) is the number of service sets used in turn; default
+	// PoolSize (pool) is the number of service sets used in turn; 0 =
 	// DefaultPoolSize, fewer at large N (MaxPoolServices).
 	PoolSize int `json:"poolSize,omitempty"`
 	// ReadinessTimeout bounds waiting for services to be Ready (untimed).
@@ -408,11 +411,9 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 	}
 	switch {
 	case k.PoolSize < 0:
-		add("spec.knative.poolSize: %d; must not be negative", k.PoolSize)
+		add("spec.knative.poolSize (--pool-size): %d; must not be negative (0: the default, %d sets)", k.PoolSize, DefaultPoolSize)
 	case k.PoolSize != 0 && k.Protocol != ProtocolPool:
 		add("spec.knative.poolSize (--pool-size) applies to the pool protocol only; add --protocol pool or drop it")
-	case k.PoolSize == 0 && k.Protocol == ProtocolPool:
-		k.PoolSize = DefaultPoolSize
 	}
 	if k.TimeInterval.Duration > 0 && k.Protocol != ProtocolClassic {
 		add("spec.knative.timeInterval (--time-interval) applies to the classic protocol only; add --protocol classic or drop it")
@@ -445,13 +446,19 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 	}
 }
 
-// PoolSets is the number of service sets the pool protocol uses at scale n:
-// PoolSize, fewer when sets × n would exceed MaxPoolServices.
-func (k *KnativeSpec) PoolSets(n int) int {
-	if n <= 0 {
-		return k.PoolSize
+// PoolSets is the number of service sets the pool protocol uses at scale n
+// for cells samples (warm-ups included): PoolSize when given, else
+// DefaultPoolSize but no more than MaxPoolServices / n; never more sets
+// than samples.
+func (k *KnativeSpec) PoolSets(n, cells int) int {
+	sets := k.PoolSize
+	if sets == 0 {
+		sets = DefaultPoolSize
+		if n > 0 {
+			sets = max(1, min(sets, MaxPoolServices/n))
+		}
 	}
-	return max(1, min(k.PoolSize, MaxPoolServices/n))
+	return max(1, min(sets, cells))
 }
 
 // RuntimesFromNames builds the runtime matrix from --runtimes: each name is

@@ -131,7 +131,7 @@ func TestValidate(t *testing.T) {
 		{"knative negative pool size", func(s *Spec) {
 			s.Platform = PlatformKnative
 			s.Knative = &KnativeSpec{Protocol: ProtocolPool, PoolSize: -1}
-		}, false, "spec.knative.poolSize: -1"},
+		}, false, "spec.knative.poolSize (--pool-size): -1"},
 		{"knative interval without classic", func(s *Spec) {
 			s.Platform = PlatformKnative
 			s.Knative = &KnativeSpec{Protocol: ProtocolPool, TimeInterval: Duration{time.Second}}
@@ -178,13 +178,17 @@ func TestPoolSetsShrinkAtLargeN(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := exp.Spec.Knative
-	if k.PoolSize != DefaultPoolSize {
-		t.Fatalf("pool size %d, want the default %d", k.PoolSize, DefaultPoolSize)
-	}
-	for n, want := range map[int]int{1: DefaultPoolSize, 50: DefaultPoolSize, 100: 10, 500: 2, 1000: 1, 2000: 1} {
-		if got := k.PoolSets(n); got != want {
-			t.Errorf("PoolSets(%d) = %d, want %d", n, got, want)
+	for n, want := range map[int]int{1: DefaultPoolSize, 8: DefaultPoolSize, 10: 9, 48: 2, 96: 1, 500: 1} {
+		if got := k.PoolSets(n, 100); got != want {
+			t.Errorf("default pool: PoolSets(%d, 100) = %d, want %d", n, got, want)
 		}
+	}
+	if got := k.PoolSets(1, 5); got != 5 {
+		t.Errorf("PoolSets(1, 5) = %d: never more sets than samples", got)
+	}
+	k.PoolSize = 20
+	if got := k.PoolSets(500, 100); got != 20 {
+		t.Errorf("explicit pool size 20 at N = 500: %d sets, want 20 (as given)", got)
 	}
 }
 

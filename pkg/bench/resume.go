@@ -48,6 +48,12 @@ func LoadResume(path string) (*Resumption, error) {
 	if res.Exp, err = Decode(raw); err != nil {
 		return nil, fmt.Errorf("--resume %s: header's experiment: %w", path, err)
 	}
+	// Files written before timeInterval was refused outside the classic
+	// protocol carry one the run ignored: drop it rather than refuse to
+	// resume.
+	if k := res.Exp.Spec.Knative; k != nil && k.Protocol != ProtocolClassic {
+		k.TimeInterval = Duration{}
+	}
 	// It was validated when first run (possibly with --force).
 	if err := res.Exp.Validate(true); err != nil {
 		return nil, fmt.Errorf("--resume %s: %w", path, err)

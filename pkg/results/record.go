@@ -95,9 +95,9 @@ type Cold struct {
 	Revision    string `json:"revision,omitempty"`
 	Address     string `json:"address,omitempty"`
 	// PriorPods (knative) counts the revision's pods seen before the
-	// request, all gone when it started: 0 is a new revision's first
-	// activation (fresh protocol), ≥ 1 a re-activation after scale to zero
-	// (classic and pool).
+	// request (all gone when it started, unless the record is not_cold):
+	// 0 is a new revision's first activation (fresh protocol), ≥ 1 a
+	// re-activation after scale to zero (classic and pool).
 	PriorPods int `json:"prior_pods,omitempty"`
 }
 

@@ -959,21 +959,38 @@ func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 	l := newLab(t, labOptions{protocol: bench.ProtocolPool, poolSize: sets, behave: func(int) behaviour {
 		return behaviour{scaleDownAfter: scaleDown}
 	}})
+	l.exp.Spec.Warmups, l.exp.Spec.Iterations = 1, 3
+	want := func(n, sets int) []string { // every service of the pool, sorted
+		var names []string
+		for set := range sets {
+			for i := range n {
+				names = append(names, l.name(n, set, i))
+			}
+		}
+		return names
+	}
 	host := func(set, i int) string { return l.name(n, set, i) + "." + l.ns + ".example.com" }
 	var samples [][]results.Attempt
-	for it := range 4 { // sets 0, 1, 2, 0
+	for it := -1; it < 3; it++ { // the warm-up, then 3 samples: sets 0, 1, 2, 0
 		samples = append(samples, l.coldStart(l.cell(n, it, 10*time.Second)))
-	}
-	var want []string
-	for set := range sets {
-		for i := range n {
-			want = append(want, l.name(n, set, i))
+		if it < 2 {
+			for _, name := range want(n, sets) {
+				if !l.exists(name) {
+					t.Fatalf("after iteration %d: pool service %s gone before the pool's last sample", it, name)
+				}
+			}
 		}
 	}
 	c := l.creates()
 	sort.Strings(c)
-	if strings.Join(c, " ") != strings.Join(want, " ") {
-		t.Errorf("created %v, want every set once, at the first cell: %v", c, want)
+	if strings.Join(c, " ") != strings.Join(want(n, sets), " ") {
+		t.Errorf("created %v, want every set once, at the first cell: %v", c, want(n, sets))
+	}
+	l.p.deletes.Wait()
+	for _, name := range want(n, sets) {
+		if l.exists(name) {
+			t.Errorf("pool service %s still exists after the pool's last sample", name)
+		}
 	}
 	// One untimed activation per service, then one GET per sample.
 	for set, hits := range []int{3, 2, 2} {
@@ -1010,7 +1027,8 @@ func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 			lastPod[a.Cold.Revision] = a.Cold.Pod
 		}
 	}
-	if samples[0][0].Cold.Revision == samples[1][0].Cold.Revision || samples[0][0].Cold.Revision != samples[3][0].Cold.Revision {
+	if samples[0][0].Cold.Revision != l.name(n, 0, 0)+"-00001" || samples[0][0].Cold.Revision == samples[1][0].Cold.Revision ||
+		samples[0][0].Cold.Revision != samples[3][0].Cold.Revision {
 		t.Errorf("revisions by iteration %s %s %s %s: want sets used in turn", samples[0][0].Cold.Revision, samples[1][0].Cold.Revision,
 			samples[2][0].Cold.Revision, samples[3][0].Cold.Revision)
 	}

@@ -89,6 +89,13 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
 		add(Check{Name: "ingress", Detail: fmt.Sprintf("%s (%s) does not answer HTTP: %v", in.Address, in.How, err), Fix: "check the ingress is running and reachable from here, or pass --ingress HOST:PORT"})
 	} else {
 		add(Check{Name: "ingress", OK: true, Detail: fmt.Sprintf("%s, %s via %s", in.Address, in.Layer, in.How)})
+		if k.HTTP == bench.H2C {
+			c := Check{Name: "ingress speaks h2c (--http h2c)", OK: true, Detail: "HTTP/2 cleartext handshake done"}
+			if err := checkH2C(ctx, in.Address); err != nil {
+				c = Check{Name: c.Name, Detail: err.Error(), Fix: "use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)"}
+			}
+			add(c)
+		}
 	}
 	return out
 }

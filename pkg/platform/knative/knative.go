@@ -279,10 +279,26 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 		}
 	}
 	out = p.measure(ctx, cell, targets)
-	if p.spec.Protocol == bench.ProtocolFresh {
-		p.deleteInBackground(cell, targets)
+	switch {
+	case p.spec.Protocol == bench.ProtocolFresh:
+		p.deleteInBackground(targets)
+	case p.spec.Protocol == bench.ProtocolPool && cell.Iteration == p.exp.Spec.Iterations-1:
+		// The pool's last sample: its services are not needed any more
+		// (the run measures one N after the other).
+		p.deletePool(cell)
 	}
 	return out
+}
+
+// runtimeIndex is the cell's runtime's place in the experiment (service
+// names carry it).
+func (p *Platform) runtimeIndex(cell bench.Cell) int {
+	for i, r := range p.exp.Spec.Runtimes {
+		if r.Name == cell.Runtime.Name {
+			return i
+		}
+	}
+	return 0
 }
 
 // setOf is the set of services a cell uses: its own (fresh: its
@@ -292,10 +308,27 @@ func (p *Platform) setOf(cell bench.Cell) int {
 	case bench.ProtocolClassic:
 		return 0
 	case bench.ProtocolPool:
-		n := p.spec.PoolSets(cell.Scale)
-		return ((cell.Iteration % n) + n) % n // warm-ups have negative iterations
+		// The first cell (the first warm-up, if any) gets set 0, the set
+		// activated first and so the first to have drained.
+		return (cell.Iteration + p.exp.Spec.Warmups) % p.poolSets(cell)
 	}
 	return cell.Iteration
+}
+
+// poolSets is the number of sets of the cell's pool.
+func (p *Platform) poolSets(cell bench.Cell) int {
+	return p.spec.PoolSets(cell.Scale, p.exp.Spec.Warmups+p.exp.Spec.Iterations)
+}
+
+// deletePool deletes, in the background, every set of the cell's pool.
+func (p *Platform) deletePool(cell bench.Cell) {
+	var all []target
+	for s := range p.poolSets(cell) {
+		for i := range cell.Scale {
+			all = append(all, target{name: ServiceName(cell.ExperimentID, p.runtimeIndex(cell), cell.Scale, s, i), owned: true})
+		}
+	}
+	p.deleteInBackground(all)
 }
 
 // primePool (pool protocol), on the first cell of a runtime and N: creates
@@ -315,7 +348,7 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 	if done {
 		return nil
 	}
-	sets := p.spec.PoolSets(cell.Scale)
+	sets := p.poolSets(cell)
 	t0 := time.Now()
 	ok, failed := 0, 0
 	var firstErr string
@@ -337,9 +370,10 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 			return fmt.Errorf("preparing pool set %d of %s N=%d: %w", s, cell.Runtime.Name, cell.Scale, err)
 		}
 		p.waitRoutes(ctx, ts)
+		answered := 0
 		for _, a := range p.measure(ctx, cell, ts) {
 			if a.OK || a.ErrorClass == results.ErrNotCold { // not cold: it was active, which is all priming needs
-				ok++
+				answered++
 				continue
 			}
 			failed++
@@ -347,8 +381,16 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 				firstErr = a.ErrorClass + ": " + a.Error
 			}
 		}
+		ok += answered
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if answered == 0 {
+			// Nothing of this set answered (a broken runtime, image…): the
+			// other sets would wait as long for nothing. The samples record
+			// the failure.
+			failed += (sets - s - 1) * cell.Scale
+			break
 		}
 	}
 	attrs := []any{"runtime", cell.Runtime.Name, "n", cell.Scale, "sets", sets, "services", sets * cell.Scale,
@@ -371,12 +413,7 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 // Ready. A service that does not get Ready becomes a failed attempt with
 // the reason Knative gives.
 func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]target, error) {
-	rtIndex := 0
-	for i, r := range p.exp.Spec.Runtimes {
-		if r.Name == cell.Runtime.Name {
-			rtIndex = i
-		}
-	}
+	rtIndex := p.runtimeIndex(cell)
 	ns := p.spec.Namespace
 	ts := make([]target, cell.Scale)
 	created := time.Now()
@@ -675,9 +712,9 @@ func mergePhases(a, b []results.Phase) []results.Phase {
 	return all
 }
 
-// deleteInBackground removes a fresh cell's services while the run goes on
-// (deletion is never timed).
-func (p *Platform) deleteInBackground(cell bench.Cell, ts []target) {
+// deleteInBackground removes services (a fresh cell's, a finished pool's)
+// while the run goes on (deletion is never timed).
+func (p *Platform) deleteInBackground(ts []target) {
 	p.deletes.Add(1)
 	go func() {
 		defer p.deletes.Done()

@@ -359,7 +359,7 @@ func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Durati
 		if cause != nil { // the connection ended first: a failed write only follows from it
 			cause = closedError(cause)
 		} else if c.werr != nil {
-			cause = fmt.Errorf("writing the requests: %v", c.werr)
+			cause = fmt.Errorf("writing the requests: %w", c.werr) // a deadline here is the timeout
 		}
 		for _, s := range c.streams {
 			switch {
@@ -641,6 +641,15 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame, now time.Time) {
 	}
 	if f.Truncated {
 		c.endStream(s, errors.New("malformed reply: header list too large"), now, true)
+		return
+	}
+	c.mu.Lock()
+	trailers := s.status != 0
+	c.mu.Unlock()
+	if trailers { // after the final HEADERS: trailers, no :status
+		if f.StreamEnded() {
+			c.endStream(s, nil, now, false)
+		}
 		return
 	}
 	v := f.PseudoValue("status")

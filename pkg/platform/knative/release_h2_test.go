@@ -130,6 +130,21 @@ func TestReleaseTogetherH2(t *testing.T) {
 // A timeout ends its own stream (RST_STREAM: the server sees the request
 // canceled) while the connection carries on with the others; a body cut by
 // the timeout is a timeout too.
+// A reply with trailers (HEADERS after the body, without :status) is a
+// complete reply.
+func TestReleaseH2ReplyWithTrailers(t *testing.T) {
+	srv := h2cServer(t, 250, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Done")
+		w.Write([]byte("ok"))
+		w.Header().Set("X-Done", "1")
+	}))
+	reqs := []*request{newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 10*time.Second)}
+	out, _ := releaseTogetherH2(reqs)
+	if a := out[0]; !a.OK || a.HTTPStatus != 200 {
+		t.Fatalf("reply with trailers: %+v", a)
+	}
+}
+
 func TestReleaseH2TimeoutResetsOnlyItsStream(t *testing.T) {
 	slowReset, bodyReset := make(chan struct{}), make(chan struct{})
 	srv := h2cServer(t, 250, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -419,8 +434,9 @@ func TestReleaseH2LargeBodiesGiveWindowsBack(t *testing.T) {
 
 // BenchmarkRelease500H2 is BenchmarkRelease500 over HTTP/2 (h2c): the
 // release skew of 500 requests as streams on ⌈500 / 250⌉ connections, one
-// write each, against a loopback h2c server in this process. It reports
-// the p50, p99 and max of the skew over b.N releases, like
+// write each, against a loopback h2c server in a process of its own
+// (benchServer). It reports the p50, p90, p99 and max of the skew over b.N
+// releases, like
 // BenchmarkRelease500; connecting, the handshake and the encoding are
 // untimed.
 //
