@@ -49,6 +49,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -403,13 +404,16 @@ func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Durati
 
 // writeAll sends every connection's buffer, each connection's requests
 // starting at the instant before its write. With no more connections than
-// Go has CPUs (500 requests at 250 streams: 2), each connection is written
-// by its own goroutine, all spinning on their CPUs until one atomic store
-// releases them, so the writes start together; one after the other, the
-// second would wait for the first, a loopback write of 250 requests that
-// also runs the ingress's receive path and can lose its CPU to the ingress
-// it woke (ms at the tail on 2 CPUs). Beyond that, spinning goroutines
-// would keep each other off the CPUs: the writes go one after the other.
+// CPUs (500 requests at 250 streams: 2), each connection is written by its
+// own goroutine on its own CPU, all spinning until the first releases them
+// with one atomic store, so the writes start together; one after the
+// other, the second would wait for the first, a loopback write of 250
+// requests that also runs the ingress's receive path. While they spin and
+// write, their threads run SCHED_FIFO when allowed (root, CAP_SYS_NICE):
+// otherwise the ingress they wake, or any other thread, can take one of
+// their CPUs for a time slice of a few ms, which is the skew's tail on a
+// small machine. Beyond that many connections, spinning goroutines would
+// keep each other off the CPUs: the writes go one after the other.
 func writeAll(conns []*h2conn) {
 	var live []*h2conn
 	for _, c := range conns {
@@ -420,7 +424,7 @@ func writeAll(conns []*h2conn) {
 		}
 		live = append(live, c)
 	}
-	if len(live) <= 1 || len(live) > runtime.GOMAXPROCS(0) {
+	if len(live) <= 1 || len(live) > min(runtime.GOMAXPROCS(0), runtime.NumCPU()) {
 		for _, c := range live {
 			c.writeBuf()
 		}
@@ -429,22 +433,50 @@ func writeAll(conns []*h2conn) {
 	var ready atomic.Int32
 	var released atomic.Bool
 	var wg sync.WaitGroup
-	for _, c := range live[1:] {
+	for k, c := range live {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ready.Add(1)
-			for !released.Load() {
+			if k > 0 {
+				restore := realtime()
+				defer restore()
+				ready.Add(1)
+				for !released.Load() {
+				}
+			} else {
+				// The releaser yields its CPU until the others spin (they
+				// need Go's other Ps), then takes its own.
+				for ready.Load() < int32(len(live)-1) {
+					runtime.Gosched()
+				}
+				restore := realtime()
+				defer restore()
+				released.Store(true)
 			}
 			c.writeBuf()
 		}()
 	}
-	for ready.Load() < int32(len(live)-1) {
-		runtime.Gosched() // let the writers reach their spin
-	}
-	released.Store(true)
-	live[0].writeBuf()
 	wg.Wait()
+}
+
+// realtime runs the calling goroutine's thread SCHED_FIFO (lowest real-time
+// priority) until the returned function is called; nothing happens without
+// the right to. A thread that could not be switched back is not returned
+// to Go's pool: the goroutine keeps it locked, and Go ends the thread when
+// the goroutine exits.
+func realtime() (restore func()) {
+	runtime.LockOSThread()
+	rt := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
+	if unix.SchedSetAttr(0, &rt, 0) != nil {
+		runtime.UnlockOSThread()
+		return func() {}
+	}
+	return func() {
+		normal := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+		if unix.SchedSetAttr(0, &normal, 0) == nil {
+			runtime.UnlockOSThread()
+		}
+	}
 }
 
 // writeBuf stamps c's start and writes its requests in one Write.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
 
 	"github.com/coldbench/coldbench/pkg/probe"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -467,4 +469,33 @@ func benchReleaseH2(b *testing.B, n int) {
 		skews = append(skews, float64(skew.Nanoseconds())/1e3)
 	}
 	reportSkews(b, skews)
+}
+
+// realtime runs the thread SCHED_FIFO where the process may (root here),
+// and gives it back to Go as SCHED_NORMAL.
+func TestRealtimeSwitchesTheThreadAndBack(t *testing.T) {
+	runtime.LockOSThread() // keep the thread after realtime's own unlock
+	defer runtime.UnlockOSThread()
+	restore := realtime()
+	during, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore()
+	after, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Policy != unix.SCHED_NORMAL {
+		t.Errorf("policy after restore: %d, want SCHED_NORMAL", after.Policy)
+	}
+	if during.Policy == unix.SCHED_FIFO {
+		return
+	}
+	// Not switched: only acceptable when the process may not.
+	probe := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
+	if err := unix.SchedSetAttr(0, &probe, 0); err == nil {
+		unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+		t.Fatalf("policy during: %d, yet this process may run SCHED_FIFO", during.Policy)
+	}
 }
