@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -57,26 +56,8 @@ type footprintCluster struct {
 func newFootprintCluster(tb testing.TB, ns string) *footprintCluster {
 	c := &footprintCluster{ns: ns, kube: fake.NewClientset(), byHost: map[string]string{}, labels: map[string]map[string]string{},
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(kruntime.NewScheme(), map[schema.GroupVersionResource]string{ServiceGVR: "ServiceList"})}
-	cmd := exec.Command(os.Args[0]) // TestMain makes it the ingress
-	cmd.Env = append(os.Environ(), "COLDBENCH_FOOTPRINT_INGRESS=1")
-	cmd.Stderr = os.Stderr
-	var err error
-	if c.stdin, err = cmd.StdinPipe(); err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		c.stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	lines := bufio.NewScanner(out)
+	var lines *bufio.Scanner
+	c.stdin, lines = helperProcess(tb, "COLDBENCH_FOOTPRINT_INGRESS")
 	if !lines.Scan() {
 		tb.Fatal("the ingress process said nothing")
 	}

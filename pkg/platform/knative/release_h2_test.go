@@ -106,18 +106,7 @@ func TestReleaseTogetherH2(t *testing.T) {
 			}
 			continue
 		}
-		if !a.OK || a.HTTPStatus != 200 || a.TTFBNS <= 0 || a.TotalNS < a.TTFBNS || a.Probes != 1 || a.Start != reqs[i].t0 || a.Start.IsZero() {
-			t.Errorf("attempt %d: %+v", i, a)
-		}
-		if _, ok := a.PhaseOffset(results.PhaseFunctionStart); !ok {
-			t.Errorf("attempt %d: no function_start phase", i)
-		}
-		if sent, ok := a.PhaseOffset(results.PhaseRequestSent); !ok || sent < 0 || sent.Nanoseconds() > a.TTFBNS {
-			t.Errorf("attempt %d: request_sent %v %v", i, sent, ok)
-		}
-		if _, ok := a.PhaseOffset(PhaseConnected); ok {
-			t.Errorf("attempt %d: a connected phase, though nothing was dialled after the start", i)
-		}
+		checkReleased(t, i, a, reqs[i])
 	}
 	// Each stream got its own reply: the server echoed the Host it routed on.
 	for _, c := range conns {

@@ -64,8 +64,20 @@ func fnHandler(w http.ResponseWriter, r *http.Request) {
 // HTTP/1.1 and h2c (250 streams per connection, like Traefik) and returns
 // its address.
 func benchServer(tb testing.TB) string {
+	_, lines := helperProcess(tb, "COLDBENCH_BENCH_SERVER")
+	if !lines.Scan() {
+		tb.Fatal("the benchmark server said nothing")
+	}
+	return strings.TrimSpace(lines.Text())
+}
+
+// helperProcess starts this test binary with env=1, which TestMain turns
+// into a helper (an ingress, a server), and returns its stdin (closing it
+// ends the helper) and its stdout's lines. The helper is killed and waited
+// for at the test's end.
+func helperProcess(tb testing.TB, env string) (io.WriteCloser, *bufio.Scanner) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "COLDBENCH_BENCH_SERVER=1")
+	cmd.Env = append(os.Environ(), env+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -79,14 +91,11 @@ func benchServer(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		stdin.Close() // the server exits when its stdin closes
+		stdin.Close()
+		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		tb.Fatalf("the benchmark server said nothing: %v", err)
-	}
-	return strings.TrimSpace(line)
+	return stdin, bufio.NewScanner(out)
 }
 
 // serveBench is the benchmark server's process (COLDBENCH_BENCH_SERVER=1).
@@ -170,18 +179,7 @@ func TestReleaseTogether(t *testing.T) {
 			}
 			continue
 		}
-		if !a.OK || a.TTFBNS <= 0 || a.TotalNS < a.TTFBNS || a.Probes != 1 || a.Start != reqs[i].t0 {
-			t.Errorf("attempt %d: %+v", i, a)
-		}
-		if _, ok := a.PhaseOffset(results.PhaseFunctionStart); !ok {
-			t.Errorf("attempt %d: no function_start phase", i)
-		}
-		if sent, ok := a.PhaseOffset(results.PhaseRequestSent); !ok || sent < 0 || sent.Nanoseconds() > a.TTFBNS {
-			t.Errorf("attempt %d: request_sent %v %v", i, sent, ok)
-		}
-		if _, ok := a.PhaseOffset(PhaseConnected); ok {
-			t.Errorf("attempt %d: dialled after its start though its connection was prepared: %+v", i, a.Phases)
-		}
+		checkReleased(t, i, a, reqs[i])
 	}
 	// A request that gets no answer in time is a timeout, never retried.
 	var slowHits atomic.Int64
@@ -325,6 +323,25 @@ func TestReleaseDialsInsideTheTimerOnlyWithoutAConnection(t *testing.T) {
 	out, _ = releaseTogether([]*request{newRequest(ctx, hang, "fn", 30*time.Second)})
 	if a := out[0]; a.OK || a.ErrorClass != results.ErrCanceled || time.Since(t0) > 3*time.Second {
 		t.Errorf("interrupted after %v: %+v", time.Since(t0), a)
+	}
+}
+
+// checkReleased checks a successful attempt of a release: timed from its
+// request's start, one probe, the function's start and request_sent
+// phases, and no connect after the start (its connection was prepared).
+func checkReleased(t *testing.T, i int, a results.Attempt, r *request) {
+	t.Helper()
+	if !a.OK || a.HTTPStatus != 200 || a.TTFBNS <= 0 || a.TotalNS < a.TTFBNS || a.Probes != 1 || a.Start.IsZero() || a.Start != r.t0 {
+		t.Errorf("attempt %d: %+v", i, a)
+	}
+	if _, ok := a.PhaseOffset(results.PhaseFunctionStart); !ok {
+		t.Errorf("attempt %d: no function_start phase", i)
+	}
+	if sent, ok := a.PhaseOffset(results.PhaseRequestSent); !ok || sent < 0 || sent.Nanoseconds() > a.TTFBNS {
+		t.Errorf("attempt %d: request_sent %v %v", i, sent, ok)
+	}
+	if _, ok := a.PhaseOffset(PhaseConnected); ok {
+		t.Errorf("attempt %d: dialled after its start though its connection was prepared: %+v", i, a.Phases)
 	}
 }
 
