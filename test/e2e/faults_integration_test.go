@@ -229,7 +229,9 @@ func TestKnativeClusterFaults(t *testing.T) {
 		var took time.Duration
 		attempts := l.faultRun(t, faultRun{
 			runtimes: goodRuntime,
-			extra:    []string{"--iterations", "5", "--timeout", "30s", "--readiness-timeout", "30s"}, planned: 5,
+			// Iterations enough for the cluster to come back: after the API
+			// server, Knative's webhook and controllers take a while.
+			extra: []string{"--iterations", "8", "--timeout", "30s", "--readiness-timeout", "30s"}, planned: 8,
 			any: []string{results.ErrPlatform, results.ErrTimeout},
 			inject: func(t *testing.T, p *process, out string) {
 				if !waitForAttempt(out, p, 3*time.Minute, func(a results.Attempt) bool { return a.Iteration == 1 }) {

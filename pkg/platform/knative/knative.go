@@ -640,9 +640,11 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 		out[i], starts[i] = got[k], reqs[k].t0
 	}
 
-	// The watches may deliver the last pod events a moment after the reply:
-	// give them until every answered revision shows its pod ready.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	// The watches may deliver the last pod events a while after the reply
+	// (the kubelet reports Ready on its own schedule, seconds late on a
+	// loaded node): give them until every answered revision shows its pod
+	// ready. Untimed, and over as soon as they do.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
 	p.tr.waitFor(sctx, func() bool {
 		for i := range ts {
 			if out[i].OK && !p.tr.view(ts[i].revision, starts[i]).podReady {
@@ -689,6 +691,10 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 	}
 	return out
 }
+
+// podReadyGrace bounds the wait, after the replies, for the watches to show
+// each answered pod Ready (its pod_ready phase).
+const podReadyGrace = 10 * time.Second
 
 // startedBefore is how long before the request's start the process that
 // answered had started (its function_start phase, from the function's own
