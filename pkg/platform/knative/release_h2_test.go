@@ -432,32 +432,16 @@ func TestReleaseH2LargeBodiesGiveWindowsBack(t *testing.T) {
 // untimed.
 //
 //	go test -run '^$' -bench 'Release500H2$' -benchtime 200x ./pkg/platform/knative/
-func BenchmarkRelease500H2(b *testing.B) { benchReleaseH2(b, 500) }
+func BenchmarkRelease500H2(b *testing.B) { benchRelease(b, 500, overH2) }
 
 // BenchmarkRelease50H2 is BenchmarkRelease500H2 with 50 requests (one
 // connection, one write: the skew is 0 by construction).
-func BenchmarkRelease50H2(b *testing.B) { benchReleaseH2(b, 50) }
+func BenchmarkRelease50H2(b *testing.B) { benchRelease(b, 50, overH2) }
 
-func benchReleaseH2(b *testing.B, n int) {
-	addr := benchServer(b)
-	var skews []float64
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		reqs := make([]*request, n)
-		for k := range reqs {
-			reqs[k] = newRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
-		}
-		conns := prepareH2(reqs)
-		b.StartTimer()
-		out, skew := releaseH2(reqs, conns)
-		for _, a := range out {
-			if !a.OK {
-				b.Fatalf("request failed: %s %s", a.ErrorClass, a.Error)
-			}
-		}
-		skews = append(skews, float64(skew.Nanoseconds())/1e3)
-	}
-	reportSkews(b, skews)
+// overH2 is the h2c release mode of benchRelease.
+func overH2(reqs []*request) func() ([]results.Attempt, time.Duration) {
+	conns := prepareH2(reqs)
+	return func() ([]results.Attempt, time.Duration) { return releaseH2(reqs, conns) }
 }
 
 // realtime runs the thread SCHED_FIFO where the process may (root here),

@@ -354,17 +354,30 @@ func checkReleased(t *testing.T, i int, a results.Attempt, r *request) {
 // the study's way, connecting inside the timer.
 //
 //	go test -run '^$' -bench 'Release500' -benchtime 200x ./pkg/platform/knative/
-func BenchmarkRelease500(b *testing.B) { benchRelease(b, 500, true) }
+func BenchmarkRelease500(b *testing.B) { benchRelease(b, 500, predialled) }
 
 // BenchmarkRelease50 is BenchmarkRelease500 with 50 requests: the skew
 // grows with N (each write costs the kernel's loopback path).
-func BenchmarkRelease50(b *testing.B) { benchRelease(b, 50, true) }
+func BenchmarkRelease50(b *testing.B) { benchRelease(b, 50, predialled) }
 
 // BenchmarkRelease500Dial is BenchmarkRelease500 with each connection
 // dialled after the request's start, as the study's client did.
-func BenchmarkRelease500Dial(b *testing.B) { benchRelease(b, 500, false) }
+func BenchmarkRelease500Dial(b *testing.B) { benchRelease(b, 500, dialledInTimer) }
 
-func benchRelease(b *testing.B, n int, predial bool) {
+// A release mode of the benchmarks: it prepares reqs (untimed) and
+// returns the release to time.
+type releaseMode func(reqs []*request) func() ([]results.Attempt, time.Duration)
+
+func predialled(reqs []*request) func() ([]results.Attempt, time.Duration) {
+	prepare(reqs)
+	return func() ([]results.Attempt, time.Duration) { return release(reqs) }
+}
+
+func dialledInTimer(reqs []*request) func() ([]results.Attempt, time.Duration) {
+	return func() ([]results.Attempt, time.Duration) { return release(reqs) }
+}
+
+func benchRelease(b *testing.B, n int, mode releaseMode) {
 	addr := benchServer(b)
 	var skews []float64
 	for i := 0; i < b.N; i++ {
@@ -373,11 +386,9 @@ func benchRelease(b *testing.B, n int, predial bool) {
 		for k := range reqs {
 			reqs[k] = newRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
 		}
-		if predial {
-			prepare(reqs)
-		}
+		run := mode(reqs)
 		b.StartTimer()
-		out, skew := release(reqs)
+		out, skew := run()
 		for _, a := range out {
 			if !a.OK {
 				b.Fatalf("request failed: %s %s", a.ErrorClass, a.Error)
