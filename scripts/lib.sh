@@ -13,9 +13,12 @@ CB_BINDIR=$CB_STATE/bin
 # version outside the checkout: containerd 2.x (daemon, ctr, runc shim) and
 # gVisor (runsc, its shim, coldbench's launcher for it).
 CB_CACHE=${COLDBENCH_CACHE_DIR:-/var/cache/coldbench}
-CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
-GVISOR_VERSION=${GVISOR_VERSION:-v0.0.0-20260905035102-160fafc42237}
-CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}
+# Versions: config/versions.env (Go reads it too); the environment overrides.
+_cb_versions() { local k v; while IFS='=' read -r k v; do
+  case $k in ''|'#'*) continue ;; esac
+  [ -n "${!k:-}" ] || printf -v "$k" '%s' "$v"
+done <"$COLDBENCH_ROOT/config/versions.env"; }
+_cb_versions
 CB_CONTAINERD_BIN=$CB_CACHE/containerd/$CONTAINERD_VERSION/bin
 CB_GVISOR_BIN=$CB_CACHE/gvisor/$GVISOR_VERSION/bin
 # runc and crun from Debian; containerd is ours (above); gcc builds

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coldbench/coldbench/internal/testenv/tools"
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/image"
 	"github.com/coldbench/coldbench/pkg/platform/node"
@@ -78,7 +79,9 @@ func endpoint(t testing.TB, how int) string {
 	return ep
 }
 
-// Binary checks a program is on PATH.
+// Binary checks a program is on PATH. Only for what a fresh machine has or
+// the scripts install from Debian (go, cc, chromium): programs the scripts
+// build (containerd, ctr, runsc) are found by ContainerdBin, never on PATH.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
@@ -86,6 +89,23 @@ func Binary(t testing.TB, name string) string {
 		Missing(t, name+" on PATH")
 	}
 	return p
+}
+
+// ContainerdBin is the directory where scripts/build-runtimes.sh builds
+// containerd, ctr and containerd-shim-runc-v2 (config/versions.env), with
+// those three checked present.
+func ContainerdBin(t testing.TB) string {
+	t.Helper()
+	dir, err := tools.ContainerdBin(RepoRoot())
+	if err != nil {
+		t.Fatalf("locating the containerd build: %v", err)
+	}
+	for _, b := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			Missing(t, "containerd build "+filepath.Join(dir, b)+" (scripts/build-runtimes.sh builds it)")
+		}
+	}
+	return dir
 }
 
 // Lab describes the running lab (lab/up.sh): where its kubeconfig and
@@ -101,28 +121,18 @@ type Lab struct {
 
 // Lab defaults, overridable with COLDBENCH_LAB_KUBECONFIG, COLDBENCH_LAB_INGRESS,
 // COLDBENCH_LAB_DOMAIN, COLDBENCH_LAB_CRI_SOCKET and COLDBENCH_CTR (they must
-// match lab/lib.sh and scripts/lib.sh).
+// match lab/lib.sh and scripts/lib.sh). The lab's ctr is the one of the
+// containerd build in config/versions.env.
 const (
 	DefaultLabKubeconfig = "/var/lib/coldbench/lab/kubeconfig"
 	DefaultLabIngress    = "http://127.0.0.1:31080"
 	DefaultLabDomain     = "lab.coldbench.local"
 	DefaultLabCRISocket  = "/run/coldbench/lab/containerd/containerd.sock"
-	DefaultLabCtr        = "/var/cache/coldbench/containerd/v2.4.2/bin/ctr"
 )
 
 // RepoRoot is the checkout's root directory (tests run in their package's
 // directory; the root holds go.mod).
-func RepoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
+func RepoRoot() string { return tools.RepoRoot() }
 
 // LabEnv returns the lab's coordinates, skipping t (failing it in CI) when
 // the lab's kubeconfig is missing. Whether the cluster answers is the
@@ -134,11 +144,14 @@ func LabEnv(t testing.TB) Lab {
 		Ingress:    envOr("COLDBENCH_LAB_INGRESS", DefaultLabIngress),
 		Domain:     envOr("COLDBENCH_LAB_DOMAIN", DefaultLabDomain),
 		CRISocket:  envOr("COLDBENCH_LAB_CRI_SOCKET", DefaultLabCRISocket),
-		Ctr:        envOr("COLDBENCH_CTR", DefaultLabCtr),
+		Ctr:        os.Getenv("COLDBENCH_CTR"),
 		Ctl:        filepath.Join(RepoRoot(), "lab", "ctl.sh"),
 	}
 	if _, err := os.Stat(l.Kubeconfig); err != nil {
 		MissingLab(t, "lab kubeconfig "+l.Kubeconfig)
+	}
+	if l.Ctr == "" {
+		l.Ctr = filepath.Join(ContainerdBin(t), "ctr")
 	}
 	return l
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/coldbench/coldbench/internal/testenv/tools"
 )
 
 // TestContainerdImport imports a WriteTarball archive into a private
@@ -26,10 +28,10 @@ func TestContainerdImport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a containerd daemon")
 	}
-	requireTools(t, "containerd", "ctr")
 	if os.Geteuid() != 0 {
 		missing(t, "containerd needs root")
 	}
+	cbin := containerdBin(t)
 	bins := builtFunctions(t)
 
 	imgs := map[string]v1.Image{}
@@ -65,7 +67,7 @@ func TestContainerdImport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := startContainerd(t, dir)
+	c := startContainerd(t, cbin, dir)
 	snap := c.snapshotter(t)
 	t.Logf("snapshotter %s", snap)
 
@@ -138,13 +140,31 @@ func checkFile(t *testing.T, ref, path, hostBin string, img v1.Image) {
 }
 
 type containerd struct {
+	bin  string // the directory of containerd and ctr
 	sock string
 	log  string
 }
 
-func startContainerd(t *testing.T, dir string) *containerd {
+// containerdBin is where scripts/build-runtimes.sh builds containerd and
+// ctr (config/versions.env); never the PATH, which on a fresh machine has
+// neither, and elsewhere may hold another containerd than the one measured.
+func containerdBin(t *testing.T) string {
 	t.Helper()
-	c := &containerd{sock: filepath.Join(dir, "c.sock"), log: filepath.Join(dir, "containerd.log")}
+	dir, err := tools.ContainerdBin(tools.RepoRoot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"containerd", "ctr"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			missing(t, "%s is not built (scripts/build-runtimes.sh builds it)", filepath.Join(dir, b))
+		}
+	}
+	return dir
+}
+
+func startContainerd(t *testing.T, bin, dir string) *containerd {
+	t.Helper()
+	c := &containerd{bin: bin, sock: filepath.Join(dir, "c.sock"), log: filepath.Join(dir, "containerd.log")}
 	cfg := filepath.Join(dir, "config.toml")
 	// CRI would start networking/streaming servers; opt would write to /opt.
 	const config = "version = 2\n" +
@@ -156,7 +176,7 @@ func startContainerd(t *testing.T, dir string) *containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("containerd", "--config", cfg,
+	cmd := exec.Command(filepath.Join(bin, "containerd"), "--config", cfg,
 		"--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
 		"--address", c.sock, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -188,7 +208,7 @@ func startContainerd(t *testing.T, dir string) *containerd {
 			t.Fatalf("containerd exited: %v\n%s", err, b)
 		default:
 		}
-		if exec.Command("ctr", "--address", c.sock, "version").Run() == nil {
+		if exec.Command(filepath.Join(bin, "ctr"), "--address", c.sock, "version").Run() == nil {
 			return c
 		}
 		if time.Now().After(deadline) {
@@ -202,7 +222,7 @@ func (c *containerd) ctr(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.sock}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "ctr"), append([]string{"--address", c.sock}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)

@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/probe"
@@ -70,6 +71,9 @@ type labOptions struct {
 	objects     []runtime.Object // ksvcs that exist before the run
 	poolSize    int              // pool protocol's sets (default: bench's)
 	http        string           // measured requests' HTTP (default http1)
+	// hidePodEvents: the pod watch never delivers these pods' events (a
+	// watch running far behind); lists still show them.
+	hidePodEvents func(pod string) bool
 }
 
 // labSvc is the lab's view of one ksvc.
@@ -147,6 +151,22 @@ func newLab(t *testing.T, o labOptions) *lab {
 		byName: map[string]*labSvc{}, byHost: map[string]*labSvc{}, hits: map[string]int{}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.kube = fake.NewClientset()
+	if hide := o.hidePodEvents; hide != nil {
+		l.kube.PrependWatchReactor("pods", func(a clienttesting.Action) (bool, watch.Interface, error) {
+			var opts metav1.ListOptions
+			if wa, ok := a.(clienttesting.WatchActionImpl); ok {
+				opts = wa.ListOptions
+			}
+			w, err := l.kube.Tracker().Watch(a.GetResource(), a.GetNamespace(), opts)
+			if err != nil {
+				return false, nil, err
+			}
+			return true, watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+				p, ok := e.Object.(*corev1.Pod)
+				return e, !ok || !hide(p.Name)
+			}), nil
+		})
+	}
 	l.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{ServiceGVR: "ServiceList"}, o.objects...)
 	// Like Traefik: HTTP/1.1 and HTTP/2 cleartext on one port.
@@ -815,6 +835,23 @@ func TestColdStartAnswerFromAPodThatExistedBeforeIsNotCold(t *testing.T) {
 	}
 	if a.HTTPStatus != http.StatusOK {
 		t.Errorf("warm reply: HTTP %d, want the 200 kept in the record", a.HTTPStatus)
+	}
+	checkCold(t, out[1], l, 1, l.name(2, 0, 1))
+}
+
+// A pod that exists before the request but whose events the watch has not
+// delivered (a loaded API server, seconds behind) is still seen as there
+// before the request: the list taken before the release counts it, so the
+// reply from it is not cold, and is not taken for a new pod's.
+func TestColdStartPodTheWatchHasNotDeliveredIsNotCold(t *testing.T) {
+	var l *lab
+	l = newLab(t, labOptions{
+		behave:        func(i int) behaviour { return behaviour{podAtReady: i == 0} },
+		hidePodEvents: func(pod string) bool { return strings.HasPrefix(pod, l.name(2, 0, 0)+"-") },
+	})
+	out := l.coldStart(l.cell(2, 0, 10*time.Second))
+	if a := out[0]; a.OK || a.ErrorClass != results.ErrNotCold || !strings.Contains(a.Error, l.name(2, 0, 0)+"-00001-deployment-") || a.Cold.Pod != "" || a.Cold.PriorPods != 1 {
+		t.Errorf("warm reply the watch did not show: ok=%v class=%q error=%q pod=%q prior=%d", a.OK, a.ErrorClass, a.Error, a.Cold.Pod, a.Cold.PriorPods)
 	}
 	checkCold(t, out[1], l, 1, l.name(2, 0, 1))
 }

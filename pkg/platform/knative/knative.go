@@ -615,6 +615,19 @@ func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
 	return nil
 }
 
+// catchUpPods lists the experiment's pods once, untimed, before a release,
+// so that what the watches have not delivered yet still counts as there
+// before the requests (tracker.catchUp). Without the list (an API server
+// that does not answer), the watches' view stands, as it did before.
+func (p *Platform) catchUpPods(ctx context.Context) {
+	pods, err := p.kube.CoreV1().Pods(p.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + p.trID})
+	if err != nil {
+		slog.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
+		return
+	}
+	p.tr.catchUp(pods.Items)
+}
+
 // measure releases one GET per Ready service at once (release.go): each on
 // its own connection to the ingress, dialled before the release, so the
 // connection set-up is not in the measured path.
@@ -630,6 +643,7 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 		reqs = append(reqs, newRequest(ctx, p.ingress.Address, ts[i].host, cell.RequestTimeout))
 		idx = append(idx, i)
 	}
+	p.catchUpPods(ctx)
 	release := releaseTogether
 	if p.spec.HTTP == bench.H2C {
 		release = releaseTogetherH2
@@ -647,7 +661,8 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
 	p.tr.waitFor(sctx, func() bool {
 		for i := range ts {
-			if out[i].OK && !p.tr.view(ts[i].revision, starts[i]).podReady {
+			// A warm pod answered: no new pod to wait for.
+			if v := p.tr.view(ts[i].revision, starts[i]); out[i].OK && v.warmPod == "" && !v.podReady {
 				return false
 			}
 		}

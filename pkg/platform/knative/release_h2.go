@@ -348,9 +348,15 @@ func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Durati
 	}
 
 	writeAll(conns)
+	if h2TestHookAfterWrite != nil {
+		h2TestHookAfterWrite(conns)
+	}
 
 	// Streams that cannot get a reply end now; the others get their
-	// timeout (from their start) and their interrupt.
+	// timeout (from their start) and their interrupt. The connection's
+	// reader may have run ahead of this loop and seen the ingress's whole
+	// answer already (GOAWAY, then the close): a stream the GOAWAY says was
+	// not processed is that, whatever ended the connection afterwards.
 	var stops []func() bool
 	for _, c := range conns {
 		c.mu.Lock()
@@ -366,10 +372,10 @@ func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Durati
 			switch {
 			case s.preErr != nil:
 				c.endStream(s, s.preErr, c.t0, false)
-			case cause != nil:
-				c.endStream(s, cause, c.sent, false)
 			case goaway != nil && s.id > last:
 				c.endStream(s, goawayError(goaway, s.id), c.sent, false)
+			case cause != nil:
+				c.endStream(s, cause, c.sent, false)
 			default:
 				timer := time.AfterFunc(time.Until(c.t0.Add(s.r.timeout)), func() {
 					c.endStream(s, os.ErrDeadlineExceeded, time.Now(), true)
@@ -401,6 +407,11 @@ func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Durati
 	}
 	return out, bench.ReleaseSkew(starts)
 }
+
+// h2TestHookAfterWrite, when set (by tests only), runs between the writes
+// and the release's bookkeeping: a test makes the connections' readers run
+// ahead there, an ordering a loaded machine produces now and then.
+var h2TestHookAfterWrite func(conns []*h2conn)
 
 // writeAll sends every connection's buffer, each connection's requests
 // starting at the instant before its write. With no more connections than

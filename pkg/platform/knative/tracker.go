@@ -265,6 +265,33 @@ func (t *tracker) livePods(rev string) int {
 	return n
 }
 
+// catchUp brings the pod timelines up to date with a list of the
+// experiment's pods taken just now (before a release): a watch may deliver
+// a pod's events seconds late on a loaded cluster, and a pod that already
+// exists must count as existing before the requests (prior, warm), never
+// as the cold pod they created. A pod the tracker knows as alive but the
+// list lacks was deleted before the list: it is gone now.
+func (t *tracker) catchUp(pods []corev1.Pod) {
+	listed := map[string]bool{}
+	for i := range pods {
+		listed[pods[i].Name] = true
+		t.onPod(&pods[i], false)
+	}
+	now := t.now()
+	t.mu.Lock()
+	for _, r := range t.revs {
+		for _, p := range r.pods {
+			if !listed[p.name] && p.gone.IsZero() {
+				p.gone = now
+				if p.terminating.IsZero() {
+					p.terminating = now
+				}
+			}
+		}
+	}
+	t.mu.Unlock()
+}
+
 // attemptView is what the tracker knows about one attempt on rev started at t0.
 type attemptView struct {
 	pod      string
