@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 )
@@ -16,8 +18,13 @@ import (
 type Writer struct {
 	mu   sync.Mutex
 	f    *os.File
+	out  io.Writer // f, or a test's wrapper of it
 	path string
 }
+
+// wrapFile lets tests put a failing writer (a full disk) in front of the
+// file CreateWithHeader opens.
+var wrapFile = func(f *os.File) io.Writer { return f }
 
 // Create opens path for appending, creating it if needed.
 func Create(path string) (*Writer, error) {
@@ -25,7 +32,43 @@ func Create(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening results file %q: %w", path, err)
 	}
-	return &Writer{f: f, path: path}, nil
+	return &Writer{f: f, out: f, path: path}, nil
+}
+
+// CreateWithHeader opens path for appending, creating it if needed, and
+// writes h as its first record in the same step: if the header cannot be
+// written and synced (a full disk), a file this call created is removed,
+// and an existing file (a resumed run's) is cut back to its former size,
+// never removed, so a failed start leaves no file, or the file as it was.
+func CreateWithHeader(path string, h *Header) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	created := err == nil
+	if errors.Is(err, fs.ErrExist) {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening results file %q: %w", path, err)
+	}
+	var size int64
+	if !created {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("opening results file %q: %w", path, err)
+		}
+		size = fi.Size()
+	}
+	w := &Writer{f: f, out: wrapFile(f), path: path}
+	if err := w.Write(h); err != nil {
+		f.Close()
+		if created {
+			os.Remove(path)
+		} else if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Size() > size {
+			os.Truncate(path, size) // a partial header line
+		}
+		return nil, fmt.Errorf("writing the header: %w", err)
+	}
+	return w, nil
 }
 
 // Path is the file the writer appends to.
@@ -49,7 +92,7 @@ func (w *Writer) WriteBatch(recs ...any) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, err := w.f.Write(b); err != nil {
+	if _, err := w.out.Write(b); err != nil {
 		return fmt.Errorf("appending to %q: %w", w.path, err)
 	}
 	if err := w.f.Sync(); err != nil {
