@@ -57,7 +57,9 @@ const lenientUsage = "skip inconsistent records and count them instead of refusi
 // printReport renders the statistics of the given results files, streamed
 // and validated (results.Reader) into one analysis model.
 func printReport(ctx context.Context, w io.Writer, format string, files []string, ropt results.ReadOptions) error {
-	m, err := stats.Load(ctx, ropt, files...)
+	m := stats.NewModel()
+	m.NoPhases = true // the tables show no phases
+	m, err := m.Load(ctx, ropt, files...)
 	if err != nil {
 		return err
 	}

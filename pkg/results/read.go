@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -50,9 +51,12 @@ type Record struct {
 // two, is a record counted twice. Warm-ups carry negative iterations (the
 // runner numbers them -warmups..-1) but the flag is part of the key so that
 // no numbering of them can collide with a measured iteration.
+//
+// The fields are 32-bit (checkAttempt refuses larger values) so that the
+// key of each of a large file's attempts costs 24 bytes, not 40.
 type attemptKey struct {
 	exp, runtime               int32 // interned ids
-	scale, iteration, instance int64
+	scale, iteration, instance int32
 	warmup                     bool
 }
 
@@ -146,7 +150,7 @@ func (r *Reader) Read(ctx context.Context, src io.Reader, name string, fn func(R
 	}
 	br := bufio.NewReaderSize(src, 256*1024)
 	for lineNo := 1; ; lineNo++ {
-		if lineNo%ctxCheckEvery == 0 {
+		if lineNo%ctxCheckEvery == 1 { // from the first line on
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("%sreading stopped at line %d: %w", prefix, lineNo, err)
 			}
@@ -274,8 +278,8 @@ func (r *Reader) check(rec *Record, here location) error {
 	if !ok {
 		return fmt.Errorf("attempt of experiment %q before any header of it", a.ExperimentID)
 	}
-	k := attemptKey{exp: exp, runtime: intern(r.runtimes, a.Runtime), scale: int64(a.Scale),
-		iteration: int64(a.Iteration), instance: int64(a.Instance), warmup: a.Warmup}
+	k := attemptKey{exp: exp, runtime: intern(r.runtimes, a.Runtime), scale: int32(a.Scale),
+		iteration: int32(a.Iteration), instance: int32(a.Instance), warmup: a.Warmup}
 	if prev, dup := r.attempts[k]; dup {
 		kind := "iteration"
 		if a.Warmup {
@@ -292,6 +296,8 @@ func checkAttempt(a *Attempt) error {
 	switch {
 	case a.Scale < 1:
 		return fmt.Errorf("scale %d: must be at least 1", a.Scale)
+	case a.Scale > math.MaxInt32 || a.Iteration > math.MaxInt32 || a.Iteration < math.MinInt32:
+		return fmt.Errorf("scale %d or iteration %d: out of range", a.Scale, a.Iteration)
 	case a.Instance < 0 || a.Instance >= a.Scale:
 		return fmt.Errorf("instance %d: must be in [0, scale %d)", a.Instance, a.Scale)
 	case a.Iteration < 0 && !a.Warmup:

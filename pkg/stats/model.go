@@ -70,6 +70,10 @@ type Model struct {
 	First, Last time.Time
 	// Records counts the attempts added.
 	Records int
+	// NoPhases, set before adding attempts, leaves Cell.Phases and
+	// PhaseNames empty: the text report needs no phase offsets, and they
+	// are most of the model's memory (8 per successful attempt).
+	NoPhases bool
 
 	cells         map[CellKey]*Cell
 	keys          []CellKey
@@ -110,7 +114,11 @@ func FromSet(set *results.Set) *Model {
 
 // Load streams and validates results files (results.Reader) into a model.
 func Load(ctx context.Context, opt results.ReadOptions, files ...string) (*Model, error) {
-	m := NewModel()
+	return NewModel().Load(ctx, opt, files...)
+}
+
+// Load streams and validates results files (results.Reader) into m.
+func (m *Model) Load(ctx context.Context, opt results.ReadOptions, files ...string) (*Model, error) {
 	r := results.NewReader(opt)
 	for _, f := range files {
 		if err := r.ReadFile(ctx, f, m.Add); err != nil {
@@ -175,6 +183,9 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		c.Successes++
 		c.Responded[it]++
 		c.TTFB = append(c.TTFB, a.TTFBNS)
+		if m.NoPhases {
+			return
+		}
 		for _, p := range a.Phases {
 			if _, ok := c.Phases[p.Name]; !ok && !slices.Contains(m.PhaseNames, p.Name) {
 				m.PhaseNames = append(m.PhaseNames, p.Name)
