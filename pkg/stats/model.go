@@ -31,7 +31,8 @@ type Cell struct {
 	// order.
 	TTFB []int64
 	// Phases maps a phase name to its offsets (ns) in the successful
-	// measured attempts that recorded it, in record order.
+	// measured attempts that recorded it, in record order (an output may
+	// sort them in place: no analysis depends on their order).
 	Phases map[string][]float64
 	// Responded is, per iteration (experiment id and number, so sessions
 	// and experiments appended to one file stay apart; in order of first
