@@ -10,6 +10,7 @@
 //	go run ./bench/report                          # report, 200 MB
 //	go run ./bench/report -size 50 -- --attempts-csv /tmp/a.csv
 //	go run ./bench/report -verb plot -- -o /tmp/figs --format svg
+//	go run ./bench/report -interrupt 500ms      # Ctrl-C mid-read: time to stop
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
@@ -40,6 +42,7 @@ func main() {
 	verb := flag.String("verb", "report", "coldbench verb to run on the file: report, plot or compare")
 	keep := flag.String("file", "", "use (or create, if missing) this records file instead of a temp one")
 	cpuprofile := flag.String("cpuprofile", "", "write the child's CPU profile to this file")
+	interrupt := flag.Duration("interrupt", 0, "send the child SIGINT (Ctrl-C) this long after its start and measure how long it takes to stop")
 	flag.Parse()
 
 	path := *keep
@@ -76,6 +79,10 @@ func main() {
 	cmd := exec.Command(self, append([]string{"-child"}, args...)...)
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "COLDBENCH_BENCH_CPUPROFILE="+*cpuprofile)
+	if *interrupt > 0 {
+		measureInterrupt(cmd, *interrupt)
+		return
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		fatal(fmt.Errorf("child %v: %w", args, err))
@@ -93,8 +100,31 @@ func main() {
 		strings.Join(args[:len(args)-1], " "), float64(fi.Size())/1e6, lines, m.Seconds, records/m.Seconds, float64(m.HWMKiB)/1024)
 }
 
+// measureInterrupt starts the child, interrupts it after d (as Ctrl-C
+// would: SIGINT, which the child turns into a cancelled context like
+// cli.Main) and prints how long it took to exit after the signal.
+func measureInterrupt(cmd *exec.Cmd, d time.Duration) {
+	if err := cmd.Start(); err != nil {
+		fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		fatal(fmt.Errorf("the child finished (%v) before the interrupt at %v: interrupt earlier", err, d))
+	case <-time.After(d):
+	}
+	t0 := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		fatal(err)
+	}
+	err := <-done
+	fmt.Printf("SIGINT %v after the start: the child exited %.1f ms later (%v)\n", d, float64(time.Since(t0).Microseconds())/1000, err)
+}
+
 // child runs the CLI as `coldbench ARGS` with its output discarded and
-// prints its wall time and peak RSS as JSON.
+// prints its wall time and peak RSS as JSON. SIGINT cancels its context,
+// as in cli.Main.
 func child(args []string) int {
 	if p := os.Getenv("COLDBENCH_BENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
@@ -109,7 +139,9 @@ func child(args []string) int {
 	root := cli.NewRoot()
 	root.SetArgs(args)
 	root.SetOut(io.Discard)
-	if err := root.ExecuteContext(context.Background()); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "coldbench:", err)
 		return 1
 	}
