@@ -198,3 +198,20 @@ func BenchmarkDecodeAttempt(b *testing.B) {
 		}
 	})
 }
+
+// A line longer than the reader's buffer (a huge error message) is read
+// whole, and its line numbers stay right.
+func TestReadLongLine(t *testing.T) {
+	h := fullHeader("cb-1")
+	long := validAttempt("cb-1", 0, 0)
+	long.Error = strings.Repeat("x", 600*1024)
+	content := line(t, &h) + line(t, &long) + line(t, &long)
+	s, err := Read(strings.NewReader(content[:len(content)-1])) // no final newline: still whole
+	if err == nil || !strings.Contains(err.Error(), "line 3: attempt duplicates line 2") {
+		t.Fatalf("err = %v, want line 3 duplicating line 2", err)
+	}
+	s, err = Read(strings.NewReader(line(t, &h) + line(t, &long)))
+	if err != nil || len(s.Attempts) != 1 || s.Attempts[0].Error != long.Error {
+		t.Fatalf("long line: %v", err)
+	}
+}
