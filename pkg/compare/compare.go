@@ -309,6 +309,8 @@ func logs(v []float64) []float64 {
 // Files streams and validates (with opt.Read) the results files a and b
 // and compares them; with pairs in opt and b == "", the runtimes of a are
 // compared with each other. A file given as both A and B is read once.
+// A and B are separate inputs (a file compared with itself is no
+// duplicate), each validated on its own.
 func Files(ctx context.Context, a, b string, opt Options) (*Result, error) {
 	if b == "" {
 		if len(opt.Pairs) == 0 {
