@@ -318,13 +318,19 @@ func Files(ctx context.Context, a, b string, opt Options) (*Result, error) {
 		}
 		b = a
 	}
-	ma, err := stats.Load(ctx, opt.Read, a)
+	// Compare reads TTFB samples and counts only: no phase offsets.
+	load := func(path string) (*stats.Model, error) {
+		m := stats.NewModel()
+		m.NoPhases = true
+		return m.Load(ctx, opt.Read, path)
+	}
+	ma, err := load(a)
 	if err != nil {
 		return nil, err
 	}
 	mb := ma
 	if b != a {
-		if mb, err = stats.Load(ctx, opt.Read, b); err != nil {
+		if mb, err = load(b); err != nil {
 			return nil, err
 		}
 	}

@@ -49,10 +49,12 @@ type data struct {
 	platforms  []string
 }
 
-func newData(set *results.Set) *data { return fromModel(stats.FromSet(set)) }
+func newData(set *results.Set) *data { return fromModel(stats.FromSet(set), false) }
 
-// fromModel arranges the analysis model for plotting.
-func fromModel(m *stats.Model) *data {
+// fromModel arranges the analysis model for plotting. With consume, it
+// drops each cell's phase offsets from m once it has its own copy in ms,
+// so that the two copies do not coexist (m's phases are then gone).
+func fromModel(m *stats.Model, consume bool) *data {
 	d := &data{cells: map[cellKey]*cell{}, phaseNames: slices.Clone(m.PhaseNames)}
 	mc := m.Cells()
 	for _, c := range mc {
@@ -94,6 +96,9 @@ func fromModel(m *stats.Model) *data {
 			}
 			slices.Sort(v)
 			c.phaseMS[name] = v
+		}
+		if consume {
+			mcell.Phases = nil
 		}
 		d.cells[cellKey{r.Platform, r.Runtime, r.Scale}] = c
 	}

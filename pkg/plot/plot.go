@@ -55,10 +55,16 @@ func Figures(set *results.Set, opt Options) ([]*Figure, error) {
 
 // ModelFigures is Figures of an analysis model.
 func ModelFigures(m *stats.Model, opt Options) ([]*Figure, error) {
+	return modelFigures(m, opt, false)
+}
+
+// modelFigures: with consume, m's phase offsets are dropped as they are
+// copied (fromModel).
+func modelFigures(m *stats.Model, opt Options, consume bool) ([]*Figure, error) {
 	if m.Records == 0 {
 		return nil, fmt.Errorf("no attempt records to plot")
 	}
-	d := fromModel(m)
+	d := fromModel(m, consume)
 	if len(d.scales) == 0 {
 		return nil, fmt.Errorf("no attempt records to plot")
 	}
@@ -117,6 +123,10 @@ func WriteDir(ctx context.Context, dir string, set *results.Set, opt Options) ([
 // only once all are done, so an error, a full disk or a cancelled ctx
 // (checked between figures) leaves no new file in dir.
 func WriteModel(ctx context.Context, dir string, m *stats.Model, opt Options) ([]string, error) {
+	return writeModel(ctx, dir, m, opt, false)
+}
+
+func writeModel(ctx context.Context, dir string, m *stats.Model, opt Options, consume bool) ([]string, error) {
 	formats := opt.Formats
 	if len(formats) == 0 {
 		formats = []string{FormatSVG, FormatPNG}
@@ -126,7 +136,7 @@ func WriteModel(ctx context.Context, dir string, m *stats.Model, opt Options) ([
 			return nil, fmt.Errorf("unknown image format %q; valid formats: %s, %s", f, FormatSVG, FormatPNG)
 		}
 	}
-	figs, err := ModelFigures(m, opt)
+	figs, err := modelFigures(m, opt, consume)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +182,6 @@ func WriteFiles(ctx context.Context, dir string, files []string, opt Options, ro
 	if m.Records == 0 {
 		return nil, m.Warnings, fmt.Errorf("no attempt records in %s", strings.Join(files, ", "))
 	}
-	paths, err = WriteModel(ctx, dir, m, opt)
+	paths, err = writeModel(ctx, dir, m, opt, true) // m is ours: its phases need not outlive their copy
 	return paths, m.Warnings, err
 }
