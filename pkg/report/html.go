@@ -127,6 +127,12 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 
 // WriteHTMLModel is WriteHTML of an analysis model.
 func WriteHTMLModel(w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
+	return writeHTML(context.Background(), w, m, meta, opt)
+}
+
+// writeHTML checks ctx between figures: rendering them is most of the
+// page's time.
+func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
 	if m.Records == 0 {
 		return fmt.Errorf("no attempt records to report")
 	}
@@ -171,6 +177,9 @@ func WriteHTMLModel(w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) err
 		return err
 	}
 	for i, f := range figs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("rendering HTML: %w", err)
+		}
 		svg, err := f.InlineSVG()
 		if err != nil {
 			return err
@@ -206,7 +215,7 @@ func WriteHTMLFile(ctx context.Context, path string, files []string, opt HTMLOpt
 		return err
 	}
 	var buf bytes.Buffer
-	if err := WriteHTMLModel(&buf, m, MetaFromModel(m, files...), opt); err != nil {
+	if err := writeHTML(ctx, &buf, m, MetaFromModel(m, files...), opt); err != nil {
 		return err
 	}
 	if err := outfile.WriteFile(ctx, path, func(w io.Writer) error {
