@@ -37,6 +37,7 @@ test: node-up test-deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 20s ./pkg/bench
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 20s ./pkg/results
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 15s ./pkg/results
 
 unit:
 	$(GO) test -short ./...

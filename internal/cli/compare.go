@@ -56,7 +56,7 @@ Exit status: 0 no significant change reaches --threshold (or none given);
 			if len(args) == 2 {
 				fileB = args[1]
 			}
-			exceeded, err := compare.Run(cmd.OutOrStdout(), format, args[0], fileB, opt)
+			exceeded, err := compare.Run(cmd.Context(), cmd.OutOrStdout(), format, args[0], fileB, opt)
 			if err != nil {
 				return usageErr(err)
 			}
@@ -73,5 +73,6 @@ Exit status: 0 no significant change reaches --threshold (or none given);
 	cmd.Flags().StringVar(&opt.Direction, "direction", compare.DirectionBoth, "changes the threshold applies to: both, slower, faster")
 	cmd.Flags().StringArrayVar(&pairs, "pair", nil, "compare runtime A of the first file with runtime B of the second: A=B (repeatable)")
 	cmd.Flags().StringVar(&format, "format", compare.FormatTable, "output format: table, json")
+	cmd.Flags().BoolVar(&opt.Read.Lenient, "lenient", false, lenientUsage)
 	return cmd
 }

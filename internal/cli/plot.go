@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coldbench/coldbench/pkg/plot"
+	"github.com/coldbench/coldbench/pkg/results"
 )
 
 func newPlotCmd() *cobra.Command {
@@ -13,6 +14,7 @@ func newPlotCmd() *cobra.Command {
 		dir  string
 		opt  plot.Options
 		fmts []string
+		ropt results.ReadOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "plot -o DIR FILE...",
@@ -34,7 +36,10 @@ over successful attempts.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt.Formats = fmts
-			paths, err := plot.WriteFiles(dir, args, opt)
+			paths, warnings, err := plot.WriteFiles(cmd.Context(), dir, args, opt, ropt)
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
 			for _, p := range paths {
 				fmt.Fprintln(cmd.OutOrStdout(), p)
 			}
@@ -47,6 +52,7 @@ over successful attempts.`,
 	cmd.Flags().BoolVar(&opt.AllScales, "all-scales", false, "draw the per-N figures for every N in the records")
 	cmd.Flags().StringSliceVar(&fmts, "format", []string{plot.FormatSVG, plot.FormatPNG}, "image formats: svg, png")
 	cmd.Flags().IntVar(&opt.DPI, "dpi", plot.DefaultDPI, "resolution of PNG output")
+	cmd.Flags().BoolVar(&ropt.Lenient, "lenient", false, lenientUsage)
 	cmd.MarkFlagsMutuallyExclusive("scales", "all-scales")
 	return cmd
 }

@@ -256,16 +256,15 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 			return fmt.Errorf("--output: creating directory %q: %w", dir, err)
 		}
 	}
-	w, err := results.Create(out)
+	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Done: done, Session: session}
+	// Creating the file and writing its header are one step: a full disk
+	// leaves no header-less file behind (nor harms a resumed one).
+	w, err := results.CreateWithHeader(out, r.Header(ctx))
 	if err != nil {
 		return fmt.Errorf("--output: %w", err)
 	}
 	defer w.Close()
-
-	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Out: w, Done: done, Session: session}
-	if err := r.WriteHeader(ctx); err != nil {
-		return err
-	}
+	r.Out = w
 	log.Info("running", "experiment", id, "session", session, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "cells_already_recorded", len(done), "records", out)
 	prog := newProgress(exp.TotalAttempts())
 	r.OnAttempts = prog.onAttempts
@@ -279,7 +278,9 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	}
 	// The summary is computed from the file just written, exactly as
 	// `coldbench report` would: every printed number traces to its records.
-	if err := printReport(cmd.OutOrStdout(), f.format, []string{out}); err != nil {
+	// Not cancelled with ctx: after an interrupt the summary of what was
+	// recorded is still printed (the read is short and bounded).
+	if err := printReport(context.WithoutCancel(ctx), cmd.OutOrStdout(), f.format, []string{out}, results.ReadOptions{}); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "\nraw records: %s (this session: %d attempts, %d failed", out, outcome.Attempts, outcome.Failures)

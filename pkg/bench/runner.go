@@ -142,6 +142,13 @@ func (e *Experiment) TotalAttempts() int {
 
 // WriteHeader writes the header record describing the run and the host.
 func (r *Runner) WriteHeader(ctx context.Context) error {
+	return r.Out.Write(r.Header(ctx))
+}
+
+// Header is the header record describing the run and the host (for
+// results.CreateWithHeader, which creates the file and writes it as one
+// step).
+func (r *Runner) Header(ctx context.Context) *results.Header {
 	tb := testbed.Collect()
 	r.Platform.Describe(ctx, r.Exp, &tb)
 	h := &results.Header{
@@ -154,7 +161,7 @@ func (r *Runner) WriteHeader(ctx context.Context) error {
 		Testbed:      tb,
 		Tool:         Tool(),
 	}
-	return r.Out.Write(h)
+	return h
 }
 
 // Run measures every cell. Order: for each N, warm-ups then iterations, and

@@ -14,6 +14,7 @@
 package compare
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -58,6 +59,8 @@ type Options struct {
 	// Pairs, when given, compare these runtimes (A's runtime with B's)
 	// instead of each runtime with its namesake.
 	Pairs []Pair
+	// Read says how Files treats inconsistent records.
+	Read results.ReadOptions
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -125,6 +128,8 @@ type Result struct {
 	FilesA, FilesB             []string
 	ExperimentsA, ExperimentsB []string
 	Rows                       []Row
+	// Warnings are the readers' (torn last lines, skipped records).
+	Warnings []string
 }
 
 // Exceeded reports whether any row exceeds the threshold.
@@ -147,35 +152,33 @@ type sample struct {
 	ok       []float64 // ns
 }
 
-func collect(set *results.Set) (map[key]*sample, []string, []string) {
+func collect(m *stats.Model) (map[key]*sample, []string, []string) {
 	cells := map[key]*sample{}
 	var runtimes, platforms []string
-	for _, a := range set.Attempts {
-		if a.Warmup {
-			continue
+	for _, c := range m.MeasuredCells() {
+		k := key{c.Key.Platform, c.Key.Runtime, c.Key.Scale}
+		if !slices.Contains(runtimes, k.runtime) {
+			runtimes = append(runtimes, k.runtime)
 		}
-		k := key{a.Platform, a.Runtime, a.Scale}
-		s := cells[k]
-		if s == nil {
-			s = &sample{}
-			cells[k] = s
+		if !slices.Contains(platforms, k.platform) {
+			platforms = append(platforms, k.platform)
 		}
-		if !slices.Contains(runtimes, a.Runtime) {
-			runtimes = append(runtimes, a.Runtime)
+		s := &sample{attempts: c.Attempts, ok: make([]float64, len(c.TTFB))}
+		for i, v := range c.TTFB {
+			s.ok[i] = float64(v)
 		}
-		if !slices.Contains(platforms, a.Platform) {
-			platforms = append(platforms, a.Platform)
-		}
-		s.attempts++
-		if a.OK {
-			s.ok = append(s.ok, float64(a.TTFBNS))
-		}
+		cells[k] = s
 	}
 	return cells, runtimes, platforms
 }
 
 // Compare compares set b against the baseline a.
 func Compare(a, b *results.Set, opt Options) (*Result, error) {
+	return CompareModels(stats.FromSet(a), stats.FromSet(b), opt)
+}
+
+// CompareModels compares the analysis model b against the baseline a.
+func CompareModels(a, b *stats.Model, opt Options) (*Result, error) {
 	opt, err := opt.withDefaults()
 	if err != nil {
 		return nil, err
@@ -303,27 +306,47 @@ func logs(v []float64) []float64 {
 	return out
 }
 
-// Files reads the results files a and b and compares them; with pairs in
-// opt and b == "", the runtimes of a are compared with each other.
-func Files(a, b string, opt Options) (*Result, error) {
+// Files streams and validates (with opt.Read) the results files a and b
+// and compares them; with pairs in opt and b == "", the runtimes of a are
+// compared with each other. A file given as both A and B is read once.
+// A and B are separate inputs (a file compared with itself is no
+// duplicate), each validated on its own.
+func Files(ctx context.Context, a, b string, opt Options) (*Result, error) {
 	if b == "" {
 		if len(opt.Pairs) == 0 {
 			return nil, fmt.Errorf("compare needs two results files, or one with --pair A=B")
 		}
 		b = a
 	}
-	sa, err := results.ReadFile(a)
+	// Compare reads TTFB samples and counts only: no phase offsets.
+	load := func(path string) (*stats.Model, error) {
+		m := stats.NewModel()
+		m.NoPhases = true
+		return m.Load(ctx, opt.Read, path)
+	}
+	ma, err := load(a)
 	if err != nil {
 		return nil, err
 	}
-	sb, err := results.ReadFile(b)
-	if err != nil {
-		return nil, err
+	mb := ma
+	if b != a {
+		if mb, err = load(b); err != nil {
+			return nil, err
+		}
 	}
-	res, err := Compare(sa, sb, opt)
+	res, err := CompareModels(ma, mb, opt)
 	if err != nil {
 		return nil, err
 	}
 	res.FilesA, res.FilesB = []string{a}, []string{b}
+	res.Warnings = append(prefixed("A", ma.Warnings), prefixed("B", mb.Warnings)...)
 	return res, nil
+}
+
+func prefixed(side string, w []string) []string {
+	out := make([]string, len(w))
+	for i, s := range w {
+		out[i] = side + ": " + s
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"math"
@@ -44,7 +45,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 // TestSameSetupNoSignificantChange: two runs of the same setup.
 func TestSameSetupNoSignificantChange(t *testing.T) {
-	res, err := Files(sameA, sameB, Options{ThresholdPct: 5})
+	res, err := Files(context.Background(), sameA, sameB, Options{ThresholdPct: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestSameSetupNoSignificantChange(t *testing.T) {
 // clearly shorter; the change comes with an interval that excludes 0 and
 // crosses a 10 % threshold.
 func TestRuncVersusCrun(t *testing.T) {
-	res, err := Files(labRecords, "", Options{Pairs: []Pair{{"runc", "crun"}}, ThresholdPct: 10, Direction: DirectionFaster})
+	res, err := Files(context.Background(), labRecords, "", Options{Pairs: []Pair{{"runc", "crun"}}, ThresholdPct: 10, Direction: DirectionFaster})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestRuncVersusCrun(t *testing.T) {
 	golden(t, "runc_vs_crun", buf.Bytes())
 
 	// Same comparison, threshold on slowdowns only: not exceeded.
-	res, err = Files(labRecords, "", Options{Pairs: []Pair{{"runc", "crun"}}, ThresholdPct: 10, Direction: DirectionSlower})
+	res, err = Files(context.Background(), labRecords, "", Options{Pairs: []Pair{{"runc", "crun"}}, ThresholdPct: 10, Direction: DirectionSlower})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestOptionErrors(t *testing.T) {
 	if _, err := Compare(&results.Set{}, set, Options{}); err == nil {
 		t.Error("empty A: want an error")
 	}
-	if _, err := Files(sameA, "", Options{}); err == nil {
+	if _, err := Files(context.Background(), sameA, "", Options{}); err == nil {
 		t.Error("one file without --pair: want an error")
 	}
 	if err := (&Result{}).Write(&bytes.Buffer{}, "yaml"); err == nil {

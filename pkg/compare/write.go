@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,11 +23,11 @@ const JSONSchema = "coldbench.dev/compare/v1"
 // Run compares the results files a and b (b may be "" with Pairs: the
 // runtimes of a against each other), writes the comparison to w in format
 // and reports whether a significant change crossed the threshold.
-func Run(w io.Writer, format, a, b string, opt Options) (exceeded bool, err error) {
+func Run(ctx context.Context, w io.Writer, format, a, b string, opt Options) (exceeded bool, err error) {
 	if err := checkFormat(format); err != nil {
 		return false, err
 	}
-	res, err := Files(a, b, opt)
+	res, err := Files(ctx, a, b, opt)
 	if err != nil {
 		return false, err
 	}
@@ -146,6 +147,9 @@ func (r *Result) writeTable(w io.Writer) error {
 	}
 	describe("A", r.FilesA, r.ExperimentsA)
 	describe("B", r.FilesB, r.ExperimentsB)
+	for _, w := range r.Warnings {
+		head = append(head, "warning: "+w)
+	}
 	head = append(head,
 		"median = median time to first byte of the successful attempts (ms); OK = successful/measured; warm-ups excluded",
 		"Δ = change from A to B: Hodges–Lehmann estimate of B/A − 1 with its "+conf+" CI (distribution-free)",
@@ -225,6 +229,7 @@ type jsonResult struct {
 	ExperimentsB []string  `json:"experiments_b"`
 	Exceeded     bool      `json:"exceeded"`
 	Rows         []jsonRow `json:"rows"`
+	Warnings     []string  `json:"warnings,omitempty"`
 }
 
 type jsonSide struct {
@@ -275,7 +280,7 @@ func (r *Result) writeJSON(w io.Writer) error {
 	out := jsonResult{Schema: JSONSchema, Alpha: o.Alpha, Confidence: 1 - o.Alpha, ThresholdPct: o.ThresholdPct,
 		Direction: o.Direction, FilesA: nonNil(r.FilesA), FilesB: nonNil(r.FilesB),
 		ExperimentsA: nonNil(r.ExperimentsA), ExperimentsB: nonNil(r.ExperimentsB),
-		Exceeded: r.Exceeded(), Rows: []jsonRow{}}
+		Exceeded: r.Exceeded(), Rows: []jsonRow{}, Warnings: r.Warnings}
 	for _, row := range r.Rows {
 		j := jsonRow{Platform: row.Platform, Scale: row.Scale, A: toJSONSide(row.A), B: toJSONSide(row.B), Tested: row.Tested,
 			CIOK: row.CIOK, Exact: row.Test.Exact, Significant: row.Significant, Exceeds: row.Exceeds}

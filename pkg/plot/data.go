@@ -49,16 +49,22 @@ type data struct {
 	platforms  []string
 }
 
-func newData(set *results.Set) *data {
-	d := &data{cells: map[cellKey]*cell{}}
-	rows := stats.Group(set)
-	for _, r := range rows {
-		if !slices.Contains(d.platforms, r.Platform) {
-			d.platforms = append(d.platforms, r.Platform)
+func newData(set *results.Set) *data { return fromModel(stats.FromSet(set), false) }
+
+// fromModel arranges the analysis model for plotting. With consume, it
+// drops each cell's phase offsets from m once it has its own copy in ms,
+// so that the two copies do not coexist (m's phases are then gone).
+func fromModel(m *stats.Model, consume bool) *data {
+	d := &data{cells: map[cellKey]*cell{}, phaseNames: slices.Clone(m.PhaseNames)}
+	mc := m.Cells()
+	for _, c := range mc {
+		if !slices.Contains(d.platforms, c.Key.Platform) {
+			d.platforms = append(d.platforms, c.Key.Platform)
 		}
 	}
 	byName := map[[2]string]*series{}
-	for _, r := range rows {
+	for _, mcell := range mc {
+		r := mcell.Row()
 		k := [2]string{r.Platform, r.Runtime}
 		s := byName[k]
 		if s == nil {
@@ -76,54 +82,27 @@ func newData(set *results.Set) *data {
 		if !slices.Contains(d.scales, r.Scale) {
 			d.scales = append(d.scales, r.Scale)
 		}
-		d.cells[cellKey{r.Platform, r.Runtime, r.Scale}] = &cell{series: s, scale: r.Scale, row: r, phaseMS: map[string][]float64{}}
+		c := &cell{series: s, scale: r.Scale, row: r, phaseMS: map[string][]float64{},
+			responded: slices.Clone(mcell.Responded)}
+		c.okMS = make([]float64, len(mcell.TTFB))
+		for i, v := range mcell.TTFB {
+			c.okMS[i] = float64(v) / 1e6
+		}
+		slices.Sort(c.okMS)
+		for name, offs := range mcell.Phases {
+			v := make([]float64, len(offs))
+			for i, o := range offs {
+				v[i] = o / 1e6
+			}
+			slices.Sort(v)
+			c.phaseMS[name] = v
+		}
+		if consume {
+			mcell.Phases = nil
+		}
+		d.cells[cellKey{r.Platform, r.Runtime, r.Scale}] = c
 	}
 	slices.Sort(d.scales)
-
-	type iterKey struct {
-		c          *cell
-		experiment string
-		iter       int
-	}
-	perIter := map[iterKey]int{}
-	iters := map[*cell][]iterKey{}
-	for i := range set.Attempts {
-		a := &set.Attempts[i]
-		if a.Warmup {
-			continue
-		}
-		c := d.cells[cellKey{a.Platform, a.Runtime, a.Scale}]
-		if c == nil {
-			continue
-		}
-		k := iterKey{c, a.ExperimentID, a.Iteration}
-		if _, seen := perIter[k]; !seen {
-			iters[c] = append(iters[c], k)
-			perIter[k] = 0
-		}
-		if !a.OK {
-			continue
-		}
-		perIter[k]++
-		c.okMS = append(c.okMS, float64(a.TTFBNS)/1e6)
-		for _, p := range a.Phases {
-			if !slices.Contains(d.phaseNames, p.Name) {
-				d.phaseNames = append(d.phaseNames, p.Name)
-			}
-			c.phaseMS[p.Name] = append(c.phaseMS[p.Name], float64(p.OffsetNS)/1e6)
-		}
-	}
-	for c, its := range iters {
-		for _, k := range its {
-			c.responded = append(c.responded, perIter[k])
-		}
-	}
-	for _, c := range d.cells {
-		slices.Sort(c.okMS)
-		for _, v := range c.phaseMS {
-			slices.Sort(v)
-		}
-	}
 	return d
 }
 

@@ -1,6 +1,7 @@
 package plot
 
 import (
+	"context"
 	"fmt"
 	"image/color"
 	"math"
@@ -151,10 +152,10 @@ func TestOptions(t *testing.T) {
 		t.Error("no attempts: want an error")
 	}
 	dir := t.TempDir()
-	if _, err := WriteDir(dir, set, Options{Formats: []string{"gif"}}); err == nil {
+	if _, err := WriteDir(context.Background(), dir, set, Options{Formats: []string{"gif"}}); err == nil {
 		t.Error("format gif: want an error")
 	}
-	paths, err := WriteDir(filepath.Join(dir, "new"), set, Options{Formats: []string{FormatSVG}})
+	paths, err := WriteDir(context.Background(), filepath.Join(dir, "new"), set, Options{Formats: []string{FormatSVG}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestOptions(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
-	if _, err := WriteFiles(dir, []string{filepath.Join(dir, "missing.jsonl")}, Options{}); err == nil {
+	if _, _, err := WriteFiles(context.Background(), dir, []string{filepath.Join(dir, "missing.jsonl")}, Options{}, results.ReadOptions{}); err == nil {
 		t.Error("missing file: want an error")
 	}
 }

@@ -13,14 +13,15 @@
 package plot
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/coldbench/coldbench/pkg/outfile"
 	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
 )
 
 // Image formats WriteDir can write.
@@ -49,7 +50,21 @@ func Figures(set *results.Set, opt Options) ([]*Figure, error) {
 	if set == nil || len(set.Attempts) == 0 {
 		return nil, fmt.Errorf("no attempt records to plot")
 	}
-	d := newData(set)
+	return ModelFigures(stats.FromSet(set), opt)
+}
+
+// ModelFigures is Figures of an analysis model.
+func ModelFigures(m *stats.Model, opt Options) ([]*Figure, error) {
+	return modelFigures(m, opt, false)
+}
+
+// modelFigures: with consume, m's phase offsets are dropped as they are
+// copied (fromModel).
+func modelFigures(m *stats.Model, opt Options, consume bool) ([]*Figure, error) {
+	if m.Records == 0 {
+		return nil, fmt.Errorf("no attempt records to plot")
+	}
+	d := fromModel(m, consume)
 	if len(d.scales) == 0 {
 		return nil, fmt.Errorf("no attempt records to plot")
 	}
@@ -94,9 +109,24 @@ func joinInts(v []int) string {
 	return strings.Join(s, ", ")
 }
 
-// WriteDir writes every figure of set into dir (created if missing) as
-// <name>.svg and/or <name>.png and returns the paths written.
-func WriteDir(dir string, set *results.Set, opt Options) ([]string, error) {
+// WriteDir writes every figure of set into dir; see WriteModel.
+func WriteDir(ctx context.Context, dir string, set *results.Set, opt Options) ([]string, error) {
+	if set == nil || len(set.Attempts) == 0 {
+		return nil, fmt.Errorf("no attempt records to plot")
+	}
+	return WriteModel(ctx, dir, stats.FromSet(set), opt)
+}
+
+// WriteModel writes every figure of m into dir (created if missing) as
+// <name>.svg and/or <name>.png and returns the paths written. The figures
+// are rendered into a staging directory inside dir and moved into place
+// only once all are done, so an error, a full disk or a cancelled ctx
+// (checked between figures) leaves no new file in dir.
+func WriteModel(ctx context.Context, dir string, m *stats.Model, opt Options) ([]string, error) {
+	return writeModel(ctx, dir, m, opt, false)
+}
+
+func writeModel(ctx context.Context, dir string, m *stats.Model, opt Options, consume bool) ([]string, error) {
 	formats := opt.Formats
 	if len(formats) == 0 {
 		formats = []string{FormatSVG, FormatPNG}
@@ -106,16 +136,20 @@ func WriteDir(dir string, set *results.Set, opt Options) ([]string, error) {
 			return nil, fmt.Errorf("unknown image format %q; valid formats: %s, %s", f, FormatSVG, FormatPNG)
 		}
 	}
-	figs, err := Figures(set, opt)
+	figs, err := modelFigures(m, opt, consume)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating output directory: %w", err)
+	stage, err := outfile.NewDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	var written []string
+	defer stage.Abort() // no-op after Commit
 	for _, fig := range figs {
 		for _, format := range formats {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("writing figures: %w", err)
+			}
 			var b []byte
 			var err error
 			if format == FormatSVG {
@@ -124,27 +158,30 @@ func WriteDir(dir string, set *results.Set, opt Options) ([]string, error) {
 				b, err = fig.PNG(opt.DPI)
 			}
 			if err != nil {
-				return written, err
+				return nil, err
 			}
-			path := filepath.Join(dir, fig.Name+"."+format)
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				return written, fmt.Errorf("writing figure: %w", err)
+			if err := stage.WriteFile(fig.Name+"."+format, b); err != nil {
+				return nil, fmt.Errorf("writing figure: %w", err)
 			}
-			written = append(written, path)
 		}
 	}
-	return written, nil
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("writing figures: %w", err)
+	}
+	return stage.Commit()
 }
 
-// WriteFiles reads results files and writes their figures into dir; see
-// WriteDir.
-func WriteFiles(dir string, files []string, opt Options) ([]string, error) {
-	set, err := results.ReadFiles(files...)
+// WriteFiles streams and validates results files (with ropt) and writes
+// their figures into dir; see WriteModel. It returns the paths written and
+// the reader's warnings.
+func WriteFiles(ctx context.Context, dir string, files []string, opt Options, ropt results.ReadOptions) (paths, warnings []string, err error) {
+	m, err := stats.Load(ctx, ropt, files...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(set.Attempts) == 0 {
-		return nil, fmt.Errorf("no attempt records in %s", strings.Join(files, ", "))
+	if m.Records == 0 {
+		return nil, m.Warnings, fmt.Errorf("no attempt records in %s", strings.Join(files, ", "))
 	}
-	return WriteDir(dir, set, opt)
+	paths, err = writeModel(ctx, dir, m, opt, true) // m is ours: its phases need not outlive their copy
+	return paths, m.Warnings, err
 }

@@ -1,13 +1,16 @@
 package report
 
 import (
+	"bufio"
+	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/coldbench/coldbench/pkg/outfile"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -35,78 +38,133 @@ func WriteAttemptsCSV(w io.Writer, set *results.Set) error {
 			}
 		}
 	}
+	aw, err := newAttemptsWriter(w, phases)
+	if err != nil {
+		return err
+	}
+	if set != nil {
+		for i := range set.Attempts {
+			if err := aw.write(&set.Attempts[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return aw.flush()
+}
+
+// attemptsWriter writes attempts CSV rows one at a time.
+type attemptsWriter struct {
+	cw     *csv.Writer
+	phases []string
+	rec    []string
+}
+
+func newAttemptsWriter(w io.Writer, phases []string) (*attemptsWriter, error) {
 	header := append([]string{}, attemptsCSVHeader...)
 	for _, p := range phases {
 		header = append(header, p+"_ms")
 	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(header); err != nil {
-		return err
-	}
-	if set == nil {
-		cw.Flush()
-		return cw.Error()
-	}
-	itoa := strconv.Itoa
-	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
-	for _, a := range set.Attempts {
-		ttfbMS, totalMS, ttfbNS, totalNS := "", "", "", ""
-		if a.OK || a.TTFBNS > 0 {
-			ttfbMS, ttfbNS = ms(float64(a.TTFBNS)), i64(a.TTFBNS)
-		}
-		if a.OK || a.TotalNS > 0 {
-			totalMS, totalNS = ms(float64(a.TotalNS)), i64(a.TotalNS)
-		}
-		status := ""
-		if a.HTTPStatus != 0 {
-			status = itoa(a.HTTPStatus)
-		}
-		skew := ""
-		if a.ReleaseSkewNS != 0 {
-			skew = i64(a.ReleaseSkewNS)
-		}
-		start := ""
-		if !a.Start.IsZero() {
-			start = a.Start.UTC().Format(time.RFC3339Nano)
-		}
-		load := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-		rec := []string{
-			a.ExperimentID, a.Platform, a.Runtime, a.Handler, itoa(a.Scale), itoa(a.Iteration), itoa(a.Instance),
-			strconv.FormatBool(a.Warmup), start,
-			strconv.FormatBool(a.OK), status, a.ErrorClass, a.Error,
-			ttfbMS, totalMS, ttfbNS, totalNS,
-			itoa(a.Probes), skew, load(a.LoadAvg[0]), load(a.LoadAvg[1]), load(a.LoadAvg[2]),
-			a.Cold.SandboxID, a.Cold.ContainerID, a.Cold.Pod, a.Cold.Revision, a.Cold.Address,
-		}
-		for _, name := range phases {
-			cell := ""
-			if d, ok := a.PhaseOffset(name); ok {
-				cell = ms(float64(d.Nanoseconds()))
-			}
-			rec = append(rec, cell)
-		}
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
+	aw := &attemptsWriter{cw: csv.NewWriter(w), phases: phases}
+	return aw, aw.cw.Write(header)
 }
 
-// WriteAttemptsCSVFile reads results files and writes every attempt record
-// to path as CSV; see WriteAttemptsCSV.
-func WriteAttemptsCSVFile(path string, files []string) error {
-	set, err := results.ReadFiles(files...)
+func (aw *attemptsWriter) flush() error {
+	aw.cw.Flush()
+	return aw.cw.Error()
+}
+
+func (aw *attemptsWriter) write(a *results.Attempt) error {
+	itoa := strconv.Itoa
+	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
+	ttfbMS, totalMS, ttfbNS, totalNS := "", "", "", ""
+	if a.OK || a.TTFBNS > 0 {
+		ttfbMS, ttfbNS = ms(float64(a.TTFBNS)), i64(a.TTFBNS)
+	}
+	if a.OK || a.TotalNS > 0 {
+		totalMS, totalNS = ms(float64(a.TotalNS)), i64(a.TotalNS)
+	}
+	status := ""
+	if a.HTTPStatus != 0 {
+		status = itoa(a.HTTPStatus)
+	}
+	skew := ""
+	if a.ReleaseSkewNS != 0 {
+		skew = i64(a.ReleaseSkewNS)
+	}
+	start := ""
+	if !a.Start.IsZero() {
+		start = a.Start.UTC().Format(time.RFC3339Nano)
+	}
+	load := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	rec := append(aw.rec[:0],
+		a.ExperimentID, a.Platform, a.Runtime, a.Handler, itoa(a.Scale), itoa(a.Iteration), itoa(a.Instance),
+		strconv.FormatBool(a.Warmup), start,
+		strconv.FormatBool(a.OK), status, a.ErrorClass, a.Error,
+		ttfbMS, totalMS, ttfbNS, totalNS,
+		itoa(a.Probes), skew, load(a.LoadAvg[0]), load(a.LoadAvg[1]), load(a.LoadAvg[2]),
+		a.Cold.SandboxID, a.Cold.ContainerID, a.Cold.Pod, a.Cold.Revision, a.Cold.Address,
+	)
+	for _, name := range aw.phases {
+		cell := ""
+		if d, ok := a.PhaseOffset(name); ok {
+			cell = ms(float64(d.Nanoseconds()))
+		}
+		rec = append(rec, cell)
+	}
+	aw.rec = rec
+	return aw.cw.Write(rec)
+}
+
+// WriteAttemptsCSVFile streams results files (validated with ropt) and
+// writes every attempt record to path as CSV (see WriteAttemptsCSV), in two
+// passes: the first learns the phase names (the columns), the second writes
+// the rows, so no record is held in memory. The file is written whole or
+// not at all (outfile.WriteFile): an error, a full disk or a cancelled ctx
+// leaves path as it was. It returns the reader's warnings.
+func WriteAttemptsCSVFile(ctx context.Context, path string, files []string, ropt results.ReadOptions) ([]string, error) {
+	var phases []string
+	r := results.NewReader(ropt)
+	for _, f := range files {
+		err := r.ReadFile(ctx, f, func(rec results.Record) error {
+			if rec.Attempt != nil {
+				for _, p := range rec.Attempt.Phases {
+					if !slices.Contains(phases, p.Name) {
+						phases = append(phases, p.Name)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	warnings := r.Warnings()
+	err := outfile.WriteFile(ctx, path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 256*1024)
+		aw, err := newAttemptsWriter(bw, phases)
+		if err != nil {
+			return err
+		}
+		r := results.NewReader(ropt) // the same checks, so the same records
+		for _, f := range files {
+			err := r.ReadFile(ctx, f, func(rec results.Record) error {
+				if rec.Attempt == nil {
+					return nil
+				}
+				return aw.write(rec.Attempt)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if err := aw.flush(); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 	if err != nil {
-		return err
+		return warnings, fmt.Errorf("attempts CSV: %w", err)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("creating attempts CSV: %w", err)
-	}
-	if err := WriteAttemptsCSV(f, set); err != nil {
-		f.Close()
-		return fmt.Errorf("writing attempts CSV: %w", err)
-	}
-	return f.Close()
+	return warnings, nil
 }

@@ -2,12 +2,12 @@ package report
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coldbench/coldbench/pkg/outfile"
 	"github.com/coldbench/coldbench/pkg/plot"
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
@@ -32,6 +33,8 @@ type HTMLOptions struct {
 	// Plot selects the per-N figures; with neither Scales nor AllScales
 	// set, the page has them for every N.
 	Plot plot.Options
+	// Read says how WriteHTMLFile treats inconsistent records.
+	Read results.ReadOptions
 }
 
 type htmlPage struct {
@@ -119,7 +122,21 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	if set == nil || len(set.Attempts) == 0 {
 		return fmt.Errorf("no attempt records to report")
 	}
-	rows := stats.Group(set)
+	return WriteHTMLModel(w, stats.FromSet(set), meta, opt)
+}
+
+// WriteHTMLModel is WriteHTML of an analysis model.
+func WriteHTMLModel(w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
+	return writeHTML(context.Background(), w, m, meta, opt)
+}
+
+// writeHTML checks ctx between figures: rendering them is most of the
+// page's time.
+func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
+	if m.Records == 0 {
+		return fmt.Errorf("no attempt records to report")
+	}
+	rows := m.Rows()
 	page := htmlPage{
 		Title:             opt.Title,
 		ExperimentIDs:     meta.ExperimentIDs,
@@ -130,11 +147,11 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	if page.Title == "" {
 		page.Title = "coldbench report"
 	}
-	page.Summary = summarize(set, rows)
-	page.Testbeds = testbeds(set.Headers)
-	page.Experiments = experiments(set.Headers)
-	if len(set.Headers) > 0 {
-		t := set.Headers[0].Tool
+	page.Summary = summarize(m, rows)
+	page.Testbeds = testbeds(m.Headers)
+	page.Experiments = experiments(m.Headers)
+	if len(m.Headers) > 0 {
+		t := m.Headers[0].Tool
 		page.Tool = strings.TrimSpace(t.Name + " " + t.Version + " " + t.Commit)
 	}
 
@@ -155,11 +172,14 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	if len(popt.Scales) == 0 {
 		popt.AllScales = true
 	}
-	figs, err := plot.Figures(set, popt)
+	figs, err := plot.ModelFigures(m, popt)
 	if err != nil {
 		return err
 	}
 	for i, f := range figs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("rendering HTML: %w", err)
+		}
 		svg, err := f.InlineSVG()
 		if err != nil {
 			return err
@@ -175,8 +195,8 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 		// The SVG comes from our own renderer, which escapes all text.
 		g.Figures = append(g.Figures, htmlFigure{ID: "fig-" + f.Name, Name: f.Name, Title: f.Title, Number: i + 1, SVG: template.HTML(svg)})
 	}
-	page.PhaseTables, page.PhasePartial = phaseTables(set, rows)
-	page.Failures, page.FailureTotal = failures(set)
+	page.PhaseTables, page.PhasePartial = phaseTables(m, rows)
+	page.Failures, page.FailureTotal = failures(m)
 
 	var buf bytes.Buffer
 	if err := htmlTmpl.Execute(&buf, page); err != nil {
@@ -186,23 +206,28 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	return err
 }
 
-// WriteHTMLFile reads results files and writes their HTML report to path.
-func WriteHTMLFile(path string, files []string, opt HTMLOptions) error {
-	set, err := results.ReadFiles(files...)
+// WriteHTMLFile streams results files (validated with opt.Read) and writes
+// their HTML report to path, whole or not at all (outfile.WriteFile): an
+// error or a cancelled ctx leaves path as it was.
+func WriteHTMLFile(ctx context.Context, path string, files []string, opt HTMLOptions) error {
+	m, err := stats.Load(ctx, opt.Read, files...)
 	if err != nil {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := WriteHTML(&buf, set, MetaFromSet(set, files...), opt); err != nil {
+	if err := writeHTML(ctx, &buf, m, MetaFromModel(m, files...), opt); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("writing HTML report: %w", err)
+	if err := outfile.WriteFile(ctx, path, func(w io.Writer) error {
+		_, err := w.Write(buf.Bytes())
+		return err
+	}); err != nil {
+		return fmt.Errorf("HTML report: %w", err)
 	}
 	return nil
 }
 
-func summarize(set *results.Set, rows []stats.Row) []kv {
+func summarize(m *stats.Model, rows []stats.Row) []kv {
 	var attempts, ok, failed, warm int
 	var runtimes []string
 	var scales []int
@@ -223,15 +248,7 @@ func summarize(set *results.Set, rows []stats.Row) []kv {
 	for i, n := range scales {
 		ns[i] = strconv.Itoa(n)
 	}
-	var first, last time.Time
-	for _, a := range set.Attempts {
-		if first.IsZero() || a.Start.Before(first) {
-			first = a.Start
-		}
-		if a.Start.After(last) {
-			last = a.Start
-		}
-	}
+	first, last := m.First, m.Last
 	out := []kv{
 		{"platforms", strings.Join(platforms(rows), ", ")},
 		{"runtimes", strings.Join(runtimes, ", ")},
@@ -379,33 +396,23 @@ func factString(k string, v any) string {
 // over each runtime's successful attempts, phases in time order (by the mean
 // of the runtimes' medians; ties in first-seen order). A median over fewer
 // attempts than succeeded carries their number, "(9)", and partial says so.
-func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, partial bool) {
-	type k struct {
-		platform, runtime string
-		scale             int
-	}
-	var names []string
+func phaseTables(m *stats.Model, rows []stats.Row) (tables []htmlPhaseTable, partial bool) {
+	type k = stats.CellKey
+	names := m.PhaseNames
 	offsets := map[k]map[string][]float64{}
-	for _, a := range set.Attempts {
-		if a.Warmup || !a.OK {
+	for _, c := range m.Cells() {
+		if len(c.Phases) == 0 {
 			continue
 		}
-		key := k{a.Platform, a.Runtime, a.Scale}
-		if offsets[key] == nil {
-			offsets[key] = map[string][]float64{}
+		// Sorted in place: the model is this page's, and a copy of
+		// every offset would double its largest part.
+		for _, v := range c.Phases {
+			slices.Sort(v)
 		}
-		for _, p := range a.Phases {
-			names = appendUnique(names, p.Name)
-			offsets[key][p.Name] = append(offsets[key][p.Name], float64(p.OffsetNS))
-		}
+		offsets[c.Key] = c.Phases
 	}
 	if len(names) == 0 {
 		return nil, false
-	}
-	for _, byName := range offsets {
-		for _, v := range byName {
-			slices.Sort(v)
-		}
 	}
 	withPlatform := len(platforms(rows)) > 1
 	var scales []int
@@ -418,7 +425,7 @@ func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, p
 	for _, n := range scales {
 		var cols []stats.Row
 		for _, r := range rows {
-			if r.Scale == n && len(offsets[k{r.Platform, r.Runtime, r.Scale}]) > 0 {
+			if r.Scale == n && len(offsets[k{Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale}]) > 0 {
 				cols = append(cols, r)
 			}
 		}
@@ -427,7 +434,7 @@ func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, p
 		}
 		cellOffsets := make([]map[string][]float64, len(cols))
 		for i, r := range cols {
-			cellOffsets[i] = offsets[k{r.Platform, r.Runtime, r.Scale}]
+			cellOffsets[i] = offsets[k{Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale}]
 		}
 		order := stats.PhaseOrder(names, cellOffsets)
 		t := htmlPhaseTable{Scale: n}
@@ -441,7 +448,7 @@ func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, p
 		for _, name := range order {
 			row := htmlPhaseRow{Name: name}
 			for _, r := range cols {
-				v := offsets[k{r.Platform, r.Runtime, r.Scale}][name]
+				v := offsets[k{Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale}][name]
 				switch {
 				case len(v) == 0:
 					row.Cells = append(row.Cells, "-")
@@ -461,30 +468,13 @@ func phaseTables(set *results.Set, rows []stats.Row) (tables []htmlPhaseTable, p
 
 // failures counts failed measured attempts by runtime, N and class, with the
 // first error message of each as an example.
-func failures(set *results.Set) ([]htmlFailure, int) {
+func failures(m *stats.Model) ([]htmlFailure, int) {
 	var out []htmlFailure
 	total := 0
-	for _, a := range set.Attempts {
-		if a.Warmup || a.OK {
-			continue
-		}
-		total++
-		class := a.ErrorClass
-		if class == "" {
-			class = stats.Unclassified
-		}
-		i := slices.IndexFunc(out, func(f htmlFailure) bool {
-			return f.Platform == a.Platform && f.Runtime == a.Runtime && f.Scale == a.Scale && f.Class == class
-		})
-		if i < 0 {
-			msg := a.Error
-			if r := []rune(msg); len(r) > 400 {
-				msg = string(r[:400]) + "…"
-			}
-			out = append(out, htmlFailure{Platform: a.Platform, Runtime: a.Runtime, Scale: a.Scale, Class: class, Example: msg})
-			i = len(out) - 1
-		}
-		out[i].Count++
+	for _, f := range m.Failures() {
+		total += f.Count
+		out = append(out, htmlFailure{Platform: f.Key.Platform, Runtime: f.Key.Runtime, Scale: f.Key.Scale,
+			Class: f.Class, Count: f.Count, Example: f.Example})
 	}
 	return out, total
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"os"
 	"path/filepath"
@@ -185,7 +186,7 @@ func TestWriteHTMLFileAndErrors(t *testing.T) {
 		t.Error("no attempts: want an error")
 	}
 	path := filepath.Join(t.TempDir(), "r.html")
-	if err := WriteHTMLFile(path, []string{labRecordsFile}, HTMLOptions{Title: "runc vs crun"}); err != nil {
+	if err := WriteHTMLFile(context.Background(), path, []string{labRecordsFile}, HTMLOptions{Title: "runc vs crun"}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)

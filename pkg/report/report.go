@@ -62,6 +62,11 @@ func MetaFromSet(set *results.Set, files ...string) Meta {
 	return m
 }
 
+// MetaFromModel is MetaFromSet of an analysis model.
+func MetaFromModel(m *stats.Model, files ...string) Meta {
+	return MetaFromSet(&results.Set{Headers: m.Headers, Warnings: m.Warnings}, files...)
+}
+
 // Write renders rows in the named format (case-insensitive; "" means
 // "table"). An unknown format is an error naming the valid ones.
 func Write(w io.Writer, format string, rows []stats.Row, meta Meta) error {

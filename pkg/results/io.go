@@ -1,12 +1,13 @@
 package results
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 )
@@ -17,8 +18,13 @@ import (
 type Writer struct {
 	mu   sync.Mutex
 	f    *os.File
+	out  io.Writer // f, or a test's wrapper of it
 	path string
 }
+
+// wrapFile lets tests put a failing writer (a full disk) in front of the
+// file CreateWithHeader opens.
+var wrapFile = func(f *os.File) io.Writer { return f }
 
 // Create opens path for appending, creating it if needed.
 func Create(path string) (*Writer, error) {
@@ -26,7 +32,43 @@ func Create(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening results file %q: %w", path, err)
 	}
-	return &Writer{f: f, path: path}, nil
+	return &Writer{f: f, out: f, path: path}, nil
+}
+
+// CreateWithHeader opens path for appending, creating it if needed, and
+// writes h as its first record in the same step: if the header cannot be
+// written and synced (a full disk), a file this call created is removed,
+// and an existing file (a resumed run's) is cut back to its former size,
+// never removed, so a failed start leaves no file, or the file as it was.
+func CreateWithHeader(path string, h *Header) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	created := err == nil
+	if errors.Is(err, fs.ErrExist) {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening results file %q: %w", path, err)
+	}
+	var size int64
+	if !created {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("opening results file %q: %w", path, err)
+		}
+		size = fi.Size()
+	}
+	w := &Writer{f: f, out: wrapFile(f), path: path}
+	if err := w.Write(h); err != nil {
+		f.Close()
+		if created {
+			os.Remove(path)
+		} else if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Size() > size {
+			os.Truncate(path, size) // a partial header line
+		}
+		return nil, fmt.Errorf("writing the header: %w", err)
+	}
+	return w, nil
 }
 
 // Path is the file the writer appends to.
@@ -50,7 +92,7 @@ func (w *Writer) WriteBatch(recs ...any) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, err := w.f.Write(b); err != nil {
+	if _, err := w.out.Write(b); err != nil {
 		return fmt.Errorf("appending to %q: %w", w.path, err)
 	}
 	if err := w.f.Sync(); err != nil {
@@ -80,8 +122,7 @@ func RepairTail(path string) (string, error) {
 	}
 	start := bytes.LastIndexByte(data, '\n') + 1
 	tail := data[start:]
-	var probe Set
-	if err := probe.decodeLine(bytes.TrimSpace(tail)); err == nil {
+	if _, err := decode(bytes.TrimSpace(tail)); err == nil {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			return "", err
@@ -106,91 +147,49 @@ type Set struct {
 	Warnings []string
 }
 
-// ReadFile reads one results file.
+// ReadFile reads and validates one results file into memory (see Reader).
 func ReadFile(path string) (*Set, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening results file: %w", err)
+	return ReadFiles(path)
+}
+
+// ReadFiles reads, validates and merges several results files in order;
+// records repeated across them are refused like repeats within one. It
+// holds every record in memory: the report, plot and compare paths stream
+// with a Reader instead.
+func ReadFiles(paths ...string) (*Set, error) {
+	return ReadFilesContext(context.Background(), ReadOptions{}, paths...)
+}
+
+// ReadFilesContext is ReadFiles with a context and options.
+func ReadFilesContext(ctx context.Context, opt ReadOptions, paths ...string) (*Set, error) {
+	s := &Set{}
+	r := NewReader(opt)
+	for _, p := range paths {
+		if err := r.ReadFile(ctx, p, s.add); err != nil {
+			return nil, err
+		}
 	}
-	defer f.Close()
-	s, err := Read(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
+	s.Warnings = r.Warnings()
 	return s, nil
 }
 
-// ReadFiles reads and merges several results files in order.
-func ReadFiles(paths ...string) (*Set, error) {
-	all := &Set{}
-	for _, p := range paths {
-		s, err := ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		all.Headers = append(all.Headers, s.Headers...)
-		all.Attempts = append(all.Attempts, s.Attempts...)
-		for _, w := range s.Warnings {
-			all.Warnings = append(all.Warnings, p+": "+w)
-		}
-	}
-	return all, nil
-}
-
-// Read decodes a JSONL stream. A last line without its newline that does not
-// decode is a torn write (the process was killed mid-write): it is dropped
-// with a warning. Any other undecodable line is an error naming its number.
-func Read(r io.Reader) (*Set, error) {
+// Read decodes and validates one unnamed JSONL stream (see Reader.Read);
+// warnings name lines only.
+func Read(src io.Reader) (*Set, error) {
 	s := &Set{}
-	br := bufio.NewReaderSize(r, 64*1024)
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("reading line %d: %w", lineNo, err)
-		}
-		atEOF := errors.Is(err, io.EOF)
-		torn := atEOF && len(line) > 0 // no trailing newline
-		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
-			if derr := s.decodeLine(trimmed); derr != nil {
-				if torn {
-					s.Warnings = append(s.Warnings, fmt.Sprintf("line %d: dropped a torn last record (%d bytes, no newline): %v", lineNo, len(line), derr))
-				} else {
-					return nil, fmt.Errorf("line %d: %w", lineNo, derr)
-				}
-			}
-		}
-		if atEOF {
-			return s, nil
-		}
+	r := NewReader(ReadOptions{})
+	if err := r.Read(context.Background(), src, "", s.add); err != nil {
+		return nil, err
 	}
+	s.Warnings = r.Warnings()
+	return s, nil
 }
 
-func (s *Set) decodeLine(b []byte) error {
-	var probe struct {
-		Type   string `json:"type"`
-		Schema string `json:"schema"`
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return fmt.Errorf("not a JSON record: %w", err)
-	}
-	switch probe.Type {
-	case TypeHeader:
-		if probe.Schema != SchemaVersion {
-			return fmt.Errorf("header has schema %q; this coldbench reads %q", probe.Schema, SchemaVersion)
-		}
-		var h Header
-		if err := json.Unmarshal(b, &h); err != nil {
-			return fmt.Errorf("decoding header: %w", err)
-		}
-		s.Headers = append(s.Headers, h)
-	case TypeAttempt:
-		var a Attempt
-		if err := json.Unmarshal(b, &a); err != nil {
-			return fmt.Errorf("decoding attempt: %w", err)
-		}
-		s.Attempts = append(s.Attempts, a)
-	default:
-		return fmt.Errorf("unknown record type %q (want %q or %q)", probe.Type, TypeHeader, TypeAttempt)
+func (s *Set) add(rec Record) error {
+	if rec.Header != nil {
+		s.Headers = append(s.Headers, *rec.Header)
+	} else {
+		s.Attempts = append(s.Attempts, *rec.Attempt)
 	}
 	return nil
 }

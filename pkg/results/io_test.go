@@ -383,6 +383,12 @@ func TestConcurrentWrites(t *testing.T) {
 	// Big records (well over a pipe/page buffer) make interleaving visible
 	// if a write were split.
 	big := strings.Repeat("x", 20000)
+	// The reader refuses attempts without a header and instances outside
+	// [0, N): the records are made valid (N = goroutines).
+	h := fullHeader("cb-1")
+	if err := w.Write(&h); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Add(1)
@@ -391,6 +397,7 @@ func TestConcurrentWrites(t *testing.T) {
 			for i := range per {
 				a := fullAttempt("cb-1", i)
 				a.Instance = g
+				a.Scale = goroutines
 				a.Iteration = i
 				a.Error = big
 				if err := w.Write(&a); err != nil {
@@ -409,7 +416,7 @@ func TestConcurrentWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")[1:] // after the header
 	if len(lines) != goroutines*per {
 		t.Fatalf("%d lines, want %d", len(lines), goroutines*per)
 	}

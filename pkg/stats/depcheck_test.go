@@ -16,7 +16,7 @@ func TestLightDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal("go command not in PATH: the dependency check cannot run")
 	}
-	pkgs := []string{"./pkg/stats", "./pkg/report", "./pkg/results", "./pkg/plot", "./pkg/compare"}
+	pkgs := []string{"./pkg/stats", "./pkg/report", "./pkg/results", "./pkg/plot", "./pkg/compare", "./pkg/outfile"}
 	cmd := exec.Command(goBin, append([]string{"list", "-deps"}, pkgs...)...)
 	cmd.Dir = "../.." // module root; tests run in the package directory
 	out, err := cmd.Output()

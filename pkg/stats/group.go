@@ -1,8 +1,6 @@
 package stats
 
 import (
-	"slices"
-
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -31,11 +29,6 @@ type Row struct {
 	TTFB Summary
 }
 
-type groupKey struct {
-	platform, runtime string
-	scale             int
-}
-
 // Group splits set's attempts into rows by (Platform, Runtime, Scale).
 //
 // Rows are ordered by platform, then runtime, each in order of first
@@ -43,64 +36,10 @@ type groupKey struct {
 // order rather than the alphabet), then by Scale ascending. A group that has
 // only warm-ups still gets a row (Attempts = 0), so an interrupted run is
 // visible rather than silently missing. Canceled attempts count as failures
-// of class results.ErrCanceled.
+// of class results.ErrCanceled. It is FromSet(set).Rows().
 func Group(set *results.Set) []Row {
 	if set == nil {
 		return nil
 	}
-	platformOrder := map[string]int{}
-	runtimeOrder := map[string]int{}
-	rows := map[groupKey]*Row{}
-	ttfb := map[groupKey][]int64{}
-	var keys []groupKey
-
-	for i := range set.Attempts {
-		a := &set.Attempts[i]
-		if _, seen := platformOrder[a.Platform]; !seen {
-			platformOrder[a.Platform] = len(platformOrder)
-		}
-		if _, seen := runtimeOrder[a.Runtime]; !seen {
-			runtimeOrder[a.Runtime] = len(runtimeOrder)
-		}
-		k := groupKey{a.Platform, a.Runtime, a.Scale}
-		r := rows[k]
-		if r == nil {
-			r = &Row{Platform: a.Platform, Runtime: a.Runtime, Scale: a.Scale, FailuresByClass: map[string]int{}}
-			rows[k] = r
-			keys = append(keys, k)
-		}
-		switch {
-		case a.Warmup:
-			r.Warmups++
-		case a.OK:
-			r.Attempts++
-			r.Successes++
-			ttfb[k] = append(ttfb[k], a.TTFBNS)
-		default:
-			r.Attempts++
-			r.Failures++
-			class := a.ErrorClass
-			if class == "" {
-				class = Unclassified
-			}
-			r.FailuresByClass[class]++
-		}
-	}
-
-	slices.SortFunc(keys, func(x, y groupKey) int {
-		if d := platformOrder[x.platform] - platformOrder[y.platform]; d != 0 {
-			return d
-		}
-		if d := runtimeOrder[x.runtime] - runtimeOrder[y.runtime]; d != 0 {
-			return d
-		}
-		return x.scale - y.scale
-	})
-	out := make([]Row, 0, len(keys))
-	for _, k := range keys {
-		r := rows[k]
-		r.TTFB = Summarize(ttfb[k])
-		out = append(out, *r)
-	}
-	return out
+	return FromSet(set).Rows()
 }

@@ -1,0 +1,282 @@
+// Command report measures how fast, and in how much memory, `coldbench
+// report` (and the other readers of records: --html, --attempts-csv, plot,
+// compare) reads a large results file. It writes a synthetic but realistic
+// records file (headers with an experiment and testbed, attempts with 8
+// phases, cold-start evidence, load averages, ~2 % failures with messages)
+// of about -size MB into a temp dir, then runs the real CLI code path in a
+// child process (this binary re-executed), so the peak RSS it reports
+// (VmHWM) is the reader's own and not the generator's.
+//
+//	go run ./bench/report                          # report, 200 MB
+//	go run ./bench/report -size 50 -- --attempts-csv /tmp/a.csv
+//	go run ./bench/report -verb plot -- -o /tmp/figs --format svg
+//	go run ./bench/report -interrupt 500ms      # Ctrl-C mid-read: time to stop
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coldbench/coldbench/internal/cli"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-child" {
+		os.Exit(child(os.Args[2:]))
+	}
+	size := flag.Int("size", 200, "approximate size of the records file (MB)")
+	verb := flag.String("verb", "report", "coldbench verb to run on the file: report, plot or compare")
+	keep := flag.String("file", "", "use (or create, if missing) this records file instead of a temp one")
+	cpuprofile := flag.String("cpuprofile", "", "write the child's CPU profile to this file")
+	interrupt := flag.Duration("interrupt", 0, "send the child SIGINT (Ctrl-C) this long after its start and measure how long it takes to stop")
+	flag.Parse()
+
+	path := *keep
+	if path == "" {
+		dir, err := os.MkdirTemp("", "coldbench-bench-report-")
+		if err != nil {
+			fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "records.jsonl")
+	}
+	if _, err := os.Stat(path); err != nil {
+		if err := generate(path, int64(*size)<<20); err != nil {
+			fatal(err)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		fatal(err)
+	}
+	lines, err := countLines(path)
+	if err != nil {
+		fatal(err)
+	}
+	args := append([]string{*verb}, flag.Args()...)
+	args = append(args, path)
+	if *verb == "compare" {
+		args = append(args, path)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{"-child"}, args...)...)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "COLDBENCH_BENCH_CPUPROFILE="+*cpuprofile)
+	if *interrupt > 0 {
+		measureInterrupt(cmd, *interrupt)
+		return
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		fatal(fmt.Errorf("child %v: %w", args, err))
+	}
+	var m struct {
+		Seconds float64 `json:"seconds"`
+		HWMKiB  int64   `json:"vmhwm_kib"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		fatal(fmt.Errorf("child output %q: %w", out, err))
+	}
+	// compare of a file with itself reads it once.
+	records := float64(lines)
+	fmt.Printf("coldbench %s: file %.1f MB, %d records; %.2f s, %.0f records/s, peak RSS %.1f MB\n",
+		strings.Join(args[:len(args)-1], " "), float64(fi.Size())/1e6, lines, m.Seconds, records/m.Seconds, float64(m.HWMKiB)/1024)
+}
+
+// measureInterrupt starts the child, interrupts it after d (as Ctrl-C
+// would: SIGINT, which the child turns into a cancelled context like
+// cli.Main) and prints how long it took to exit after the signal.
+func measureInterrupt(cmd *exec.Cmd, d time.Duration) {
+	if err := cmd.Start(); err != nil {
+		fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		fatal(fmt.Errorf("the child finished (%v) before the interrupt at %v: interrupt earlier", err, d))
+	case <-time.After(d):
+	}
+	t0 := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		fatal(err)
+	}
+	err := <-done
+	fmt.Printf("SIGINT %v after the start: the child exited %.1f ms later (%v)\n", d, float64(time.Since(t0).Microseconds())/1000, err)
+}
+
+// child runs the CLI as `coldbench ARGS` with its output discarded and
+// prints its wall time and peak RSS as JSON. SIGINT cancels its context,
+// as in cli.Main.
+func child(args []string) int {
+	if p := os.Getenv("COLDBENCH_BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	root := cli.NewRoot()
+	root.SetArgs(args)
+	root.SetOut(io.Discard)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "coldbench:", err)
+		return 1
+	}
+	secs := time.Since(start).Seconds()
+	hwm, err := vmHWM()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	b, _ := json.Marshal(map[string]any{"seconds": secs, "vmhwm_kib": hwm})
+	fmt.Println(string(b))
+	return 0
+}
+
+// vmHWM is the process's peak resident set size (KiB).
+func vmHWM() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+func countLines(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	n := 0
+	for sc.Scan() {
+		n++
+	}
+	return n, sc.Err()
+}
+
+var phaseNames = []string{"scheduled", "sandbox_ready", "container_created", "container_started",
+	"pod_ready", "address_known", "function_start", "first_byte"}
+
+// generate writes realistic records until the file reaches size bytes:
+// experiments of 3 runtimes × N in {1, 4, 16, 64} × 40 iterations (+2
+// warm-ups), each a header followed by its cells, as `coldbench run` writes
+// them.
+func generate(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	enc := json.NewEncoder(bw)
+	rng := rand.New(rand.NewPCG(1, 2))
+	runtimes := []string{"runc", "crun", "runsc"}
+	scales := []int{1, 4, 16, 64}
+	var written int64
+	start := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	for e := 0; written < size; e++ {
+		id := fmt.Sprintf("cb-20261126t%06d-%06x", e, rng.IntN(1<<24))
+		h := results.Header{Type: results.TypeHeader, Schema: results.SchemaVersion, ExperimentID: id, Created: start,
+			Experiment: map[string]any{"apiVersion": "coldbench.dev/v1alpha1", "kind": "Experiment",
+				"spec": map[string]any{"platform": "node", "scales": scales, "iterations": 40, "warmups": 2}},
+			Testbed: results.Testbed{Hostname: "bench", CPUModel: "Synthetic CPU @ 3.0GHz", Cores: 16, Kernel: "6.8.0",
+				CgroupMode: "v2", MemoryBytes: 64 << 30, RuntimeVersions: map[string]string{"runc": "1.2.0", "crun": "1.17", "runsc": "2024"}},
+			Tool: results.ToolInfo{Name: "coldbench", Version: "bench", GoVersion: "go1.26"}}
+		if err := enc.Encode(&h); err != nil {
+			return err
+		}
+		for _, n := range scales {
+			for it := -2; it < 40 && written < size; it++ {
+				for ri, rt := range runtimes {
+					for inst := 0; inst < n; inst++ {
+						a := attempt(rng, id, rt, ri, n, it, inst, start)
+						start = start.Add(time.Duration(a.TotalNS))
+						if err := enc.Encode(&a); err != nil {
+							return err
+						}
+					}
+				}
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+				fi, err := f.Stat()
+				if err != nil {
+					return err
+				}
+				written = fi.Size()
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func attempt(rng *rand.Rand, id, rt string, ri, n, it, inst int, start time.Time) results.Attempt {
+	hex := func() string {
+		var b strings.Builder
+		for range 4 {
+			fmt.Fprintf(&b, "%016x", rng.Uint64())
+		}
+		return b.String()
+	}
+	base := float64(200+100*ri) * (1 + 0.02*float64(n))
+	ttfb := int64(base*1e6*(0.8+0.4*rng.Float64())) + 1
+	a := results.Attempt{Type: results.TypeAttempt, ExperimentID: id, Platform: "node", Runtime: rt, Handler: rt,
+		Scale: n, Iteration: it, Instance: inst, Warmup: it < 0, Start: start,
+		TTFBNS: ttfb, TotalNS: ttfb + int64(rng.IntN(400000)), OK: true, HTTPStatus: 200, Probes: 1 + rng.IntN(30),
+		Cold: results.Cold{SandboxID: hex(), ContainerID: hex(), Pod: fmt.Sprintf("fn-%s-%d-%d", rt, it+2, inst),
+			Address: fmt.Sprintf("10.213.%d.%d:8080", rng.IntN(256), rng.IntN(256))},
+		LoadAvg:       [3]float64{float64(rng.IntN(800)) / 100, float64(rng.IntN(800)) / 100, float64(rng.IntN(800)) / 100},
+		ReleaseSkewNS: int64(rng.IntN(2000000)),
+	}
+	for i, name := range phaseNames {
+		a.Phases = append(a.Phases, results.Phase{Name: name, OffsetNS: ttfb * int64(i+1) / int64(len(phaseNames))})
+	}
+	if rng.IntN(50) == 0 { // ~2 % failures
+		a.OK, a.TTFBNS, a.HTTPStatus = false, 0, 0
+		a.Phases = a.Phases[:3]
+		if rng.IntN(2) == 0 {
+			a.ErrorClass, a.Error = results.ErrTimeout, "no 2xx reply within 30s: last probe: dial tcp "+a.Cold.Address+": connect: connection refused"
+		} else {
+			a.ErrorClass, a.Error = results.ErrContainer, "StartContainer: rpc error: code = Unknown desc = failed to create containerd task: OCI runtime create failed"
+		}
+	}
+	return a
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench/report:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,135 @@
+package outfile
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// failAfter is a full disk: it accepts k bytes, then fails.
+type failAfter struct {
+	w io.Writer
+	k int
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.k {
+		n, _ := f.w.Write(p[:f.k])
+		f.k = 0
+		return n, errors.New("no space left on device (simulated)")
+	}
+	f.k -= len(p)
+	return f.w.Write(p)
+}
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestWriteFileWholeOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.html")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A write that fails half-way (full disk) leaves the old file and no
+	// temporary one.
+	err := WriteFile(context.Background(), path, func(w io.Writer) error {
+		_, err := (&failAfter{w, 5}).Write([]byte("new content, longer than five bytes"))
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want one naming %s", err, path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("file = %q, want the old content", b)
+	}
+	if got := entries(t, dir); len(got) != 1 {
+		t.Errorf("directory holds %v, want only out.html", got)
+	}
+	// Cancelled while writing: nothing replaced, nothing left.
+	ctx, cancel := context.WithCancel(context.Background())
+	err = WriteFile(ctx, path, func(w io.Writer) error {
+		io.WriteString(w, "partial")
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" || len(entries(t, dir)) != 1 {
+		t.Errorf("after cancel: file %q, directory %v", b, entries(t, dir))
+	}
+	// Success replaces it, readable by others.
+	if err := WriteFile(context.Background(), path, func(w io.Writer) error {
+		_, err := io.WriteString(w, "new")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if b, _ := os.ReadFile(path); string(b) != "new" || fi.Mode().Perm() != 0o644 || len(entries(t, dir)) != 1 {
+		t.Errorf("after success: %q mode %v, directory %v", b, fi.Mode(), entries(t, dir))
+	}
+}
+
+func TestDirStagesUntilCommit(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "figs")
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFile("a.svg", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	// Before Commit nothing is visible under its final name.
+	if _, err := os.Stat(filepath.Join(dir, "a.svg")); err == nil {
+		t.Error("a.svg visible before Commit")
+	}
+	d.Abort()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Abort left the directory it created: %v", err)
+	}
+
+	d, err = NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a.svg", "b.png"} {
+		if err := d.WriteFile(n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths, err := d.Commit()
+	if err != nil || len(paths) != 2 {
+		t.Fatalf("Commit: %v, %v", paths, err)
+	}
+	d.Abort() // no-op after Commit
+	if got := entries(t, dir); strings.Join(got, ",") != "a.svg,b.png" {
+		t.Errorf("directory holds %v", got)
+	}
+	// An existing directory is kept on Abort.
+	d, err = NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.WriteFile("c.svg", []byte("c"))
+	d.Abort()
+	if got := entries(t, dir); strings.Join(got, ",") != "a.svg,b.png" {
+		t.Errorf("after Abort in an existing directory: %v", got)
+	}
+}

@@ -1,0 +1,103 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// mountFullTmpfs mounts a 64 KiB tmpfs holding old.html ("old") and a
+// filler that leaves about 4 KiB free. Mounting needs root; CI runs as root.
+func mountFullTmpfs(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a 64 KiB tmpfs (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if err := os.WriteFile(filepath.Join(dir, "old.html"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, 56*1024), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A full disk fails the HTML report and the attempts CSV and leaves no
+// partial file: neither a new one nor a half-overwritten old one.
+func TestFullDiskLeavesNoPartialFile(t *testing.T) {
+	dir := mountFullTmpfs(t)
+	ctx := context.Background()
+	if err := WriteHTMLFile(ctx, filepath.Join(dir, "old.html"), []string{labRecordsFile}, HTMLOptions{}); err == nil {
+		t.Error("HTML report on a full disk: no error")
+	}
+	if _, err := WriteAttemptsCSVFile(ctx, filepath.Join(dir, "attempts.csv"), []string{labRecordsFile}, results.ReadOptions{}); err == nil {
+		t.Error("attempts CSV on a full disk: no error")
+	}
+	if got := listDir(t, dir); !slices.Equal(got, []string{"filler", "old.html"}) {
+		t.Errorf("full disk left %v, want only filler and old.html", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "old.html")); string(b) != "old" {
+		t.Errorf("old.html = %q, want it untouched", b)
+	}
+}
+
+// An interrupt (ctx cancelled) leaves no output file either.
+func TestCancelledOutputsLeaveNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := WriteHTMLFile(ctx, filepath.Join(dir, "r.html"), []string{labRecordsFile}, HTMLOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("HTML: err = %v, want context.Canceled", err)
+	}
+	if _, err := WriteAttemptsCSVFile(ctx, filepath.Join(dir, "a.csv"), []string{labRecordsFile}, results.ReadOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("CSV: err = %v, want context.Canceled", err)
+	}
+	if got := listDir(t, dir); len(got) != 0 {
+		t.Errorf("cancelled writes left %v", got)
+	}
+}
+
+// The streamed attempts CSV is the in-memory one, byte for byte.
+func TestAttemptsCSVFileStreamsSameBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.csv")
+	if _, err := WriteAttemptsCSVFile(context.Background(), path, []string{labRecordsFile, nodeRecordsFile}, results.ReadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	set, err := results.ReadFiles(labRecordsFile, nodeRecordsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := WriteAttemptsCSV(&want, set); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Errorf("streamed CSV differs from WriteAttemptsCSV (%d vs %d bytes)", len(got), want.Len())
+	}
+}

@@ -1,0 +1,120 @@
+package results
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// failAfter is a full disk: it accepts k bytes, then fails.
+type failAfter struct {
+	w io.Writer
+	k int
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.k {
+		n, _ := f.w.Write(p[:f.k])
+		f.k = 0
+		return n, errors.New("no space left on device (simulated)")
+	}
+	f.k -= len(p)
+	return f.w.Write(p)
+}
+
+func fullDiskAfter(t *testing.T, k int) {
+	t.Helper()
+	old := wrapFile
+	wrapFile = func(f *os.File) io.Writer { return &failAfter{f, k} }
+	t.Cleanup(func() { wrapFile = old })
+}
+
+func TestCreateWithHeaderFullDiskLeavesNoFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	fullDiskAfter(t, 10)
+	h := fullHeader("cb-1")
+	if _, err := CreateWithHeader(path, &h); err == nil || !strings.Contains(err.Error(), "header") {
+		t.Fatalf("err = %v, want a header write error", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a header-less file was left behind: %v", err)
+	}
+}
+
+func TestCreateWithHeaderFullDiskKeepsResumedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	h, a := fullHeader("cb-1"), validAttempt("cb-1", 0, 0)
+	writeAll(t, path, &h, &a)
+	before, _ := os.ReadFile(path)
+	fullDiskAfter(t, 10)
+	resumed := h
+	resumed.Session = 1
+	if _, err := CreateWithHeader(path, &resumed); err == nil {
+		t.Fatal("no error on a full disk")
+	}
+	after, err := os.ReadFile(path)
+	if err != nil || string(after) != string(before) {
+		t.Errorf("the resumed file changed: %v\nbefore %q\nafter  %q", err, before, after)
+	}
+}
+
+func TestCreateWithHeader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	h, a := fullHeader("cb-1"), validAttempt("cb-1", 0, 0)
+	w, err := CreateWithHeader(path, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(&a); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	resumed := h
+	resumed.Session = 1
+	w, err = CreateWithHeader(path, &resumed) // appends
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	s, err := ReadFile(path)
+	if err != nil || len(s.Headers) != 2 || len(s.Attempts) != 1 {
+		t.Fatalf("read back: %v, %+v", err, s)
+	}
+}
+
+// mountFullTmpfs mounts a 64 KiB tmpfs and fills all but about free bytes
+// of it. Mounting needs root; CI runs as root.
+func mountFullTmpfs(t *testing.T, free int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a 64 KiB tmpfs (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, 64*1024-free), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// On a real full filesystem a new records file whose header does not fit
+// is not left behind.
+func TestCreateWithHeaderFullTmpfs(t *testing.T) {
+	dir := mountFullTmpfs(t, 0)
+	h := fullHeader("cb-1")
+	h.Testbed.Notes = []string{strings.Repeat("n", 8192)} // more than any slack
+	path := filepath.Join(dir, "r.jsonl")
+	if _, err := CreateWithHeader(path, &h); err == nil {
+		t.Fatal("no error on a full tmpfs")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a partial records file was left: %v", err)
+	}
+}
