@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,47 +16,142 @@ import (
 	"github.com/coldbench/coldbench/pkg/stats"
 )
 
+// reportOutputs are report's flags: the summary format and the extra files.
+type reportOutputs struct {
+	format      string
+	formatGiven bool
+	html        string
+	attemptsCSV string
+}
+
 func newReportCmd() *cobra.Command {
-	var format, htmlFile, attemptsCSV string
+	var o reportOutputs
 	cmd := &cobra.Command{
 		Use:   "report FILE...",
 		Short: "Statistics per runtime and N from results files alone",
 		Long: `report reads JSONL results files (no cluster, no containerd needed) and prints,
 per runtime and N: attempts, successes, failures by class, mean, stdev, min,
 p50, p90, p95, p99, max and a distribution-free 95% confidence interval of the
-median. Warm-ups are excluded.`,
+median. Warm-ups are excluded. Reader warnings (e.g. a torn last line) go to
+standard error whatever the format.
+
+--html - or --attempts-csv - writes that output to standard output instead of
+the summary (which then is not printed; giving --format as well is an error).`,
 		Example: `  coldbench report results/demo.jsonl
-  coldbench report --format csv results/*.jsonl > summary.csv`,
+  coldbench report --format csv results/*.jsonl > summary.csv
+  coldbench report --attempts-csv - results/demo.jsonl | head`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := printReport(cmd.OutOrStdout(), format, args); err != nil {
-				return err
-			}
-			if htmlFile != "" {
-				if err := report.WriteHTMLFile(htmlFile, args, report.HTMLOptions{}); err != nil {
-					return err
-				}
-			}
-			if attemptsCSV != "" {
-				return report.WriteAttemptsCSVFile(attemptsCSV, args)
-			}
-			return nil
+			o.formatGiven = cmd.Flags().Changed("format")
+			return writeReport(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args, o)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "output format: "+strings.Join(report.Formats(), ", "))
-	cmd.Flags().StringVar(&htmlFile, "html", "", "also write a self-contained HTML report (tables, all figures, testbed) to this file")
-	cmd.Flags().StringVar(&attemptsCSV, "attempts-csv", "", "also write every attempt record as one CSV row to this file")
+	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(report.Formats(), ", "))
+	cmd.Flags().StringVar(&o.html, "html", "", "also write a self-contained HTML report (tables, all figures, testbed) to this file (- for standard output; folders are created)")
+	cmd.Flags().StringVar(&o.attemptsCSV, "attempts-csv", "", "also write every attempt record as one CSV row to this file (- for standard output; folders are created)")
 	return cmd
 }
 
-// printReport renders the statistics of the given results files.
-func printReport(w io.Writer, format string, files []string) error {
-	set, err := results.ReadFiles(files...)
+// writeReport reads the results files once and writes the summary and the
+// files o asks for. Unreadable or invalid records are bad input.
+func writeReport(ctx context.Context, stdout, stderr io.Writer, files []string, o reportOutputs) error {
+	if !slices.Contains(report.Formats(), strings.ToLower(strings.TrimSpace(o.format))) {
+		return usageError(fmt.Errorf("--format %q: use one of %s", o.format, strings.Join(report.Formats(), ", ")))
+	}
+	summary := true
+	switch {
+	case o.html == "-" && o.attemptsCSV == "-":
+		return usageError(fmt.Errorf("--html - and --attempts-csv -: only one output can go to standard output; write the other to a file"))
+	case o.html == "-" || o.attemptsCSV == "-":
+		if o.formatGiven {
+			return usageError(fmt.Errorf("--format %s: standard output carries the %s; write it to a file instead of -, or drop --format", o.format, map[bool]string{true: "HTML page (--html -)", false: "attempts CSV (--attempts-csv -)"}[o.html == "-"]))
+		}
+		summary = false
+	}
+	set, err := readRecords(ctx, stderr, files)
 	if err != nil {
 		return err
 	}
-	if len(set.Attempts) == 0 {
-		return fmt.Errorf("no attempt records in %s", strings.Join(files, ", "))
+	meta := report.MetaFromSet(set, files...)
+	if summary {
+		m := meta
+		if strings.EqualFold(o.format, report.FormatTable) {
+			m.Warnings = nil // already on stderr
+		}
+		if err := report.Write(stdout, o.format, stats.Group(set), m); err != nil {
+			return err
+		}
 	}
-	return report.Write(w, format, stats.Group(set), report.MetaFromSet(set, files...))
+	if o.html != "" {
+		if err := writeOutput(ctx, "html", o.html, stdout, func(w io.Writer) error {
+			return report.WriteHTML(w, set, meta, report.HTMLOptions{})
+		}); err != nil {
+			return err
+		}
+	}
+	if o.attemptsCSV != "" {
+		return writeOutput(ctx, "attempts-csv", o.attemptsCSV, stdout, func(w io.Writer) error {
+			return report.WriteAttemptsCSV(w, set)
+		})
+	}
+	return ctx.Err()
+}
+
+// readRecords reads results files for report and plot: a file that cannot be
+// read or holds invalid records is bad input; the reader's warnings go to
+// stderr, and a set without attempts is refused.
+func readRecords(ctx context.Context, stderr io.Writer, files []string) (*results.Set, error) {
+	// TODO(records): pass ctx once pkg/results' reader takes one; until
+	// then a signal is noticed between files and steps.
+	set, err := results.ReadFiles(files...)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, usageError(err)
+	}
+	for _, w := range set.Warnings {
+		fmt.Fprintln(stderr, "coldbench: warning:", w)
+	}
+	if len(set.Attempts) == 0 {
+		return nil, usageError(fmt.Errorf("no attempt records in %s", strings.Join(files, ", ")))
+	}
+	return set, nil
+}
+
+// writeOutput writes one output file of --flag: "-" is stdout, a missing
+// folder is created, and every error names the flag.
+func writeOutput(ctx context.Context, flag, path string, stdout io.Writer, write func(io.Writer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if path == "-" {
+		if err := write(stdout); err != nil {
+			return fmt.Errorf("--%s -: %w", flag, err)
+		}
+		return nil
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--%s: creating folder: %w", flag, err)
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", flag, err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--%s: writing %s: %w", flag, path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--%s: %w", flag, err)
+	}
+	return nil
+}
+
+// printReport renders the statistics of the given results files (run's
+// summary), reader warnings on stderr.
+func printReport(ctx context.Context, stdout, stderr io.Writer, format string, files []string) error {
+	return writeReport(ctx, stdout, stderr, files, reportOutputs{format: format})
 }
