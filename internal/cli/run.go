@@ -168,6 +168,13 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 		f.knative.apply(func(n string) bool {
 			return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress")
 		}, true, s.Knative)
+		// Checked here as Validate checks them for a new run: before any client.
+		if err := bench.CheckIngress(s.Knative.Ingress); err != nil {
+			return nil, fmt.Errorf("--ingress %w", err)
+		}
+		if err := bench.CheckKubeconfig(s.Knative.Kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %w", err)
+		}
 	}
 	if cmd.Flags().Changed("deadline") {
 		if f.deadline <= 0 {
