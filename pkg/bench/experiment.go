@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"sigs.k8s.io/yaml"
 )
 
@@ -397,6 +399,14 @@ func (e *Experiment) Validate(force bool) error {
 			if s.Platform == PlatformKnative {
 				s.Runtimes[i].Image = DefaultKnativeImage
 			}
+		}
+		if _, err := name.ParseReference(s.Runtimes[i].Image); err != nil {
+			add("spec.runtimes[%d].image (--image): %q is not an image reference; write e.g. %s", i, s.Runtimes[i].Image, DefaultImage)
+		}
+	}
+	if s.Output != "" {
+		if st, err := os.Stat(s.Output); err == nil && st.IsDir() {
+			add("spec.output (--output): %q is a directory; give the records file's name, e.g. %s", s.Output, filepath.Join(s.Output, "study.jsonl"))
 		}
 	}
 	if len(errs) > 0 {
