@@ -46,9 +46,9 @@ func TestListFlagsRefuseTypos(t *testing.T) {
 		wantUsage(t, append(verb, "--runtimes", "runc,runc"), `"runc" appears twice`)
 	}
 	wantUsage(t, []string{"run", "--scales", "1,,2"}, `--scales "1,,2": element 2 is empty; give N values separated by commas, e.g. --scales 1,4,8`)
-	wantUsage(t, []string{"run", "--scales", "1,x"}, `--scales "1,x": element 2 ("x") is not a positive whole number`)
-	wantUsage(t, []string{"run", "--scales", "-1"}, `is not a positive whole number`)
-	wantUsage(t, []string{"run", "--scales", "0"}, `is not a positive whole number`)
+	wantUsage(t, []string{"run", "--scales", "1,x"}, `--scales "1,x": element 2 ("x") is not a whole number`)
+	wantUsage(t, []string{"run", "--scales", "-1"}, `element 1 is N = -1`, "at least 1")
+	wantUsage(t, []string{"run", "--scales", "0"}, `element 1 is N = 0`, "at least 1")
 	wantUsage(t, []string{"run", "--scales", "4,4"}, `--scales "4,4": 4 appears twice`)
 	wantUsage(t, []string{"run", "--scales", "1", "--scales", "1"}, `1 appears twice`)
 	wantUsage(t, []string{"plot", "-o", t.TempDir(), "--scales", "1,,4", labRecords}, `--scales "1,,4": element 2 is empty`)

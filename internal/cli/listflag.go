@@ -41,8 +41,8 @@ func splitList(flag, value, fix string) ([]string, error) {
 	return parts, nil
 }
 
-// intList is a pflag.Value for a list of distinct positive integers, e.g.
-// --scales 1,4,8. Given twice, the flag's lists are joined.
+// intList is a pflag.Value for a list of distinct N values (positive
+// integers), e.g. --scales 1,4,8. Given twice, the flag's lists are joined.
 type intList struct {
 	flag    string
 	what    string // what the values are, e.g. "N values"
@@ -71,8 +71,11 @@ func (l *intList) Set(value string) error {
 	}
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 {
-			return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("element %d (%q) is not a positive whole number", i+1, p), fix: l.fix()}
+		switch {
+		case err != nil:
+			return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("element %d (%q) is not a whole number", i+1, p), fix: l.fix()}
+		case n < 1:
+			return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("element %d is N = %d; N (instances cold-started at once) must be at least 1", i+1, n), fix: l.fix()}
 		}
 		for _, m := range out {
 			if m == n {
