@@ -153,8 +153,9 @@ func TestSignalAfterWorkIsNotSuccess(t *testing.T) {
 		{"compare", sameA, sameB},
 		{"plot", "-o", t.TempDir(), "--format", "svg", labRecords},
 	} {
-		if code, _, errOut := cliRun(t, ctx, args...); code != ExitTerminated {
-			t.Errorf("%v with SIGTERM received: exit %d, want %d\n%s", args, code, ExitTerminated, errOut)
+		code, _, errOut := cliRun(t, ctx, args...)
+		if code != ExitTerminated || !strings.Contains(errOut, "interrupted by SIGTERM") {
+			t.Errorf("%v with SIGTERM received: exit %d, want %d and the signal named\n%s", args, code, ExitTerminated, errOut)
 		}
 	}
 	ctx, cancel = context.WithCancelCause(context.Background())

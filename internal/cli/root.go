@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -34,11 +35,12 @@ func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	code := status(ctx, err)
-	switch {
-	case err != nil:
+	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "coldbench:", err)
-	case code != ExitOK:
-		// The verb finished, but a signal arrived: its work may be cut short.
+	}
+	if interruptCode(ctx) != 0 && (err == nil || !strings.Contains(err.Error(), "interrupted")) {
+		// Cancelled, or the verb finished as a signal arrived (its work may
+		// be cut short): say which signal.
 		fmt.Fprintln(stderr, "coldbench:", context.Cause(ctx))
 	}
 	return code
