@@ -73,6 +73,7 @@ func TestFlagValuesCheckedBeforeNetwork(t *testing.T) {
 	wantUsage(t, append(k, "--endpoint", "unix:///x.sock"), "--endpoint applies only to --platform node")
 	wantUsage(t, append(k, "--port", "9090"), "--port applies only to --platform node")
 	wantUsage(t, []string{"clean", "--platform", "knative", "--endpoint", "unix:///x.sock"}, "--endpoint applies only")
+	wantUsage(t, []string{"run", "--platform", "knativ", "--window", "6s"}, `unknown platform "knativ"`)
 }
 
 // Each verb's help shows only the flags it uses, and says what they do.

@@ -123,6 +123,9 @@ var nodeOnlyFlags = []string{"endpoint", "port"}
 // checkPlatformFlags refuses flags given on the command line that the
 // platform would ignore.
 func checkPlatformFlags(changed func(string) bool, platform string) error {
+	if platform != bench.PlatformNode && platform != bench.PlatformKnative {
+		return nil // Validate names the unknown platform
+	}
 	for _, n := range nodeOnlyFlags {
 		if changed(n) && platform != bench.PlatformNode {
 			return fmt.Errorf("--%s applies only to --platform node (the platform is %q); drop it", n, platform)
