@@ -148,8 +148,13 @@ func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
 		}
 		return nil
 	}
+	if dir := filepath.Dir(f.output); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--output: creating folder: %w", err)
+		}
+	}
 	if err := image.WriteTarball(f.output, imgs); err != nil {
-		return err
+		return fmt.Errorf("--output: %w", err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %d image(s) to %s; import with: ctr -n k8s.io images import %s\n", len(imgs), f.output, f.output)
 	return nil

@@ -49,7 +49,12 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a cold-start experiment and append one record per attempt to a JSONL file",
 		Long: `Run cold-starts N instances at once for every runtime and every N, for the
 given iterations (after warm-ups), and records each attempt as it is measured.
-Flags override the experiment file (-f) field by field.`,
+Flags override the experiment file (-f) field by field.
+
+Exit status: 0 every attempt answered; 3 some attempts failed; 4 every
+attempt failed, or cells were not run (deadline: continue with --resume);
+2 bad input; 1 any other failure; 130 SIGINT, 143 SIGTERM (--resume
+continues).`,
 		Example: `  coldbench run --runtimes runc,crun --scales 1,4 --iterations 10
   coldbench run -f experiment.yaml -o results/study.jsonl`,
 		Args: cobra.NoArgs,
