@@ -6,9 +6,16 @@ GO ?= go
 
 .PHONY: demo test test-deps fuzz build node-up node-down unit bench-overhead lab-build lab-up lab-down lab-status
 
-# Static, built like scripts/node-up.sh and the tests build it (one cache entry).
+# Version and commit stamped into the binary (bench.Tool(): every results
+# header, --version); scripts/node-up.sh stamps the same way.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/coldbench/coldbench/pkg/bench.Version=$(VERSION) -X github.com/coldbench/coldbench/pkg/bench.Commit=$(COMMIT)
+
+# Static and -trimpath, like scripts/node-up.sh: the compiled packages are one
+# cache entry for both (only the link, which carries -X, differs per commit).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/coldbench ./cmd/coldbench
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/coldbench ./cmd/coldbench
 
 node-up:
 	scripts/node-up.sh
@@ -33,11 +40,14 @@ test: node-up test-deps
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
-# Bounded fuzzing of the two decoders of user input (experiment file, records).
+# Bounded fuzzing of the decoders of user input (experiment file, records)
+# and of the CLI's list flags (--scales, --runtimes, ...).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 20s ./pkg/bench
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 20s ./pkg/results
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 15s ./pkg/results
+	$(GO) test -run '^$$' -fuzz '^FuzzIntList$$' -fuzztime 10s ./internal/cli
+	$(GO) test -run '^$$' -fuzz '^FuzzNameList$$' -fuzztime 10s ./internal/cli
 
 unit:
 	$(GO) test -short ./...

@@ -77,9 +77,13 @@ fi
 # 5. coldbench itself, then the images it builds (no registry involved).
 log "building coldbench into $CB_BIN"
 version=$(cd "$COLDBENCH_ROOT" && git describe --always --dirty 2>/dev/null || echo dev)
+commit=$(cd "$COLDBENCH_ROOT" && git rev-parse HEAD 2>/dev/null || true)
 # Static, with the compile flags of coldbench's own image of itself and of the
-# tests' builds (pkg/image BuildFunction): one entry in Go's build cache.
-(cd "$COLDBENCH_ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/coldbench/coldbench/pkg/bench.Version=$version" -o "$CB_BIN" ./cmd/coldbench)
+# tests' builds (pkg/image BuildFunction): the compiled packages are one entry
+# in Go's build cache; the link differs (it carries the -X stamps).
+(cd "$COLDBENCH_ROOT" && CGO_ENABLED=0 go build -trimpath \
+  -ldflags "-X github.com/coldbench/coldbench/pkg/bench.Version=$version -X github.com/coldbench/coldbench/pkg/bench.Commit=$commit" \
+  -o "$CB_BIN" ./cmd/coldbench)
 log "building function and pause images"
 "$CB_BIN" image build --all --functions-dir "$COLDBENCH_ROOT/functions" \
   --work-dir "$CB_STATE/build" --output "$CB_STATE/images/coldbench-images.tar"

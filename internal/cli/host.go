@@ -10,10 +10,10 @@ import (
 )
 
 func newHostCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := groupCmd(&cobra.Command{
 		Use:   "host",
 		Short: "Tune the host's CPU frequency settings for measuring, and restore them",
-	}
+	})
 	run := func(use, short string, f func(*host.Tuner) ([]string, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.NoArgs,

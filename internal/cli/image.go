@@ -15,10 +15,10 @@ import (
 )
 
 func newImageCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := groupCmd(&cobra.Command{
 		Use:   "image",
 		Short: "Build the test functions' OCI images (no Docker, no registry needed)",
-	}
+	})
 	cmd.AddCommand(newImageBuildCmd(), newImageListCmd())
 	return cmd
 }
@@ -63,10 +63,10 @@ func newImageBuildCmd() *cobra.Command {
 
 func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
 	if (f.output == "") == (f.push == "") {
-		return fmt.Errorf("give exactly one of --output FILE.tar or --push REGISTRY/PREFIX")
+		return usageError(fmt.Errorf("give exactly one of --output FILE.tar or --push REGISTRY/PREFIX"))
 	}
 	if f.uid < -1 || f.uid > 1<<31-1 {
-		return fmt.Errorf("--uid %d: must be a user id between 0 and 2147483647", f.uid)
+		return usageError(fmt.Errorf("--uid %d: must be a user id between 0 and 2147483647", f.uid))
 	}
 	type job struct {
 		fn     image.Function
@@ -76,30 +76,30 @@ func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
 	switch {
 	case f.binary != "":
 		if f.ref == "" || len(args) > 0 || f.all {
-			return fmt.Errorf("--binary packages one executable: give --ref and no function names or --all")
+			return usageError(fmt.Errorf("--binary packages one executable: give --ref and no function names or --all"))
 		}
 		uid := image.DefaultUID
 		jobs = append(jobs, job{fn: image.Function{Name: filepath.Base(f.binary), DefaultRef: f.ref, UID: uid, Port: 8080}, binary: f.binary})
 	case f.all:
 		if len(args) > 0 {
-			return fmt.Errorf("give function names or --all, not both")
+			return usageError(fmt.Errorf("give function names or --all, not both"))
 		}
 		for _, fn := range image.Functions {
 			jobs = append(jobs, job{fn: fn})
 		}
 	case len(args) == 0:
-		return fmt.Errorf("name the functions to build (%s) or pass --all", functionNames())
+		return usageError(fmt.Errorf("name the functions to build (%s) or pass --all", functionNames()))
 	default:
 		for _, a := range args {
 			fn, ok := image.LookupFunction(a)
 			if !ok {
-				return fmt.Errorf("unknown function %q; known: %s", a, functionNames())
+				return usageError(fmt.Errorf("unknown function %q; known: %s", a, functionNames()))
 			}
 			jobs = append(jobs, job{fn: fn})
 		}
 	}
 	if f.ref != "" && len(jobs) != 1 {
-		return fmt.Errorf("--ref names one image; build one function at a time with it")
+		return usageError(fmt.Errorf("--ref names one image; build one function at a time with it"))
 	}
 	work := f.workDir
 	if work == "" {
@@ -148,8 +148,13 @@ func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
 		}
 		return nil
 	}
+	if dir := filepath.Dir(f.output); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--output: creating folder: %w", err)
+		}
+	}
 	if err := image.WriteTarball(f.output, imgs); err != nil {
-		return err
+		return fmt.Errorf("--output: %w", err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %d image(s) to %s; import with: ctr -n k8s.io images import %s\n", len(imgs), f.output, f.output)
 	return nil

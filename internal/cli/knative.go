@@ -23,6 +23,11 @@ type knativeFlags struct {
 	poolSize                                                          int
 }
 
+// knativeFlagNames are the flags register adds: they apply to --platform
+// knative only.
+var knativeFlagNames = []string{"kubeconfig", "context", "namespace", "ingress", "protocol", "http", "pool-size",
+	"readiness-timeout", "time-interval", "scale-to-zero-timeout", "window", "target", "configure-cluster"}
+
 func (k *knativeFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&k.kubeconfig, "kubeconfig", "", "knative: kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)")
 	fl.StringVar(&k.context, "context", "", "knative: kubeconfig context")
@@ -98,12 +103,14 @@ namespace, and that the ingress answers. It changes nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			exp, err := f.experiment(cmd)
 			if err != nil {
-				return err
+				return usageError(err)
 			}
 			return doctor(cmd.Context(), cmd, exp)
 		},
 	}
-	f.register(cmd)
+	f.registerOn(cmd, "file", "platform", "runtimes", "image", "endpoint",
+		"kubeconfig", "context", "namespace", "ingress", "http", "configure-cluster")
+	f.force = true // doctor runs no matrix: the scales' cap is no concern
 	return cmd
 }
 
@@ -138,7 +145,7 @@ func doctor(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment) erro
 	}
 	tw.Flush()
 	if err := knative.Failed(checks); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("%d check(s) failed", countFailed(checks))}
+		return &exitError{code: ExitFailure, err: fmt.Errorf("%d check(s) failed", countFailed(checks))}
 	}
 	return nil
 }

@@ -2,18 +2,29 @@ package cli
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coldbench/coldbench/pkg/plot"
 	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
+)
+
+// PNG resolutions plot accepts: below 36 dpi text is unreadable; at 600 dpi
+// a figure is already 5400 × 3240 pixels (70 MB to render), and far above
+// rendering runs out of memory.
+const (
+	minDPI = 36
+	maxDPI = 600
 )
 
 func newPlotCmd() *cobra.Command {
 	var (
 		dir  string
 		opt  plot.Options
-		fmts []string
+		fmts = []string{plot.FormatSVG, plot.FormatPNG}
 		ropt results.ReadOptions
 	)
 	cmd := &cobra.Command{
@@ -35,24 +46,63 @@ over successful attempts.`,
   coldbench plot -o figures --scales 1,8 --format svg results/*.jsonl`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opt.Formats = fmts
-			paths, warnings, err := plot.WriteFiles(cmd.Context(), dir, args, opt, ropt)
-			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			if opt.DPI < minDPI || opt.DPI > maxDPI {
+				return usageError(fmt.Errorf("--dpi %d: give a resolution between %d and %d (default %d)", opt.DPI, minDPI, maxDPI, plot.DefaultDPI))
 			}
+			opt.Formats = fmts
+			ctx := cmd.Context()
+			m, err := loadModel(ctx, cmd.ErrOrStderr(), args, ropt, false)
+			if err != nil {
+				return err
+			}
+			if err := checkScalesInRecords(opt.Scales, m); err != nil {
+				return usageError(err)
+			}
+			paths, err := plot.WriteModel(ctx, dir, m, opt)
 			for _, p := range paths {
 				fmt.Fprintln(cmd.OutOrStdout(), p)
 			}
-			return err
+			if err != nil {
+				return fmt.Errorf("-o %s: %w", dir, err)
+			}
+			return ctx.Err()
 		},
 	}
-	cmd.Flags().StringVarP(&dir, "output", "o", "", "directory to write the figures into (created if missing)")
+	fl := cmd.Flags()
+	fl.StringVarP(&dir, "output", "o", "", "directory to write the figures into (created if missing)")
 	_ = cmd.MarkFlagRequired("output")
-	cmd.Flags().IntSliceVar(&opt.Scales, "scales", nil, "N values for the per-N figures, comma-separated (default: the smallest N in the records)")
-	cmd.Flags().BoolVar(&opt.AllScales, "all-scales", false, "draw the per-N figures for every N in the records")
-	cmd.Flags().StringSliceVar(&fmts, "format", []string{plot.FormatSVG, plot.FormatPNG}, "image formats: svg, png")
-	cmd.Flags().IntVar(&opt.DPI, "dpi", plot.DefaultDPI, "resolution of PNG output")
-	cmd.Flags().BoolVar(&ropt.Lenient, "lenient", false, lenientUsage)
+	fl.Var(newIntList(&opt.Scales, "scales", "N values", "1,8"), "scales", "N values for the per-N figures, comma-separated (default: the smallest N in the records)")
+	fl.BoolVar(&opt.AllScales, "all-scales", false, "draw the per-N figures for every N in the records")
+	fl.Var(newNameList(&fmts, "format", "svg,png", func(s string) error {
+		if s != plot.FormatSVG && s != plot.FormatPNG {
+			return fmt.Errorf("not an image format plot writes (svg, png)")
+		}
+		return nil
+	}), "format", "image formats, comma-separated: svg, png")
+	fl.IntVar(&opt.DPI, "dpi", plot.DefaultDPI, fmt.Sprintf("resolution of PNG output, %d to %d", minDPI, maxDPI))
+	fl.BoolVar(&ropt.Lenient, "lenient", false, lenientUsage)
 	cmd.MarkFlagsMutuallyExclusive("scales", "all-scales")
 	return cmd
+}
+
+// checkScalesInRecords refuses an N of --scales the records do not have
+// before anything is drawn: a wrong flag, not a failure to draw.
+func checkScalesInRecords(want []int, m *stats.Model) error {
+	var have []int
+	for _, c := range m.MeasuredCells() {
+		if !slices.Contains(have, c.Key.Scale) {
+			have = append(have, c.Key.Scale)
+		}
+	}
+	slices.Sort(have)
+	for _, n := range want {
+		if !slices.Contains(have, n) {
+			s := make([]string, len(have))
+			for i, h := range have {
+				s[i] = fmt.Sprint(h)
+			}
+			return fmt.Errorf("--scales: no records at N = %d; the records have N = %s", n, strings.Join(s, ", "))
+		}
+	}
+	return nil
 }

@@ -6,9 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,33 +20,30 @@ import (
 // slogLevel is the level chosen by --verbose, shared by every log handler.
 var slogLevel slog.Level
 
-// exitError carries a specific exit status.
-type exitError struct {
-	code int
-	err  error
+// Main runs the CLI and returns the process exit status (see exit.go).
+func Main(args []string) int {
+	ctx, stop := notifySignals(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return mainContext(ctx, args, os.Stdout, os.Stderr)
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// Main runs the CLI and returns the process exit status.
-func Main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// mainContext is Main with its context and streams given (tests).
+func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot()
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "coldbench:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return ee.code
-		}
-		if ctx.Err() != nil {
-			return 130 // interrupted, whatever step it cut short
-		}
-		return 1
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	code := status(ctx, err)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "coldbench:", err)
 	}
-	return 0
+	if interruptCode(ctx) != 0 && (err == nil || !strings.Contains(err.Error(), "interrupted")) {
+		// Cancelled, or the verb finished as a signal arrived (its work may
+		// be cut short): say which signal.
+		fmt.Fprintln(stderr, "coldbench:", context.Cause(ctx))
+	}
+	return code
 }
 
 // NewRoot builds the command tree.
@@ -54,6 +52,8 @@ func NewRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "coldbench",
 		Short:         "Measure serverless cold-start latency and density across container runtimes",
+		Long:          "Measure serverless cold-start latency and density across container runtimes.\n\n" + exitCodesHelp,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -61,12 +61,75 @@ func NewRoot() *cobra.Command {
 			if verbose {
 				slogLevel = slog.LevelDebug
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slogLevel})))
+			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slogLevel})))
 		},
 	}
-	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log every cell (debug level)")
+	groupCmd(root)
+	root.SetVersionTemplate("coldbench {{.Version}}\n")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug-level log messages on stderr (run: one line per cell)")
 	root.AddCommand(newRunCmd(), newReportCmd(), newImageCmd(), newCleanCmd(), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd())
+	// Flag syntax errors (including the list flags' own) are usage errors,
+	// named as the list flags word them.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		var le *listError
+		if errors.As(err, &le) {
+			return usageError(le)
+		}
+		return usageError(err)
+	})
+	wrapRunE(root)
 	return root
+}
+
+// groupCmd makes a command that only holds verbs print its help when run
+// alone, and refuse an unknown verb as a usage error (cobra would print the
+// help and exit 0, or report it with an error we could not tell from a
+// failure).
+func groupCmd(c *cobra.Command) *cobra.Command {
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usageError(errors.New(msg))
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	return c
+}
+
+// wrapRunE makes every error out of a verb carry an exit status:
+// ExitFailure unless the verb chose one.
+func wrapRunE(c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			if err == nil {
+				return nil
+			}
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err
+			}
+			return &exitError{code: ExitFailure, err: err}
+		}
+	}
+	for _, sub := range c.Commands() {
+		wrapRunE(sub)
+	}
+}
+
+// versionString is "VERSION (commit C) GOVERSION", shared by the version
+// verb and --version.
+func versionString() string {
+	t := bench.Tool()
+	s := t.Version
+	if t.Commit != "" {
+		s += " (commit " + t.Commit + ")"
+	}
+	return s + " " + t.GoVersion
 }
 
 func newVersionCmd() *cobra.Command {
@@ -75,13 +138,8 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print coldbench's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t := bench.Tool()
-			fmt.Fprintf(cmd.OutOrStdout(), "coldbench %s", t.Version)
-			if t.Commit != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), " (commit %s)", t.Commit)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), " %s\n", t.GoVersion)
-			return nil
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "coldbench", versionString())
+			return err
 		},
 	}
 }

@@ -49,7 +49,12 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a cold-start experiment and append one record per attempt to a JSONL file",
 		Long: `Run cold-starts N instances at once for every runtime and every N, for the
 given iterations (after warm-ups), and records each attempt as it is measured.
-Flags override the experiment file (-f) field by field.`,
+Flags override the experiment file (-f) field by field.
+
+Exit status: 0 every attempt answered; 3 some attempts failed; 4 every
+attempt failed, or cells were not run (deadline: continue with --resume);
+2 bad input; 1 any other failure; 130 SIGINT, 143 SIGTERM (--resume
+continues).`,
 		Example: `  coldbench run --runtimes runc,crun --scales 1,4 --iterations 10
   coldbench run -f experiment.yaml -o results/study.jsonl`,
 		Args: cobra.NoArgs,
@@ -57,31 +62,32 @@ Flags override the experiment file (-f) field by field.`,
 			if f.resume != "" {
 				res, err := f.resumption(cmd)
 				if err != nil {
-					return err
+					return usageError(err)
 				}
 				return runExperiment(cmd.Context(), cmd, res.Exp, f, res)
 			}
 			exp, err := f.experiment(cmd)
 			if err != nil {
-				return err
+				return usageError(err)
 			}
 			return runExperiment(cmd.Context(), cmd, exp, f, nil)
 		},
 	}
-	f.register(cmd)
+	f.registerOn(cmd)
 	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the interrupted experiment recorded in this file: skip the cells it holds, append the rest")
 	cmd.Flags().BoolVar(&f.printRecords, "print-records", false, "after the summary, copy the records file (JSONL) to standard output: a run in a pod keeps them in its log")
 	return cmd
 }
 
-// register adds the experiment flags (shared by run and doctor).
-func (f *runFlags) register(cmd *cobra.Command) {
+// register adds the experiment flags to fl: every one run has. Verbs that
+// need fewer pick theirs with registerOn.
+func (f *runFlags) register(fl *pflag.FlagSet) {
 	def := bench.Default().Spec
-	fl := cmd.Flags()
+	f.runtimes, f.scales = []string{"runc", "crun"}, slices.Clone(def.Scales)
 	fl.StringVarP(&f.file, "file", "f", "", "experiment YAML (apiVersion "+bench.APIVersion+", kind "+bench.Kind+")")
-	fl.StringVar(&f.platform, "platform", def.Platform, "platform: node (containerd CRI on this host)")
-	fl.StringSliceVar(&f.runtimes, "runtimes", []string{"runc", "crun"}, "runtimes, comma-separated; each is its CRI handler / RuntimeClass, \"default\" = the platform's default")
-	fl.IntSliceVar(&f.scales, "scales", def.Scales, "N values (instances cold-started at once), comma-separated")
+	fl.StringVar(&f.platform, "platform", def.Platform, "platform: node (containerd CRI on this host) or knative (a Knative Serving cluster)")
+	fl.Var(newNameList(&f.runtimes, "runtimes", "runc,crun", nil), "runtimes", "runtimes, comma-separated; each is its CRI handler / RuntimeClass, \"default\" = the platform's default")
+	fl.Var(newIntList(&f.scales, "scales", "N values", "1,4,8"), "scales", "N values (instances cold-started at once), comma-separated")
 	fl.IntVar(&f.iterations, "iterations", def.Iterations, "measured iterations per runtime and N")
 	fl.IntVar(&f.warmups, "warmups", def.Warmups, "unrecorded-in-stats warm-up iterations per runtime and N (recorded with warmup=true)")
 	fl.DurationVar(&f.timeout, "timeout", def.RequestTimeout.Duration, "per-attempt timeout: from the start of the cold start until the first reply")
@@ -92,8 +98,50 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.port, "port", bench.DefaultPort, "node platform: port the function listens on")
 	fl.StringVar(&f.image, "image", "", "function image for runtimes given by --runtimes (default "+bench.DefaultImage+" on node, "+bench.DefaultKnativeImage+" on knative)")
 	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
-	fl.StringVar(&f.format, "format", "table", "summary format printed at the end: table, markdown, json, csv")
+	fl.StringVar(&f.format, "format", "table", "summary format printed at the end: "+strings.Join(report.Formats(), ", "))
 	f.knative.register(fl)
+}
+
+// registerOn adds to cmd the named experiment flags only (all of them
+// without names), so that each verb's --help shows the flags it uses. The
+// others keep their defaults, which experiment() reads.
+func (f *runFlags) registerOn(cmd *cobra.Command, names ...string) {
+	all := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	f.register(all)
+	if len(names) == 0 {
+		cmd.Flags().AddFlagSet(all)
+		return
+	}
+	for _, n := range names {
+		fl := all.Lookup(n)
+		if fl == nil {
+			panic("registerOn: no flag " + n) // a typo in this file
+		}
+		cmd.Flags().AddFlag(fl)
+	}
+}
+
+// nodeOnlyFlags apply to --platform node only; knativeFlagNames (knative.go)
+// to knative only.
+var nodeOnlyFlags = []string{"endpoint", "port"}
+
+// checkPlatformFlags refuses flags given on the command line that the
+// platform would ignore.
+func checkPlatformFlags(changed func(string) bool, platform string) error {
+	if platform != bench.PlatformNode && platform != bench.PlatformKnative {
+		return nil // Validate names the unknown platform
+	}
+	for _, n := range nodeOnlyFlags {
+		if changed(n) && platform != bench.PlatformNode {
+			return fmt.Errorf("--%s applies only to --platform node (the platform is %q); drop it", n, platform)
+		}
+	}
+	for _, n := range knativeFlagNames {
+		if changed(n) && platform != bench.PlatformKnative {
+			return fmt.Errorf("--%s applies only to --platform knative (the platform is %q); drop it or add --platform knative", n, platform)
+		}
+	}
+	return nil
 }
 
 // resumption loads --resume FILE. The experiment is the one recorded in the
@@ -118,6 +166,9 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 		return nil, err
 	}
 	s := &res.Exp.Spec
+	if err := checkPlatformFlags(cmd.Flags().Changed, s.Platform); err != nil {
+		return nil, fmt.Errorf("%w (%s records a %s experiment)", err, f.resume, s.Platform)
+	}
 	if cmd.Flags().Changed("endpoint") && s.Node != nil {
 		s.Node.Endpoint = f.endpoint
 	}
@@ -125,6 +176,13 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 		f.knative.apply(func(n string) bool {
 			return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress")
 		}, true, s.Knative)
+		// Checked here as Validate checks them for a new run: before any client.
+		if err := bench.CheckIngress(s.Knative.Ingress); err != nil {
+			return nil, fmt.Errorf("--ingress %w", err)
+		}
+		if err := bench.CheckKubeconfig(s.Knative.Kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %w", err)
+		}
 	}
 	if cmd.Flags().Changed("deadline") {
 		if f.deadline <= 0 {
@@ -180,6 +238,9 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	if changed("output") {
 		s.Output = f.output
 	}
+	if err := checkPlatformFlags(changed, s.Platform); err != nil {
+		return nil, err
+	}
 	if s.Platform == bench.PlatformKnative {
 		if s.Knative == nil {
 			s.Knative = &bench.KnativeSpec{}
@@ -206,8 +267,11 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	return exp, nil
 }
 
-// openPlatform returns the backend the experiment names.
-func openPlatform(exp *bench.Experiment) (bench.Platform, error) {
+// openPlatform returns the backend the experiment names (a variable: the
+// tests put a scripted platform here).
+var openPlatform = openNamedPlatform
+
+func openNamedPlatform(exp *bench.Experiment) (bench.Platform, error) {
 	switch exp.Spec.Platform {
 	case bench.PlatformNode:
 		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port)
@@ -278,9 +342,13 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	}
 	// The summary is computed from the file just written, exactly as
 	// `coldbench report` would: every printed number traces to its records.
-	// Not cancelled with ctx: after an interrupt the summary of what was
-	// recorded is still printed (the read is short and bounded).
-	if err := printReport(context.WithoutCancel(ctx), cmd.OutOrStdout(), f.format, []string{out}, results.ReadOptions{}); err != nil {
+	// Also after an interrupt (the summary of what was measured), hence
+	// without ctx's cancellation.
+	if err := printReport(context.WithoutCancel(ctx), cmd.OutOrStdout(), cmd.ErrOrStderr(), f.format, []string{out}); err != nil {
+		if rerr := runExit(ctx, outcome, out, exp); rerr != nil {
+			log.Warn("no summary", "err", err) // e.g. interrupted before the first cell
+			return rerr
+		}
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "\nraw records: %s (this session: %d attempts, %d failed", out, outcome.Attempts, outcome.Failures)
@@ -301,13 +369,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 			return fmt.Errorf("--print-records: %w", err)
 		}
 	}
-	switch {
-	case outcome.Interrupted:
-		return &exitError{code: 130, err: fmt.Errorf("interrupted: %d cells not run; the records measured so far are in %s; continue with: coldbench run --resume %s", outcome.SkippedCells+outcome.CutCells, out, out)}
-	case outcome.DeadlineHit:
-		return &exitError{code: 2, err: fmt.Errorf("deadline %v reached: %d cells not run; continue with: coldbench run --resume %s", exp.Spec.Deadline.Duration, outcome.SkippedCells+outcome.CutCells, out)}
-	}
-	return nil
+	return runExit(ctx, outcome, out, exp)
 }
 
 func newCleanCmd() *cobra.Command {
@@ -323,10 +385,9 @@ revisions and pods go with them; clean waits for the pods). Nothing without
 coldbench's labels is touched. Do not run it while a run is in progress.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f.runtimes = []string{"default"} // clean needs no runtime matrix
 			exp, err := f.experiment(cmd)
 			if err != nil {
-				return err
+				return usageError(err)
 			}
 			plat, err := openPlatform(exp)
 			if err != nil {
@@ -342,12 +403,8 @@ coldbench's labels is touched. Do not run it while a run is in progress.`,
 			return err
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.platform, "platform", bench.PlatformNode, "platform: node or knative")
-	fl.StringVar(&f.endpoint, "endpoint", bench.DefaultEndpoint, "node: containerd CRI socket")
-	fl.StringVar(&experiment, "experiment", "", "only this experiment id (default: every coldbench object)")
-	f.knative.register(fl)
-	// Defaults experiment() expects from run's flags.
-	f.scales, f.iterations, f.timeout, f.deadline, f.probeInterval, f.format = []int{1}, 1, time.Minute, time.Hour, 2*time.Millisecond, "table"
+	f.registerOn(cmd, "platform", "endpoint", "kubeconfig", "context", "namespace")
+	cmd.Flags().StringVar(&experiment, "experiment", "", "only this experiment id (default: every coldbench object)")
+	f.force = true // clean runs no matrix: the scales' cap is no concern
 	return cmd
 }

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"sigs.k8s.io/yaml"
 )
 
@@ -212,11 +214,21 @@ func Decode(data []byte) (*Experiment, error) {
 	exp := Default()
 	// Clear lists so the file's values replace, not extend, the defaults.
 	exp.Spec.Runtimes, exp.Spec.Scales = nil, nil
+	// Editors on Windows save a UTF-8 byte-order mark; YAML allows one at
+	// the start, but the parser underneath shows it as 'ï'.
+	bom := []byte("\ufeff")
+	data = bytes.TrimPrefix(data, bom)
+	if i := bytes.Index(data, bom); i >= 0 {
+		return nil, fmt.Errorf("experiment file: line %d: a UTF-8 byte-order mark (U+FEFF) inside the file; remove it (save as UTF-8 without BOM)", bytes.Count(data[:i], []byte("\n"))+1)
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("experiment file is empty; start from the example in README.md")
 	}
 	js, err := yaml.YAMLToJSONStrict(data) // strict: duplicate keys are errors
 	if err != nil {
+		if l := tabIndentLine(data); l > 0 {
+			return nil, fmt.Errorf("experiment file: line %d: a tab character; YAML indents with spaces (%s)", l, cleanYAMLError(err))
+		}
 		return nil, fmt.Errorf("experiment file: %s", cleanYAMLError(err))
 	}
 	var generic any
@@ -241,6 +253,19 @@ func Decode(data []byte) (*Experiment, error) {
 		return nil, fmt.Errorf("experiment file: kind %q is not supported; set kind: %s", exp.Kind, Kind)
 	}
 	return exp, nil
+}
+
+// tabIndentLine returns the number of the first line indented with a tab
+// (YAML forbids tabs in indentation; the parser's message does not say
+// "tab"), or 0.
+func tabIndentLine(data []byte) int {
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 && len(bytes.TrimSpace(line)) > 0 {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // describeJSONError names the field of a type mismatch.
@@ -375,6 +400,14 @@ func (e *Experiment) Validate(force bool) error {
 				s.Runtimes[i].Image = DefaultKnativeImage
 			}
 		}
+		if _, err := name.ParseReference(s.Runtimes[i].Image); err != nil {
+			add("spec.runtimes[%d].image (--image): %q is not an image reference; write e.g. %s", i, s.Runtimes[i].Image, DefaultImage)
+		}
+	}
+	if s.Output != "" {
+		if st, err := os.Stat(s.Output); err == nil && st.IsDir() {
+			add("spec.output (--output): %q is a directory; give the records file's name, e.g. %s", s.Output, filepath.Join(s.Output, "study.jsonl"))
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid experiment:\n  %s", strings.Join(errs, "\n  "))
@@ -429,10 +462,11 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 			add("spec.knative.%s: %v; must not be negative", name, d)
 		}
 	}
-	if k.Ingress != "" {
-		if _, port, err := net.SplitHostPort(k.Ingress); err != nil || port == "" {
-			add("spec.knative.ingress: %q; give HOST:PORT, e.g. 192.168.1.10:31080", k.Ingress)
-		}
+	if err := CheckIngress(k.Ingress); err != nil {
+		add("spec.knative.ingress (--ingress): %v", err)
+	}
+	if err := CheckKubeconfig(k.Kubeconfig); err != nil {
+		add("spec.knative.kubeconfig (--kubeconfig): %v", err)
 	}
 	if k.Window != "" {
 		if d, err := time.ParseDuration(k.Window); err != nil || d < 6*time.Second || d > time.Hour {
@@ -444,6 +478,41 @@ func (e *Experiment) completeKnative(add func(string, ...any)) {
 			add("spec.knative.target: %q; give a positive number (concurrent requests per pod)", k.Target)
 		}
 	}
+}
+
+// CheckIngress checks an ingress address's syntax ("" = detect): HOST:PORT
+// with a port in 1-65535, no scheme or path. It says what to write instead.
+func CheckIngress(in string) error {
+	if in == "" {
+		return nil
+	}
+	if strings.Contains(in, "://") || strings.Contains(in, "/") {
+		return fmt.Errorf("%q; give HOST:PORT without a scheme or path, e.g. 192.168.1.10:31080", in)
+	}
+	host, port, err := net.SplitHostPort(in)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q; give HOST:PORT, e.g. 192.168.1.10:31080", in)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a TCP port (1-65535)", in, port)
+	}
+	return nil
+}
+
+// CheckKubeconfig checks that a kubeconfig given by name ("" = the usual
+// search) is a readable file, before any client is made of it.
+func CheckKubeconfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: %v; give the path of a kubeconfig file", path, errors.Unwrap(err))
+	case st.IsDir():
+		return fmt.Errorf("%q is a directory; give the path of a kubeconfig file", path)
+	}
+	return nil
 }
 
 // PoolSets is the number of service sets the pool protocol uses at scale n

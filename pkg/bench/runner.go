@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,25 +74,53 @@ func NewExperimentID(now time.Time) string {
 	return fmt.Sprintf("cb-%s-%06x", now.UTC().Format("20060102t150405"), n)
 }
 
-// Version of this build, from the module info unless set by -ldflags.
-var Version = ""
+// Version and Commit of this build, stamped by the Makefile and
+// scripts/node-up.sh with -ldflags "-X ...bench.Version=$(git describe
+// --always --dirty) -X ...bench.Commit=$(git rev-parse HEAD)". A plain
+// go build/go install leaves them empty: Tool reads the build info instead.
+var (
+	Version = ""
+	Commit  = ""
+)
 
-// Tool describes this build for the header.
+// Tool describes this build for the header and --version.
 func Tool() results.ToolInfo {
-	t := results.ToolInfo{Name: "coldbench", Version: Version}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		bi = nil
+	}
+	return toolInfo(Version, Commit, bi)
+}
+
+// toolInfo is Tool with the stamped values and the build info given (tests).
+// Stamped values win; otherwise the main module's version (a go install of
+// a tag, or go1.24+'s pseudo-version of a checkout) and the VCS settings
+// (vcs.revision, vcs.modified) go build records in a checkout.
+func toolInfo(version, commit string, bi *debug.BuildInfo) results.ToolInfo {
+	t := results.ToolInfo{Name: "coldbench", Version: version, Commit: commit}
+	modified := false
+	if bi != nil {
 		t.GoVersion = bi.GoVersion
 		if t.Version == "" {
 			t.Version = bi.Main.Version
 		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				t.Commit = s.Value
+			switch s.Key {
+			case "vcs.revision":
+				if t.Commit == "" {
+					t.Commit = s.Value
+				}
+			case "vcs.modified":
+				modified = s.Value == "true"
 			}
 		}
 	}
 	if t.Version == "" || t.Version == "(devel)" {
 		t.Version = "dev"
+	}
+	// A build of uncommitted changes is not the commit it names.
+	if modified && version == "" && !strings.Contains(t.Version, "dirty") {
+		t.Version += "+dirty"
 	}
 	return t
 }

@@ -112,7 +112,13 @@ func BuildFunction(ctx context.Context, name, srcDir, outDir string) (string, er
 	var cmd *exec.Cmd
 	switch f.Language {
 	case Go:
-		cmd = exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, ".")
+		ldflags := "-s -w"
+		if f.Name == "coldbench" {
+			// Its results headers name the version and commit, as
+			// `make build` and scripts/node-up.sh stamp them.
+			ldflags += VersionLDFlags(ctx, dir)
+		}
+		cmd = exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	case C:
 		cc := os.Getenv("CC")
@@ -128,6 +134,27 @@ func BuildFunction(ctx context.Context, name, srcDir, outDir string) (string, er
 		return "", fmt.Errorf("image: building %s: %s: %w\n%s", f.Name, strings.Join(cmd.Args, " "), err, output)
 	}
 	return out, nil
+}
+
+// VersionLDFlags returns the -X flags that stamp coldbench's version (git
+// describe --always --dirty) and commit into pkg/bench, read from the git
+// checkout holding dir; "" outside one (the binary then says "dev").
+func VersionLDFlags(ctx context.Context, dir string) string {
+	git := func(args ...string) string {
+		c := exec.CommandContext(ctx, "git", args...)
+		c.Dir = dir
+		b, err := c.Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	version, commit := git("describe", "--always", "--dirty"), git("rev-parse", "HEAD")
+	if version == "" || commit == "" {
+		return ""
+	}
+	const pkg = "github.com/coldbench/coldbench/pkg/bench"
+	return fmt.Sprintf(" -X %s.Version=%s -X %s.Commit=%s", pkg, version, pkg, commit)
 }
 
 // functionDir accepts either the functions root or the function's directory,

@@ -115,13 +115,27 @@ func (aw *attemptsWriter) write(a *results.Attempt) error {
 	return aw.cw.Write(rec)
 }
 
-// WriteAttemptsCSVFile streams results files (validated with ropt) and
-// writes every attempt record to path as CSV (see WriteAttemptsCSV), in two
-// passes: the first learns the phase names (the columns), the second writes
-// the rows, so no record is held in memory. The file is written whole or
-// not at all (outfile.WriteFile): an error, a full disk or a cancelled ctx
-// leaves path as it was. It returns the reader's warnings.
+// WriteAttemptsCSVFile writes StreamAttemptsCSV's output to path, whole
+// or not at all (outfile.WriteFile): an error, a full disk or a cancelled
+// ctx leaves path as it was. It returns the reader's warnings.
 func WriteAttemptsCSVFile(ctx context.Context, path string, files []string, ropt results.ReadOptions) ([]string, error) {
+	var warnings []string
+	err := outfile.WriteFile(ctx, path, func(w io.Writer) error {
+		var err error
+		warnings, err = StreamAttemptsCSV(ctx, w, files, ropt)
+		return err
+	})
+	if err != nil {
+		return warnings, fmt.Errorf("attempts CSV: %w", err)
+	}
+	return warnings, nil
+}
+
+// StreamAttemptsCSV streams results files (validated with ropt) and writes
+// every attempt record to w as CSV (see WriteAttemptsCSV), in two passes:
+// the first learns the phase names (the columns), the second writes the
+// rows, so no record is held in memory. It returns the reader's warnings.
+func StreamAttemptsCSV(ctx context.Context, w io.Writer, files []string, ropt results.ReadOptions) ([]string, error) {
 	var phases []string
 	r := results.NewReader(ropt)
 	for _, f := range files {
@@ -140,31 +154,25 @@ func WriteAttemptsCSVFile(ctx context.Context, path string, files []string, ropt
 		}
 	}
 	warnings := r.Warnings()
-	err := outfile.WriteFile(ctx, path, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 256*1024)
-		aw, err := newAttemptsWriter(bw, phases)
-		if err != nil {
-			return err
-		}
-		r := results.NewReader(ropt) // the same checks, so the same records
-		for _, f := range files {
-			err := r.ReadFile(ctx, f, func(rec results.Record) error {
-				if rec.Attempt == nil {
-					return nil
-				}
-				return aw.write(rec.Attempt)
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if err := aw.flush(); err != nil {
-			return err
-		}
-		return bw.Flush()
-	})
+	bw := bufio.NewWriterSize(w, 256*1024)
+	aw, err := newAttemptsWriter(bw, phases)
 	if err != nil {
-		return warnings, fmt.Errorf("attempts CSV: %w", err)
+		return warnings, err
 	}
-	return warnings, nil
+	r = results.NewReader(ropt) // the same checks, so the same records
+	for _, f := range files {
+		err := r.ReadFile(ctx, f, func(rec results.Record) error {
+			if rec.Attempt == nil {
+				return nil
+			}
+			return aw.write(rec.Attempt)
+		})
+		if err != nil {
+			return warnings, err
+		}
+	}
+	if err := aw.flush(); err != nil {
+		return warnings, err
+	}
+	return warnings, bw.Flush()
 }

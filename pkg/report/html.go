@@ -122,12 +122,13 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	if set == nil || len(set.Attempts) == 0 {
 		return fmt.Errorf("no attempt records to report")
 	}
-	return WriteHTMLModel(w, stats.FromSet(set), meta, opt)
+	return WriteHTMLModel(context.Background(), w, stats.FromSet(set), meta, opt)
 }
 
-// WriteHTMLModel is WriteHTML of an analysis model.
-func WriteHTMLModel(w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
-	return writeHTML(context.Background(), w, m, meta, opt)
+// WriteHTMLModel is WriteHTML of an analysis model; ctx is checked between
+// figures, whose rendering is most of the page's time.
+func WriteHTMLModel(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
+	return writeHTML(ctx, w, m, meta, opt)
 }
 
 // writeHTML checks ctx between figures: rendering them is most of the

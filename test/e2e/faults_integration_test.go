@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,7 +33,7 @@ type faultRun struct {
 }
 
 // run runs f in a namespace of its own and checks: coldbench finishes (exit
-// 0), every planned attempt is recorded once, failures carry the wanted
+// 0, 3 or 4 as its records say), every planned attempt is recorded once, failures carry the wanted
 // reason, and `coldbench report` accounts for every attempt.
 func (l *knativeLab) faultRun(t *testing.T, f faultRun) []results.Attempt {
 	t.Helper()
@@ -51,10 +52,35 @@ func (l *knativeLab) faultRun(t *testing.T, f faultRun) []results.Attempt {
 	if f.inject != nil {
 		f.inject(t, p, out)
 	}
+	// Failed attempts are records: the run finishes with 0 (none failed),
+	// 3 (some) or 4 (all), checked against the records below.
+	code := 0
 	if err := p.wait(t, 8*time.Minute); err != nil {
-		t.Fatalf("coldbench did not finish: %v\n%s\n%s", err, p.stdout.String(), p.stderr.String())
+		ee, ok := err.(*exec.ExitError)
+		if !ok || (ee.ExitCode() != 3 && ee.ExitCode() != 4) {
+			t.Fatalf("coldbench did not finish: %v\n%s\n%s", err, p.stdout.String(), p.stderr.String())
+		}
+		code = ee.ExitCode()
 	}
 	set, err := results.ReadFile(out)
+	if err == nil {
+		failed := 0
+		for _, a := range set.Attempts {
+			if !a.OK {
+				failed++
+			}
+		}
+		want := 0
+		switch {
+		case failed > 0 && failed == len(set.Attempts):
+			want = 4
+		case failed > 0:
+			want = 3
+		}
+		if code != want {
+			t.Errorf("exit status %d with %d of %d attempts failed, want %d", code, failed, len(set.Attempts), want)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
