@@ -3,13 +3,17 @@
 package host
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/coldbench/coldbench/pkg/outfile"
 )
 
 // State is what tune changed, saved so restore can undo it exactly.
@@ -124,7 +128,11 @@ func (t *Tuner) save(st *State) error {
 		return err
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
-	return os.WriteFile(t.StateFile, b, 0o644)
+	// Whole or not at all: restore must never read half a state.
+	return outfile.WriteFile(context.Background(), t.StateFile, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
 }
 
 func sortedKeys(m map[string]string) []string {
