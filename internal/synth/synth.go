@@ -108,4 +108,3 @@ func attempt(rng *rand.Rand, id, rt string, ri, n, it, inst int, start time.Time
 	}
 	return a
 }
-
