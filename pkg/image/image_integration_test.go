@@ -223,9 +223,13 @@ func (c *containerd) ctr(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "ctr"), append([]string{"--address", c.sock}, args...)...)
-	out, err := cmd.CombinedOutput()
+	// Tables are on stdout; stderr carries warnings (containerd 2.x warns
+	// of cgroup v1 on every call here) that would read as table rows.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+		t.Fatalf("%s: %v\n%s%s", strings.Join(cmd.Args, " "), err, out, stderr.Bytes())
 	}
 	return string(out)
 }
