@@ -264,7 +264,11 @@ func (r *Reader) check(rec *Record, here location) error {
 	if h := rec.Header; h != nil {
 		k := headerKey{h.ExperimentID, h.Session}
 		if prev, dup := r.headers[k]; dup {
-			return fmt.Errorf("header duplicates %s (experiment %s, session %d); a resumed run writes the next session number", r.where(prev, here.file), h.ExperimentID, h.Session)
+			hint := "a resumed run writes the next session number"
+			if prev.file != here.file {
+				hint = "the same records given twice (one file twice, or a copy of it)? give each once"
+			}
+			return fmt.Errorf("header duplicates %s (experiment %s, session %d); %s", r.where(prev, here.file), h.ExperimentID, h.Session, hint)
 		}
 		r.headers[k] = here
 		intern(r.exps, h.ExperimentID)

@@ -99,8 +99,8 @@ func TestReadFilesSameFileTwice(t *testing.T) {
 	if err == nil {
 		t.Fatal("the same file given twice was accepted")
 	}
-	if want := path + ": line 1: header duplicates " + path + " line 1"; !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q, want it to contain %q", err, want)
+	if want := path + ": line 1: header duplicates " + path + " line 1"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("error %q, want it to contain %q and say the records were given twice", err, want)
 	}
 	// A copy under another name is the same records.
 	cp := filepath.Join(t.TempDir(), "copy.jsonl")
