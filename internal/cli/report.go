@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -143,13 +142,14 @@ func writeOutput(ctx context.Context, flag, path string, stdout io.Writer, write
 		}
 		return nil
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("--%s: creating folder: %w", flag, err)
-		}
+	undo, err := outfile.MkdirAll(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("--%s: creating folder: %w", flag, err)
 	}
-	// Whole or not at all: a full disk or an interrupt leaves path as it was.
+	// Whole or not at all: a full disk or an interrupt leaves path as it
+	// was, and no folder made for it.
 	if err := outfile.WriteFile(ctx, path, write); err != nil {
+		undo()
 		return fmt.Errorf("--%s: %w", flag, err)
 	}
 	return nil

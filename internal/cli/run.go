@@ -161,29 +161,27 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 	if !slices.Contains(report.Formats(), f.format) {
 		return nil, fmt.Errorf("--format %q: use one of %s", f.format, strings.Join(report.Formats(), ", "))
 	}
-	res, err := bench.LoadResume(f.resume)
+	// Where to run may change; it is applied before the recorded
+	// experiment is validated (a kubeconfig recorded on another machine).
+	res, err := bench.LoadResume(f.resume, func(exp *bench.Experiment) error {
+		s := &exp.Spec
+		if err := checkPlatformFlags(cmd.Flags().Changed, s.Platform); err != nil {
+			return usageError(fmt.Errorf("%w (%s records a %s experiment)", err, f.resume, s.Platform))
+		}
+		if cmd.Flags().Changed("endpoint") && s.Node != nil {
+			s.Node.Endpoint = f.endpoint
+		}
+		if s.Knative != nil {
+			f.knative.apply(func(n string) bool {
+				return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress")
+			}, true, s.Knative)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	s := &res.Exp.Spec
-	if err := checkPlatformFlags(cmd.Flags().Changed, s.Platform); err != nil {
-		return nil, fmt.Errorf("%w (%s records a %s experiment)", err, f.resume, s.Platform)
-	}
-	if cmd.Flags().Changed("endpoint") && s.Node != nil {
-		s.Node.Endpoint = f.endpoint
-	}
-	if s.Knative != nil {
-		f.knative.apply(func(n string) bool {
-			return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress")
-		}, true, s.Knative)
-		// Checked here as Validate checks them for a new run: before any client.
-		if err := bench.CheckIngress(s.Knative.Ingress); err != nil {
-			return nil, fmt.Errorf("--ingress %w", err)
-		}
-		if err := bench.CheckKubeconfig(s.Knative.Kubeconfig); err != nil {
-			return nil, fmt.Errorf("--kubeconfig %w", err)
-		}
-	}
 	if cmd.Flags().Changed("deadline") {
 		if f.deadline <= 0 {
 			return nil, fmt.Errorf("--deadline %v: must be positive", f.deadline)

@@ -20,8 +20,11 @@ type Resumption struct {
 }
 
 // LoadResume prepares path for appending (a torn last record is cut off) and
-// reads what has been measured.
-func LoadResume(path string) (*Resumption, error) {
+// reads what has been measured. adjust (may be nil) changes what a resume
+// may change (where to run: the kubeconfig, the ingress, the endpoint)
+// before the experiment is validated: a recorded kubeconfig that is gone
+// must not refuse a resume that gives another.
+func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error) {
 	repair, err := results.RepairTail(path)
 	if err != nil {
 		return nil, fmt.Errorf("--resume %s: %w", path, err)
@@ -53,6 +56,11 @@ func LoadResume(path string) (*Resumption, error) {
 	// resume.
 	if k := res.Exp.Spec.Knative; k != nil && k.Protocol != ProtocolClassic {
 		k.TimeInterval = Duration{}
+	}
+	if adjust != nil {
+		if err := adjust(res.Exp); err != nil {
+			return nil, err
+		}
 	}
 	// It was validated when first run (possibly with --force).
 	if err := res.Exp.Validate(true); err != nil {

@@ -29,7 +29,7 @@ func TestLoadResumeIgnoresAnOldFreshTimeInterval(t *testing.T) {
 	if err := os.WriteFile(path, append(line, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := LoadResume(path)
+	res, err := LoadResume(path, nil)
 	if err != nil {
 		t.Fatalf("resume of an older fresh file with timeInterval: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestLoadResumeTwoSessionsAndDuplicateCell(t *testing.T) {
 	if err := os.WriteFile(path, lines, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := LoadResume(path)
+	res, err := LoadResume(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,44 @@ func TestLoadResumeTwoSessionsAndDuplicateCell(t *testing.T) {
 	if err := os.WriteFile(path, lines, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadResume(path); err == nil {
+	if _, err := LoadResume(path, nil); err == nil {
 		t.Error("a cell recorded twice was accepted")
+	}
+}
+
+// A resume on another machine, where the recorded kubeconfig does not
+// exist, is not refused when the resume gives one that does: what may
+// change is applied before the recorded experiment is validated.
+func TestLoadResumeAdjustsBeforeValidating(t *testing.T) {
+	dir := t.TempDir()
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exp := Default()
+	exp.Spec.Platform = PlatformKnative
+	exp.Spec.Knative = &KnativeSpec{Kubeconfig: kc}
+	if err := exp.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	exp.Spec.Knative.Kubeconfig = filepath.Join(dir, "gone") // as recorded elsewhere
+	h := results.Header{Type: results.TypeHeader, Schema: results.SchemaVersion, ExperimentID: NewExperimentID(time.Now()), Created: time.Now(), Experiment: exp}
+	line, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "r.jsonl")
+	if err := os.WriteFile(path, append(line, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadResume(path, nil); err == nil {
+		t.Fatal("a recorded kubeconfig that does not exist was accepted without a replacement")
+	}
+	res, err := LoadResume(path, func(e *Experiment) error { e.Spec.Knative.Kubeconfig = kc; return nil })
+	if err != nil {
+		t.Fatalf("resume with a kubeconfig given: %v", err)
+	}
+	if res.Exp.Spec.Knative.Kubeconfig != kc {
+		t.Errorf("kubeconfig %q, want %q", res.Exp.Spec.Knative.Kubeconfig, kc)
 	}
 }

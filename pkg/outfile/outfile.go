@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 )
 
 // WriteFile calls write with a temporary file in path's directory and, if
@@ -58,32 +57,56 @@ func finish(f *os.File) error {
 	return f.Close()
 }
 
+// MkdirAll is os.MkdirAll that can be undone: undo removes the directories
+// it created, deepest first, as long as they are empty, so an output that
+// is not written after all leaves no new folder either.
+func MkdirAll(dir string) (undo func(), err error) {
+	var created []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	undo = func() {
+		for _, d := range created { // deepest first
+			if os.Remove(d) != nil {
+				return // not empty (or gone): leave it and its parents
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		undo()
+		return func() {}, err
+	}
+	return undo, nil
+}
+
 // Dir stages files for a directory: they are written into a hidden
 // temporary directory inside it and moved into place together by Commit,
 // so an error or an interrupt before Commit leaves no new file in it.
 type Dir struct {
 	dir, tmp string
-	created  bool // dir did not exist
+	undoDir  func() // removes the directories NewDir created, if empty
 	names    []string
 	done     bool
 }
 
 // NewDir creates dir if needed and a staging directory in it.
 func NewDir(dir string) (*Dir, error) {
-	d := &Dir{dir: dir}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		d.created = true
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	undo, err := MkdirAll(dir)
+	if err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
 	tmp, err := os.MkdirTemp(dir, ".coldbench-tmp-")
 	if err != nil {
-		d.removeCreated()
+		undo()
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
-	d.tmp = tmp
-	return d, nil
+	return &Dir{dir: dir, tmp: tmp, undoDir: undo}, nil
 }
 
 // WriteFile stages name (a base name) with data.
@@ -133,17 +156,5 @@ func (d *Dir) Abort() {
 	}
 	d.done = true
 	os.RemoveAll(d.tmp)
-	d.removeCreated()
+	d.undoDir()
 }
-
-func (d *Dir) removeCreated() {
-	if !d.created {
-		return
-	}
-	if ents, err := os.ReadDir(d.dir); err == nil && len(ents) == 0 {
-		os.Remove(d.dir)
-	}
-}
-
-// Names are the staged base names, in order.
-func (d *Dir) Names() []string { return slices.Clone(d.names) }

@@ -133,3 +133,32 @@ func TestDirStagesUntilCommit(t *testing.T) {
 		t.Errorf("after Abort in an existing directory: %v", got)
 	}
 }
+
+// MkdirAll's undo removes exactly the folders it made, deepest first, and
+// none that holds something.
+func TestMkdirAllUndo(t *testing.T) {
+	base := t.TempDir()
+	undo, err := MkdirAll(filepath.Join(base, "a", "b", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if _, err := os.Stat(filepath.Join(base, "a")); !os.IsNotExist(err) {
+		t.Errorf("a: %v, want it removed", err)
+	}
+	if _, err := os.Stat(base); err != nil {
+		t.Errorf("the existing base went: %v", err)
+	}
+	undo, err = MkdirAll(filepath.Join(base, "x", "y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base, "x", "keep"), nil, 0o644)
+	undo()
+	if _, err := os.Stat(filepath.Join(base, "x", "y")); !os.IsNotExist(err) {
+		t.Errorf("x/y: %v, want it removed", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "x", "keep")); err != nil {
+		t.Errorf("x holds a file and must stay: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -35,35 +36,76 @@ func Create(path string) (*Writer, error) {
 	return &Writer{f: f, out: f, path: path}, nil
 }
 
-// CreateWithHeader opens path for appending, creating it if needed, and
-// writes h as its first record in the same step: if the header cannot be
-// written and synced (a full disk), a file this call created is removed,
-// and an existing file (a resumed run's) is cut back to its former size,
-// never removed, so a failed start leaves no file, or the file as it was.
+// CreateWithHeader opens path for appending, creating it if needed, with h
+// as its next record, in one step. A new file is written under a temporary
+// name in the same directory and linked into place only once its header is
+// synced, so a full disk or even SIGKILL leaves no file, never one without
+// its header. An existing file (a resumed run's) gets h appended; if that
+// fails it is cut back to its former size, never removed.
 func CreateWithHeader(path string, h *Header) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
-	created := err == nil
+	w, err := createNew(path, h)
 	if errors.Is(err, fs.ErrExist) {
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		return appendHeader(path, h)
 	}
+	return w, err
+}
+
+// createNew writes h into a temporary file and links it to path, which
+// must not exist (fs.ErrExist otherwise: link never replaces).
+func createNew(path string, h *Header) (*Writer, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fs.ErrExist
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating results file %q: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after the link, path holds the file
+	w := &Writer{f: tmp, out: wrapFile(tmp), path: path}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("creating results file %q: %w", path, err)
+	}
+	if err := w.Write(h); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("writing the header: %w", err)
+	}
+	// The descriptor stays the file's whatever its name (opened without
+	// O_APPEND, but it is the only writer and sits at the end).
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			tmp.Close()
+			return nil, err
+		}
+		// A filesystem without hard links: rename, which would replace a
+		// file created in between (unlikely: the name was just free).
+		if _, serr := os.Lstat(path); serr == nil {
+			tmp.Close()
+			return nil, fs.ErrExist
+		}
+		if rerr := os.Rename(tmp.Name(), path); rerr != nil {
+			tmp.Close()
+			return nil, fmt.Errorf("creating results file %q: %w", path, rerr)
+		}
+	}
+	return w, nil
+}
+
+func appendHeader(path string, h *Header) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening results file %q: %w", path, err)
 	}
-	var size int64
-	if !created {
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("opening results file %q: %w", path, err)
-		}
-		size = fi.Size()
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening results file %q: %w", path, err)
 	}
+	size := fi.Size()
 	w := &Writer{f: f, out: wrapFile(f), path: path}
 	if err := w.Write(h); err != nil {
 		f.Close()
-		if created {
-			os.Remove(path)
-		} else if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Size() > size {
+		if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Size() > size {
 			os.Truncate(path, size) // a partial header line
 		}
 		return nil, fmt.Errorf("writing the header: %w", err)

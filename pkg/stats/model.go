@@ -245,9 +245,6 @@ func (m *Model) MeasuredCells() []*Cell {
 	return out
 }
 
-// Cell returns the cell k, or nil.
-func (m *Model) Cell(k CellKey) *Cell { return m.cells[k] }
-
 // Failures returns the failure groups in order of their first failure.
 func (m *Model) Failures() []FailureGroup { return slices.Clone(m.failures) }
 

@@ -13,6 +13,7 @@ func TestVersionsFileAndOverrides(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "config"), 0o755)
 	os.WriteFile(filepath.Join(root, VersionsFile), []byte("# c\n\nCONTAINERD_VERSION=v9.9.9\nGVISOR_VERSION=g1\n"), 0o644)
 	t.Setenv("COLDBENCH_CACHE_DIR", "/c")
+	t.Setenv("CONTAINERD_VERSION", "") // empty is unset: the file decides
 	t.Setenv("GVISOR_VERSION", "")
 	if d, err := ContainerdBin(root); err != nil || d != "/c/containerd/v9.9.9/bin" {
 		t.Errorf("ContainerdBin = %q, %v", d, err)

@@ -620,13 +620,21 @@ func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
 // before the requests (tracker.catchUp). Without the list (an API server
 // that does not answer), the watches' view stands, as it did before.
 func (p *Platform) catchUpPods(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	asked := p.tr.now()
 	pods, err := p.kube.CoreV1().Pods(p.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + p.trID})
 	if err != nil {
 		slog.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
 		return
 	}
-	p.tr.catchUp(pods.Items)
+	p.tr.catchUp(pods.Items, asked)
 }
+
+// catchUpTimeout bounds the list before a release: an API server that
+// does not answer (restarting, overloaded) costs the cell this much, untimed,
+// and the watches' view stands.
+const catchUpTimeout = 10 * time.Second
 
 // measure releases one GET per Ready service at once (release.go): each on
 // its own connection to the ingress, dialled before the release, so the

@@ -269,19 +269,21 @@ func (t *tracker) livePods(rev string) int {
 // experiment's pods taken just now (before a release): a watch may deliver
 // a pod's events seconds late on a loaded cluster, and a pod that already
 // exists must count as existing before the requests (prior, warm), never
-// as the cold pod they created. A pod the tracker knows as alive but the
-// list lacks was deleted before the list: it is gone now.
-func (t *tracker) catchUp(pods []corev1.Pod) {
-	listed := map[string]bool{}
+// as the cold pod they created. A pod the tracker saw before the list was
+// asked for (listed is when) but that the list lacks was deleted before
+// the list: it is gone now. One it saw after may be newer than the list's
+// snapshot: the watch decides for it.
+func (t *tracker) catchUp(pods []corev1.Pod, listed time.Time) {
+	inList := map[string]bool{}
 	for i := range pods {
-		listed[pods[i].Name] = true
+		inList[pods[i].Name] = true
 		t.onPod(&pods[i], false)
 	}
 	now := t.now()
 	t.mu.Lock()
 	for _, r := range t.revs {
 		for _, p := range r.pods {
-			if !listed[p.name] && p.gone.IsZero() {
+			if !inList[p.name] && p.gone.IsZero() && p.created.Before(listed) {
 				p.gone = now
 				if p.terminating.IsZero() {
 					p.terminating = now
