@@ -1,15 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coldbench/coldbench/pkg/plot"
 	"github.com/coldbench/coldbench/pkg/results"
-	"github.com/coldbench/coldbench/pkg/stats"
 )
 
 // PNG resolutions plot accepts: below 36 dpi text is unreadable; at 600 dpi
@@ -55,10 +53,10 @@ over successful attempts.`,
 			if err != nil {
 				return err
 			}
-			if err := checkScalesInRecords(opt.Scales, m); err != nil {
+			paths, err := plot.WriteModel(ctx, dir, m, opt)
+			if errors.Is(err, plot.ErrScales) {
 				return usageError(err)
 			}
-			paths, err := plot.WriteModel(ctx, dir, m, opt)
 			for _, p := range paths {
 				fmt.Fprintln(cmd.OutOrStdout(), p)
 			}
@@ -83,26 +81,4 @@ over successful attempts.`,
 	fl.BoolVar(&ropt.Lenient, "lenient", false, lenientUsage)
 	cmd.MarkFlagsMutuallyExclusive("scales", "all-scales")
 	return cmd
-}
-
-// checkScalesInRecords refuses an N of --scales the records do not have
-// before anything is drawn: a wrong flag, not a failure to draw.
-func checkScalesInRecords(want []int, m *stats.Model) error {
-	var have []int
-	for _, c := range m.MeasuredCells() {
-		if !slices.Contains(have, c.Key.Scale) {
-			have = append(have, c.Key.Scale)
-		}
-	}
-	slices.Sort(have)
-	for _, n := range want {
-		if !slices.Contains(have, n) {
-			s := make([]string, len(have))
-			for i, h := range have {
-				s[i] = fmt.Sprint(h)
-			}
-			return fmt.Errorf("--scales: no records at N = %d; the records have N = %s", n, strings.Join(s, ", "))
-		}
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ package plot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -82,6 +83,10 @@ func modelFigures(m *stats.Model, opt Options, consume bool) ([]*Figure, error) 
 	return figs, nil
 }
 
+// ErrScales marks an Options.Scales value the records do not have (bad
+// input: the CLI names its --scales flag).
+var ErrScales = errors.New("--scales")
+
 func pickScales(have []int, opt Options) ([]int, error) {
 	if opt.AllScales {
 		return have, nil
@@ -92,7 +97,7 @@ func pickScales(have []int, opt Options) ([]int, error) {
 	var out []int
 	for _, n := range opt.Scales {
 		if !slices.Contains(have, n) {
-			return nil, fmt.Errorf("no records at N = %d; the records have N = %s", n, joinInts(have))
+			return nil, fmt.Errorf("%w: no records at N = %d; the records have N = %s", ErrScales, n, joinInts(have))
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
