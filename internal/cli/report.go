@@ -90,19 +90,22 @@ func writeReport(ctx context.Context, stdout, stderr io.Writer, files []string, 
 		}
 	}
 	if o.html != "" {
-		if err := writeOutput(ctx, "html", o.html, stdout, func(w io.Writer) error {
-			return report.WriteHTMLModel(ctx, w, m, meta, report.HTMLOptions{})
-		}); err != nil {
+		if err := writeOutput("html", o.html,
+			func() error { return report.WriteHTMLModel(ctx, stdout, m, meta, report.HTMLOptions{}) },
+			func(path string) error { return report.WriteHTMLFile(ctx, path, m, meta, report.HTMLOptions{}) },
+		); err != nil {
 			return err
 		}
 	}
 	if o.attemptsCSV != "" {
 		// Every record as a row: the files are streamed again (the model
 		// keeps no records), with the same checks.
-		return writeOutput(ctx, "attempts-csv", o.attemptsCSV, stdout, func(w io.Writer) error {
-			_, err := report.StreamAttemptsCSV(ctx, w, files, o.read)
+		if err := writeOutput("attempts-csv", o.attemptsCSV,
+			func() error { _, err := report.StreamAttemptsCSV(ctx, stdout, files, o.read); return err },
+			func(path string) error { _, err := report.WriteAttemptsCSVFile(ctx, path, files, o.read); return err },
+		); err != nil {
 			return err
-		})
+		}
 	}
 	return ctx.Err()
 }
@@ -130,14 +133,13 @@ func loadModel(ctx context.Context, stderr io.Writer, files []string, ropt resul
 	return m, nil
 }
 
-// writeOutput writes one output file of --flag: "-" is stdout, a missing
-// folder is created, and every error names the flag.
-func writeOutput(ctx context.Context, flag, path string, stdout io.Writer, write func(io.Writer) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// writeOutput writes the output of --flag: to standard output for "-",
+// else to path through toFile (whole or not at all), in a folder created
+// when missing and removed again when the output is not written. Every
+// error names the flag.
+func writeOutput(flag, path string, toStdout func() error, toFile func(string) error) error {
 	if path == "-" {
-		if err := write(stdout); err != nil {
+		if err := toStdout(); err != nil {
 			return fmt.Errorf("--%s -: %w", flag, err)
 		}
 		return nil
@@ -146,9 +148,7 @@ func writeOutput(ctx context.Context, flag, path string, stdout io.Writer, write
 	if err != nil {
 		return fmt.Errorf("--%s: creating folder: %w", flag, err)
 	}
-	// Whole or not at all: a full disk or an interrupt leaves path as it
-	// was, and no folder made for it.
-	if err := outfile.WriteFile(ctx, path, write); err != nil {
+	if err := toFile(path); err != nil {
 		undo()
 		return fmt.Errorf("--%s: %w", flag, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
 )
 
 // mountFullTmpfs mounts a 64 KiB tmpfs holding old.html ("old") and a
@@ -52,7 +53,7 @@ func listDir(t *testing.T, dir string) []string {
 func TestFullDiskLeavesNoPartialFile(t *testing.T) {
 	dir := mountFullTmpfs(t)
 	ctx := context.Background()
-	if err := WriteHTMLFile(ctx, filepath.Join(dir, "old.html"), []string{labRecordsFile}, HTMLOptions{}); err == nil {
+	if err := WriteHTMLFile(ctx, filepath.Join(dir, "old.html"), labModel(t), Meta{}, HTMLOptions{}); err == nil {
 		t.Error("HTML report on a full disk: no error")
 	}
 	if _, err := WriteAttemptsCSVFile(ctx, filepath.Join(dir, "attempts.csv"), []string{labRecordsFile}, results.ReadOptions{}); err == nil {
@@ -71,7 +72,7 @@ func TestCancelledOutputsLeaveNothing(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := WriteHTMLFile(ctx, filepath.Join(dir, "r.html"), []string{labRecordsFile}, HTMLOptions{}); !errors.Is(err, context.Canceled) {
+	if err := WriteHTMLFile(ctx, filepath.Join(dir, "r.html"), labModel(t), Meta{}, HTMLOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("HTML: err = %v, want context.Canceled", err)
 	}
 	if _, err := WriteAttemptsCSVFile(ctx, filepath.Join(dir, "a.csv"), []string{labRecordsFile}, results.ReadOptions{}); !errors.Is(err, context.Canceled) {
@@ -100,4 +101,14 @@ func TestAttemptsCSVFileStreamsSameBytes(t *testing.T) {
 	if string(got) != want.String() {
 		t.Errorf("streamed CSV differs from WriteAttemptsCSV (%d vs %d bytes)", len(got), want.Len())
 	}
+}
+
+// labModel is the analysis model of the lab records (testdata).
+func labModel(t *testing.T) *stats.Model {
+	t.Helper()
+	m, err := stats.Load(context.Background(), results.ReadOptions{}, labRecordsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -207,21 +207,12 @@ func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt 
 	return err
 }
 
-// WriteHTMLFile streams results files (validated with opt.Read) and writes
-// their HTML report to path, whole or not at all (outfile.WriteFile): an
-// error or a cancelled ctx leaves path as it was.
-func WriteHTMLFile(ctx context.Context, path string, files []string, opt HTMLOptions) error {
-	m, err := stats.Load(ctx, opt.Read, files...)
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := writeHTML(ctx, &buf, m, MetaFromModel(m, files...), opt); err != nil {
-		return err
-	}
+// WriteHTMLFile writes m's HTML report to path, whole or not at all
+// (outfile.WriteFile): an error, a full disk or a cancelled ctx leaves path
+// as it was.
+func WriteHTMLFile(ctx context.Context, path string, m *stats.Model, meta Meta, opt HTMLOptions) error {
 	if err := outfile.WriteFile(ctx, path, func(w io.Writer) error {
-		_, err := w.Write(buf.Bytes())
-		return err
+		return writeHTML(ctx, w, m, meta, opt)
 	}); err != nil {
 		return fmt.Errorf("HTML report: %w", err)
 	}

@@ -186,7 +186,7 @@ func TestWriteHTMLFileAndErrors(t *testing.T) {
 		t.Error("no attempts: want an error")
 	}
 	path := filepath.Join(t.TempDir(), "r.html")
-	if err := WriteHTMLFile(context.Background(), path, []string{labRecordsFile}, HTMLOptions{Title: "runc vs crun"}); err != nil {
+	if err := WriteHTMLFile(context.Background(), path, labModel(t), Meta{}, HTMLOptions{Title: "runc vs crun"}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
