@@ -8,36 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coldbench/coldbench/internal/testenv/diskfull"
 )
-
-// failAfter is a full disk: it accepts k bytes, then fails.
-type failAfter struct {
-	w io.Writer
-	k int
-}
-
-func (f *failAfter) Write(p []byte) (int, error) {
-	if len(p) > f.k {
-		n, _ := f.w.Write(p[:f.k])
-		f.k = 0
-		return n, errors.New("no space left on device (simulated)")
-	}
-	f.k -= len(p)
-	return f.w.Write(p)
-}
-
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
 
 func TestWriteFileWholeOrNothing(t *testing.T) {
 	dir := t.TempDir()
@@ -48,7 +21,7 @@ func TestWriteFileWholeOrNothing(t *testing.T) {
 	// A write that fails half-way (full disk) leaves the old file and no
 	// temporary one.
 	err := WriteFile(context.Background(), path, func(w io.Writer) error {
-		_, err := (&failAfter{w, 5}).Write([]byte("new content, longer than five bytes"))
+		_, err := (&diskfull.FailAfter{W: w, K: 5}).Write([]byte("new content, longer than five bytes"))
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), path) {
@@ -57,7 +30,7 @@ func TestWriteFileWholeOrNothing(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "old" {
 		t.Errorf("file = %q, want the old content", b)
 	}
-	if got := entries(t, dir); len(got) != 1 {
+	if got := diskfull.Entries(t, dir); len(got) != 1 {
 		t.Errorf("directory holds %v, want only out.html", got)
 	}
 	// Cancelled while writing: nothing replaced, nothing left.
@@ -70,8 +43,8 @@ func TestWriteFileWholeOrNothing(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != "old" || len(entries(t, dir)) != 1 {
-		t.Errorf("after cancel: file %q, directory %v", b, entries(t, dir))
+	if b, _ := os.ReadFile(path); string(b) != "old" || len(diskfull.Entries(t, dir)) != 1 {
+		t.Errorf("after cancel: file %q, directory %v", b, diskfull.Entries(t, dir))
 	}
 	// Success replaces it, readable by others.
 	if err := WriteFile(context.Background(), path, func(w io.Writer) error {
@@ -81,8 +54,8 @@ func TestWriteFileWholeOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(path)
-	if b, _ := os.ReadFile(path); string(b) != "new" || fi.Mode().Perm() != 0o644 || len(entries(t, dir)) != 1 {
-		t.Errorf("after success: %q mode %v, directory %v", b, fi.Mode(), entries(t, dir))
+	if b, _ := os.ReadFile(path); string(b) != "new" || fi.Mode().Perm() != 0o644 || len(diskfull.Entries(t, dir)) != 1 {
+		t.Errorf("after success: %q mode %v, directory %v", b, fi.Mode(), diskfull.Entries(t, dir))
 	}
 }
 
@@ -119,7 +92,7 @@ func TestDirStagesUntilCommit(t *testing.T) {
 		t.Fatalf("Commit: %v, %v", paths, err)
 	}
 	d.Abort() // no-op after Commit
-	if got := entries(t, dir); strings.Join(got, ",") != "a.svg,b.png" {
+	if got := diskfull.Entries(t, dir); strings.Join(got, ",") != "a.svg,b.png" {
 		t.Errorf("directory holds %v", got)
 	}
 	// An existing directory is kept on Abort.
@@ -129,7 +102,7 @@ func TestDirStagesUntilCommit(t *testing.T) {
 	}
 	d.WriteFile("c.svg", []byte("c"))
 	d.Abort()
-	if got := entries(t, dir); strings.Join(got, ",") != "a.svg,b.png" {
+	if got := diskfull.Entries(t, dir); strings.Join(got, ",") != "a.svg,b.png" {
 		t.Errorf("after Abort in an existing directory: %v", got)
 	}
 }

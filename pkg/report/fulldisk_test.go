@@ -5,53 +5,23 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
+
+	"github.com/coldbench/coldbench/internal/testenv/diskfull"
 )
-
-// mountFullTmpfs mounts a 64 KiB tmpfs holding old.html ("old") and a
-// filler that leaves about 4 KiB free. Mounting needs root; CI runs as root.
-func mountFullTmpfs(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a 64 KiB tmpfs (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	if err := os.WriteFile(filepath.Join(dir, "old.html"), []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, 56*1024), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
 
 // A full disk fails the HTML report and the attempts CSV and leaves no
 // partial file: neither a new one nor a half-overwritten old one.
 func TestFullDiskLeavesNoPartialFile(t *testing.T) {
-	dir := mountFullTmpfs(t)
+	dir := diskfull.Tmpfs(t, 8*1024) // and old.html ("old") takes a 4 KiB page: 4 KiB stay free
+	if err := os.WriteFile(filepath.Join(dir, "old.html"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	if err := WriteHTMLFile(ctx, filepath.Join(dir, "old.html"), labModel(t), Meta{}, HTMLOptions{}); err == nil {
 		t.Error("HTML report on a full disk: no error")
@@ -59,7 +29,7 @@ func TestFullDiskLeavesNoPartialFile(t *testing.T) {
 	if _, err := WriteAttemptsCSVFile(ctx, filepath.Join(dir, "attempts.csv"), []string{labRecordsFile}, results.ReadOptions{}); err == nil {
 		t.Error("attempts CSV on a full disk: no error")
 	}
-	if got := listDir(t, dir); !slices.Equal(got, []string{"filler", "old.html"}) {
+	if got := diskfull.Entries(t, dir); !slices.Equal(got, []string{"filler", "old.html"}) {
 		t.Errorf("full disk left %v, want only filler and old.html", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "old.html")); string(b) != "old" {
@@ -78,7 +48,7 @@ func TestCancelledOutputsLeaveNothing(t *testing.T) {
 	if _, err := WriteAttemptsCSVFile(ctx, filepath.Join(dir, "a.csv"), []string{labRecordsFile}, results.ReadOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("CSV: err = %v, want context.Canceled", err)
 	}
-	if got := listDir(t, dir); len(got) != 0 {
+	if got := diskfull.Entries(t, dir); len(got) != 0 {
 		t.Errorf("cancelled writes left %v", got)
 	}
 }

@@ -4,32 +4,17 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coldbench/coldbench/internal/testenv/diskfull"
 )
-
-// failAfter is a full disk: it accepts k bytes, then fails.
-type failAfter struct {
-	w io.Writer
-	k int
-}
-
-func (f *failAfter) Write(p []byte) (int, error) {
-	if len(p) > f.k {
-		n, _ := f.w.Write(p[:f.k])
-		f.k = 0
-		return n, errors.New("no space left on device (simulated)")
-	}
-	f.k -= len(p)
-	return f.w.Write(p)
-}
 
 func fullDiskAfter(t *testing.T, k int) {
 	t.Helper()
 	old := wrapFile
-	wrapFile = func(f *os.File) io.Writer { return &failAfter{f, k} }
+	wrapFile = func(f *os.File) io.Writer { return &diskfull.FailAfter{W: f, K: k} }
 	t.Cleanup(func() { wrapFile = old })
 }
 
@@ -86,28 +71,10 @@ func TestCreateWithHeader(t *testing.T) {
 	}
 }
 
-// mountFullTmpfs mounts a 64 KiB tmpfs and fills all but about free bytes
-// of it. Mounting needs root; CI runs as root.
-func mountFullTmpfs(t *testing.T, free int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a 64 KiB tmpfs (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, 64*1024-free), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // On a real full filesystem a new records file whose header does not fit
 // is not left behind.
 func TestCreateWithHeaderFullTmpfs(t *testing.T) {
-	dir := mountFullTmpfs(t, 0)
+	dir := diskfull.Tmpfs(t, 0)
 	h := fullHeader("cb-1")
 	h.Testbed.Notes = []string{strings.Repeat("n", 8192)} // more than any slack
 	path := filepath.Join(dir, "r.jsonl")
