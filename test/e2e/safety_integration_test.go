@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -143,9 +144,11 @@ func TestKnativeSafety(t *testing.T) {
 	taken := knative.ServiceName(id, 0, 1, 1, 0) // iterations count from 0
 	objs = append(objs, l.lookalikeKsvc(t, ns, taken, map[string]string{"app": "coldbench"}))
 
+	// Iteration 1 fails (its name is taken): the run completes with a
+	// failed attempt, exit status 3.
 	o, err := execColdbench(l.bin, "run", "--resume", out, "--kubeconfig", l.kubeconfig, "--ingress", l.ingress)
-	if err != nil {
-		t.Fatalf("resume: %v\n%s", err, o)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("resume: %v, want exit status 3 (one attempt failed)\n%s", err, o)
 	}
 	survived(t, "run and resume", objs)
 	set, err = results.ReadFile(out)
