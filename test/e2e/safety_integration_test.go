@@ -103,7 +103,10 @@ func TestKnativeSafety(t *testing.T) {
 	}})
 	zero := int32(0)
 	dep, err := l.kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "cb000000-r0-n1-i1-0-00001-deployment", Labels: managed},
+		// Named like a revision's Deployment, but of a ksvc that does not
+		// exist: Knative creates cb000000-r0-n1-i1-0-00001-deployment itself
+		// for the lookalike ksvc above, and a race for that name is no test.
+		ObjectMeta: metav1.ObjectMeta{Name: "cb000000-r0-n1-i2-0-00001-deployment", Labels: managed},
 		Spec: appsv1.DeploymentSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: podLabels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "pause", Image: "coldbench.local/pause:3.10"}}}}},
