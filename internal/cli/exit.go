@@ -45,7 +45,11 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 // usageError marks bad input (ExitUsage).
-func usageError(err error) error {
+func usageError(err error) error { return withCode(err, ExitUsage) }
+
+// withCode gives err the exit status code unless it already carries one
+// (the innermost decision stands). nil stays nil.
+func withCode(err error, code int) error {
 	if err == nil {
 		return nil
 	}
@@ -53,7 +57,7 @@ func usageError(err error) error {
 	if errors.As(err, &ee) {
 		return err
 	}
-	return &exitError{code: ExitUsage, err: err}
+	return &exitError{code: code, err: err}
 }
 
 // signalCause is the cancellation cause of the context notifySignals returns.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -77,10 +78,8 @@ func (l *intList) Set(value string) error {
 		case n < 1:
 			return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("element %d is N = %d; N (instances cold-started at once) must be at least 1", i+1, n), fix: l.fix()}
 		}
-		for _, m := range out {
-			if m == n {
-				return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("%d appears twice", n), fix: "give each value once"}
-			}
+		if slices.Contains(out, n) {
+			return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("%d appears twice", n), fix: "give each value once"}
 		}
 		out = append(out, n)
 	}
@@ -131,10 +130,8 @@ func (l *nameList) Set(value string) error {
 				return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("element %d (%q): %v", i+1, p, err), fix: l.fix()}
 			}
 		}
-		for _, m := range out {
-			if m == p {
-				return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("%q appears twice", p), fix: "give each name once"}
-			}
+		if slices.Contains(out, p) {
+			return &listError{flag: l.flag, value: value, problem: fmt.Sprintf("%q appears twice", p), fix: "give each name once"}
 		}
 		out = append(out, p)
 	}

@@ -105,15 +105,7 @@ func groupCmd(c *cobra.Command) *cobra.Command {
 func wrapRunE(c *cobra.Command) {
 	if run := c.RunE; run != nil {
 		c.RunE = func(cmd *cobra.Command, args []string) error {
-			err := run(cmd, args)
-			if err == nil {
-				return nil
-			}
-			var ee *exitError
-			if errors.As(err, &ee) {
-				return err
-			}
-			return &exitError{code: ExitFailure, err: err}
+			return withCode(run(cmd, args), ExitFailure)
 		}
 	}
 	for _, sub := range c.Commands() {
