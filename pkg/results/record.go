@@ -17,7 +17,7 @@ const (
 // Error classes. They are stable strings: reports group failures by them.
 const (
 	ErrTimeout      = "timeout"       // no 2xx before the per-request timeout
-	ErrHTTPStatus   = "http_status"   // the function answered, but not 2xx
+	ErrHTTPStatus   = "http_status"   // a reply, but not 2xx: from the function or from the platform in front of it (the error keeps the body)
 	ErrConnection   = "connection"    // last probe failed to connect/read
 	ErrSandbox      = "sandbox"       // RunPodSandbox failed
 	ErrContainer    = "container"     // CreateContainer/StartContainer failed

@@ -158,12 +158,16 @@ func recorded(path string) []results.Attempt {
 // waitForAttempt waits until an attempt satisfying ok is recorded in path,
 // or the process ends, or timeout passes; it says whether one was.
 func waitForAttempt(path string, p *process, timeout time.Duration, ok func(results.Attempt) bool) bool {
+	return waitForRecords(path, p, timeout, func(as []results.Attempt) bool { return slices.ContainsFunc(as, ok) })
+}
+
+// waitForRecords waits until the attempts recorded in path satisfy ok, or
+// the process ends, or timeout passes; it says whether they did.
+func waitForRecords(path string, p *process, timeout time.Duration, ok func([]results.Attempt) bool) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, a := range recorded(path) {
-			if ok(a) {
-				return true
-			}
+		if ok(recorded(path)) {
+			return true
 		}
 		select {
 		case <-p.done:

@@ -881,6 +881,25 @@ func TestColdStartInterruptedWhileWaitingForPodsRecordsEveryAttemptAsCanceled(t 
 	}
 }
 
+// Interrupted while creating the cell's services (the API call cut by the
+// interrupt): the attempt is canceled, not a platform failure, so that the
+// runner cuts the cell and --resume measures it again.
+func TestColdStartInterruptedWhileCreatingRecordsTheAttemptAsCanceled(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l.dyn.PrependReactor("create", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		cancel()
+		return true, nil, ctx.Err()
+	})
+	out := l.coldStartCtx(ctx, l.cell(1, 0, 30*time.Second))
+	for i, a := range out {
+		if a.OK || a.ErrorClass != results.ErrCanceled || a.Instance != i {
+			t.Errorf("instance %d: ok=%v class=%q error=%q", i, a.OK, a.ErrorClass, a.Error)
+		}
+	}
+}
+
 func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing.T) {
 	l := newLab(t, labOptions{protocol: bench.ProtocolFresh})
 	first := l.coldStart(l.cell(2, 0, 10*time.Second))

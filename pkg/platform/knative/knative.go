@@ -683,6 +683,9 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 		a.Instance = i
 		a.ReleaseSkewNS = skew.Nanoseconds()
 		if ts[i].err != nil {
+			if ctx.Err() != nil { // e.g. its create cut by the interrupt
+				a.ErrorClass = results.ErrCanceled
+			}
 			continue
 		}
 		a.Cold.Revision = ts[i].revision
@@ -780,24 +783,41 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	}
 	var errs []error
 	n := 0
+	// Foreground: a ksvc stays listed until its revisions, Deployments,
+	// ReplicaSets and pods are gone. In the background, a ReplicaSet that
+	// had not yet made the pod of a killed run's cold start could make it
+	// after Clean saw no pod, and a resumed run re-creating that service
+	// name would find it (recorded as not_cold).
+	fg := metav1.DeletePropagationForeground
 	for _, s := range list.Items {
-		if err := svcs.Delete(ctx, s.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := svcs.Delete(ctx, s.GetName(), metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting ksvc %q: %w", s.GetName(), err))
 			continue
 		}
 		n++
 	}
-	// Revisions and pods go with their ksvc; wait for the pods, which
+	// Wait for the ksvcs (so for everything they own) and the pods, which
 	// drain for a while, so that "clean" means clean. Only pods Knative made
 	// for a ksvc are waited for: any other pod carrying coldbench's labels
 	// is not coldbench's and would never go.
 	for ctx.Err() == nil {
+		left, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing ksvcs being deleted: %w", err))
+			break
+		}
 		pods, err := p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing pods: %w", err))
 			break
 		}
-		if len(pods.Items) == 0 {
+		deleting := 0
+		for _, s := range left.Items {
+			if s.GetDeletionTimestamp() != nil { // one whose delete failed is in errs, not waited for
+				deleting++
+			}
+		}
+		if deleting == 0 && len(pods.Items) == 0 {
 			break
 		}
 		select {
@@ -806,7 +826,7 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 		}
 	}
 	if ctx.Err() != nil {
-		errs = append(errs, fmt.Errorf("waiting for pods to go: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("waiting for the ksvcs and their pods to go: %w", ctx.Err()))
 	}
 	return n, errors.Join(errs...)
 }
