@@ -70,8 +70,8 @@ const h2ControlWriteTimeout = 5 * time.Second
 // TogetherH2 sends reqs as HTTP/2 streams (h2c, prior knowledge) on as
 // few connections to their ingress as its MAX_CONCURRENT_STREAMS allows,
 // each connection's requests in one write, the connections back to back.
-// Same contract as Together: the attempts in order (r.t0 set
-// for each request) and the release skew, max − min of the start times.
+// Same contract as Together: the attempts in order and the release skew;
+// a request starts (its attempt's Start) just before its connection's write.
 func TogetherH2(reqs []*Request) ([]results.Attempt, time.Duration) {
 	return releaseH2(reqs, prepareH2(reqs))
 }
@@ -178,7 +178,9 @@ func prepareH2(reqs []*Request) []*h2conn {
 
 // dialH2 connects to addr and does the client's side of the h2c handshake.
 // A failure is kept in c.err: the requests assigned to c become error
-// records at the release.
+// records at the release. It is worded with %v, not wrapped: a set-up that
+// timed out (untimed, before the release) is a connection error for
+// classify, never the request's client timeout.
 func dialH2(ctx context.Context, addr string) *h2conn {
 	c := &h2conn{addr: addr, allDone: make(chan struct{}),
 		maxStreams: math.MaxUint32, tableSize: 4096, frameSize: 16384,
@@ -510,39 +512,20 @@ func (c *h2conn) writeBuf() {
 	c.sent = time.Now()
 }
 
-// attempt builds s's record once every stream of c has ended, with the
-// same fields and error classes as (*Request).do.
+// attempt builds s's record once every stream of c has ended: the same
+// fields as (*Request).do's over HTTP/1.1, and the same classifier.
 func (c *h2conn) attempt(s *h2stream) results.Attempt {
 	r := s.r
 	r.t0, r.sent, r.first = c.t0, c.sent, s.first
 	a := results.Attempt{Start: r.t0, Probes: 1}
 	if s.status != 0 {
-		var body io.Reader = bytes.NewReader(s.body)
-		if s.err != nil {
-			body = io.MultiReader(body, errReader{s.err})
-		}
-		a = r.reply(a, &http.Response{StatusCode: s.status, Header: s.header, Body: io.NopCloser(body)})
-		// r.reply stamps the end when its read returns; the body was
-		// complete (or cut) when the connection's reader saw its end.
-		a.TotalNS = s.end.Sub(r.t0).Nanoseconds()
-		return a
+		// The body was complete (or cut) when the connection's reader saw
+		// its end.
+		r.recordReply(&a, s.status, s.header, s.end)
 	}
-	a.ErrorClass, a.Error = results.ErrConnection, s.err.Error()
-	var ne net.Error
-	switch {
-	case r.ctx.Err() != nil:
-		a.ErrorClass, a.Error = results.ErrCanceled, "interrupted before the reply: "+s.err.Error()
-	case errors.As(s.err, &ne) && ne.Timeout():
-		a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("no reply within the client timeout (%v): %v", r.timeout, s.err)
-	}
+	a.OK, a.ErrorClass, a.Error = r.classify(s.status != 0, s.status, s.err, s.body)
 	return a
 }
-
-// errReader ends a body with the error that cut it (never io.EOF: a cut
-// body must not read as complete).
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // closedError words the end of a connection for the streams it cut. It
 // does not wrap the cause: a connection's failure is never the request's

@@ -36,7 +36,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -44,7 +43,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coldbench/coldbench/pkg/probe"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -103,7 +101,8 @@ func prepareH1(reqs []*Request) {
 
 // Together sends reqs over HTTP/1.1, each on its own connection dialled
 // before the release, all at once. It returns the attempts in order and the
-// release skew: the spread (max − min) of the requests' start times.
+// release skew: the spread (max − min) of the requests' start times, a
+// request starting (its attempt's Start) just before its write.
 func Together(reqs []*Request) ([]results.Attempt, time.Duration) {
 	prepareH1(reqs)
 	return releaseH1(reqs)
@@ -169,25 +168,20 @@ func (r *Request) do() results.Attempt {
 			stop()
 		}
 	}()
+	var resp *http.Response
+	var body []byte
 	if err == nil {
-		var resp *http.Response
 		if resp, err = http.ReadResponse(br, r.parse); err == nil {
-			a = r.reply(a, resp)
+			body, err = io.ReadAll(resp.Body)
+			end := time.Now()
+			resp.Body.Close()
+			r.recordReply(&a, resp.StatusCode, resp.Header, end)
 		}
 	}
 	if !r.connected.IsZero() {
 		a.Phases = append(a.Phases, results.Phase{Name: PhaseConnected, OffsetNS: r.connected.Sub(r.t0).Nanoseconds()})
 	}
-	if err != nil {
-		a.ErrorClass, a.Error = results.ErrConnection, err.Error()
-		var ne net.Error
-		switch {
-		case r.ctx.Err() != nil:
-			a.ErrorClass, a.Error = results.ErrCanceled, "interrupted before the reply: "+err.Error()
-		case errors.As(err, &ne) && ne.Timeout():
-			a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("no reply within the client timeout (%v): %v", r.timeout, err)
-		}
-	}
+	a.OK, a.ErrorClass, a.Error = r.classify(resp != nil, a.HTTPStatus, err, body)
 	return a
 }
 
@@ -247,33 +241,4 @@ func (r *Request) retriable(err error) bool {
 		return false
 	}
 	return !se.wrote || errors.Is(se.err, io.EOF)
-}
-
-// reply fills a from the reply whose first byte r saw.
-func (r *Request) reply(a results.Attempt, resp *http.Response) results.Attempt {
-	body, rerr := io.ReadAll(resp.Body)
-	done := time.Now()
-	resp.Body.Close()
-	a.HTTPStatus = resp.StatusCode
-	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseRequestSent, OffsetNS: r.sent.Sub(r.t0).Nanoseconds()})
-	a.TTFBNS = r.first.Sub(r.t0).Nanoseconds()
-	a.TotalNS = done.Sub(r.t0).Nanoseconds()
-	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
-	if ps, ok := probe.ProcessStart(resp.Header); ok {
-		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: ps.Sub(r.t0.Round(0)).Nanoseconds()})
-	}
-	var ne net.Error
-	switch {
-	case rerr != nil && r.ctx.Err() != nil:
-		a.ErrorClass, a.Error = results.ErrCanceled, "interrupted while reading the reply: "+rerr.Error()
-	case rerr != nil && errors.As(rerr, &ne) && ne.Timeout():
-		a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("reply not complete within the client timeout (%v): %v", r.timeout, rerr)
-	case rerr != nil:
-		a.ErrorClass, a.Error = results.ErrConnection, "reading the reply: "+rerr.Error()
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		a.ErrorClass, a.Error = results.ErrHTTPStatus, fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, body)
-	default:
-		a.OK = true
-	}
-	return a
 }
