@@ -280,25 +280,6 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 	return out, nil
 }
 
-// ReleaseSkew is the spread (max - min) of the start times of one step's
-// attempts, ignoring those that never started: how simultaneous the
-// "simultaneous" cold starts were.
-func ReleaseSkew(starts []time.Time) time.Duration {
-	var lo, hi time.Time
-	for _, s := range starts {
-		if s.IsZero() {
-			continue
-		}
-		if lo.IsZero() || s.Before(lo) {
-			lo = s
-		}
-		if s.After(hi) {
-			hi = s
-		}
-	}
-	return hi.Sub(lo)
-}
-
 // cutShort reports whether any attempt of the cell ended because the run
 // was canceled rather than on its own.
 func cutShort(batch []results.Attempt) bool {

@@ -1033,22 +1033,6 @@ func TestColdStartH2CReleasesTheStepInOneWrite(t *testing.T) {
 	}
 }
 
-func TestCheckH2C(t *testing.T) {
-	h1 := httptest.NewServer(http.NotFoundHandler())
-	defer h1.Close()
-	if err := checkH2C(context.Background(), strings.TrimPrefix(h1.URL, "http://")); err == nil {
-		t.Error("an HTTP/1.1-only ingress passed the h2c check")
-	}
-	h2 := httptest.NewUnstartedServer(http.NotFoundHandler())
-	h2.Config.Protocols = new(http.Protocols)
-	h2.Config.Protocols.SetUnencryptedHTTP2(true)
-	h2.Start()
-	defer h2.Close()
-	if err := checkH2C(context.Background(), strings.TrimPrefix(h2.URL, "http://")); err != nil {
-		t.Errorf("h2c ingress: %v", err)
-	}
-}
-
 func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 	const scaleDown, sets, n = 300 * time.Millisecond, 3, 2
 	l := newLab(t, labOptions{protocol: bench.ProtocolPool, poolSize: sets, behave: func(int) behaviour {

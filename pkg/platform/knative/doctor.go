@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/release"
 )
 
 // Check is one finding of doctor: what was checked, whether it holds, what
@@ -91,7 +92,7 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
 		add(Check{Name: "ingress", OK: true, Detail: fmt.Sprintf("%s, %s via %s", in.Address, in.Layer, in.How)})
 		if k.HTTP == bench.H2C {
 			c := Check{Name: "ingress speaks h2c (--http h2c)", OK: true, Detail: "HTTP/2 cleartext handshake done"}
-			if err := checkH2C(ctx, in.Address); err != nil {
+			if err := release.CheckH2C(ctx, in.Address); err != nil {
 				c = Check{Name: c.Name, Detail: err.Error(), Fix: "use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)"}
 			}
 			add(c)

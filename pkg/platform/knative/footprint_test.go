@@ -31,6 +31,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/coldbench/coldbench/internal/testenv/helperproc"
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/probe"
 )
@@ -57,7 +58,7 @@ func newFootprintCluster(tb testing.TB, ns string) *footprintCluster {
 	c := &footprintCluster{ns: ns, kube: fake.NewClientset(), byHost: map[string]string{}, labels: map[string]map[string]string{},
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(kruntime.NewScheme(), map[schema.GroupVersionResource]string{ServiceGVR: "ServiceList"})}
 	var lines *bufio.Scanner
-	c.stdin, lines = helperProcess(tb, "COLDBENCH_FOOTPRINT_INGRESS")
+	c.stdin, lines = helperproc.Start(tb, "COLDBENCH_FOOTPRINT_INGRESS")
 	if !lines.Scan() {
 		tb.Fatal("the ingress process said nothing")
 	}
@@ -124,15 +125,10 @@ func (c *footprintCluster) coldStart(host string) {
 }
 
 // TestMain runs the test binary as BenchmarkFootprint1000's ingress process
-// when COLDBENCH_FOOTPRINT_INGRESS=1, as the release benchmarks' server when
-// COLDBENCH_BENCH_SERVER=1, and as the tests otherwise.
+// when COLDBENCH_FOOTPRINT_INGRESS=1, and as the tests otherwise.
 func TestMain(m *testing.M) {
 	if os.Getenv("COLDBENCH_FOOTPRINT_INGRESS") == "1" {
 		footprintIngress()
-		os.Exit(0)
-	}
-	if os.Getenv("COLDBENCH_BENCH_SERVER") == "1" {
-		serveBench()
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

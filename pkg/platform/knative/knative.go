@@ -27,6 +27,7 @@ import (
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/release"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -122,21 +123,12 @@ func (p *Platform) Preflight(ctx context.Context, exp *bench.Experiment) error {
 		return err
 	}
 	if exp.Spec.Knative.HTTP == bench.H2C {
-		if err := checkH2C(ctx, in.Address); err != nil {
+		if err := release.CheckH2C(ctx, in.Address); err != nil {
 			return fmt.Errorf("--http h2c: ingress %s (%s): %v; use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)", in.Address, in.How, err)
 		}
 	}
 	p.ingress = in
 	return nil
-}
-
-// checkH2C does the client's side of an h2c handshake with the ingress.
-func checkH2C(ctx context.Context, addr string) error {
-	c := dialH2(ctx, addr)
-	if c.err != nil {
-		return c.err
-	}
-	return c.conn.Close()
 }
 
 // Describe records the cluster's versions and each runtime's handler.
@@ -636,30 +628,31 @@ func (p *Platform) catchUpPods(ctx context.Context) {
 // and the watches' view stands.
 const catchUpTimeout = 10 * time.Second
 
-// measure releases one GET per Ready service at once (release.go): each on
-// its own connection to the ingress, dialled before the release, so the
-// connection set-up is not in the measured path.
+// measure releases one GET per Ready service at once (pkg/release): over
+// HTTP/1.1 each on its own connection to the ingress, over h2c as streams
+// of a few; connections are made before the release, so their set-up is
+// not in the measured path.
 func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
 	out := make([]results.Attempt, len(ts))
-	var reqs []*request
+	var reqs []*release.Request
 	var idx []int
 	for i := range ts {
 		if ts[i].err != nil {
 			out[i] = *ts[i].err
 			continue
 		}
-		reqs = append(reqs, newRequest(ctx, p.ingress.Address, ts[i].host, cell.RequestTimeout))
+		reqs = append(reqs, release.NewRequest(ctx, p.ingress.Address, ts[i].host, cell.RequestTimeout))
 		idx = append(idx, i)
 	}
 	p.catchUpPods(ctx)
-	release := releaseTogether
+	together := release.Together
 	if p.spec.HTTP == bench.H2C {
-		release = releaseTogetherH2
+		together = release.TogetherH2
 	}
-	got, skew := release(reqs)
+	got, skew := together(reqs)
 	starts := make([]time.Time, len(ts))
 	for k, i := range idx {
-		out[i], starts[i] = got[k], reqs[k].t0
+		out[i], starts[i] = got[k], got[k].Start // an attempt starts when its request does
 	}
 
 	// The watches may deliver the last pod events a while after the reply

@@ -2,7 +2,10 @@ package knative
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,5 +275,36 @@ func TestChecksWithFakes(t *testing.T) {
 	err := Failed(checks)
 	if err == nil || !strings.Contains(err.Error(), `RuntimeClass "kata-fc" does not exist`) || !strings.Contains(err.Error(), "config-features") {
 		t.Fatalf("Failed: %v", err)
+	}
+}
+
+// The route check: the ingress's 404 means "not routed yet"; Knative's probe
+// handler echoes the hash; a 200 without the echo is someone else answering.
+func TestProbeRoute(t *testing.T) {
+	var routed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !routed.Load() || r.Host != "fn.example" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get(probeHeader) != "probe" {
+			t.Error("route probe reached the function as a normal request")
+		}
+		w.Header().Set(probeHashHeader, r.Header.Get(probeHashHeader))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	client := srv.Client()
+	if code, err := probeRoute(context.Background(), client, addr, "fn.example"); err != nil || code != 404 {
+		t.Fatalf("unrouted: %d %v", code, err)
+	}
+	routed.Store(true)
+	if code, err := probeRoute(context.Background(), client, addr, "fn.example"); err != nil || code != 200 {
+		t.Fatalf("routed: %d %v", code, err)
+	}
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer plain.Close()
+	if _, err := probeRoute(context.Background(), client, strings.TrimPrefix(plain.URL, "http://"), "fn.example"); err == nil {
+		t.Fatal("a 200 without the hash echo was taken for Knative's probe handler")
 	}
 }

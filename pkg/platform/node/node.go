@@ -30,6 +30,7 @@ import (
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/release"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -205,7 +206,7 @@ func binaryVersion(bin string) string {
 func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
 	out := make([]results.Attempt, cell.Scale)
 	starts := make([]time.Time, cell.Scale)
-	release := make(chan struct{})
+	start := make(chan struct{})
 	var ready, wg sync.WaitGroup
 	insts := make([]*instance, cell.Scale)
 	ready.Add(cell.Scale)
@@ -215,13 +216,13 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 			defer wg.Done()
 			insts[i] = newInstance(p, cell, i)
 			ready.Done()
-			<-release
+			<-start
 			out[i] = insts[i].measure(ctx)
 			starts[i] = insts[i].t0
 		}(i)
 	}
 	ready.Wait()
-	close(release)
+	close(start)
 	wg.Wait()
 	// Teardown only once every instance of the step is measured: removing a
 	// sandbox (kill, CNI DEL under the IPAM lock) while others still start
@@ -231,7 +232,7 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 		go func() { defer wg.Done(); in.teardown(ctx) }()
 	}
 	wg.Wait()
-	skew := bench.ReleaseSkew(starts)
+	skew := release.Skew(starts)
 	for i := range out {
 		out[i].Instance = i
 		out[i].ReleaseSkewNS = skew.Nanoseconds()

@@ -1,9 +1,9 @@
-package knative
+package release
 
 // An alternative release over HTTP/2 cleartext with prior knowledge (h2c):
 // the N GETs of a step as N streams on a few connections to the ingress.
 //
-// Why HTTP/2: over HTTP/1.1 (release.go) each request costs one write on
+// Why HTTP/2: over HTTP/1.1 (http1.go) each request costs one write on
 // its own socket, and a loopback write costs ≈ 50 µs of kernel time on the
 // development VM, so 500 requests cannot start closer together than
 // ≈ 500 × 50 µs / cores (docs/performance.md, section 1). Here every
@@ -51,7 +51,6 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"golang.org/x/sys/unix"
 
-	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -68,12 +67,12 @@ var (
 // WINDOW_UPDATE, PING and SETTINGS ACKs) to an ingress that stopped reading.
 const h2ControlWriteTimeout = 5 * time.Second
 
-// releaseTogetherH2 sends reqs as HTTP/2 streams (h2c, prior knowledge) on
-// as few connections to their ingress as its MAX_CONCURRENT_STREAMS
-// allows, each connection's requests in one write, the connections back to
-// back. Same contract as releaseTogether: the attempts in order (r.t0 set
-// for each request) and the release skew, max − min of the start times.
-func releaseTogetherH2(reqs []*request) ([]results.Attempt, time.Duration) {
+// TogetherH2 sends reqs as HTTP/2 streams (h2c, prior knowledge) on as
+// few connections to their ingress as its MAX_CONCURRENT_STREAMS allows,
+// each connection's requests in one write, the connections back to back.
+// Same contract as Together: the attempts in order and the release skew;
+// a request starts (its attempt's Start) just before its connection's write.
+func TogetherH2(reqs []*Request) ([]results.Attempt, time.Duration) {
 	return releaseH2(reqs, prepareH2(reqs))
 }
 
@@ -114,7 +113,7 @@ type h2conn struct {
 
 // h2stream is one request and what came back on its stream.
 type h2stream struct {
-	r      *request
+	r      *Request
 	idx    int
 	id     uint32
 	preErr error // not sent: why
@@ -133,7 +132,7 @@ type h2stream struct {
 // first, to learn how many streams the ingress takes on a connection, then
 // the others in parallel. Requests keep their order: the first
 // MAX_CONCURRENT_STREAMS go on the first connection, and so on.
-func prepareH2(reqs []*request) []*h2conn {
+func prepareH2(reqs []*Request) []*h2conn {
 	var order []string
 	groups := map[string][]int{}
 	for i, r := range reqs {
@@ -179,7 +178,9 @@ func prepareH2(reqs []*request) []*h2conn {
 
 // dialH2 connects to addr and does the client's side of the h2c handshake.
 // A failure is kept in c.err: the requests assigned to c become error
-// records at the release.
+// records at the release. It is worded with %v, not wrapped: a set-up that
+// timed out (untimed, before the release) is a connection error for
+// classify, never the request's client timeout.
 func dialH2(ctx context.Context, addr string) *h2conn {
 	c := &h2conn{addr: addr, allDone: make(chan struct{}),
 		maxStreams: math.MaxUint32, tableSize: 4096, frameSize: 16384,
@@ -196,6 +197,17 @@ func dialH2(ctx context.Context, addr string) *h2conn {
 		c.err = fmt.Errorf("HTTP/2 (h2c, prior knowledge) handshake with the ingress: %v", err)
 	}
 	return c
+}
+
+// CheckH2C does the client's side of an h2c handshake with the ingress at
+// addr: nil when it speaks HTTP/2 cleartext with prior knowledge, which
+// TogetherH2 needs.
+func CheckH2C(ctx context.Context, addr string) error {
+	c := dialH2(ctx, addr)
+	if c.err != nil {
+		return c.err
+	}
+	return c.conn.Close()
 }
 
 func (c *h2conn) handshake(ctx context.Context) error {
@@ -244,7 +256,7 @@ func (c *h2conn) handshake(ctx context.Context) error {
 // assign gives c the requests reqs[idx...], encodes their HEADERS and
 // starts c's reader. Requests beyond c's own stream limit (the ingress
 // advertised fewer than on the group's first connection) are not sent.
-func (c *h2conn) assign(reqs []*request, idx []int) {
+func (c *h2conn) assign(reqs []*Request, idx []int) {
 	c.idx = idx
 	limit := len(idx)
 	if c.err == nil && int64(c.maxStreams) < int64(limit) {
@@ -328,7 +340,7 @@ func (c *h2conn) encode() error {
 // to back from this goroutine, and waits until every stream has ended.
 // Every request of a connection starts at the instant just before that
 // connection's write.
-func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Duration) {
+func releaseH2(reqs []*Request, conns []*h2conn) ([]results.Attempt, time.Duration) {
 	// A connection the ingress closed, or sent GOAWAY on, while it waited
 	// is dialled again (untimed): nothing was sent on it.
 	for i, c := range conns {
@@ -405,7 +417,7 @@ func releaseH2(reqs []*request, conns []*h2conn) ([]results.Attempt, time.Durati
 			starts[s.idx] = c.t0
 		}
 	}
-	return out, bench.ReleaseSkew(starts)
+	return out, Skew(starts)
 }
 
 // h2TestHookAfterWrite, when set (by tests only), runs between the writes
@@ -500,39 +512,20 @@ func (c *h2conn) writeBuf() {
 	c.sent = time.Now()
 }
 
-// attempt builds s's record once every stream of c has ended, with the
-// same fields and error classes as (*request).do.
+// attempt builds s's record once every stream of c has ended: the same
+// fields as (*Request).do's over HTTP/1.1, and the same classifier.
 func (c *h2conn) attempt(s *h2stream) results.Attempt {
 	r := s.r
 	r.t0, r.sent, r.first = c.t0, c.sent, s.first
 	a := results.Attempt{Start: r.t0, Probes: 1}
 	if s.status != 0 {
-		var body io.Reader = bytes.NewReader(s.body)
-		if s.err != nil {
-			body = io.MultiReader(body, errReader{s.err})
-		}
-		a = r.reply(a, &http.Response{StatusCode: s.status, Header: s.header, Body: io.NopCloser(body)})
-		// r.reply stamps the end when its read returns; the body was
-		// complete (or cut) when the connection's reader saw its end.
-		a.TotalNS = s.end.Sub(r.t0).Nanoseconds()
-		return a
+		// The body was complete (or cut) when the connection's reader saw
+		// its end.
+		r.recordReply(&a, s.status, s.header, s.end)
 	}
-	a.ErrorClass, a.Error = results.ErrConnection, s.err.Error()
-	var ne net.Error
-	switch {
-	case r.ctx.Err() != nil:
-		a.ErrorClass, a.Error = results.ErrCanceled, "interrupted before the reply: "+s.err.Error()
-	case errors.As(s.err, &ne) && ne.Timeout():
-		a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("no reply within the client timeout (%v): %v", r.timeout, s.err)
-	}
+	a.OK, a.ErrorClass, a.Error = r.classify(s.status != 0, s.status, s.err, s.body)
 	return a
 }
-
-// errReader ends a body with the error that cut it (never io.EOF: a cut
-// body must not read as complete).
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // closedError words the end of a connection for the streams it cut. It
 // does not wrap the cause: a connection's failure is never the request's

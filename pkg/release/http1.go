@@ -1,7 +1,7 @@
-package knative
+package release
 
-// The release of one concurrent step: N GETs, one per service, sent as close
-// to the same instant as the machine allows.
+// The HTTP/1.1 release of one concurrent step: N GETs, one per service,
+// sent as close to the same instant as the machine allows.
 //
 // Connection set-up is NOT in the measured path. Each request gets its own
 // TCP connection to the ingress, dialled before the release (untimed), and
@@ -36,7 +36,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -44,55 +43,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coldbench/coldbench/pkg/bench"
-	"github.com/coldbench/coldbench/pkg/probe"
 	"github.com/coldbench/coldbench/pkg/results"
 )
-
-// PhaseConnected is present only when the request's connection had to be
-// dialled after its start (pre-dial failed, or the ingress closed the
-// pre-dialled connection at the last instant): the offset at which the
-// connection that carried the request was up.
-const PhaseConnected = "connected"
-
-// userAgent identifies coldbench's GETs (not one of the agents Knative's
-// activator or queue-proxy treat as probes).
-const userAgent = "coldbench"
-
-// dialTimeout bounds a connect to the ingress before the release.
-const dialTimeout = 10 * time.Second
-
-// maxParallelDials bounds the connects in flight while a step is prepared.
-const maxParallelDials = 64
-
-// request is one prepared GET: its bytes, and its own connection to the
-// ingress, both made before the release so that only the request is timed.
-type request struct {
-	ctx     context.Context
-	addr    string // ingress HOST:PORT
-	timeout time.Duration
-	raw     []byte // the request as sent
-	parse   *http.Request
-
-	conn net.Conn      // dialled before the release; nil: dial after the start
-	br   *bufio.Reader // allocated ahead: nothing is allocated between the release and the write
-
-	t0, sent, first, connected time.Time
-	// Interrupt hooks of the connections used: kept until the reply's body
-	// is read, so Ctrl-C also cuts a slow body.
-	stops []func() bool
-}
-
-func newRequest(ctx context.Context, addr, host string, timeout time.Duration) *request {
-	raw := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: " + userAgent + "\r\nConnection: close\r\n\r\n"
-	return &request{ctx: ctx, addr: addr, timeout: timeout, raw: []byte(raw),
-		parse: &http.Request{Method: http.MethodGet, Host: host}, br: bufio.NewReaderSize(nil, 4096)}
-}
 
 // dial connects r ahead of the release. A failure leaves r.conn nil: the
 // request then dials after its start (timed, with a "connected" phase), and
 // fails there if the ingress is really unreachable.
-func (r *request) dial() {
+func (r *Request) dial() {
 	d := net.Dialer{Timeout: dialTimeout}
 	c, err := d.DialContext(r.ctx, "tcp", r.addr)
 	if err != nil {
@@ -123,8 +80,8 @@ func usable(c net.Conn) bool {
 	return err == nil && ok
 }
 
-// prepare dials every request's connection (untimed, bounded parallelism).
-func prepare(reqs []*request) {
+// prepareH1 dials every request's connection (untimed, bounded parallelism).
+func prepareH1(reqs []*Request) {
 	sem := make(chan struct{}, maxParallelDials)
 	var wg sync.WaitGroup
 	for _, r := range reqs {
@@ -142,19 +99,20 @@ func prepare(reqs []*request) {
 	wg.Wait()
 }
 
-// releaseTogether prepares every request's connection, then sends them all
-// at once. It returns the attempts in order and the release skew: the
-// spread (max − min) of the requests' start times.
-func releaseTogether(reqs []*request) ([]results.Attempt, time.Duration) {
-	prepare(reqs)
-	return release(reqs)
+// Together sends reqs over HTTP/1.1, each on its own connection dialled
+// before the release, all at once. It returns the attempts in order and the
+// release skew: the spread (max − min) of the requests' start times, a
+// request starting (its attempt's Start) just before its write.
+func Together(reqs []*Request) ([]results.Attempt, time.Duration) {
+	prepareH1(reqs)
+	return releaseH1(reqs)
 }
 
-// release sends the prepared requests at once: one goroutine each, parked
+// releaseH1 sends the prepared requests at once: one goroutine each, parked
 // on a channel whose close wakes them all (the release costs wake-ups, not a
 // loop of sends). Just before the close, every pre-dialled connection is
 // checked and one the ingress closed meanwhile is dialled again.
-func release(reqs []*request) ([]results.Attempt, time.Duration) {
+func releaseH1(reqs []*Request) ([]results.Attempt, time.Duration) {
 	out := make([]results.Attempt, len(reqs))
 	start := make(chan struct{})
 	var parked, wg sync.WaitGroup
@@ -182,16 +140,13 @@ func release(reqs []*request) ([]results.Attempt, time.Duration) {
 	for i, r := range reqs {
 		starts[i] = r.t0
 	}
-	return out, bench.ReleaseSkew(starts)
+	return out, Skew(starts)
 }
-
-// aLongTimeAgo makes every blocked read or write on a connection return.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // do sends r on its connection and reads the reply: the request's start is
 // just before its write, the first byte is when the reply's first byte is
 // readable, and the whole exchange has r.timeout from the start.
-func (r *request) do() results.Attempt {
+func (r *Request) do() results.Attempt {
 	r.t0 = time.Now()
 	var a results.Attempt
 	a.Start = r.t0
@@ -213,31 +168,26 @@ func (r *request) do() results.Attempt {
 			stop()
 		}
 	}()
+	var resp *http.Response
+	var body []byte
 	if err == nil {
-		var resp *http.Response
 		if resp, err = http.ReadResponse(br, r.parse); err == nil {
-			a = r.reply(a, resp)
+			body, err = io.ReadAll(resp.Body)
+			end := time.Now()
+			resp.Body.Close()
+			r.recordReply(&a, resp.StatusCode, resp.Header, end)
 		}
 	}
 	if !r.connected.IsZero() {
 		a.Phases = append(a.Phases, results.Phase{Name: PhaseConnected, OffsetNS: r.connected.Sub(r.t0).Nanoseconds()})
 	}
-	if err != nil {
-		a.ErrorClass, a.Error = results.ErrConnection, err.Error()
-		var ne net.Error
-		switch {
-		case r.ctx.Err() != nil:
-			a.ErrorClass, a.Error = results.ErrCanceled, "interrupted before the reply: "+err.Error()
-		case errors.As(err, &ne) && ne.Timeout():
-			a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("no reply within the client timeout (%v): %v", r.timeout, err)
-		}
-	}
+	a.OK, a.ErrorClass, a.Error = r.classify(resp != nil, a.HTTPStatus, err, body)
 	return a
 }
 
 // send writes the request (dialling first when r has no connection) and
 // waits for the reply's first byte, which it timestamps.
-func (r *request) send(deadline time.Time) (*bufio.Reader, error) {
+func (r *Request) send(deadline time.Time) (*bufio.Reader, error) {
 	if r.conn == nil {
 		d := net.Dialer{Deadline: deadline}
 		c, err := d.DialContext(r.ctx, "tcp", r.addr)
@@ -285,39 +235,10 @@ func (e *sendError) Unwrap() error { return e.err }
 // clean close (EOF) before any reply byte on a connection dialled before the
 // start (the ingress's idle close raced the release). A reset, a timeout or
 // a failure on a connection dialled after the start is final.
-func (r *request) retriable(err error) bool {
+func (r *Request) retriable(err error) bool {
 	var se *sendError
 	if !errors.As(err, &se) || !r.connected.IsZero() {
 		return false
 	}
 	return !se.wrote || errors.Is(se.err, io.EOF)
-}
-
-// reply fills a from the reply whose first byte r saw.
-func (r *request) reply(a results.Attempt, resp *http.Response) results.Attempt {
-	body, rerr := io.ReadAll(resp.Body)
-	done := time.Now()
-	resp.Body.Close()
-	a.HTTPStatus = resp.StatusCode
-	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseRequestSent, OffsetNS: r.sent.Sub(r.t0).Nanoseconds()})
-	a.TTFBNS = r.first.Sub(r.t0).Nanoseconds()
-	a.TotalNS = done.Sub(r.t0).Nanoseconds()
-	a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
-	if ps, ok := probe.ProcessStart(resp.Header); ok {
-		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: ps.Sub(r.t0.Round(0)).Nanoseconds()})
-	}
-	var ne net.Error
-	switch {
-	case rerr != nil && r.ctx.Err() != nil:
-		a.ErrorClass, a.Error = results.ErrCanceled, "interrupted while reading the reply: "+rerr.Error()
-	case rerr != nil && errors.As(rerr, &ne) && ne.Timeout():
-		a.ErrorClass, a.Error = results.ErrTimeout, fmt.Sprintf("reply not complete within the client timeout (%v): %v", r.timeout, rerr)
-	case rerr != nil:
-		a.ErrorClass, a.Error = results.ErrConnection, "reading the reply: "+rerr.Error()
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		a.ErrorClass, a.Error = results.ErrHTTPStatus, fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, body)
-	default:
-		a.OK = true
-	}
-	return a
 }

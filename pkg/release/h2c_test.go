@@ -1,4 +1,4 @@
-package knative
+package release
 
 import (
 	"bytes"
@@ -64,13 +64,13 @@ func TestReleaseTogetherH2(t *testing.T) {
 		w.Write([]byte("host=" + r.Host))
 	})))
 	const n = 600
-	var reqs []*request
+	var reqs []*Request
 	for i := 0; i < n; i++ {
 		host := fmt.Sprintf("fn-%03d.coldbench.example.com", i)
 		if i == 7 {
 			host = "wrong.example.com"
 		}
-		reqs = append(reqs, newRequest(context.Background(), addrOf(srv), host, 10*time.Second))
+		reqs = append(reqs, NewRequest(context.Background(), addrOf(srv), host, 10*time.Second))
 	}
 	conns := prepareH2(reqs)
 	out, skew := releaseH2(reqs, conns)
@@ -129,8 +129,8 @@ func TestReleaseH2ReplyWithTrailers(t *testing.T) {
 		w.Write([]byte("ok"))
 		w.Header().Set("X-Done", "1")
 	}))
-	reqs := []*request{newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 10*time.Second)}
-	out, _ := releaseTogetherH2(reqs)
+	reqs := []*Request{NewRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 10*time.Second)}
+	out, _ := TogetherH2(reqs)
 	if a := out[0]; !a.OK || a.HTTPStatus != 200 {
 		t.Fatalf("reply with trailers: %+v", a)
 	}
@@ -155,12 +155,12 @@ func TestReleaseH2TimeoutResetsOnlyItsStream(t *testing.T) {
 			}
 		}
 	}))
-	reqs := []*request{
-		newRequest(context.Background(), addrOf(srv), "slow", 250*time.Millisecond),
-		newRequest(context.Background(), addrOf(srv), "slowbody", 250*time.Millisecond),
-		newRequest(context.Background(), addrOf(srv), "other", 10*time.Second),
+	reqs := []*Request{
+		NewRequest(context.Background(), addrOf(srv), "slow", 250*time.Millisecond),
+		NewRequest(context.Background(), addrOf(srv), "slowbody", 250*time.Millisecond),
+		NewRequest(context.Background(), addrOf(srv), "other", 10*time.Second),
 	}
-	out, _ := releaseTogetherH2(reqs)
+	out, _ := TogetherH2(reqs)
 	if a := out[0]; a.ErrorClass != results.ErrTimeout || !strings.Contains(a.Error, "no reply within the client timeout") {
 		t.Errorf("no reply in time: %+v", a)
 	}
@@ -195,10 +195,10 @@ func TestReleaseH2CanceledMidBody(t *testing.T) {
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	reqs := []*request{
-		newRequest(ctx, addrOf(srv), "body", time.Minute),
-		newRequest(ctx, addrOf(srv), "silent", time.Minute),
-		newRequest(context.Background(), addrOf(srv), "other", time.Minute),
+	reqs := []*Request{
+		NewRequest(ctx, addrOf(srv), "body", time.Minute),
+		NewRequest(ctx, addrOf(srv), "silent", time.Minute),
+		NewRequest(context.Background(), addrOf(srv), "other", time.Minute),
 	}
 	conns := prepareH2(reqs) // before the interrupt: it would also stop the dial
 	time.AfterFunc(200*time.Millisecond, cancel)
@@ -232,16 +232,32 @@ func TestReleaseH2CannotConnect(t *testing.T) {
 		{refused, "connecting to the ingress"},
 		{addrOf(http1), "handshake"},
 	} {
-		reqs := []*request{
-			newRequest(context.Background(), tc.addr, "a", 5*time.Second),
-			newRequest(context.Background(), tc.addr, "b", 5*time.Second),
+		reqs := []*Request{
+			NewRequest(context.Background(), tc.addr, "a", 5*time.Second),
+			NewRequest(context.Background(), tc.addr, "b", 5*time.Second),
 		}
-		out, _ := releaseTogetherH2(reqs)
+		out, _ := TogetherH2(reqs)
 		for i, a := range out {
 			if a.OK || a.ErrorClass != results.ErrConnection || !strings.Contains(a.Error, tc.want) || a.Start.IsZero() || a.Start != reqs[i].t0 {
 				t.Errorf("%s, attempt %d: %+v", tc.want, i, a)
 			}
 		}
+	}
+}
+
+func TestCheckH2C(t *testing.T) {
+	h1 := httptest.NewServer(http.NotFoundHandler())
+	defer h1.Close()
+	if err := CheckH2C(context.Background(), strings.TrimPrefix(h1.URL, "http://")); err == nil {
+		t.Error("an HTTP/1.1-only ingress passed the h2c check")
+	}
+	h2 := httptest.NewUnstartedServer(http.NotFoundHandler())
+	h2.Config.Protocols = new(http.Protocols)
+	h2.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2.Start()
+	defer h2.Close()
+	if err := CheckH2C(context.Background(), strings.TrimPrefix(h2.URL, "http://")); err != nil {
+		t.Errorf("h2c ingress: %v", err)
 	}
 }
 
@@ -347,11 +363,11 @@ func testReleaseH2ResetAndGoAway(t *testing.T) {
 		s.fr.WriteRSTStream(ids[3], http2.ErrCodeInternal)
 		s.fr.WriteGoAway(ids[3], http2.ErrCodeNo, nil)
 	})
-	var reqs []*request
+	var reqs []*Request
 	for _, h := range []string{"ok", "hints", "refused", "cut", "never"} {
-		reqs = append(reqs, newRequest(context.Background(), addr, h, 5*time.Second))
+		reqs = append(reqs, NewRequest(context.Background(), addr, h, 5*time.Second))
 	}
-	out, _ := releaseTogetherH2(reqs)
+	out, _ := TogetherH2(reqs)
 	if a := out[0]; !a.OK {
 		t.Errorf("answered stream: %+v", a)
 	}
@@ -390,9 +406,9 @@ func TestReleaseH2RedialsConnectionClosedWhileIdle(t *testing.T) {
 			s.fr.WriteData(id, true, []byte("ok"))
 		}
 	})
-	reqs := []*request{
-		newRequest(context.Background(), addr, "a", 5*time.Second),
-		newRequest(context.Background(), addr, "b", 5*time.Second),
+	reqs := []*Request{
+		NewRequest(context.Background(), addr, "a", 5*time.Second),
+		NewRequest(context.Background(), addr, "b", 5*time.Second),
 	}
 	conns := prepareH2(reqs)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -422,9 +438,9 @@ func TestReleaseH2LargeBodiesGiveWindowsBack(t *testing.T) {
 	t.Cleanup(func() { h2StreamWindow, h2ConnWindow = sw, cw })
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	srv := h2cServer(t, 250, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(big) }))
-	reqs := []*request{
-		newRequest(context.Background(), addrOf(srv), "a", 10*time.Second),
-		newRequest(context.Background(), addrOf(srv), "b", 10*time.Second),
+	reqs := []*Request{
+		NewRequest(context.Background(), addrOf(srv), "a", 10*time.Second),
+		NewRequest(context.Background(), addrOf(srv), "b", 10*time.Second),
 	}
 	conns := prepareH2(reqs)
 	out, _ := releaseH2(reqs, conns)
@@ -448,7 +464,7 @@ func TestReleaseH2LargeBodiesGiveWindowsBack(t *testing.T) {
 // BenchmarkRelease500; connecting, the handshake and the encoding are
 // untimed.
 //
-//	go test -run '^$' -bench 'Release500H2$' -benchtime 200x ./pkg/platform/knative/
+//	go test -run '^$' -bench 'Release500H2$' -benchtime 200x ./pkg/release/
 func BenchmarkRelease500H2(b *testing.B) { benchRelease(b, 500, overH2) }
 
 // BenchmarkRelease50H2 is BenchmarkRelease500H2 with 50 requests (one
@@ -456,7 +472,7 @@ func BenchmarkRelease500H2(b *testing.B) { benchRelease(b, 500, overH2) }
 func BenchmarkRelease50H2(b *testing.B) { benchRelease(b, 50, overH2) }
 
 // overH2 is the h2c release mode of benchRelease.
-func overH2(reqs []*request) func() ([]results.Attempt, time.Duration) {
+func overH2(reqs []*Request) func() ([]results.Attempt, time.Duration) {
 	conns := prepareH2(reqs)
 	return func() ([]results.Attempt, time.Duration) { return releaseH2(reqs, conns) }
 }

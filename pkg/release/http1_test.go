@@ -1,4 +1,4 @@
-package knative
+package release
 
 import (
 	"bufio"
@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
@@ -19,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/internal/testenv/helperproc"
 	"github.com/coldbench/coldbench/pkg/probe"
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
@@ -64,38 +63,11 @@ func fnHandler(w http.ResponseWriter, r *http.Request) {
 // HTTP/1.1 and h2c (250 streams per connection, like Traefik) and returns
 // its address.
 func benchServer(tb testing.TB) string {
-	_, lines := helperProcess(tb, "COLDBENCH_BENCH_SERVER")
+	_, lines := helperproc.Start(tb, "COLDBENCH_BENCH_SERVER")
 	if !lines.Scan() {
 		tb.Fatal("the benchmark server said nothing")
 	}
 	return strings.TrimSpace(lines.Text())
-}
-
-// helperProcess starts this test binary with env=1, which TestMain turns
-// into a helper (an ingress, a server), and returns its stdin (closing it
-// ends the helper) and its stdout's lines. The helper is killed and waited
-// for at the test's end.
-func helperProcess(tb testing.TB, env string) (io.WriteCloser, *bufio.Scanner) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), env+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return stdin, bufio.NewScanner(out)
 }
 
 // serveBench is the benchmark server's process (COLDBENCH_BENCH_SERVER=1).
@@ -148,15 +120,15 @@ func TestReleaseTogether(t *testing.T) {
 	}))
 	srv.Start()
 	defer srv.Close()
-	var reqs []*request
+	var reqs []*Request
 	for i := 0; i < 50; i++ {
 		host := "fn.coldbench.example.com"
 		if i == 7 {
 			host = "wrong.example.com"
 		}
-		reqs = append(reqs, newRequest(context.Background(), addrOf(srv), host, 5*time.Second))
+		reqs = append(reqs, NewRequest(context.Background(), addrOf(srv), host, 5*time.Second))
 	}
-	out, skew := releaseTogether(reqs)
+	out, skew := Together(reqs)
 	if hits.Load() != 50 || skew <= 0 {
 		t.Fatalf("hits %d, skew %v", hits.Load(), skew)
 	}
@@ -185,7 +157,7 @@ func TestReleaseTogether(t *testing.T) {
 	var slowHits atomic.Int64
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { slowHits.Add(1); time.Sleep(300 * time.Millisecond) }))
 	defer slow.Close()
-	out, _ = releaseTogether([]*request{newRequest(context.Background(), addrOf(slow), "x", 50*time.Millisecond)})
+	out, _ = Together([]*Request{NewRequest(context.Background(), addrOf(slow), "x", 50*time.Millisecond)})
 	if out[0].OK || out[0].ErrorClass != results.ErrTimeout || !strings.Contains(out[0].Error, "no reply within the client timeout") || slowHits.Load() != 1 {
 		t.Errorf("slow server (%d hits): %+v", slowHits.Load(), out[0])
 	}
@@ -202,14 +174,14 @@ func TestReleaseRedialsConnectionClosedWhileIdle(t *testing.T) {
 			close(done)
 		}
 	})
-	reqs := []*request{
-		newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second),
-		newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second),
+	reqs := []*Request{
+		NewRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second),
+		NewRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second),
 	}
-	prepare(reqs)
+	prepareH1(reqs)
 	<-done
 	time.Sleep(20 * time.Millisecond) // the FIN arrives
-	out, _ := release(reqs)
+	out, _ := releaseH1(reqs)
 	for i, a := range out {
 		if !a.OK {
 			t.Fatalf("attempt %d: %+v", i, a)
@@ -268,8 +240,8 @@ func TestReleaseResendsOnceAfterCleanCloseWithoutReply(t *testing.T) {
 		}
 		c.Write([]byte(okReply))
 	})
-	r := newRequest(context.Background(), addr, "fn", 5*time.Second)
-	out, _ := releaseTogether([]*request{r})
+	r := NewRequest(context.Background(), addr, "fn", 5*time.Second)
+	out, _ := Together([]*Request{r})
 	a := out[0]
 	if !a.OK || served.Load() != 2 {
 		t.Fatalf("served %d: %+v", served.Load(), a)
@@ -290,7 +262,7 @@ func TestReleaseNeverResendsAfterResetOrTwice(t *testing.T) {
 			c.(*net.TCPConn).SetLinger(0)
 		}
 	})
-	out, _ := releaseTogether([]*request{newRequest(context.Background(), reset, "fn", 5*time.Second)})
+	out, _ := Together([]*Request{NewRequest(context.Background(), reset, "fn", 5*time.Second)})
 	if a := out[0]; a.OK || a.ErrorClass != results.ErrConnection || served.Load() != 1 {
 		t.Errorf("reset: served %d, %+v", served.Load(), a)
 	}
@@ -300,7 +272,7 @@ func TestReleaseNeverResendsAfterResetOrTwice(t *testing.T) {
 			served.Add(1)
 		}
 	})
-	out, _ = releaseTogether([]*request{newRequest(context.Background(), fin, "fn", 5*time.Second)})
+	out, _ = Together([]*Request{NewRequest(context.Background(), fin, "fn", 5*time.Second)})
 	if a := out[0]; a.OK || a.ErrorClass != results.ErrConnection || served.Load() != 2 || !strings.Contains(a.Error, "closed the connection without a reply") {
 		t.Errorf("close twice: served %d, %+v", served.Load(), a)
 	}
@@ -311,7 +283,7 @@ func TestReleaseNeverResendsAfterResetOrTwice(t *testing.T) {
 // canceled.
 func TestReleaseDialsInsideTheTimerOnlyWithoutAConnection(t *testing.T) {
 	srv, _ := loopbackServer(t)
-	out, _ := release([]*request{newRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second)})
+	out, _ := releaseH1([]*Request{NewRequest(context.Background(), addrOf(srv), "fn.coldbench.example.com", 5*time.Second)})
 	if conn, ok := out[0].PhaseOffset(PhaseConnected); !out[0].OK || !ok || conn <= 0 {
 		t.Errorf("dialled after the start: %+v", out[0])
 	}
@@ -320,7 +292,7 @@ func TestReleaseDialsInsideTheTimerOnlyWithoutAConnection(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	t0 := time.Now()
-	out, _ = releaseTogether([]*request{newRequest(ctx, hang, "fn", 30*time.Second)})
+	out, _ = Together([]*Request{NewRequest(ctx, hang, "fn", 30*time.Second)})
 	if a := out[0]; a.OK || a.ErrorClass != results.ErrCanceled || time.Since(t0) > 3*time.Second {
 		t.Errorf("interrupted after %v: %+v", time.Since(t0), a)
 	}
@@ -329,7 +301,7 @@ func TestReleaseDialsInsideTheTimerOnlyWithoutAConnection(t *testing.T) {
 // checkReleased checks a successful attempt of a release: timed from its
 // request's start, one probe, the function's start and request_sent
 // phases, and no connect after the start (its connection was prepared).
-func checkReleased(t *testing.T, i int, a results.Attempt, r *request) {
+func checkReleased(t *testing.T, i int, a results.Attempt, r *Request) {
 	t.Helper()
 	if !a.OK || a.HTTPStatus != 200 || a.TTFBNS <= 0 || a.TotalNS < a.TTFBNS || a.Probes != 1 || a.Start.IsZero() || a.Start != r.t0 {
 		t.Errorf("attempt %d: %+v", i, a)
@@ -350,10 +322,10 @@ func checkReleased(t *testing.T, i int, a results.Attempt, r *request) {
 // each on its own pre-dialled connection, released together against a
 // loopback HTTP server in this process. It reports the p50, p99 and max of
 // the skew over b.N releases (run with -benchtime=200x for a p99 worth the
-// name). Connecting is untimed (see release.go); BenchmarkRelease500Dial is
+// name). Connecting is untimed (see http1.go); BenchmarkRelease500Dial is
 // the study's way, connecting inside the timer.
 //
-//	go test -run '^$' -bench 'Release500' -benchtime 200x ./pkg/platform/knative/
+//	go test -run '^$' -bench 'Release500' -benchtime 200x ./pkg/release/
 func BenchmarkRelease500(b *testing.B) { benchRelease(b, 500, predialled) }
 
 // BenchmarkRelease50 is BenchmarkRelease500 with 50 requests: the skew
@@ -366,15 +338,15 @@ func BenchmarkRelease500Dial(b *testing.B) { benchRelease(b, 500, dialledInTimer
 
 // A release mode of the benchmarks: it prepares reqs (untimed) and
 // returns the release to time.
-type releaseMode func(reqs []*request) func() ([]results.Attempt, time.Duration)
+type releaseMode func(reqs []*Request) func() ([]results.Attempt, time.Duration)
 
-func predialled(reqs []*request) func() ([]results.Attempt, time.Duration) {
-	prepare(reqs)
-	return func() ([]results.Attempt, time.Duration) { return release(reqs) }
+func predialled(reqs []*Request) func() ([]results.Attempt, time.Duration) {
+	prepareH1(reqs)
+	return func() ([]results.Attempt, time.Duration) { return releaseH1(reqs) }
 }
 
-func dialledInTimer(reqs []*request) func() ([]results.Attempt, time.Duration) {
-	return func() ([]results.Attempt, time.Duration) { return release(reqs) }
+func dialledInTimer(reqs []*Request) func() ([]results.Attempt, time.Duration) {
+	return func() ([]results.Attempt, time.Duration) { return releaseH1(reqs) }
 }
 
 func benchRelease(b *testing.B, n int, mode releaseMode) {
@@ -382,9 +354,9 @@ func benchRelease(b *testing.B, n int, mode releaseMode) {
 	var skews []float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		reqs := make([]*request, n)
+		reqs := make([]*Request, n)
 		for k := range reqs {
-			reqs[k] = newRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
+			reqs[k] = NewRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
 		}
 		run := mode(reqs)
 		b.StartTimer()
@@ -422,11 +394,11 @@ func BenchmarkWrite500Floor(b *testing.B) {
 	var skews, perWrite []float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		reqs := make([]*request, n)
+		reqs := make([]*Request, n)
 		for k := range reqs {
-			reqs[k] = newRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
+			reqs[k] = NewRequest(context.Background(), addr, "fn.coldbench.example.com", 30*time.Second)
 		}
-		prepare(reqs)
+		prepareH1(reqs)
 		starts := make([]time.Time, n)
 		var readers, writers, parked sync.WaitGroup
 		for _, r := range reqs {
@@ -461,7 +433,7 @@ func BenchmarkWrite500Floor(b *testing.B) {
 		writers.Wait()
 		b.StopTimer()
 		readers.Wait()
-		skews = append(skews, float64(bench.ReleaseSkew(starts).Nanoseconds())/1e3)
+		skews = append(skews, float64(Skew(starts).Nanoseconds())/1e3)
 		perWrite = append(perWrite, float64(busy.Load())/n/1e3)
 	}
 	sort.Float64s(skews)
@@ -469,37 +441,6 @@ func BenchmarkWrite500Floor(b *testing.B) {
 	b.ReportMetric(stats.Quantile(skews, 0.5), "skew-p50-µs")
 	b.ReportMetric(stats.Quantile(skews, 0.99), "skew-p99-µs")
 	b.ReportMetric(stats.Median(perWrite), "write-µs")
-}
-
-// The route check: the ingress's 404 means "not routed yet"; Knative's probe
-// handler echoes the hash; a 200 without the echo is someone else answering.
-func TestProbeRoute(t *testing.T) {
-	var routed atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !routed.Load() || r.Host != "fn.example" {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Header.Get(probeHeader) != "probe" {
-			t.Error("route probe reached the function as a normal request")
-		}
-		w.Header().Set(probeHashHeader, r.Header.Get(probeHashHeader))
-	}))
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	client := srv.Client()
-	if code, err := probeRoute(context.Background(), client, addr, "fn.example"); err != nil || code != 404 {
-		t.Fatalf("unrouted: %d %v", code, err)
-	}
-	routed.Store(true)
-	if code, err := probeRoute(context.Background(), client, addr, "fn.example"); err != nil || code != 200 {
-		t.Fatalf("routed: %d %v", code, err)
-	}
-	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer plain.Close()
-	if _, err := probeRoute(context.Background(), client, strings.TrimPrefix(plain.URL, "http://"), "fn.example"); err == nil {
-		t.Fatal("a 200 without the hash echo was taken for Knative's probe handler")
-	}
 }
 
 // An interrupt cuts a reply whose body is still arriving (it does not wait
@@ -516,10 +457,10 @@ func TestReleaseSlowBodyInterruptedOrTimedOut(t *testing.T) {
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())
-	r := newRequest(ctx, addr, "fn", time.Minute)
+	r := NewRequest(ctx, addr, "fn", time.Minute)
 	time.AfterFunc(100*time.Millisecond, cancel)
 	t0 := time.Now()
-	out, _ := releaseTogether([]*request{r})
+	out, _ := Together([]*Request{r})
 	if took := time.Since(t0); took > 30*time.Second {
 		t.Errorf("interrupted read returned after %v, i.e. at the timeout, not at the interrupt", took)
 	}
@@ -527,8 +468,8 @@ func TestReleaseSlowBodyInterruptedOrTimedOut(t *testing.T) {
 		t.Errorf("interrupted body: %s: %s", a.ErrorClass, a.Error)
 	}
 
-	r = newRequest(context.Background(), addr, "fn", 300*time.Millisecond)
-	out, _ = releaseTogether([]*request{r})
+	r = NewRequest(context.Background(), addr, "fn", 300*time.Millisecond)
+	out, _ = Together([]*Request{r})
 	if a := out[0]; a.ErrorClass != results.ErrTimeout {
 		t.Errorf("body cut by the timeout: %s: %s", a.ErrorClass, a.Error)
 	}
