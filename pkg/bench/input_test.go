@@ -56,7 +56,7 @@ func TestValidateIngressAndKubeconfig(t *testing.T) {
 		e := Default()
 		e.Spec.Platform = PlatformKnative
 		e.Spec.Knative = &KnativeSpec{Ingress: tc.ingress, Kubeconfig: tc.kubeconfig}
-		err := e.Validate(false)
+		err := e.CompleteAndValidate(false)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%q %q: %v", tc.ingress, tc.kubeconfig, err)
