@@ -52,17 +52,20 @@ type Duration struct{ time.Duration }
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
+// UnmarshalJSON reads a duration string. Anything else is an
+// *json.UnmarshalTypeError holding the value as written, to which the
+// decoder adds the field's path.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string like \"30s\" or \"500ms\", got %s", b)
+	value := string(b) // as written, if not a string
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &value); err == nil {
+			if v, err := time.ParseDuration(value); err == nil {
+				d.Duration = v
+				return nil
+			}
+		}
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("invalid duration %q: %w", s, err)
-	}
-	d.Duration = v
-	return nil
+	return &json.UnmarshalTypeError{Value: value, Type: reflect.TypeFor[Duration]()}
 }
 
 // Experiment is the versioned experiment file (apiVersion coldbench.dev/v1alpha1).
@@ -231,20 +234,11 @@ func Decode(data []byte) (*Experiment, error) {
 		}
 		return nil, fmt.Errorf("experiment file: %s", cleanYAMLError(err))
 	}
-	var generic any
-	if err := json.Unmarshal(js, &generic); err != nil {
-		return nil, fmt.Errorf("experiment file: %w", err)
-	}
-	if _, ok := generic.(map[string]any); !ok {
+	if !bytes.HasPrefix(bytes.TrimSpace(js), []byte("{")) { // a list, a scalar, null
 		return nil, fmt.Errorf("experiment file: want a YAML mapping with apiVersion, kind and spec")
 	}
-	if unknown := unknownFields(generic, reflect.TypeOf(exp), ""); len(unknown) > 0 {
-		return nil, fmt.Errorf("experiment file: %s; see the example in README.md", strings.Join(unknown, "; "))
-	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(exp); err != nil {
-		return nil, fmt.Errorf("experiment file: %s", describeJSONError(err))
+	if err := decodeStrict(js, exp); err != nil {
+		return nil, fmt.Errorf("experiment file: %w", err)
 	}
 	if exp.APIVersion != APIVersion {
 		return nil, fmt.Errorf("experiment file: apiVersion %q is not supported; set apiVersion: %s", exp.APIVersion, APIVersion)
@@ -266,15 +260,6 @@ func tabIndentLine(data []byte) int {
 		}
 	}
 	return 0
-}
-
-// describeJSONError names the field of a type mismatch.
-func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q: want %s, got a %s", te.Field, te.Type, te.Value)
-	}
-	return err.Error()
 }
 
 // LoadFile decodes the experiment file at path.
