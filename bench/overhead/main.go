@@ -58,7 +58,7 @@ func run(iterations int, endpoint, handler, runtimeBin, image, binary string, in
 	exp := bench.Default()
 	exp.Spec.Runtimes = []bench.Runtime{{Name: handler, Handler: handler, Image: image}}
 	exp.Spec.Node = &bench.NodeSpec{Endpoint: endpoint}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		return err
 	}
 	if err := plat.Preflight(ctx, exp); err != nil {

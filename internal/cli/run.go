@@ -256,7 +256,7 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 			s.Node.Port = f.port
 		}
 	}
-	if err := exp.Validate(f.force); err != nil {
+	if err := exp.CompleteAndValidate(f.force); err != nil {
 		return nil, err
 	}
 	if !slices.Contains(report.Formats(), f.format) {

@@ -52,17 +52,20 @@ type Duration struct{ time.Duration }
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
+// UnmarshalJSON reads a duration string. Anything else is an
+// *json.UnmarshalTypeError holding the value as written, to which the
+// decoder adds the field's path.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string like \"30s\" or \"500ms\", got %s", b)
+	value := string(b) // as written, if not a string
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &value); err == nil {
+			if v, err := time.ParseDuration(value); err == nil {
+				d.Duration = v
+				return nil
+			}
+		}
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("invalid duration %q: %w", s, err)
-	}
-	d.Duration = v
-	return nil
+	return &json.UnmarshalTypeError{Value: value, Type: reflect.TypeFor[Duration]()}
 }
 
 // Experiment is the versioned experiment file (apiVersion coldbench.dev/v1alpha1).
@@ -231,20 +234,11 @@ func Decode(data []byte) (*Experiment, error) {
 		}
 		return nil, fmt.Errorf("experiment file: %s", cleanYAMLError(err))
 	}
-	var generic any
-	if err := json.Unmarshal(js, &generic); err != nil {
-		return nil, fmt.Errorf("experiment file: %w", err)
-	}
-	if _, ok := generic.(map[string]any); !ok {
+	if !bytes.HasPrefix(bytes.TrimSpace(js), []byte("{")) { // a list, a scalar, null
 		return nil, fmt.Errorf("experiment file: want a YAML mapping with apiVersion, kind and spec")
 	}
-	if unknown := unknownFields(generic, reflect.TypeOf(exp), ""); len(unknown) > 0 {
-		return nil, fmt.Errorf("experiment file: %s; see the example in README.md", strings.Join(unknown, "; "))
-	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(exp); err != nil {
-		return nil, fmt.Errorf("experiment file: %s", describeJSONError(err))
+	if err := decodeStrict(js, exp); err != nil {
+		return nil, fmt.Errorf("experiment file: %w", err)
 	}
 	if exp.APIVersion != APIVersion {
 		return nil, fmt.Errorf("experiment file: apiVersion %q is not supported; set apiVersion: %s", exp.APIVersion, APIVersion)
@@ -266,15 +260,6 @@ func tabIndentLine(data []byte) int {
 		}
 	}
 	return 0
-}
-
-// describeJSONError names the field of a type mismatch.
-func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q: want %s, got a %s", te.Field, te.Type, te.Value)
-	}
-	return err.Error()
 }
 
 // LoadFile decodes the experiment file at path.
@@ -303,110 +288,93 @@ func cleanYAMLError(err error) string {
 // A DNS-1123 label: what Kubernetes accepts as a name, and safe in file names.
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
-// Validate checks everything that can be checked without touching a platform.
-// Messages name the field and the fix.
-func (e *Experiment) Validate(force bool) error {
+// Complete fills what the experiment leaves to coldbench: the section of
+// its platform and that section's defaults (node: endpoint and port;
+// knative: namespace, protocol, HTTP version and timeouts) and each
+// runtime's image. It changes nothing that is set, so it may run twice, and
+// checks nothing: Validate does.
+func (e *Experiment) Complete() {
 	s := &e.Spec
-	var errs []string
-	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
-
 	switch s.Platform {
 	case PlatformNode:
-		if s.Knative != nil {
-			add("spec.knative: set, but spec.platform is %q; remove it or set platform: knative", s.Platform)
-		}
-	case PlatformKnative:
-		if s.Node != nil {
-			add("spec.node: set, but spec.platform is %q; remove it or set platform: node", s.Platform)
-		}
-		e.completeKnative(add)
-	default:
-		add("spec.platform: unknown platform %q; use %q or %q", s.Platform, PlatformNode, PlatformKnative)
-	}
-	if len(s.Runtimes) == 0 {
-		add("spec.runtimes: no runtime given; name at least one, e.g. --runtimes runc,crun")
-	}
-	seen := map[string]bool{}
-	for i, r := range s.Runtimes {
-		field := fmt.Sprintf("spec.runtimes[%d]", i)
-		switch {
-		case r.Name == "":
-			add("%s.name: empty; give each runtime a name (use %q for the platform's default runtime)", field, DefaultRuntimeName)
-		case len(r.Name) > 63 || !nameRE.MatchString(r.Name):
-			add("%s.name: %q is not a valid name; use lower-case letters, digits and '-', at most 63 characters", field, r.Name)
-		case seen[r.Name]:
-			add("%s.name: %q appears twice; runtime names must be unique", field, r.Name)
-		}
-		seen[r.Name] = true
-		if r.Handler != "" && (len(r.Handler) > 63 || !nameRE.MatchString(r.Handler)) {
-			add("%s.handler: %q is not a valid handler/RuntimeClass name; use lower-case letters, digits and '-'", field, r.Handler)
-		}
-	}
-	if len(s.Scales) == 0 {
-		add("spec.scales: empty; give at least one N, e.g. --scales 1,4")
-	}
-	seenN := map[int]bool{}
-	for i, n := range s.Scales {
-		switch {
-		case n < 1:
-			add("spec.scales[%d]: N = %d; N is the number of instances cold-started at once and must be at least 1", i, n)
-		case n > HardMaxScale:
-			add("spec.scales[%d]: N = %d is above the hard limit of %d", i, n, HardMaxScale)
-		case n > MaxScale && !force:
-			add("spec.scales[%d]: N = %d is above the sane cap of %d; pass --force if you mean it", i, n, MaxScale)
-		case seenN[n]:
-			add("spec.scales[%d]: N = %d appears twice", i, n)
-		}
-		seenN[n] = true
-	}
-	if s.Iterations < 1 || s.Iterations > MaxIterations {
-		add("spec.iterations: %d; must be between 1 and %d", s.Iterations, MaxIterations)
-	}
-	if s.Warmups < 0 || s.Warmups > MaxIterations {
-		add("spec.warmups: %d; must be between 0 and %d", s.Warmups, MaxIterations)
-	}
-	if s.RequestTimeout.Duration <= 0 {
-		add("spec.requestTimeout: %v; must be positive, e.g. 30s", s.RequestTimeout.Duration)
-	}
-	if s.Deadline.Duration <= 0 {
-		add("spec.deadline: %v; must be positive, e.g. 30m", s.Deadline.Duration)
-	}
-	if s.ProbeInterval.Duration < 100*time.Microsecond || s.ProbeInterval.Duration > time.Second {
-		add("spec.probeInterval: %v; must be between 100µs and 1s (a new GET is started this often)", s.ProbeInterval.Duration)
-	} else if s.RequestTimeout.Duration > 0 && s.ProbeInterval.Duration >= s.RequestTimeout.Duration {
-		add("spec.probeInterval: %v is not shorter than spec.requestTimeout %v", s.ProbeInterval.Duration, s.RequestTimeout.Duration)
-	}
-	if s.Platform == PlatformNode {
 		if s.Node == nil {
 			s.Node = &NodeSpec{}
 		}
-		if s.Node.Endpoint == "" {
-			s.Node.Endpoint = DefaultEndpoint
+		s.Node.complete()
+	case PlatformKnative:
+		if s.Knative == nil {
+			s.Knative = &KnativeSpec{}
 		}
-		if s.Node.Port == 0 {
-			s.Node.Port = DefaultPort
-		}
-		if s.Node.Port < 1 || s.Node.Port > 65535 {
-			add("spec.node.port: %d; must be a TCP port (1-65535)", s.Node.Port)
-		}
-		if !strings.HasPrefix(s.Node.Endpoint, "unix://") && !strings.HasPrefix(s.Node.Endpoint, "/") {
-			add("spec.node.endpoint: %q; give containerd's CRI socket as unix:///path/to.sock", s.Node.Endpoint)
-		}
+		s.Knative.complete()
+	}
+	image := DefaultImage
+	if s.Platform == PlatformKnative {
+		image = DefaultKnativeImage
 	}
 	for i := range s.Runtimes {
 		if s.Runtimes[i].Image == "" {
-			s.Runtimes[i].Image = DefaultImage
-			if s.Platform == PlatformKnative {
-				s.Runtimes[i].Image = DefaultKnativeImage
-			}
-		}
-		if _, err := name.ParseReference(s.Runtimes[i].Image); err != nil {
-			add("spec.runtimes[%d].image (--image): %q is not an image reference; write e.g. %s", i, s.Runtimes[i].Image, DefaultImage)
+			s.Runtimes[i].Image = image
 		}
 	}
+}
+
+func (n *NodeSpec) complete() {
+	if n.Endpoint == "" {
+		n.Endpoint = DefaultEndpoint
+	}
+	if n.Port == 0 {
+		n.Port = DefaultPort
+	}
+}
+
+func (k *KnativeSpec) complete() {
+	if k.Namespace == "" {
+		k.Namespace = "coldbench"
+	}
+	if k.Protocol == "" {
+		k.Protocol = ProtocolFresh
+	}
+	if k.HTTP == "" {
+		k.HTTP = HTTP1
+	}
+	if k.ReadinessTimeout.Duration == 0 {
+		k.ReadinessTimeout.Duration = 3 * time.Minute
+	}
+	if k.ScaleToZeroTimeout.Duration == 0 {
+		k.ScaleToZeroTimeout.Duration = 10 * time.Minute
+	}
+}
+
+// CompleteAndValidate completes the experiment, then validates it: what
+// every caller about to run (or check) an experiment needs.
+func (e *Experiment) CompleteAndValidate(force bool) error {
+	e.Complete()
+	return e.Validate(force)
+}
+
+// problems collects what Validate finds, each naming the field and the fix.
+type problems []string
+
+func (p *problems) add(format string, a ...any) { *p = append(*p, fmt.Sprintf(format, a...)) }
+
+// Validate checks everything that can be checked without touching a
+// platform and reports every problem at once. It changes nothing: an
+// experiment that is not completed (Complete) is refused for what
+// Complete would have filled in.
+func (e *Experiment) Validate(force bool) error {
+	s := &e.Spec
+	var errs problems
+	s.validatePlatform(&errs)
+	s.validateRuntimes(&errs)
+	s.validateScales(&errs, force)
+	s.validateCounts(&errs)
+	if s.Platform == PlatformNode {
+		s.Node.validate(&errs)
+	}
+	s.validateImages(&errs)
 	if s.Output != "" {
 		if st, err := os.Stat(s.Output); err == nil && st.IsDir() {
-			add("spec.output (--output): %q is a directory; give the records file's name, e.g. %s", s.Output, filepath.Join(s.Output, "study.jsonl"))
+			errs.add("spec.output (--output): %q is a directory; give the records file's name, e.g. %s", s.Output, filepath.Join(s.Output, "study.jsonl"))
 		}
 	}
 	if len(errs) > 0 {
@@ -415,67 +383,162 @@ func (e *Experiment) Validate(force bool) error {
 	return nil
 }
 
-// completeKnative fills the knative section's defaults and checks it.
-func (e *Experiment) completeKnative(add func(string, ...any)) {
-	k := e.Spec.Knative
+// validatePlatform checks the platform's name, that only its section is
+// set, and (knative) that section.
+func (s *Spec) validatePlatform(errs *problems) {
+	switch s.Platform {
+	case PlatformNode:
+		if s.Knative != nil {
+			errs.add("spec.knative: set, but spec.platform is %q; remove it or set platform: knative", s.Platform)
+		}
+	case PlatformKnative:
+		if s.Node != nil {
+			errs.add("spec.node: set, but spec.platform is %q; remove it or set platform: node", s.Platform)
+		}
+		s.Knative.validate(errs)
+	default:
+		errs.add("spec.platform: unknown platform %q; use %q or %q", s.Platform, PlatformNode, PlatformKnative)
+	}
+}
+
+func (s *Spec) validateRuntimes(errs *problems) {
+	if len(s.Runtimes) == 0 {
+		errs.add("spec.runtimes: no runtime given; name at least one, e.g. --runtimes runc,crun")
+	}
+	seen := map[string]bool{}
+	for i, r := range s.Runtimes {
+		field := fmt.Sprintf("spec.runtimes[%d]", i)
+		switch {
+		case r.Name == "":
+			errs.add("%s.name: empty; give each runtime a name (use %q for the platform's default runtime)", field, DefaultRuntimeName)
+		case len(r.Name) > 63 || !nameRE.MatchString(r.Name):
+			errs.add("%s.name: %q is not a valid name; use lower-case letters, digits and '-', at most 63 characters", field, r.Name)
+		case seen[r.Name]:
+			errs.add("%s.name: %q appears twice; runtime names must be unique", field, r.Name)
+		}
+		seen[r.Name] = true
+		if r.Handler != "" && (len(r.Handler) > 63 || !nameRE.MatchString(r.Handler)) {
+			errs.add("%s.handler: %q is not a valid handler/RuntimeClass name; use lower-case letters, digits and '-'", field, r.Handler)
+		}
+	}
+}
+
+func (s *Spec) validateScales(errs *problems, force bool) {
+	if len(s.Scales) == 0 {
+		errs.add("spec.scales: empty; give at least one N, e.g. --scales 1,4")
+	}
+	seenN := map[int]bool{}
+	for i, n := range s.Scales {
+		switch {
+		case n < 1:
+			errs.add("spec.scales[%d]: N = %d; N is the number of instances cold-started at once and must be at least 1", i, n)
+		case n > HardMaxScale:
+			errs.add("spec.scales[%d]: N = %d is above the hard limit of %d", i, n, HardMaxScale)
+		case n > MaxScale && !force:
+			errs.add("spec.scales[%d]: N = %d is above the sane cap of %d; pass --force if you mean it", i, n, MaxScale)
+		case seenN[n]:
+			errs.add("spec.scales[%d]: N = %d appears twice", i, n)
+		}
+		seenN[n] = true
+	}
+}
+
+// validateCounts checks the iteration counts and the run's durations.
+func (s *Spec) validateCounts(errs *problems) {
+	if s.Iterations < 1 || s.Iterations > MaxIterations {
+		errs.add("spec.iterations: %d; must be between 1 and %d", s.Iterations, MaxIterations)
+	}
+	if s.Warmups < 0 || s.Warmups > MaxIterations {
+		errs.add("spec.warmups: %d; must be between 0 and %d", s.Warmups, MaxIterations)
+	}
+	if s.RequestTimeout.Duration <= 0 {
+		errs.add("spec.requestTimeout: %v; must be positive, e.g. 30s", s.RequestTimeout.Duration)
+	}
+	if s.Deadline.Duration <= 0 {
+		errs.add("spec.deadline: %v; must be positive, e.g. 30m", s.Deadline.Duration)
+	}
+	if s.ProbeInterval.Duration < 100*time.Microsecond || s.ProbeInterval.Duration > time.Second {
+		errs.add("spec.probeInterval: %v; must be between 100µs and 1s (a new GET is started this often)", s.ProbeInterval.Duration)
+	} else if s.RequestTimeout.Duration > 0 && s.ProbeInterval.Duration >= s.RequestTimeout.Duration {
+		errs.add("spec.probeInterval: %v is not shorter than spec.requestTimeout %v", s.ProbeInterval.Duration, s.RequestTimeout.Duration)
+	}
+}
+
+func (s *Spec) validateImages(errs *problems) {
+	for i, r := range s.Runtimes {
+		if _, err := name.ParseReference(r.Image); err != nil {
+			errs.add("spec.runtimes[%d].image (--image): %q is not an image reference; write e.g. %s", i, r.Image, DefaultImage)
+		}
+	}
+}
+
+// validate checks the node section (nil: as if empty).
+func (n *NodeSpec) validate(errs *problems) {
+	if n == nil {
+		n = &NodeSpec{}
+	}
+	if n.Port < 1 || n.Port > 65535 {
+		errs.add("spec.node.port: %d; must be a TCP port (1-65535)", n.Port)
+	}
+	if !strings.HasPrefix(n.Endpoint, "unix://") && !strings.HasPrefix(n.Endpoint, "/") {
+		errs.add("spec.node.endpoint: %q; give containerd's CRI socket as unix:///path/to.sock", n.Endpoint)
+	}
+}
+
+// validate checks the knative section (nil: as if empty).
+func (k *KnativeSpec) validate(errs *problems) {
 	if k == nil {
 		k = &KnativeSpec{}
-		e.Spec.Knative = k
-	}
-	if k.Namespace == "" {
-		k.Namespace = "coldbench"
 	}
 	if len(k.Namespace) > 63 || !nameRE.MatchString(k.Namespace) {
-		add("spec.knative.namespace: %q is not a valid namespace name; use lower-case letters, digits and '-'", k.Namespace)
+		errs.add("spec.knative.namespace: %q is not a valid namespace name; use lower-case letters, digits and '-'", k.Namespace)
 	}
 	switch k.Protocol {
-	case "":
-		k.Protocol = ProtocolFresh
 	case ProtocolFresh, ProtocolClassic, ProtocolPool:
 	default:
-		add("spec.knative.protocol: %q; use %q, %q or %q", k.Protocol, ProtocolFresh, ProtocolPool, ProtocolClassic)
+		errs.add("spec.knative.protocol: %q; use %q, %q or %q", k.Protocol, ProtocolFresh, ProtocolPool, ProtocolClassic)
 	}
 	switch k.HTTP {
-	case "":
-		k.HTTP = HTTP1
 	case HTTP1, H2C:
 	default:
-		add("spec.knative.http (--http): %q; use %q (one connection per request, like the study) or %q (HTTP/2 cleartext: a step's requests multiplexed, released in one write per connection)", k.HTTP, HTTP1, H2C)
+		errs.add("spec.knative.http (--http): %q; use %q (one connection per request, like the study) or %q (HTTP/2 cleartext: a step's requests multiplexed, released in one write per connection)", k.HTTP, HTTP1, H2C)
 	}
 	switch {
 	case k.PoolSize < 0:
-		add("spec.knative.poolSize (--pool-size): %d; must not be negative (0: the default, %d sets)", k.PoolSize, DefaultPoolSize)
+		errs.add("spec.knative.poolSize (--pool-size): %d; must not be negative (0: the default, %d sets)", k.PoolSize, DefaultPoolSize)
 	case k.PoolSize != 0 && k.Protocol != ProtocolPool:
-		add("spec.knative.poolSize (--pool-size) applies to the pool protocol only; add --protocol pool or drop it")
+		errs.add("spec.knative.poolSize (--pool-size) applies to the pool protocol only; add --protocol pool or drop it")
 	}
 	if k.TimeInterval.Duration > 0 && k.Protocol != ProtocolClassic {
-		add("spec.knative.timeInterval (--time-interval) applies to the classic protocol only; add --protocol classic or drop it")
+		errs.add("spec.knative.timeInterval (--time-interval) applies to the classic protocol only; add --protocol classic or drop it")
 	}
-	if k.ReadinessTimeout.Duration == 0 {
-		k.ReadinessTimeout.Duration = 3 * time.Minute
-	}
-	if k.ScaleToZeroTimeout.Duration == 0 {
-		k.ScaleToZeroTimeout.Duration = 10 * time.Minute
-	}
-	for name, d := range map[string]time.Duration{"readinessTimeout": k.ReadinessTimeout.Duration, "timeInterval": k.TimeInterval.Duration, "scaleToZeroTimeout": k.ScaleToZeroTimeout.Duration} {
-		if d < 0 {
-			add("spec.knative.%s: %v; must not be negative", name, d)
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"readinessTimeout", k.ReadinessTimeout.Duration}, {"timeInterval", k.TimeInterval.Duration}, {"scaleToZeroTimeout", k.ScaleToZeroTimeout.Duration}} {
+		if d.d < 0 {
+			errs.add("spec.knative.%s: %v; must not be negative", d.name, d.d)
 		}
 	}
 	if err := CheckIngress(k.Ingress); err != nil {
-		add("spec.knative.ingress (--ingress): %v", err)
+		errs.add("spec.knative.ingress (--ingress): %v", err)
 	}
 	if err := CheckKubeconfig(k.Kubeconfig); err != nil {
-		add("spec.knative.kubeconfig (--kubeconfig): %v", err)
+		errs.add("spec.knative.kubeconfig (--kubeconfig): %v", err)
 	}
+	k.validateAutoscaling(errs)
+}
+
+// validateAutoscaling checks the autoscaler annotations' values.
+func (k *KnativeSpec) validateAutoscaling(errs *problems) {
 	if k.Window != "" {
 		if d, err := time.ParseDuration(k.Window); err != nil || d < 6*time.Second || d > time.Hour {
-			add("spec.knative.window: %q; Knative accepts a duration between 6s and 1h", k.Window)
+			errs.add("spec.knative.window: %q; Knative accepts a duration between 6s and 1h", k.Window)
 		}
 	}
 	if k.Target != "" {
 		if v, err := strconv.ParseFloat(k.Target, 64); err != nil || v <= 0 {
-			add("spec.knative.target: %q; give a positive number (concurrent requests per pod)", k.Target)
+			errs.add("spec.knative.target: %q; give a positive number (concurrent requests per pod)", k.Target)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,7 @@ func TestLoadFileValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	s := exp.Spec
@@ -44,7 +45,7 @@ func TestLoadFileValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := min.Validate(false); err != nil {
+	if err := min.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	def := Default().Spec
@@ -71,7 +72,7 @@ func TestLoadFileInvalid(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			exp, err := LoadFile(filepath.Join("testdata/experiments", name))
 			if err == nil {
-				err = exp.Validate(false)
+				err = exp.CompleteAndValidate(false)
 			}
 			if err == nil {
 				t.Fatal("accepted")
@@ -141,7 +142,7 @@ func TestValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			exp := Default()
 			c.mutate(&exp.Spec)
-			err := exp.Validate(c.force)
+			err := exp.CompleteAndValidate(c.force)
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("rejected: %v", err)
@@ -158,7 +159,7 @@ func TestKnativeDefaults(t *testing.T) {
 	exp := Default()
 	exp.Spec.Platform = PlatformKnative
 	exp.Spec.Runtimes = RuntimesFromNames([]string{"default", "kata-fc"}, "")
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	k := exp.Spec.Knative
@@ -174,7 +175,7 @@ func TestPoolSetsShrinkAtLargeN(t *testing.T) {
 	exp := Default()
 	exp.Spec.Platform = PlatformKnative
 	exp.Spec.Knative = &KnativeSpec{Protocol: ProtocolPool}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	k := exp.Spec.Knative
@@ -207,5 +208,31 @@ func TestDecodeEmpty(t *testing.T) {
 	os.WriteFile(p, []byte("apiVersion: coldbench.dev/v1alpha1\nkind: Job\n"), 0o644)
 	if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), "set kind: Experiment") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// Complete fills the defaults and nothing else; Validate only checks: it
+// changes nothing, and refuses what Complete would have filled in.
+func TestCompleteThenValidate(t *testing.T) {
+	for _, platform := range []string{PlatformNode, PlatformKnative} {
+		exp := Default()
+		exp.Spec.Platform = platform
+		if err := exp.Validate(false); err == nil || !strings.Contains(err.Error(), "spec."+platform) {
+			t.Errorf("%s, not completed: got %v, want the empty %s section refused", platform, err, platform)
+		}
+		before, _ := json.Marshal(exp)
+		exp.Validate(false)
+		if after, _ := json.Marshal(exp); string(after) != string(before) {
+			t.Errorf("%s: Validate changed the experiment:\n%s\n%s", platform, before, after)
+		}
+		exp.Complete()
+		if err := exp.Validate(false); err != nil {
+			t.Errorf("%s, completed: %v", platform, err)
+		}
+		once, _ := json.Marshal(exp)
+		exp.Complete()
+		if twice, _ := json.Marshal(exp); string(twice) != string(once) {
+			t.Errorf("%s: Complete is not idempotent:\n%s\n%s", platform, once, twice)
+		}
 	}
 }

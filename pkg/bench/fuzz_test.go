@@ -24,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := exp.Validate(false); err != nil {
+		if err := exp.CompleteAndValidate(false); err != nil {
 			return
 		}
 		if exp.TotalAttempts() < 0 {

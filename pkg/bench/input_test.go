@@ -56,12 +56,31 @@ func TestValidateIngressAndKubeconfig(t *testing.T) {
 		e := Default()
 		e.Spec.Platform = PlatformKnative
 		e.Spec.Knative = &KnativeSpec{Ingress: tc.ingress, Kubeconfig: tc.kubeconfig}
-		err := e.Validate(false)
+		err := e.CompleteAndValidate(false)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%q %q: %v", tc.ingress, tc.kubeconfig, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%q %q: got %v, want %q", tc.ingress, tc.kubeconfig, err, tc.want)
+		}
+	}
+}
+
+// Unknown fields are named by their path, at any depth, each with the
+// known field spelt alike; keys match case-sensitively.
+func TestDecodeUnknownFieldHints(t *testing.T) {
+	const head = "apiVersion: coldbench.dev/v1alpha1\nkind: Experiment\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{"spec:\n  Iterations: 3\n", `unknown field "spec.Iterations" (did you mean "spec.iterations"?)`},
+		{"metadta: {name: x}\n", `unknown field "metadta" (did you mean "metadata"?)`},
+		{"spec:\n  runtimes: [{name: a}, {nme: b}]\n", `unknown field "spec.runtimes[1].nme" (did you mean "spec.runtimes[1].name"?)`},
+		{"spec:\n  knative: {protocl: pool, namespase: x}\n",
+			`unknown field "spec.knative.namespase" (did you mean "spec.knative.namespace"?); unknown field "spec.knative.protocl" (did you mean "spec.knative.protocol"?)`},
+		{"spec:\n  foo.bar: 1\n", `unknown field "spec.foo.bar"; see`},
+		{"spec:\n  requestTimeout:\n", `field "spec.requestTimeout": null is not a duration`},
+	} {
+		if _, err := Decode([]byte(head + tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
 }

@@ -63,7 +63,7 @@ func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error
 		}
 	}
 	// It was validated when first run (possibly with --force).
-	if err := res.Exp.Validate(true); err != nil {
+	if err := res.Exp.CompleteAndValidate(true); err != nil {
 		return nil, fmt.Errorf("--resume %s: %w", path, err)
 	}
 	counts := map[CellKey]int{}

@@ -16,7 +16,7 @@ func TestLoadResumeIgnoresAnOldFreshTimeInterval(t *testing.T) {
 	exp := Default()
 	exp.Spec.Platform = PlatformKnative
 	exp.Spec.Knative = &KnativeSpec{Protocol: ProtocolFresh}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	exp.Spec.Knative.TimeInterval = Duration{30 * time.Second} // as older versions accepted it
@@ -93,7 +93,7 @@ func TestLoadResumeAdjustsBeforeValidating(t *testing.T) {
 	exp := Default()
 	exp.Spec.Platform = PlatformKnative
 	exp.Spec.Knative = &KnativeSpec{Kubeconfig: kc}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	exp.Spec.Knative.Kubeconfig = filepath.Join(dir, "gone") // as recorded elsewhere

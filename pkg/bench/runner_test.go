@@ -152,7 +152,7 @@ type harness struct {
 func newHarness(t *testing.T, exp *Experiment) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "out.jsonl")
-	w, err := results.Create(path)
+	w, err := results.OpenAppend(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,62 +1,93 @@
 package bench
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
-	"time"
+
+	kjson "sigs.k8s.io/json"
 )
 
-// unknownFields walks decoded JSON against the struct type it is meant for
-// and returns the path of every field the type does not have, with a hint
-// when a known field is spelled alike, and of every malformed duration. encoding/json names the field but
-// not where it is, which is not enough in a nested file.
-func unknownFields(v any, t reflect.Type, path string) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// decodeStrict decodes the JSON js into v (a pointer to a struct) the way
+// Kubernetes decodes objects (sigs.k8s.io/json): keys match field names
+// case-sensitively, and every unknown field is an error naming its path
+// ("spec.runtimes[0].runtimeClass"), with a hint where a known field is
+// spelt alike. Like encoding/json, the decoder stops at the first value of
+// the wrong type (a malformed duration included) and names its field; the
+// unknown fields are reported once the values decode.
+func decodeStrict(js []byte, v any) error {
+	unknown, err := kjson.UnmarshalStrict(js, v, kjson.DisallowUnknownFields)
+	if err != nil {
+		return errors.New(describeJSONError(err))
 	}
-	var out []string
-	if t == reflect.TypeOf(Duration{}) {
-		str, ok := v.(string)
-		if _, err := time.ParseDuration(str); !ok || err != nil {
-			out = append(out, fmt.Sprintf("field %q: %v is not a duration; write e.g. \"30s\" or \"500ms\"", path, v))
-		}
-		return out
+	if len(unknown) == 0 {
+		return nil
 	}
-	switch val := v.(type) {
-	case map[string]any:
-		if t.Kind() == reflect.Map {
-			for k, e := range val {
-				out = append(out, unknownFields(e, t.Elem(), join(path, k))...)
+	msgs := make([]string, len(unknown))
+	for i, u := range unknown {
+		msgs[i] = u.Error() // unknown field "<path>"
+		var fe kjson.FieldError
+		if errors.As(u, &fe) {
+			if s := similarField(reflect.TypeOf(v), fe.FieldPath()); s != "" {
+				msgs[i] += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			break
 		}
-		if t.Kind() != reflect.Struct {
-			break
+	}
+	sort.Strings(msgs)
+	return fmt.Errorf("%s; see the example in README.md", strings.Join(msgs, "; "))
+}
+
+// describeJSONError names the field of a value of the wrong type.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te) && te.Type == reflect.TypeFor[Duration]():
+		return fmt.Sprintf("field %q: %s is not a duration; write e.g. \"30s\" or \"500ms\"; see the example in README.md", te.Field, te.Value)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q: want %s, got a %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+// similarField returns the path of the known field spelt most like the
+// unknown one at path (as sigs.k8s.io/json writes it), or "". The library
+// says which field is unknown but not which were meant: this walks the
+// path through the types that the decoder walked, to the struct that lacks
+// the field.
+func similarField(t reflect.Type, path string) string {
+	walked := ""
+	for {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
 		}
-		fields := jsonFields(t)
-		for k, e := range val {
-			ft, ok := fields[k]
-			if !ok {
-				msg := fmt.Sprintf("unknown field %q", join(path, k))
-				if s := suggest(k, fields); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", join(path, s))
+		switch t.Kind() {
+		case reflect.Slice, reflect.Array: // path: "[i]..."
+			end := strings.IndexByte(path, ']')
+			if !strings.HasPrefix(path, "[") || end < 0 {
+				return ""
+			}
+			walked, path, t = walked+path[:end+1], strings.TrimPrefix(path[end+1:], "."), t.Elem()
+		case reflect.Struct: // path: "field..."
+			fields := jsonFields(t)
+			name, rest := path, ""
+			if i := strings.IndexAny(path, ".["); i >= 0 {
+				name, rest = path[:i], strings.TrimPrefix(path[i:], ".")
+			}
+			ft, ok := fields[name]
+			if !ok || rest == "" { // path is the unknown key (which may hold a '.')
+				if s := suggest(path, fields); s != "" {
+					return join(walked, s)
 				}
-				out = append(out, msg)
-				continue
+				return ""
 			}
-			out = append(out, unknownFields(e, ft, join(path, k))...)
-		}
-	case []any:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for i, e := range val {
-				out = append(out, unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
-			}
+			walked, path, t = join(walked, name), rest, ft
+		default:
+			return ""
 		}
 	}
-	sort.Strings(out)
-	return out
 }
 
 func join(path, k string) string {

@@ -1,8 +1,11 @@
-// Package host tunes the CPU frequency settings that make cold-start
-// figures noisy (governor, boost) and puts them back afterwards.
+// Package host reads and tunes the CPU frequency settings that make
+// cold-start figures noisy (governor, boost): CPUFreqState reports them for
+// the header record, Tune sets them for measuring and Restore puts them
+// back afterwards.
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,17 +40,48 @@ func Default() *Tuner {
 // switch (typical in VMs): there is nothing to tune.
 var ErrNotExposed = errors.New("this host exposes no CPU governor and no boost switch (typical in VMs): nothing to tune, nothing changed")
 
+// The CPU frequency files, relative to sysfs.
+const (
+	governors    = "devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor" // a glob: every cpu's
+	cpu0Governor = "devices/system/cpu/cpu0/cpufreq/scaling_governor"
+	boostFile    = "devices/system/cpu/cpufreq/boost"         // "1": boost on
+	noTurboFile  = "devices/system/cpu/intel_pstate/no_turbo" // "0": boost on (Intel)
+)
+
+// CPUFreqState returns cpu0's governor and the boost state ("on"/"off"), or
+// empty strings where the host does not expose them.
+func CPUFreqState() (governor, boost string) { return cpuFreqState("/sys") }
+
+func cpuFreqState(sysfs string) (governor, boost string) {
+	if b, err := os.ReadFile(filepath.Join(sysfs, cpu0Governor)); err == nil {
+		governor = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile(filepath.Join(sysfs, boostFile)); err == nil {
+		boost = onOff(bytes.Equal(bytes.TrimSpace(b), []byte("1")))
+	} else if b, err := os.ReadFile(filepath.Join(sysfs, noTurboFile)); err == nil {
+		boost = onOff(bytes.Equal(bytes.TrimSpace(b), []byte("0")))
+	}
+	return governor, boost
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
 // targets lists the files tune writes and the value each gets.
 func (t *Tuner) targets() map[string]string {
 	want := map[string]string{}
-	govs, _ := filepath.Glob(filepath.Join(t.Sysfs, "devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor"))
+	govs, _ := filepath.Glob(filepath.Join(t.Sysfs, governors))
 	for _, g := range govs {
 		want[g] = "performance"
 	}
-	if p := filepath.Join(t.Sysfs, "devices/system/cpu/cpufreq/boost"); exists(p) {
+	if p := filepath.Join(t.Sysfs, boostFile); exists(p) {
 		want[p] = "0"
 	}
-	if p := filepath.Join(t.Sysfs, "devices/system/cpu/intel_pstate/no_turbo"); exists(p) {
+	if p := filepath.Join(t.Sysfs, noTurboFile); exists(p) {
 		want[p] = "1"
 	}
 	return want

@@ -70,3 +70,34 @@ func TestRealHost(t *testing.T) {
 		t.Fatal("state saved although nothing was tuned")
 	}
 }
+
+// CPUFreqState reads what Tune writes and Restore puts back.
+func TestCPUFreqStateFollowsTuning(t *testing.T) {
+	for _, sw := range []struct{ path, on string }{
+		{"devices/system/cpu/cpufreq/boost", "1"},
+		{"devices/system/cpu/intel_pstate/no_turbo", "0"},
+	} {
+		sys := t.TempDir()
+		write(t, filepath.Join(sys, "devices/system/cpu/cpu0/cpufreq/scaling_governor"), "schedutil")
+		write(t, filepath.Join(sys, sw.path), sw.on)
+		if gov, boost := cpuFreqState(sys); gov != "schedutil" || boost != "on" {
+			t.Errorf("%s: before tuning: %q, %q", sw.path, gov, boost)
+		}
+		tu := &Tuner{Sysfs: sys, StateFile: filepath.Join(t.TempDir(), "state.json")}
+		if _, err := tu.Tune(); err != nil {
+			t.Fatal(err)
+		}
+		if gov, boost := cpuFreqState(sys); gov != "performance" || boost != "off" {
+			t.Errorf("%s: tuned: %q, %q", sw.path, gov, boost)
+		}
+		if _, err := tu.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		if gov, boost := cpuFreqState(sys); gov != "schedutil" || boost != "on" {
+			t.Errorf("%s: restored: %q, %q", sw.path, gov, boost)
+		}
+	}
+	if gov, boost := cpuFreqState(t.TempDir()); gov != "" || boost != "" {
+		t.Errorf("nothing exposed: %q, %q", gov, boost)
+	}
+}

@@ -85,151 +85,186 @@ type blob struct {
 	open func() (io.ReadCloser, error)
 }
 
+func bytesBlob(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+// archive is the contents of a layout tarball: the OCI index, the docker
+// manifest and the blobs both point at, each stored once.
+type archive struct {
+	index       v1.IndexManifest
+	docker      tarball.Manifest
+	dockerEntry map[v1.Hash]int // manifest digest -> index into docker
+	blobs       map[string]blob // "blobs/sha256/<hex>" -> contents
+	blobOrder   []string        // the blobs in the order they were added
+}
+
 func writeLayout(w io.Writer, refs []string, imgs map[string]v1.Image) error {
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	var docker tarball.Manifest
-	dockerEntry := map[v1.Hash]int{} // manifest digest -> index into docker
-	blobs := map[string]blob{}       // "blobs/sha256/<hex>" -> contents
-	var blobOrder []string
-
-	addBlob := func(h v1.Hash, size int64, open func() (io.ReadCloser, error)) string {
-		p := "blobs/" + h.Algorithm + "/" + h.Hex
-		if _, ok := blobs[p]; !ok {
-			blobs[p] = blob{size, open}
-			blobOrder = append(blobOrder, p)
-		}
-		return p
+	a := &archive{
+		index:       v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex},
+		dockerEntry: map[v1.Hash]int{},
+		blobs:       map[string]blob{},
 	}
-	bytesBlob := func(b []byte) func() (io.ReadCloser, error) {
-		return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	}
-
 	for _, ref := range refs {
-		img := imgs[ref]
-		rawManifest, err := img.RawManifest()
-		if err != nil {
+		if err := a.add(ref, imgs[ref]); err != nil {
 			return err
-		}
-		mt, err := img.MediaType()
-		if err != nil {
-			return err
-		}
-		digest, err := img.Digest()
-		if err != nil {
-			return err
-		}
-		rawConfig, err := img.RawConfigFile()
-		if err != nil {
-			return err
-		}
-		cfgName, err := img.ConfigName()
-		if err != nil {
-			return err
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return err
-		}
-		layers, err := img.Layers()
-		if err != nil {
-			return err
-		}
-
-		addBlob(digest, int64(len(rawManifest)), bytesBlob(rawManifest))
-		cfgPath := addBlob(cfgName, int64(len(rawConfig)), bytesBlob(rawConfig))
-		var layerPaths []string
-		for _, l := range layers {
-			d, err := l.Digest()
-			if err != nil {
-				return err
-			}
-			size, err := l.Size()
-			if err != nil {
-				return err
-			}
-			layerPaths = append(layerPaths, addBlob(d, size, l.Compressed))
-		}
-
-		annotations := map[string]string{AnnotationImageName: ref}
-		tag, tagErr := name.NewTag(ref)
-		if tagErr == nil {
-			annotations[AnnotationRefName] = tag.TagStr()
-		}
-		desc := v1.Descriptor{
-			MediaType:   mt,
-			Size:        int64(len(rawManifest)),
-			Digest:      digest,
-			Annotations: annotations,
-		}
-		if cf.OS != "" && cf.Architecture != "" {
-			desc.Platform = &v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
-		}
-		index.Manifests = append(index.Manifests, desc)
-
-		// One docker entry per image; docker has no place for digest refs.
-		i, ok := dockerEntry[digest]
-		if !ok {
-			i = len(docker)
-			dockerEntry[digest] = i
-			docker = append(docker, tarball.Descriptor{Config: cfgPath, Layers: layerPaths})
-		}
-		if tagErr == nil {
-			docker[i].RepoTags = append(docker[i].RepoTags, ref)
 		}
 	}
+	return a.write(w)
+}
 
-	indexJSON, err := json.Marshal(index)
+// addBlob adds a blob (once) and returns its path in the archive.
+func (a *archive) addBlob(h v1.Hash, size int64, open func() (io.ReadCloser, error)) string {
+	p := "blobs/" + h.Algorithm + "/" + h.Hex
+	if _, ok := a.blobs[p]; !ok {
+		a.blobs[p] = blob{size, open}
+		a.blobOrder = append(a.blobOrder, p)
+	}
+	return p
+}
+
+// imageParts is what the archive needs of an image.
+type imageParts struct {
+	rawManifest, rawConfig []byte
+	mediaType              types.MediaType
+	digest, configName     v1.Hash
+	config                 *v1.ConfigFile
+	layers                 []v1.Layer
+}
+
+func partsOf(img v1.Image) (ip imageParts, err error) {
+	if ip.rawManifest, err = img.RawManifest(); err != nil {
+		return ip, err
+	}
+	if ip.mediaType, err = img.MediaType(); err != nil {
+		return ip, err
+	}
+	if ip.digest, err = img.Digest(); err != nil {
+		return ip, err
+	}
+	if ip.rawConfig, err = img.RawConfigFile(); err != nil {
+		return ip, err
+	}
+	if ip.configName, err = img.ConfigName(); err != nil {
+		return ip, err
+	}
+	if ip.config, err = img.ConfigFile(); err != nil {
+		return ip, err
+	}
+	ip.layers, err = img.Layers()
+	return ip, err
+}
+
+// add adds img's blobs, its index entry (named ref) and its docker entry
+// (tagged ref, unless ref is a digest).
+func (a *archive) add(ref string, img v1.Image) error {
+	ip, err := partsOf(img)
 	if err != nil {
 		return err
 	}
-	dockerJSON, err := json.Marshal(docker)
+	a.addBlob(ip.digest, int64(len(ip.rawManifest)), bytesBlob(ip.rawManifest))
+	cfgPath := a.addBlob(ip.configName, int64(len(ip.rawConfig)), bytesBlob(ip.rawConfig))
+	var layerPaths []string
+	for _, layer := range ip.layers {
+		d, err := layer.Digest()
+		if err != nil {
+			return err
+		}
+		size, err := layer.Size()
+		if err != nil {
+			return err
+		}
+		layerPaths = append(layerPaths, a.addBlob(d, size, layer.Compressed))
+	}
+
+	annotations := map[string]string{AnnotationImageName: ref}
+	tag, tagErr := name.NewTag(ref)
+	if tagErr == nil {
+		annotations[AnnotationRefName] = tag.TagStr()
+	}
+	desc := v1.Descriptor{
+		MediaType:   ip.mediaType,
+		Size:        int64(len(ip.rawManifest)),
+		Digest:      ip.digest,
+		Annotations: annotations,
+	}
+	if cf := ip.config; cf.OS != "" && cf.Architecture != "" {
+		desc.Platform = &v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	}
+	a.index.Manifests = append(a.index.Manifests, desc)
+
+	// One docker entry per image; docker has no place for digest refs.
+	i, ok := a.dockerEntry[ip.digest]
+	if !ok {
+		i = len(a.docker)
+		a.dockerEntry[ip.digest] = i
+		a.docker = append(a.docker, tarball.Descriptor{Config: cfgPath, Layers: layerPaths})
+	}
+	if tagErr == nil {
+		a.docker[i].RepoTags = append(a.docker[i].RepoTags, ref)
+	}
+	return nil
+}
+
+// write writes the archive: oci-layout, index.json, manifest.json, then
+// the blobs, every entry dated at the epoch.
+func (a *archive) write(w io.Writer) error {
+	indexJSON, err := json.Marshal(a.index)
 	if err != nil {
 		return err
 	}
-
-	tw := tar.NewWriter(w)
-	epoch := time.Unix(0, 0)
-	file := func(p string, size int64, r io.Reader) error {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o644, Size: size, ModTime: epoch}); err != nil {
-			return err
-		}
-		n, err := io.Copy(tw, r)
-		if err == nil && n != size {
-			err = fmt.Errorf("%s: wrote %d bytes, expected %d", p, n, size)
-		}
+	dockerJSON, err := json.Marshal(a.docker)
+	if err != nil {
 		return err
 	}
-	dir := func(p string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: p, Mode: 0o755, ModTime: epoch})
-	}
-
-	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
-	if err := file("oci-layout", int64(len(layout)), bytes.NewReader(layout)); err != nil {
+	tw := epochTar{tar.NewWriter(w)}
+	ociLayout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	if err := tw.file("oci-layout", int64(len(ociLayout)), bytes.NewReader(ociLayout)); err != nil {
 		return err
 	}
-	if err := file("index.json", int64(len(indexJSON)), bytes.NewReader(indexJSON)); err != nil {
+	if err := tw.file("index.json", int64(len(indexJSON)), bytes.NewReader(indexJSON)); err != nil {
 		return err
 	}
-	if err := file("manifest.json", int64(len(dockerJSON)), bytes.NewReader(dockerJSON)); err != nil {
+	if err := tw.file("manifest.json", int64(len(dockerJSON)), bytes.NewReader(dockerJSON)); err != nil {
 		return err
 	}
-	if err := dir("blobs/"); err != nil {
+	if err := tw.dir("blobs/"); err != nil {
 		return err
 	}
-	if err := dir("blobs/sha256/"); err != nil {
+	if err := tw.dir("blobs/sha256/"); err != nil {
 		return err
 	}
-	for _, p := range blobOrder {
-		b := blobs[p]
+	for _, p := range a.blobOrder {
+		b := a.blobs[p]
 		rc, err := b.open()
 		if err != nil {
 			return err
 		}
-		err = file(p, b.size, rc)
+		err = tw.file(p, b.size, rc)
 		rc.Close()
 		if err != nil {
 			return err
 		}
 	}
 	return tw.Close()
+}
+
+// epochTar writes entries dated at the epoch, so the archive depends on
+// its contents alone.
+type epochTar struct{ *tar.Writer }
+
+// file writes a regular file of size bytes read from r.
+func (tw epochTar) file(p string, size int64, r io.Reader) error {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o644, Size: size, ModTime: time.Unix(0, 0)}); err != nil {
+		return err
+	}
+	n, err := io.Copy(tw, r)
+	if err == nil && n != size {
+		err = fmt.Errorf("%s: wrote %d bytes, expected %d", p, n, size)
+	}
+	return err
+}
+
+func (tw epochTar) dir(p string) error {
+	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: p, Mode: 0o755, ModTime: time.Unix(0, 0)})
 }

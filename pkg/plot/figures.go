@@ -485,14 +485,34 @@ func (d *data) phasesFigure(n int) *Figure {
 		return nil
 	}
 	groups := d.phaseGroups(cells, order)
-	fb := slices.IndexFunc(groups, func(g phaseGroup) bool { return g.has(results.PhaseFirstByte) })
 	f := d.figure(n, fmt.Sprintf("phases-n%d", n), fmt.Sprintf("Where the cold-start time goes at N = %d", n))
 	f.Subtitle = d.subtitle(n, "successful attempts only")
+	f.Notes = phaseReadingNotes(cells, order, groups)
+	b := newPhaseBars(d, cells, groups)
+	f.legend = b.legend()
+	p := f.plot
+	yGrid(p)
+	p.Y.Label.Text = "time since the start of the cold start (ms)"
+	f.Notes = append(f.Notes, b.stackNotes()...)
+	var ticks []string
+	for _, c := range cells {
+		ticks = append(ticks, cellTick(c))
+	}
+	b.spacing = f.plotWidth() / (float64(len(cells)) + 0.2)
+	p.Add(b.fit(f))
+	categoryTicks(p, ticks)
+	p.Y.Min, p.Y.Max = 0, b.ymax*1.1
+	return f
+}
+
+// phaseReadingNotes say how to read a phases figure: what a segment is and
+// which clocks the phases come from.
+func phaseReadingNotes(cells []*cell, order []string, groups []phaseGroup) []string {
 	how := "Each segment ends at the median offset of its phase from the start of the cold start"
 	if slices.ContainsFunc(groups, func(g phaseGroup) bool { return len(g.names) > 1 }) {
 		how += "; phases with equal medians share one (= in the legend)"
 	}
-	f.Notes = []string{how + "."}
+	notes := []string{how + "."}
 	var clocks []string
 	if slices.Contains(order, results.PhaseFunctionStart) {
 		clocks = append(clocks, "function_start is read from the function's own (wall) clock")
@@ -502,42 +522,75 @@ func (d *data) phasesFigure(n int) *Figure {
 		clocks = append(clocks, "pod phases are when the API server reported them (kubelet status updates lag)")
 	}
 	if len(clocks) > 0 {
-		f.Notes = append(f.Notes, strings.Join(clocks, "; ")+".")
+		notes = append(notes, strings.Join(clocks, "; ")+".")
 	}
+	return notes
+}
 
-	f.legend = &legendBox{title: "segment ends at"}
-	for k := len(groups) - 1; k >= 0; k-- { // top of the stack first, as drawn
-		f.legend.add(groups[k].label(), thumbRect{d.phaseColor(groups[k]), draw.LineStyle{}})
-	}
-	marker := solid(textColor, 1.8)
-	if fb >= 0 {
-		f.legend.add("median first byte", thumbHLine{marker, false})
-	}
+// phaseBarHalf is half a phase bar's width (categories are 1 apart).
+const phaseBarHalf = 0.28
 
-	p := f.plot
-	yGrid(p)
-	p.Y.Label.Text = "time since the start of the cold start (ms)"
-	steps := make([][]phaseStep, len(cells))
-	tops := make([]float64, len(cells))
-	ymax := 0.0
+// phaseBars are the stacked bars of a phases figure, one per cell.
+type phaseBars struct {
+	d       *data
+	cells   []*cell
+	groups  []phaseGroup
+	fb      int           // the group holding the first byte, or -1
+	steps   [][]phaseStep // per cell, its segments in its time order
+	tops    []float64     // per cell, the top of its bar (ms)
+	ymax    float64       // the highest top (ms), 1 if none is above 0
+	spacing float64       // points per category
+
+	marker                   draw.LineStyle // the median first byte
+	topSty, sideSty, segment text.Style     // labels above, beside and inside a bar
+}
+
+func newPhaseBars(d *data, cells []*cell, groups []phaseGroup) *phaseBars {
+	b := &phaseBars{d: d, cells: cells, groups: groups,
+		fb:    slices.IndexFunc(groups, func(g phaseGroup) bool { return g.has(results.PhaseFirstByte) }),
+		steps: make([][]phaseStep, len(cells)), tops: make([]float64, len(cells)),
+		marker: solid(textColor, 1.8), topSty: centered(10, textColor),
+		sideSty: textStyle(9, false, textColor), segment: textStyle(9, false, textColor)}
+	b.sideSty.XAlign, b.sideSty.YAlign = draw.XRight, draw.YCenter
+	b.segment.XAlign, b.segment.YAlign = draw.XCenter, draw.YCenter
 	for i, c := range cells {
-		steps[i] = c.phaseSteps(groups)
-		for _, st := range steps[i] {
-			tops[i] = math.Max(tops[i], st.to)
+		b.steps[i] = c.phaseSteps(groups)
+		for _, st := range b.steps[i] {
+			b.tops[i] = math.Max(b.tops[i], st.to)
 		}
-		ymax = math.Max(ymax, tops[i])
+		b.ymax = math.Max(b.ymax, b.tops[i])
 	}
-	if ymax <= 0 {
-		ymax = 1
+	if b.ymax <= 0 {
+		b.ymax = 1
 	}
+	return b
+}
+
+// legend names the segments, top of the stack first (as drawn), and the
+// first byte's line.
+func (b *phaseBars) legend() *legendBox {
+	l := &legendBox{title: "segment ends at"}
+	for k := len(b.groups) - 1; k >= 0; k-- {
+		l.add(b.groups[k].label(), thumbRect{b.d.phaseColor(b.groups[k]), draw.LineStyle{}})
+	}
+	if b.fb >= 0 {
+		l.add("median first byte", thumbHLine{b.marker, false})
+	}
+	return l
+}
+
+// stackNotes name the phases without a segment of their own and say when
+// the bars stack the phases in different orders.
+func (b *phaseBars) stackNotes() []string {
+	var notes []string
 	// Phases a runtime reached at the same median as the segment below
 	// (or before the start): they have no segment there.
 	var empty []string
-	for i, c := range cells {
+	for i, c := range b.cells {
 		var parts []string
-		for _, st := range steps[i] {
+		for _, st := range b.steps[i] {
 			if st.empty {
-				parts = append(parts, groups[st.group].names[0]+" "+fmtMS(st.median))
+				parts = append(parts, b.groups[st.group].names[0]+" "+fmtMS(st.median))
 			}
 		}
 		if len(parts) > 0 {
@@ -545,115 +598,39 @@ func (d *data) phasesFigure(n int) *Figure {
 		}
 	}
 	if len(empty) > 0 {
-		f.Notes = append(f.Notes, "No segment of their own (median not after the segment below; ms): "+strings.Join(empty, "; ")+".")
+		notes = append(notes, "No segment of their own (median not after the segment below; ms): "+strings.Join(empty, "; ")+".")
 	}
 	// Each bar follows its own time line; say so when they differ.
-	seq := func(ss []phaseStep) []int {
-		var out []int
-		for _, st := range ss {
-			if !st.empty {
-				out = append(out, st.group)
-			}
-		}
-		return out
-	}
-	for i := 1; i < len(cells); i++ {
-		if !slices.Equal(seq(steps[0]), seq(steps[i])) {
-			f.Notes = append(f.Notes, "The runtimes reach the phases in different orders: each bar stacks them in its own time order.")
+	for i := 1; i < len(b.cells); i++ {
+		if !slices.Equal(drawnGroups(b.steps[0]), drawnGroups(b.steps[i])) {
+			notes = append(notes, "The runtimes reach the phases in different orders: each bar stacks them in its own time order.")
 			break
 		}
 	}
-	var ticks []string
-	for _, c := range cells {
-		ticks = append(ticks, cellTick(c))
-	}
+	return notes
+}
 
-	spacing := f.plotWidth() / (float64(len(cells)) + 0.2) // points per category
-	const half = 0.28                                      // half a bar's width (categories are 1 apart)
-	topSty := centered(10, textColor)
-	sideSty := textStyle(9, false, textColor)
-	sideSty.XAlign, sideSty.YAlign = draw.XRight, draw.YCenter
-	inside := textStyle(9, false, textColor)
-	inside.XAlign, inside.YAlign = draw.XCenter, draw.YCenter
-
-	// bars draws the bars and their labels for a data area of ptsPerMS
-	// points per ms, which decides which labels fit, and returns the notes
-	// for what could not be labelled.
-	bars := func(ptsPerMS float64) (*marks, []string) {
-		m := &marks{}
-		var notes, fbUnlabelled []string
-		for i, c := range cells {
-			x := float64(i)
-			for _, st := range steps[i] {
-				if st.empty {
-					continue
-				}
-				g := groups[st.group]
-				m.rect(x-half, x+half, st.from, st.to, d.phaseColor(g), solid(color.White, 0.5))
-				if h := st.to - st.from; h*ptsPerMS >= 13 && float64(inside.Width("+"+fmtMS(h))) < 2*half*spacing-4 {
-					sty := inside
-					sty.Color = inkOn(d.phaseColor(g))
-					m.text(x, (st.from+st.to)/2, 0, 0, "+"+fmtMS(h), sty)
-				}
-			}
-			k := slices.IndexFunc(steps[i], func(st phaseStep) bool { return st.group == fb })
-			if k < 0 {
-				if tops[i] > 0 {
-					m.text(x, tops[i], 0, 3, fmtMS(tops[i])+" ms", topSty)
-				}
-				continue
-			}
-			// The first byte is the latency: a line across the bar, labelled
-			// above it when (almost) nothing is stacked after it, else beside it.
-			at := steps[i][k].median
-			m.line(marker, []float64{x - half - 0.04, x + half + 0.04}, []float64{at, at})
-			fbText := fmtMS(at) + " ms"
-			if (tops[i]-at)*ptsPerMS < 12 {
-				label := "first byte " + fbText
-				if float64(topSty.Width(label)) > spacing-6 {
-					label = fbText
-				}
-				m.text(x, tops[i], 0, 3, label, topSty)
-				continue
-			}
-			m.text(x, tops[i], 0, 3, fmtMS(tops[i])+" ms", topSty)
-			side := "first byte\n" + fbText
-			if float64(sideSty.Width(side)) <= (0.6-half-0.04)*spacing-6 { // room left of the bar (the first has the least)
-				m.text(x-half-0.04, at, -3, 0, side, sideSty)
-			} else {
-				fbUnlabelled = append(fbUnlabelled, c.series.label+" "+fmtMS(at))
-			}
+// drawnGroups is the sequence of groups a bar shows a segment of.
+func drawnGroups(ss []phaseStep) []int {
+	var out []int
+	for _, st := range ss {
+		if !st.empty {
+			out = append(out, st.group)
 		}
-		if len(fbUnlabelled) > 0 {
-			notes = append(notes, "Median first byte (black line, ms): "+strings.Join(fbUnlabelled, ", ")+".")
-		}
-		// Name the segments too thin to see, with their durations.
-		var thin []string
-		for gi, g := range groups {
-			var parts []string
-			for i, c := range cells {
-				for _, st := range steps[i] {
-					if h := st.to - st.from; st.group == gi && h > 0 && h*ptsPerMS < 4 {
-						parts = append(parts, c.series.label+" +"+fmtMS(h))
-					}
-				}
-			}
-			if len(parts) > 0 {
-				thin = append(thin, g.names[0]+" "+strings.Join(parts, ", "))
-			}
-		}
-		if len(thin) > 0 {
-			notes = append(notes, "Too thin to see (ms): "+strings.Join(thin, "; ")+".")
-		}
-		return m, notes
 	}
-	// The notes take height from the data area: draw again while they do.
+	return out
+}
+
+// fit draws the bars and adds to f's notes what could not be labelled.
+// The notes take height from the data area, which decides which labels
+// fit: draw again while they do.
+func (b *phaseBars) fit(f *Figure) *marks {
 	base := f.Notes
 	height := f.dataHeight()
 	var m *marks
 	for range 4 {
 		var notes []string
-		m, notes = bars(height / (ymax * 1.1))
+		m, notes = b.draw(height / (b.ymax * 1.1))
 		f.Notes = append(slices.Clone(base), notes...)
 		h := f.dataHeight()
 		if h >= height {
@@ -661,8 +638,103 @@ func (d *data) phasesFigure(n int) *Figure {
 		}
 		height = h
 	}
-	p.Add(m)
-	categoryTicks(p, ticks)
-	p.Y.Min, p.Y.Max = 0, ymax*1.1
-	return f
+	return m
+}
+
+// draw draws the bars and their labels for a data area of ptsPerMS points
+// per ms, and returns the notes for what could not be labelled.
+func (b *phaseBars) draw(ptsPerMS float64) (*marks, []string) {
+	m := &marks{}
+	var notes, fbUnlabelled []string
+	for i, c := range b.cells {
+		b.drawSegments(m, i, ptsPerMS)
+		if !b.drawTop(m, i, ptsPerMS) {
+			fbUnlabelled = append(fbUnlabelled, c.series.label+" "+fmtMS(b.firstByte(i)))
+		}
+	}
+	if len(fbUnlabelled) > 0 {
+		notes = append(notes, "Median first byte (black line, ms): "+strings.Join(fbUnlabelled, ", ")+".")
+	}
+	if thin := b.thinSegments(ptsPerMS); len(thin) > 0 {
+		notes = append(notes, "Too thin to see (ms): "+strings.Join(thin, "; ")+".")
+	}
+	return m, notes
+}
+
+// drawSegments draws cell i's segments, each labelled with its duration
+// where that fits inside.
+func (b *phaseBars) drawSegments(m *marks, i int, ptsPerMS float64) {
+	x := float64(i)
+	for _, st := range b.steps[i] {
+		if st.empty {
+			continue
+		}
+		col := b.d.phaseColor(b.groups[st.group])
+		m.rect(x-phaseBarHalf, x+phaseBarHalf, st.from, st.to, col, solid(color.White, 0.5))
+		if h := st.to - st.from; h*ptsPerMS >= 13 && float64(b.segment.Width("+"+fmtMS(h))) < 2*phaseBarHalf*b.spacing-4 {
+			sty := b.segment
+			sty.Color = inkOn(col)
+			m.text(x, (st.from+st.to)/2, 0, 0, "+"+fmtMS(h), sty)
+		}
+	}
+}
+
+// firstByteStep is the index of cell i's first-byte segment, or -1.
+func (b *phaseBars) firstByteStep(i int) int {
+	return slices.IndexFunc(b.steps[i], func(st phaseStep) bool { return st.group == b.fb })
+}
+
+// firstByte is cell i's median first byte (ms); the cell must have one.
+func (b *phaseBars) firstByte(i int) float64 { return b.steps[i][b.firstByteStep(i)].median }
+
+// drawTop labels the top of cell i's bar and draws its first byte: a line
+// across the bar, labelled above it when (almost) nothing is stacked after
+// it, else beside it. It returns false when there was no room beside it.
+func (b *phaseBars) drawTop(m *marks, i int, ptsPerMS float64) bool {
+	x, top := float64(i), b.tops[i]
+	k := b.firstByteStep(i)
+	if k < 0 {
+		if top > 0 {
+			m.text(x, top, 0, 3, fmtMS(top)+" ms", b.topSty)
+		}
+		return true
+	}
+	at := b.steps[i][k].median
+	m.line(b.marker, []float64{x - phaseBarHalf - 0.04, x + phaseBarHalf + 0.04}, []float64{at, at})
+	fbText := fmtMS(at) + " ms"
+	if (top-at)*ptsPerMS < 12 {
+		label := "first byte " + fbText
+		if float64(b.topSty.Width(label)) > b.spacing-6 {
+			label = fbText
+		}
+		m.text(x, top, 0, 3, label, b.topSty)
+		return true
+	}
+	m.text(x, top, 0, 3, fmtMS(top)+" ms", b.topSty)
+	side := "first byte\n" + fbText
+	if float64(b.sideSty.Width(side)) > (0.6-phaseBarHalf-0.04)*b.spacing-6 { // room left of the bar (the first has the least)
+		return false
+	}
+	m.text(x-phaseBarHalf-0.04, at, -3, 0, side, b.sideSty)
+	return true
+}
+
+// thinSegments names, per phase group, the segments too thin to see, with
+// their durations.
+func (b *phaseBars) thinSegments(ptsPerMS float64) []string {
+	var thin []string
+	for gi, g := range b.groups {
+		var parts []string
+		for i, c := range b.cells {
+			for _, st := range b.steps[i] {
+				if h := st.to - st.from; st.group == gi && h > 0 && h*ptsPerMS < 4 {
+					parts = append(parts, c.series.label+" +"+fmtMS(h))
+				}
+			}
+		}
+		if len(parts) > 0 {
+			thin = append(thin, g.names[0]+" "+strings.Join(parts, ", "))
+		}
+	}
+	return thin
 }

@@ -27,8 +27,9 @@ type Writer struct {
 // file CreateWithHeader opens.
 var wrapFile = func(f *os.File) io.Writer { return f }
 
-// Create opens path for appending, creating it if needed.
-func Create(path string) (*Writer, error) {
+// OpenAppend opens path for appending, creating it if needed (an existing
+// file keeps its records; nothing is written until Write).
+func OpenAppend(path string) (*Writer, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening results file %q: %w", path, err)

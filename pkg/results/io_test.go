@@ -104,7 +104,7 @@ func normalize(t *testing.T, h Header) Header {
 
 func writeAll(t *testing.T, path string, recs ...any) {
 	t.Helper()
-	w, err := Create(path)
+	w, err := OpenAppend(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestReadFilesMerges(t *testing.T) {
 
 func TestConcurrentWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.jsonl")
-	w, err := Create(path)
+	w, err := OpenAppend(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +441,7 @@ func TestConcurrentWrites(t *testing.T) {
 }
 
 func TestWriteAfterClose(t *testing.T) {
-	w, err := Create(filepath.Join(t.TempDir(), "r.jsonl"))
+	w, err := OpenAppend(filepath.Join(t.TempDir(), "r.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,8 +455,8 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 }
 
-func TestCreateError(t *testing.T) {
-	if _, err := Create(filepath.Join(t.TempDir(), "no", "such", "dir.jsonl")); err == nil {
-		t.Error("Create in a missing directory succeeded")
+func TestOpenAppendError(t *testing.T) {
+	if _, err := OpenAppend(filepath.Join(t.TempDir(), "no", "such", "dir.jsonl")); err == nil {
+		t.Error("OpenAppend in a missing directory succeeded")
 	}
 }

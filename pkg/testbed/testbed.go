@@ -4,7 +4,6 @@ package testbed
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/coldbench/coldbench/pkg/host"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -27,7 +27,7 @@ func Collect() results.Testbed {
 	}
 	tb.CgroupMode = CgroupMode()
 	tb.MemoryBytes = memTotal()
-	tb.CPUGovernor, tb.CPUBoost = CPUFreqState()
+	tb.CPUGovernor, tb.CPUBoost = host.CPUFreqState()
 	if tb.Hostname == "" {
 		tb.Notes = append(tb.Notes, "hostname: not available")
 	}
@@ -122,27 +122,6 @@ func CgroupMode() string {
 		}
 	}
 	return ""
-}
-
-// CPUFreqState returns cpu0's governor and the boost state ("on"/"off"), or
-// empty strings where the host does not expose them.
-func CPUFreqState() (governor, boost string) {
-	if b, err := os.ReadFile("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"); err == nil {
-		governor = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/sys/devices/system/cpu/cpufreq/boost"); err == nil {
-		boost = onOff(bytes.Equal(bytes.TrimSpace(b), []byte("1")))
-	} else if b, err := os.ReadFile("/sys/devices/system/cpu/intel_pstate/no_turbo"); err == nil {
-		boost = onOff(bytes.Equal(bytes.TrimSpace(b), []byte("0")))
-	}
-	return governor, boost
-}
-
-func onOff(on bool) string {
-	if on {
-		return "on"
-	}
-	return "off"
 }
 
 // String is a one-line summary for logs.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coldbench/coldbench/pkg/host"
 )
 
 func requireLinux(t *testing.T) {
@@ -119,7 +121,7 @@ func TestCollect(t *testing.T) {
 		}
 	}
 
-	gov, boost := CPUFreqState()
+	gov, boost := host.CPUFreqState()
 	if gov != tb.CPUGovernor || boost != tb.CPUBoost {
 		t.Errorf("CPUFreqState() = %q, %q; Collect has %q, %q", gov, boost, tb.CPUGovernor, tb.CPUBoost)
 	}

@@ -144,7 +144,7 @@ func newLab(t *testing.T, o labOptions) *lab {
 	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "cb-test", Protocol: o.protocol,
 		ReadinessTimeout: bench.Duration{Duration: o.readiness}, ScaleToZeroTimeout: bench.Duration{Duration: o.scaleToZero},
 		PoolSize: o.poolSize, HTTP: o.http}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	if o.id == "" {

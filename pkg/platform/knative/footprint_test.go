@@ -237,7 +237,7 @@ func BenchmarkFootprint1000(b *testing.B) {
 		exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"runc"}, "")
 		exp.Spec.Knative = &bench.KnativeSpec{Namespace: ns, Protocol: bench.ProtocolClassic,
 			ReadinessTimeout: bench.Duration{Duration: 5 * time.Minute}, ScaleToZeroTimeout: bench.Duration{Duration: time.Hour}}
-		if err := exp.Validate(true); err != nil {
+		if err := exp.CompleteAndValidate(true); err != nil {
 			b.Fatal(err)
 		}
 		p := NewWithClients(exp, c.kube, c.dyn, "https://fake-api")

@@ -237,7 +237,7 @@ func TestChecksWithFakes(t *testing.T) {
 	exp.Spec.Platform = bench.PlatformKnative
 	exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"default", "runc", "kata-fc"}, "")
 	exp.Spec.Knative = &bench.KnativeSpec{Ingress: "127.0.0.1:1"}
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	kube := fake.NewClientset(

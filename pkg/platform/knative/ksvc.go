@@ -34,12 +34,15 @@ const (
 // ServiceName is short enough for Knative's derived names (revision
 // "-00001", its "-deployment" and "-private" service) to stay within 63
 // characters: the runtime is named by its index, the labels carry its name.
-func ServiceName(experimentID string, runtimeIndex, scale, iteration, instance int) string {
-	it := "i" + strconv.Itoa(iteration)
-	if iteration < 0 {
-		it = "w" + strconv.Itoa(-iteration)
+// set is the cell's set of services (Platform.setOf): under the fresh
+// protocol the iteration, a warm-up's negative (named w<n>); 0 under
+// classic; the turn in the pool under pool.
+func ServiceName(experimentID string, runtimeIndex, scale, set, instance int) string {
+	part := "i" + strconv.Itoa(set)
+	if set < 0 {
+		part = "w" + strconv.Itoa(-set)
 	}
-	return fmt.Sprintf("cb%s-r%d-n%d-%s-%d", shortID(experimentID), runtimeIndex, scale, it, instance)
+	return fmt.Sprintf("cb%s-r%d-n%d-%s-%d", shortID(experimentID), runtimeIndex, scale, part, instance)
 }
 
 // shortID is the random tail of an experiment id (cb-<time>-<hex>).

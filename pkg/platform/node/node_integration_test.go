@@ -34,7 +34,7 @@ func TestColdStartRealRuntimes(t *testing.T) {
 	defer p.Close()
 	ctx := context.Background()
 	exp := experiment(ep, "runc", "crun", "runsc")
-	if err := exp.Validate(false); err != nil {
+	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Preflight(ctx, exp); err != nil {
@@ -117,14 +117,14 @@ func TestPreflightRefusals(t *testing.T) {
 	p, _ := node.New(ep, 0)
 	defer p.Close()
 	exp := experiment(ep, "runc", "no-such-handler")
-	exp.Validate(false)
+	exp.CompleteAndValidate(false)
 	err := p.Preflight(ctx, exp)
 	if err == nil || !strings.Contains(err.Error(), `handler "no-such-handler" is not configured`) {
 		t.Fatalf("unknown handler: %v", err)
 	}
 	exp = experiment(ep, "runc")
 	exp.Spec.Runtimes[0].Image = "coldbench.local/absent:v0"
-	exp.Validate(false)
+	exp.CompleteAndValidate(false)
 	if err := p.Preflight(ctx, exp); err == nil || !strings.Contains(err.Error(), `image "coldbench.local/absent:v0" is not in containerd`) {
 		t.Fatalf("missing image: %v", err)
 	}
