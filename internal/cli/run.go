@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,7 +41,7 @@ type runFlags struct {
 	knative       knativeFlags
 }
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(lg *logs) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -64,13 +63,13 @@ continues).`,
 				if err != nil {
 					return usageError(err)
 				}
-				return runExperiment(cmd.Context(), cmd, res.Exp, f, res)
+				return runExperiment(cmd.Context(), cmd, lg, res.Exp, f, res)
 			}
 			exp, err := f.experiment(cmd)
 			if err != nil {
 				return usageError(err)
 			}
-			return runExperiment(cmd.Context(), cmd, exp, f, nil)
+			return runExperiment(cmd.Context(), cmd, lg, exp, f, nil)
 		},
 	}
 	f.registerOn(cmd)
@@ -279,8 +278,8 @@ func openNamedPlatform(exp *bench.Experiment) (bench.Platform, error) {
 	return nil, fmt.Errorf("--platform %q: not available; use node or knative", exp.Spec.Platform)
 }
 
-func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
-	log := slog.Default()
+func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
+	log := lg.log
 	plat, err := openPlatform(exp)
 	if err != nil {
 		return err
@@ -318,7 +317,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 			return fmt.Errorf("--output: creating directory %q: %w", dir, err)
 		}
 	}
-	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Done: done, Session: session}
+	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Log: log, Done: done, Session: session}
 	// Creating the file and writing its header are one step: a full disk
 	// leaves no header-less file behind (nor harms a resumed one).
 	w, err := results.CreateWithHeader(out, r.Header(ctx))
@@ -328,7 +327,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	defer w.Close()
 	r.Out = w
 	log.Info("running", "experiment", id, "session", session, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "cells_already_recorded", len(done), "records", out)
-	prog := newProgress(exp.TotalAttempts())
+	prog := newProgress(exp.TotalAttempts(), lg)
 	r.OnAttempts = prog.onAttempts
 	outcome, err := r.Run(ctx)
 	prog.close()
