@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"syscall"
@@ -56,14 +55,12 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			lg.configure(cmd.ErrOrStderr(), verbose)
-			// Until the platforms take a logger, they log through this one.
-			slog.SetDefault(lg.log)
 		},
 	}
 	groupCmd(root)
 	root.SetVersionTemplate("coldbench {{.Version}}\n")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug-level log messages on stderr (run: one line per cell)")
-	root.AddCommand(newRunCmd(lg), newReportCmd(), newImageCmd(lg.log), newCleanCmd(), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd())
+	root.AddCommand(newRunCmd(lg), newReportCmd(), newImageCmd(lg.log), newCleanCmd(lg.log), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd(lg.log))
 	// Flag syntax errors (including the list flags' own) are usage errors,
 	// named as the list flags word them.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

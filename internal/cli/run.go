@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -264,23 +265,23 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	return exp, nil
 }
 
-// openPlatform returns the backend the experiment names (a variable: the
-// tests put a scripted platform here).
+// openPlatform returns the backend the experiment names, logging through
+// log (a variable: the tests put a scripted platform here).
 var openPlatform = openNamedPlatform
 
-func openNamedPlatform(exp *bench.Experiment) (bench.Platform, error) {
+func openNamedPlatform(exp *bench.Experiment, log *slog.Logger) (bench.Platform, error) {
 	switch exp.Spec.Platform {
 	case bench.PlatformNode:
-		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port)
+		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port, log)
 	case bench.PlatformKnative:
-		return knative.New(exp)
+		return knative.New(exp, log)
 	}
 	return nil, fmt.Errorf("--platform %q: not available; use node or knative", exp.Spec.Platform)
 }
 
 func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
 	log := lg.log
-	plat, err := openPlatform(exp)
+	plat, err := openPlatform(exp, log)
 	if err != nil {
 		return err
 	}
@@ -369,7 +370,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 	return runExit(ctx, outcome, out, exp)
 }
 
-func newCleanCmd() *cobra.Command {
+func newCleanCmd(log *slog.Logger) *cobra.Command {
 	f := &runFlags{}
 	var experiment string
 	cmd := &cobra.Command{
@@ -386,7 +387,7 @@ coldbench's labels is touched. Do not run it while a run is in progress.`,
 			if err != nil {
 				return usageError(err)
 			}
-			plat, err := openPlatform(exp)
+			plat, err := openPlatform(exp, log)
 			if err != nil {
 				return err
 			}
