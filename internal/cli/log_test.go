@@ -2,8 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/coldbench/coldbench/internal/testenv/globallog"
+	"github.com/coldbench/coldbench/pkg/bench"
 )
 
 // While the bar runs, log lines go through it (mpb prints them above the
@@ -35,5 +40,44 @@ func TestLogLinesGoThroughTheBar(t *testing.T) {
 				t.Errorf("has %q:\n%s", s, c.out)
 			}
 		}
+	}
+}
+
+// run builds one logger, at the level -v chooses, and passes it to the
+// platform and the runner; it neither logs through slog.Default nor
+// replaces it.
+func TestRunPassesOneLoggerDown(t *testing.T) {
+	def, global := globallog.Capture(t)
+	prev := openPlatform
+	t.Cleanup(func() { openPlatform = prev })
+	for _, verbose := range []bool{false, true} {
+		var given *slog.Logger
+		openPlatform = func(_ *bench.Experiment, log *slog.Logger) (bench.Platform, error) {
+			given = log
+			return &scriptedPlatform{hook: func(_ context.Context, i int) {
+				if i == 0 {
+					given.Info("from the platform")
+				}
+			}}, nil
+		}
+		args := runArgs(t)
+		if verbose {
+			args = append(args, "-v")
+		}
+		code, _, errOut := cliRun(t, context.Background(), args...)
+		if code != ExitOK || given == nil {
+			t.Fatalf("-v %v: exit %d, logger %v\n%s", verbose, code, given, errOut)
+		}
+		for line, want := range map[string]bool{`msg="from the platform"`: true, "msg=running": true, `msg="cell done"`: verbose} {
+			if strings.Contains(errOut, line) != want {
+				t.Errorf("-v %v: %s in stderr: %v, want %v\n%s", verbose, line, !want, want, errOut)
+			}
+		}
+	}
+	if slog.Default() != def {
+		t.Error("the CLI replaced slog.Default")
+	}
+	if global.Len() > 0 {
+		t.Errorf("logged through slog.Default:\n%s", global)
 	}
 }
