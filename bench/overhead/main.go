@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -50,7 +51,7 @@ func main() {
 
 func run(iterations int, endpoint, handler, runtimeBin, image, binary string, interval time.Duration) error {
 	ctx := context.Background()
-	plat, err := node.New(endpoint, bench.DefaultPort)
+	plat, err := node.New(endpoint, bench.DefaultPort, slog.Default())
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +62,7 @@ func (p *scriptedPlatform) ColdStart(ctx context.Context, cell bench.Cell) []res
 func usePlatform(t *testing.T, p bench.Platform, err error) {
 	t.Helper()
 	prev := openPlatform
-	openPlatform = func(*bench.Experiment) (bench.Platform, error) { return p, err }
+	openPlatform = func(*bench.Experiment, *slog.Logger) (bench.Platform, error) { return p, err }
 	t.Cleanup(func() { openPlatform = prev })
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,7 @@ import (
 func noPlatform(t *testing.T) {
 	t.Helper()
 	prev := openPlatform
-	openPlatform = func(*bench.Experiment) (bench.Platform, error) {
+	openPlatform = func(*bench.Experiment, *slog.Logger) (bench.Platform, error) {
 		t.Error("a platform was opened: bad input must be refused before")
 		return nil, os.ErrInvalid
 	}

@@ -14,12 +14,12 @@ import (
 	"github.com/coldbench/coldbench/pkg/image"
 )
 
-func newImageCmd() *cobra.Command {
+func newImageCmd(log *slog.Logger) *cobra.Command {
 	cmd := groupCmd(&cobra.Command{
 		Use:   "image",
 		Short: "Build the test functions' OCI images (no Docker, no registry needed)",
 	})
-	cmd.AddCommand(newImageBuildCmd(), newImageListCmd())
+	cmd.AddCommand(newImageBuildCmd(log), newImageListCmd())
 	return cmd
 }
 
@@ -35,7 +35,7 @@ type imageBuildFlags struct {
 	binary       string
 }
 
-func newImageBuildCmd() *cobra.Command {
+func newImageBuildCmd(log *slog.Logger) *cobra.Command {
 	f := &imageBuildFlags{}
 	cmd := &cobra.Command{
 		Use:   "build [FUNCTION...]",
@@ -45,7 +45,7 @@ func newImageBuildCmd() *cobra.Command {
   coldbench image build --binary ./myfn --ref dev.local/myfn:v1 -o myfn.tar
   coldbench image build coldbench -o coldbench-image.tar   # coldbench itself, for deploy/job.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, args)
+			return f.run(cmd, args, log)
 		},
 	}
 	fl := cmd.Flags()
@@ -61,7 +61,7 @@ func newImageBuildCmd() *cobra.Command {
 	return cmd
 }
 
-func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
+func (f *imageBuildFlags) run(cmd *cobra.Command, args []string, log *slog.Logger) error {
 	if (f.output == "") == (f.push == "") {
 		return usageError(fmt.Errorf("give exactly one of --output FILE.tar or --push REGISTRY/PREFIX"))
 	}
@@ -137,7 +137,7 @@ func (f *imageBuildFlags) run(cmd *cobra.Command, args []string) error {
 		}
 		imgs[spec.Ref] = img
 		d, _ := img.Digest()
-		slog.Info("built image", "ref", spec.Ref, "digest", d.String(), "uid", spec.UID)
+		log.Info("built image", "ref", spec.Ref, "digest", d.String(), "uid", spec.UID)
 	}
 	if f.push != "" {
 		for ref, img := range imgs {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -89,7 +90,7 @@ func (k *knativeFlags) apply(changed func(string) bool, fromFile bool, spec *ben
 	}
 }
 
-func newDoctorCmd() *cobra.Command {
+func newDoctorCmd(log *slog.Logger) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -105,7 +106,7 @@ namespace, and that the ingress answers. It changes nothing.`,
 			if err != nil {
 				return usageError(err)
 			}
-			return doctor(cmd.Context(), cmd, exp)
+			return doctor(cmd.Context(), cmd, log, exp)
 		},
 	}
 	f.registerOn(cmd, "file", "platform", "runtimes", "image", "endpoint",
@@ -114,9 +115,9 @@ namespace, and that the ingress answers. It changes nothing.`,
 	return cmd
 }
 
-func doctor(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment) error {
+func doctor(ctx context.Context, cmd *cobra.Command, log *slog.Logger, exp *bench.Experiment) error {
 	if exp.Spec.Platform != bench.PlatformKnative {
-		plat, err := openPlatform(exp)
+		plat, err := openPlatform(exp, log)
 		if err != nil {
 			return err
 		}
@@ -127,7 +128,7 @@ func doctor(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment) erro
 		fmt.Fprintln(cmd.OutOrStdout(), "node platform: containerd answers, every handler and image is present")
 		return nil
 	}
-	p, err := knative.New(exp)
+	p, err := knative.New(exp, log)
 	if err != nil {
 		return err
 	}

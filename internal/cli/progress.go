@@ -2,7 +2,7 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 
 	"github.com/vbauerster/mpb/v8"
@@ -18,21 +18,29 @@ type progress struct {
 	p      *mpb.Progress
 	bar    *mpb.Bar
 	failed int
-	prev   *slog.Logger
+	lg     *logs
+	prev   io.Writer // the log lines' destination before the bar
 }
 
-func newProgress(total int) *progress {
-	pr := &progress{prev: slog.Default()}
+func newProgress(total int, lg *logs) *progress {
 	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		return pr
+		return &progress{lg: lg}
 	}
-	pr.p = mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(40))
+	return newBar(total, lg, os.Stderr)
+}
+
+// newBar draws the bar on w, and sends the log lines through it until close.
+// (Auto refresh is what mpb does on a terminal anyway; tests draw into a
+// buffer.)
+func newBar(total int, lg *logs, w io.Writer) *progress {
+	pr := &progress{lg: lg}
+	pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh())
 	pr.bar = pr.p.AddBar(int64(total),
 		mpb.PrependDecorators(decor.Name("attempts "), decor.CountersNoUnit("%d/%d")),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return fmt.Sprintf(" failed %d ", pr.failed) }), decor.EwmaETA(decor.ET_STYLE_GO, 30)),
 	)
 	// Log lines print above the bar instead of through it.
-	slog.SetDefault(slog.New(slog.NewTextHandler(pr.p, &slog.HandlerOptions{Level: slogLevel})))
+	pr.prev = lg.out.swap(pr.p, nil)
 	return pr
 }
 
@@ -46,16 +54,18 @@ func (pr *progress) onAttempts(done, total int, batch []results.Attempt) {
 		pr.bar.SetCurrent(int64(done))
 		return
 	}
-	slog.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total), "failed", pr.failed,
+	pr.lg.log.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total), "failed", pr.failed,
 		"runtime", batch[0].Runtime, "n", batch[0].Scale, "iteration", batch[0].Iteration)
 }
 
-// close ends the bar (complete or not) and restores plain logging.
+// close ends the bar (complete or not) and gives the log lines their
+// destination back.
 func (pr *progress) close() {
 	if pr.p == nil {
 		return
 	}
-	pr.bar.Abort(false)
-	pr.p.Wait()
-	slog.SetDefault(pr.prev)
+	pr.lg.out.swap(pr.prev, func() {
+		pr.bar.Abort(false)
+		pr.p.Wait()
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"syscall"
@@ -16,9 +15,6 @@ import (
 
 	"github.com/coldbench/coldbench/pkg/bench"
 )
-
-// slogLevel is the level chosen by --verbose, shared by every log handler.
-var slogLevel slog.Level
 
 // Main runs the CLI and returns the process exit status (see exit.go).
 func Main(args []string) int {
@@ -49,6 +45,7 @@ func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
 	var verbose bool
+	lg := newLogs()
 	root := &cobra.Command{
 		Use:           "coldbench",
 		Short:         "Measure serverless cold-start latency and density across container runtimes",
@@ -57,17 +54,13 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			slogLevel = slog.LevelInfo
-			if verbose {
-				slogLevel = slog.LevelDebug
-			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slogLevel})))
+			lg.configure(cmd.ErrOrStderr(), verbose)
 		},
 	}
 	groupCmd(root)
 	root.SetVersionTemplate("coldbench {{.Version}}\n")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug-level log messages on stderr (run: one line per cell)")
-	root.AddCommand(newRunCmd(), newReportCmd(), newImageCmd(), newCleanCmd(), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd())
+	root.AddCommand(newRunCmd(lg), newReportCmd(), newImageCmd(lg.log), newCleanCmd(lg.log), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd(lg.log))
 	// Flag syntax errors (including the list flags' own) are usage errors,
 	// named as the list flags word them.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

@@ -42,7 +42,7 @@ type runFlags struct {
 	knative       knativeFlags
 }
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(lg *logs) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -64,13 +64,13 @@ continues).`,
 				if err != nil {
 					return usageError(err)
 				}
-				return runExperiment(cmd.Context(), cmd, res.Exp, f, res)
+				return runExperiment(cmd.Context(), cmd, lg, res.Exp, f, res)
 			}
 			exp, err := f.experiment(cmd)
 			if err != nil {
 				return usageError(err)
 			}
-			return runExperiment(cmd.Context(), cmd, exp, f, nil)
+			return runExperiment(cmd.Context(), cmd, lg, exp, f, nil)
 		},
 	}
 	f.registerOn(cmd)
@@ -265,23 +265,23 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	return exp, nil
 }
 
-// openPlatform returns the backend the experiment names (a variable: the
-// tests put a scripted platform here).
+// openPlatform returns the backend the experiment names, logging through
+// log (a variable: the tests put a scripted platform here).
 var openPlatform = openNamedPlatform
 
-func openNamedPlatform(exp *bench.Experiment) (bench.Platform, error) {
+func openNamedPlatform(exp *bench.Experiment, log *slog.Logger) (bench.Platform, error) {
 	switch exp.Spec.Platform {
 	case bench.PlatformNode:
-		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port)
+		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port, log)
 	case bench.PlatformKnative:
-		return knative.New(exp)
+		return knative.New(exp, log)
 	}
 	return nil, fmt.Errorf("--platform %q: not available; use node or knative", exp.Spec.Platform)
 }
 
-func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
-	log := slog.Default()
-	plat, err := openPlatform(exp)
+func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
+	log := lg.log
+	plat, err := openPlatform(exp, log)
 	if err != nil {
 		return err
 	}
@@ -318,7 +318,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 			return fmt.Errorf("--output: creating directory %q: %w", dir, err)
 		}
 	}
-	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Done: done, Session: session}
+	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Log: log, Done: done, Session: session}
 	// Creating the file and writing its header are one step: a full disk
 	// leaves no header-less file behind (nor harms a resumed one).
 	w, err := results.CreateWithHeader(out, r.Header(ctx))
@@ -328,7 +328,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	defer w.Close()
 	r.Out = w
 	log.Info("running", "experiment", id, "session", session, "platform", exp.Spec.Platform, "attempts", exp.TotalAttempts(), "cells_already_recorded", len(done), "records", out)
-	prog := newProgress(exp.TotalAttempts())
+	prog := newProgress(exp.TotalAttempts(), lg)
 	r.OnAttempts = prog.onAttempts
 	outcome, err := r.Run(ctx)
 	prog.close()
@@ -370,7 +370,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, exp *bench.Experimen
 	return runExit(ctx, outcome, out, exp)
 }
 
-func newCleanCmd() *cobra.Command {
+func newCleanCmd(log *slog.Logger) *cobra.Command {
 	f := &runFlags{}
 	var experiment string
 	cmd := &cobra.Command{
@@ -387,7 +387,7 @@ coldbench's labels is touched. Do not run it while a run is in progress.`,
 			if err != nil {
 				return usageError(err)
 			}
-			plat, err := openPlatform(exp)
+			plat, err := openPlatform(exp, log)
 			if err != nil {
 				return err
 			}

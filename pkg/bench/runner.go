@@ -131,7 +131,7 @@ type Runner struct {
 	ID       string
 	Platform Platform
 	Out      *results.Writer
-	Log      *slog.Logger
+	Log      *slog.Logger // nil: nothing is logged (see LoggerOrDiscard)
 	// OnAttempts is called after each cell (progress display); may be nil.
 	OnAttempts func(done, total int, batch []results.Attempt)
 	// Done holds cells already recorded (by an earlier session of a resumed
@@ -200,10 +200,7 @@ func (r *Runner) Header(ctx context.Context) *results.Header {
 // when records cannot be written.
 func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 	var out Outcome
-	log := r.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := LoggerOrDiscard(r.Log)
 	deadline := time.Now().Add(r.Exp.Spec.Deadline.Duration)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()

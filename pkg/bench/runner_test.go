@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coldbench/coldbench/internal/testenv/globallog"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -514,5 +516,28 @@ func TestNewExperimentID(t *testing.T) {
 			t.Fatalf("duplicate id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// The runner logs through the logger it is given, and through nothing else:
+// the process-wide logger gets no line, also when the runner has none.
+func TestRunnerLogsOnlyThroughItsLogger(t *testing.T) {
+	_, global := globallog.Capture(t)
+	var buf bytes.Buffer
+	h := newHarness(t, testExp(time.Hour))
+	h.r.Log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if _, err := h.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), `msg="cell done"`); n != 12 {
+		t.Errorf("%d cell lines in the runner's logger, want 12:\n%s", n, &buf)
+	}
+	h = newHarness(t, testExp(time.Hour))
+	h.r.Log = nil
+	if _, err := h.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if global.Len() > 0 {
+		t.Errorf("the runner logged through slog.Default:\n%s", global)
 	}
 }

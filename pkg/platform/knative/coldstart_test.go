@@ -178,7 +178,7 @@ func newLab(t *testing.T, o labOptions) *lab {
 	l.ing.Config.Protocols.SetHTTP1(true)
 	l.ing.Config.Protocols.SetUnencryptedHTTP2(true)
 	l.ing.Start()
-	l.p = NewWithClients(exp, l.kube, l.dyn, "https://fake-api")
+	l.p = NewWithClients(exp, l.kube, l.dyn, "https://fake-api", nil)
 	addr := strings.TrimPrefix(l.ing.URL, "http://")
 	if o.ingressAddr != "" {
 		addr = o.ingressAddr

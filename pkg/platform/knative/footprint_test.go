@@ -240,7 +240,7 @@ func BenchmarkFootprint1000(b *testing.B) {
 		if err := exp.CompleteAndValidate(true); err != nil {
 			b.Fatal(err)
 		}
-		p := NewWithClients(exp, c.kube, c.dyn, "https://fake-api")
+		p := NewWithClients(exp, c.kube, c.dyn, "https://fake-api", nil)
 		p.ingress = Ingress{Address: c.ingress, Layer: "test", How: "a process of its own"}
 		ctx, cancel := context.WithCancel(context.Background())
 		w, err := c.dyn.Resource(ServiceGVR).Namespace(ns).Watch(ctx, metav1.ListOptions{})

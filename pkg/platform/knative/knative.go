@@ -36,6 +36,7 @@ type Platform struct {
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
 	host string // API server, for messages
+	log  *slog.Logger
 
 	spec    *bench.KnativeSpec
 	exp     *bench.Experiment
@@ -80,8 +81,9 @@ func RESTConfig(o Options) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// New builds the platform for exp (whose Spec.Knative is complete).
-func New(exp *bench.Experiment) (*Platform, error) {
+// New builds the platform for exp (whose Spec.Knative is complete). It logs
+// through log (nil: not at all).
+func New(exp *bench.Experiment, log *slog.Logger) (*Platform, error) {
 	k := exp.Spec.Knative
 	cfg, err := RESTConfig(Options{Kubeconfig: k.Kubeconfig, Context: k.Context})
 	if err != nil {
@@ -95,12 +97,12 @@ func New(exp *bench.Experiment) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewWithClients(exp, kube, dyn, cfg.Host), nil
+	return NewWithClients(exp, kube, dyn, cfg.Host, log), nil
 }
 
 // NewWithClients is New with given clients (tests use fakes).
-func NewWithClients(exp *bench.Experiment, kube kubernetes.Interface, dyn dynamic.Interface, host string) *Platform {
-	return &Platform{kube: kube, dyn: dyn, host: host, spec: exp.Spec.Knative, exp: exp}
+func NewWithClients(exp *bench.Experiment, kube kubernetes.Interface, dyn dynamic.Interface, host string, log *slog.Logger) *Platform {
+	return &Platform{kube: kube, dyn: dyn, host: host, log: bench.LoggerOrDiscard(log), spec: exp.Spec.Knative, exp: exp}
 }
 
 func (p *Platform) Name() string { return bench.PlatformKnative }
@@ -195,7 +197,7 @@ func (p *Platform) ensureNamespace(ctx context.Context) error {
 		Labels: map[string]string{bench.LabelManagedBy: bench.LabelManagedByVal}}}
 	_, err := p.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 	if err == nil {
-		slog.Info("created namespace", "namespace", p.spec.Namespace)
+		p.log.Info("created namespace", "namespace", p.spec.Namespace)
 	}
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %q: %w", p.spec.Namespace, err)
@@ -219,7 +221,7 @@ func (p *Platform) allowZeroInitialScale(ctx context.Context) error {
 	if _, err := cms.Patch(ctx, "config-autoscaler", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("setting allow-zero-initial-scale: %w", err)
 	}
-	slog.Info("set allow-zero-initial-scale=true in config-autoscaler; restored at the end of the run")
+	p.log.Info("set allow-zero-initial-scale=true in config-autoscaler; restored at the end of the run")
 	p.restore = func(ctx context.Context) error {
 		undo := `{"data":{"allow-zero-initial-scale":null}}`
 		if had {
@@ -390,9 +392,9 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 	if failed > 0 {
 		// A service that never answered is measured anyway: its sample will
 		// be a first activation (prior_pods 0 in its record).
-		slog.Warn("pool: some services did not answer their untimed activation", append(attrs, "failed", failed, "first_error", firstErr)...)
+		p.log.Warn("pool: some services did not answer their untimed activation", append(attrs, "failed", failed, "first_error", firstErr)...)
 	} else {
-		slog.Info("pool: every set activated once (untimed, not recorded)", attrs...)
+		p.log.Info("pool: every set activated once (untimed, not recorded)", attrs...)
 	}
 	p.mu.Lock()
 	p.primed[key] = true
@@ -484,7 +486,7 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]targe
 			}
 		}
 	}
-	slog.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
+	p.log.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
 	return ts, nil
 }
 
@@ -617,7 +619,7 @@ func (p *Platform) catchUpPods(ctx context.Context) {
 	asked := p.tr.now()
 	pods, err := p.kube.CoreV1().Pods(p.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + p.trID})
 	if err != nil {
-		slog.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
+		p.log.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
 		return
 	}
 	p.tr.catchUp(pods.Items, asked)
@@ -751,7 +753,7 @@ func (p *Platform) deleteInBackground(ts []target) {
 			}
 			err := p.dyn.Resource(ServiceGVR).Namespace(p.spec.Namespace).Delete(ctx, t.name, metav1.DeleteOptions{})
 			if err != nil && !apierrors.IsNotFound(err) {
-				slog.Warn("deleting ksvc", "name", t.name, "err", err)
+				p.log.Warn("deleting ksvc", "name", t.name, "err", err)
 			}
 		}
 	}()

@@ -246,7 +246,7 @@ func TestChecksWithFakes(t *testing.T) {
 		&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc"}, Handler: "runc"},
 	)
 	kube.Resources = append(kube.Resources, &metav1.APIResourceList{GroupVersion: "serving.knative.dev/v1", APIResources: []metav1.APIResource{{Name: "services", Kind: "Service"}}})
-	p := NewWithClients(exp, kube, nil, "https://fake")
+	p := NewWithClients(exp, kube, nil, "https://fake", nil)
 	checks := p.Checks(ctx, exp)
 	byName := map[string]Check{}
 	for _, c := range checks {

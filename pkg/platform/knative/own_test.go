@@ -161,11 +161,11 @@ func TestEnsureNamespaceNeedsNoCreateWhenGiven(t *testing.T) {
 	})
 	exp := bench.Default()
 	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "given"}
-	if err := NewWithClients(exp, kube, nil, "").ensureNamespace(context.Background()); err != nil {
+	if err := NewWithClients(exp, kube, nil, "", nil).ensureNamespace(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	exp.Spec.Knative.Namespace = "absent"
-	if err := NewWithClients(exp, kube, nil, "").ensureNamespace(context.Background()); err == nil {
+	if err := NewWithClients(exp, kube, nil, "", nil).ensureNamespace(context.Background()); err == nil {
 		t.Fatal("creating an absent namespace without the right: no error")
 	}
 }

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"log/slog"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -18,4 +19,10 @@ func criClient(t *testing.T, ep string) runtimeapi.RuntimeServiceClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return runtimeapi.NewRuntimeServiceClient(conn)
+}
+
+// testLog is a logger into the test's output: the platform's warnings
+// (a failed teardown) show with the test that caused them.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }

@@ -47,6 +47,7 @@ type Platform struct {
 	conn     *grpc.ClientConn
 	rt       runtimeapi.RuntimeServiceClient
 	img      runtimeapi.ImageServiceClient
+	log      *slog.Logger
 
 	// From the CRI status: handler name -> binary, and the default handler.
 	handlers       map[string]string
@@ -56,8 +57,9 @@ type Platform struct {
 // SocketPath turns "unix:///x.sock" or "/x.sock" into a path.
 func SocketPath(endpoint string) string { return strings.TrimPrefix(endpoint, "unix://") }
 
-// New connects lazily: no call is made until Preflight.
-func New(endpoint string, port int) (*Platform, error) {
+// New connects lazily: no call is made until Preflight. The platform logs
+// through log (nil: not at all).
+func New(endpoint string, port int, log *slog.Logger) (*Platform, error) {
 	if endpoint == "" {
 		endpoint = bench.DefaultEndpoint
 	}
@@ -70,7 +72,7 @@ func New(endpoint string, port int) (*Platform, error) {
 		return nil, fmt.Errorf("CRI endpoint %q: %w", endpoint, err)
 	}
 	return &Platform{
-		endpoint: endpoint, port: port, conn: conn,
+		endpoint: endpoint, port: port, conn: conn, log: bench.LoggerOrDiscard(log),
 		rt:  runtimeapi.NewRuntimeServiceClient(conn),
 		img: runtimeapi.NewImageServiceClient(conn),
 	}, nil
@@ -397,7 +399,7 @@ func (in *instance) teardown(parent context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), teardownTimeout)
 	defer cancel()
 	if err := in.p.removeSandbox(ctx, in.podID); err != nil {
-		slog.Warn("tearing down an instance", "sandbox", in.podID, "err", err)
+		in.p.log.Warn("tearing down an instance", "sandbox", in.podID, "err", err)
 	}
 }
 

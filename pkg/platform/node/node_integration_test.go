@@ -27,7 +27,7 @@ func experiment(ep string, runtimes ...string) *bench.Experiment {
 func TestColdStartRealRuntimes(t *testing.T) {
 	testenv.Integration(t)
 	ep := testenv.Endpoint(t)
-	p, err := node.New(ep, bench.DefaultPort)
+	p, err := node.New(ep, bench.DefaultPort, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPreflightRefusals(t *testing.T) {
 	ctx := context.Background()
 	before := len(listSandboxes(t, ep, nil))
 
-	p, _ := node.New(ep, 0)
+	p, _ := node.New(ep, 0, testLog(t))
 	defer p.Close()
 	exp := experiment(ep, "runc", "no-such-handler")
 	exp.CompleteAndValidate(false)
@@ -128,7 +128,7 @@ func TestPreflightRefusals(t *testing.T) {
 	if err := p.Preflight(ctx, exp); err == nil || !strings.Contains(err.Error(), `image "coldbench.local/absent:v0" is not in containerd`) {
 		t.Fatalf("missing image: %v", err)
 	}
-	missing, _ := node.New("unix:///run/coldbench/nope.sock", 0)
+	missing, _ := node.New("unix:///run/coldbench/nope.sock", 0, testLog(t))
 	defer missing.Close()
 	if err := missing.Preflight(ctx, experiment("unix:///run/coldbench/nope.sock", "runc")); err == nil || !strings.Contains(err.Error(), "containerd socket /run/coldbench/nope.sock not found") {
 		t.Fatalf("missing socket: %v", err)
@@ -143,7 +143,7 @@ func TestPreflightRefusals(t *testing.T) {
 func TestFailureIsRecorded(t *testing.T) {
 	testenv.Integration(t)
 	ep := testenv.Endpoint(t)
-	p, _ := node.New(ep, 0)
+	p, _ := node.New(ep, 0, testLog(t))
 	defer p.Close()
 	id := bench.NewExperimentID(time.Now())
 	rt := bench.Runtime{Name: "ghost", Handler: "ghost", Image: bench.DefaultImage}
