@@ -62,7 +62,7 @@ func run(iterations int, endpoint, handler, runtimeBin, image, binary string, in
 	if err := exp.CompleteAndValidate(false); err != nil {
 		return err
 	}
-	if err := plat.Preflight(ctx, exp); err != nil {
+	if err := bench.Failed(plat.Checks(ctx, exp)); err != nil {
 		return err
 	}
 	conn, err := grpc.NewClient("unix://"+node.SocketPath(endpoint), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -91,10 +91,15 @@ func run(iterations int, endpoint, handler, runtimeBin, image, binary string, in
 	}
 
 	id := bench.NewExperimentID(time.Now())
+	sess, err := plat.Open(ctx, exp, id, nil)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
 	cell := bench.Cell{ExperimentID: id, Runtime: exp.Spec.Runtimes[0], Scale: 1, RequestTimeout: 30 * time.Second, ProbeInterval: interval}
 	paths := []func(i int) (time.Duration, error){
 		func(int) (time.Duration, error) {
-			at := plat.ColdStart(ctx, cell)[0]
+			at := sess.ColdStart(ctx, cell)[0]
 			if !at.OK {
 				return 0, fmt.Errorf("(a) failed: %s: %s", at.ErrorClass, at.Error)
 			}

@@ -28,11 +28,23 @@ type scriptedPlatform struct {
 	preflight error
 }
 
-func (p *scriptedPlatform) Name() string                                                  { return "scripted" }
-func (p *scriptedPlatform) Preflight(context.Context, *bench.Experiment) error            { return p.preflight }
-func (p *scriptedPlatform) Describe(context.Context, *bench.Experiment, *results.Testbed) {}
-func (p *scriptedPlatform) Clean(context.Context, string) (int, error)                    { return 0, nil }
-func (p *scriptedPlatform) Close() error                                                  { return nil }
+func (p *scriptedPlatform) Name() string                               { return "scripted" }
+func (p *scriptedPlatform) Describe(context.Context, *results.Testbed) {}
+func (p *scriptedPlatform) Clean(context.Context, string) (int, error) { return 0, nil }
+func (p *scriptedPlatform) Close() error                               { return nil }
+
+// Checks fails with the scripted preflight error, if any.
+func (p *scriptedPlatform) Checks(context.Context, *bench.Experiment) []bench.Check {
+	if p.preflight == nil {
+		return nil
+	}
+	return []bench.Check{{Name: "scripted", Detail: p.preflight.Error(), Fix: "none"}}
+}
+
+// Open returns the platform itself: it is its own session.
+func (p *scriptedPlatform) Open(context.Context, *bench.Experiment, string, map[bench.CellKey]bool) (bench.Session, error) {
+	return p, nil
+}
 
 func (p *scriptedPlatform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
 	p.mu.Lock()

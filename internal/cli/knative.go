@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/coldbench/coldbench/pkg/bench"
-	"github.com/coldbench/coldbench/pkg/platform/knative"
 )
 
 // knativeFlags are the knative platform's flags, shared by run, doctor and
@@ -98,7 +97,8 @@ func newDoctorCmd(log *slog.Logger) *cobra.Command {
 		Long: `doctor runs the checks run makes before creating anything: on knative, that
 Knative Serving is installed (and its version), the runtimeclassname feature flag,
 allow-zero-initial-scale, every requested RuntimeClass, permissions in the
-namespace, and that the ingress answers. It changes nothing.`,
+namespace, and that the ingress answers; on node, that containerd answers CRI
+and has every handler and image. It changes nothing.`,
 		Example: `  coldbench doctor --platform knative --runtimes default,runc,crun,kata-fc`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,24 +115,15 @@ namespace, and that the ingress answers. It changes nothing.`,
 	return cmd
 }
 
+// doctor prints every check of the experiment's platform, the same checks
+// run refuses to start without.
 func doctor(ctx context.Context, cmd *cobra.Command, log *slog.Logger, exp *bench.Experiment) error {
-	if exp.Spec.Platform != bench.PlatformKnative {
-		plat, err := openPlatform(exp, log)
-		if err != nil {
-			return err
-		}
-		defer plat.Close()
-		if err := plat.Preflight(ctx, exp); err != nil {
-			return err
-		}
-		fmt.Fprintln(cmd.OutOrStdout(), "node platform: containerd answers, every handler and image is present")
-		return nil
-	}
-	p, err := knative.New(exp, log)
+	plat, err := openPlatform(exp, log)
 	if err != nil {
 		return err
 	}
-	checks := p.Checks(ctx, exp)
+	defer plat.Close()
+	checks := plat.Checks(ctx, exp)
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		mark := "ok"
@@ -145,13 +136,13 @@ func doctor(ctx context.Context, cmd *cobra.Command, log *slog.Logger, exp *benc
 		}
 	}
 	tw.Flush()
-	if err := knative.Failed(checks); err != nil {
+	if err := bench.Failed(checks); err != nil {
 		return &exitError{code: ExitFailure, err: fmt.Errorf("%d check(s) failed", countFailed(checks))}
 	}
 	return nil
 }
 
-func countFailed(cs []knative.Check) int {
+func countFailed(cs []bench.Check) int {
 	n := 0
 	for _, c := range cs {
 		if !c.OK {

@@ -279,6 +279,23 @@ func openNamedPlatform(exp *bench.Experiment, log *slog.Logger) (bench.Platform,
 	return nil, fmt.Errorf("--platform %q: not available; use node or knative", exp.Spec.Platform)
 }
 
+// prepareResume removes what a killed session left behind (it carries the
+// experiment's id, which no other run uses) and says what was repaired.
+func prepareResume(ctx context.Context, log *slog.Logger, plat bench.Platform, res *bench.Resumption, file string) error {
+	if n, err := plat.Clean(ctx, res.ID); err != nil {
+		return fmt.Errorf("removing leftovers of %s before resuming: %w", res.ID, err)
+	} else if n > 0 {
+		log.Info("removed leftovers of the interrupted session", "sandboxes", n)
+	}
+	if res.Repair != "" {
+		log.Warn("results file repaired before resuming", "file", file, "what", res.Repair)
+	}
+	for _, w := range res.Warnings {
+		log.Warn(w)
+	}
+	return nil
+}
+
 func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
 	log := lg.log
 	plat, err := openPlatform(exp, log)
@@ -286,7 +303,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 		return err
 	}
 	defer plat.Close()
-	if err := plat.Preflight(ctx, exp); err != nil {
+	if err := bench.Failed(plat.Checks(ctx, exp)); err != nil {
 		return fmt.Errorf("preflight failed, nothing was created:\n%w", err)
 	}
 
@@ -295,18 +312,8 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 	session := 0
 	if res != nil {
 		id, done, session = res.ID, res.Done, res.Session
-		// A killed session may have left sandboxes behind; they carry this
-		// experiment's id, which no other run uses.
-		if n, err := plat.Clean(ctx, id); err != nil {
-			return fmt.Errorf("removing leftovers of %s before resuming: %w", id, err)
-		} else if n > 0 {
-			log.Info("removed leftovers of the interrupted session", "sandboxes", n)
-		}
-		if res.Repair != "" {
-			log.Warn("results file repaired before resuming", "file", exp.Spec.Output, "what", res.Repair)
-		}
-		for _, w := range res.Warnings {
-			log.Warn(w)
+		if err := prepareResume(ctx, log, plat, res, exp.Spec.Output); err != nil {
+			return err
 		}
 	}
 	out := exp.Spec.Output
@@ -319,9 +326,19 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 		}
 	}
 	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Log: log, Done: done, Session: session}
+	if err := r.Open(ctx); err != nil {
+		return err
+	}
+	// Closed after the summary is printed, as the platform was before: its
+	// clean-up may wait for pods to go.
+	defer r.Close()
+	h, err := r.Header(ctx)
+	if err != nil {
+		return err
+	}
 	// Creating the file and writing its header are one step: a full disk
 	// leaves no header-less file behind (nor harms a resumed one).
-	w, err := results.CreateWithHeader(out, r.Header(ctx))
+	w, err := results.CreateWithHeader(out, h)
 	if err != nil {
 		return fmt.Errorf("--output: %w", err)
 	}

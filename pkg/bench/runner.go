@@ -38,22 +38,61 @@ type Cell struct {
 }
 
 // Platform is a backend that can cold-start functions (one package each
-// under pkg/platform).
+// under pkg/platform). A run checks it, opens one session, has the session
+// measure the cells and closes it; doctor only checks, clean only cleans.
 type Platform interface {
 	Name() string
-	// Preflight checks everything exp needs and creates nothing. Its error
-	// names the problem and the fix.
-	Preflight(ctx context.Context, exp *Experiment) error
-	// Describe adds platform and runtime versions to the testbed.
-	Describe(ctx context.Context, exp *Experiment, tb *results.Testbed)
-	// ColdStart starts cell.Scale instances at once, measures each until its
-	// first reply and tears them down (untimed, also on errors). It returns
-	// exactly cell.Scale attempts: failures are attempts with a reason.
-	ColdStart(ctx context.Context, cell Cell) []results.Attempt
+	// Checks runs every check exp depends on, for run's preflight and for
+	// doctor: it creates nothing and sets nothing later calls rely on.
+	// Failing checks name the problem and the fix (see Failed).
+	Checks(ctx context.Context, exp *Experiment) []Check
+	// Open sets the platform up for the run of exp under id (e.g. a
+	// namespace, watches, the ingress, cluster settings) and returns the
+	// session that measures its cells. done holds the cells earlier
+	// sessions recorded (--resume): the session is not asked for them.
+	Open(ctx context.Context, exp *Experiment, id string, done map[CellKey]bool) (Session, error)
 	// Clean removes objects labelled by coldbench: those of experimentID, or
 	// all of coldbench's when experimentID is empty. It returns how many.
 	Clean(ctx context.Context, experimentID string) (int, error)
+	// Close releases the platform's connections (after its session's Close).
 	Close() error
+}
+
+// Session is one run on a platform, from Open to Close.
+type Session interface {
+	// Describe adds platform and runtime versions to the testbed.
+	Describe(ctx context.Context, tb *results.Testbed)
+	// ColdStart starts cell.Scale instances at once, measures each until its
+	// first reply and tears them down (untimed, also on errors). It returns
+	// exactly cell.Scale attempts: failures are attempts with a reason.
+	// Cells may come in any order, each at most once.
+	ColdStart(ctx context.Context, cell Cell) []results.Attempt
+	// Close removes what is left of the run, restores what Open changed and
+	// stops what it started. It is called once.
+	Close() error
+}
+
+// Check is one finding of a platform's checks: what was checked, whether it
+// holds, what was seen, and what to do about it.
+type Check struct {
+	Name   string
+	OK     bool
+	Detail string
+	Fix    string
+}
+
+// Failed joins the failing checks into one error naming each fix, or nil.
+func Failed(checks []Check) error {
+	var lines []string
+	for _, c := range checks {
+		if !c.OK {
+			lines = append(lines, fmt.Sprintf("%s: %s; fix: %s", c.Name, c.Detail, c.Fix))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 // idSeq is the suffix of the next experiment id: random at the first call
@@ -138,6 +177,8 @@ type Runner struct {
 	// run); they are skipped. Session numbers the header.
 	Done    map[CellKey]bool
 	Session int
+
+	sess Session // from Open until Close
 }
 
 // CellKey identifies a cell across sessions of one experiment.
@@ -169,17 +210,48 @@ func (e *Experiment) TotalAttempts() int {
 	return per * (e.Spec.Iterations + e.Spec.Warmups) * len(e.Spec.Runtimes)
 }
 
+// Open opens the platform's session for this run (Platform.Open), once:
+// Header and Run open it when it is not yet open. Close ends it.
+func (r *Runner) Open(ctx context.Context) error {
+	if r.sess != nil {
+		return nil
+	}
+	s, err := r.Platform.Open(ctx, r.Exp, r.ID, r.Done)
+	if err != nil {
+		return fmt.Errorf("opening the %s platform for %s: %w", r.Platform.Name(), r.ID, err)
+	}
+	r.sess = s
+	return nil
+}
+
+// Close closes the session, if one is open: what is left of the run goes.
+func (r *Runner) Close() error {
+	if r.sess == nil {
+		return nil
+	}
+	s := r.sess
+	r.sess = nil
+	return s.Close()
+}
+
 // WriteHeader writes the header record describing the run and the host.
 func (r *Runner) WriteHeader(ctx context.Context) error {
-	return r.Out.Write(r.Header(ctx))
+	h, err := r.Header(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Out.Write(h)
 }
 
 // Header is the header record describing the run and the host (for
 // results.CreateWithHeader, which creates the file and writes it as one
-// step).
-func (r *Runner) Header(ctx context.Context) *results.Header {
+// step). The session describes the platform: Header opens it if need be.
+func (r *Runner) Header(ctx context.Context) (*results.Header, error) {
+	if err := r.Open(ctx); err != nil {
+		return nil, err
+	}
 	tb := testbed.Collect()
-	r.Platform.Describe(ctx, r.Exp, &tb)
+	r.sess.Describe(ctx, &tb)
 	h := &results.Header{
 		Type:         results.TypeHeader,
 		Schema:       results.SchemaVersion,
@@ -190,72 +262,67 @@ func (r *Runner) Header(ctx context.Context) *results.Header {
 		Testbed:      tb,
 		Tool:         Tool(),
 	}
-	return h
+	return h, nil
 }
 
-// Run measures every cell. Order: for each N, warm-ups then iterations, and
-// within an iteration the runtimes in turn, so slow drift of the host (load,
-// caches) spreads over all runtimes instead of biasing the last one.
-// Failures of attempts are records, not errors; Run returns an error only
-// when records cannot be written.
+// Cells lists the cells of the experiment run as id, in the order Run
+// measures them: for each N, warm-ups then iterations, and within an
+// iteration the runtimes in turn, so slow drift of the host (load, caches)
+// spreads over all runtimes instead of biasing the last one.
+func (e *Experiment) Cells(id string) []Cell {
+	s := e.Spec
+	var cells []Cell
+	for _, n := range s.Scales {
+		for it := -s.Warmups; it < s.Iterations; it++ {
+			for _, rt := range s.Runtimes {
+				cells = append(cells, Cell{ExperimentID: id, Runtime: rt, Scale: n, Iteration: it, Warmup: it < 0,
+					RequestTimeout: s.RequestTimeout.Duration, ProbeInterval: s.ProbeInterval.Duration})
+			}
+		}
+	}
+	return cells
+}
+
+// Key identifies the cell across sessions.
+func (c Cell) Key() CellKey { return CellKey{c.Runtime.Name, c.Scale, c.Iteration} }
+
+// Run measures every cell (in the order of Exp.Cells) through the session,
+// which it opens if need be; Close closes it. Failures of attempts are
+// records, not errors; Run returns an error only when the session cannot
+// be opened or records cannot be written.
 func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 	var out Outcome
+	if err := r.Open(ctx); err != nil {
+		return out, err
+	}
 	log := LoggerOrDiscard(r.Log)
 	deadline := time.Now().Add(r.Exp.Spec.Deadline.Duration)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	total := r.Exp.TotalAttempts()
 	done := 0
-	s := r.Exp.Spec
-	for _, n := range s.Scales {
-		for it := -s.Warmups; it < s.Iterations; it++ {
-			for _, rt := range s.Runtimes {
-				if r.Done[CellKey{rt.Name, n, it}] {
-					out.ResumedFrom++
-					done += n
-					continue
-				}
-				if dctx.Err() != nil {
-					out.SkippedCells++
-					continue
-				}
-				cell := Cell{ExperimentID: r.ID, Runtime: rt, Scale: n, Iteration: it, Warmup: it < 0,
-					RequestTimeout: s.RequestTimeout.Duration, ProbeInterval: s.ProbeInterval.Duration}
-				load := testbed.LoadAvg()
-				batch := r.Platform.ColdStart(dctx, cell)
-				if dctx.Err() != nil && cutShort(batch) {
-					out.CutCells++
-					log.Warn("cell cut short by the interrupt or deadline: not recorded; --resume measures it again",
-						"runtime", rt.Name, "n", n, "iteration", it)
-					continue
-				}
-				recs := make([]any, len(batch))
-				for i := range batch {
-					a := &batch[i]
-					a.Type = results.TypeAttempt
-					a.ExperimentID, a.Platform = r.ID, r.Platform.Name()
-					a.Runtime, a.Handler = rt.Name, rt.Handler
-					a.Scale, a.Iteration, a.Warmup = n, it, cell.Warmup
-					a.LoadAvg = load
-					recs[i] = a
-				}
-				// One write per cell: a cell is in the file whole or not at all.
-				if err := r.Out.WriteBatch(recs...); err != nil {
-					return out, err
-				}
-				for _, a := range batch {
-					out.Attempts++
-					if !a.OK {
-						out.Failures++
-					}
-				}
-				done += len(batch)
-				if r.OnAttempts != nil {
-					r.OnAttempts(done, total, batch)
-				}
-				logCell(log, cell, batch)
-			}
+	for _, cell := range r.Exp.Cells(r.ID) {
+		if r.Done[cell.Key()] {
+			out.ResumedFrom++
+			done += cell.Scale
+			continue
 		}
+		if dctx.Err() != nil {
+			out.SkippedCells++
+			continue
+		}
+		batch, recorded, err := r.runCell(dctx, cell, &out, log)
+		if err != nil {
+			return out, err
+		}
+		if !recorded {
+			continue // cut short: --resume measures it whole
+		}
+		done += len(batch)
+		if r.OnAttempts != nil {
+			r.OnAttempts(done, total, batch)
+		}
+		logCell(log, cell, batch)
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -264,17 +331,56 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 		out.DeadlineHit = true
 	}
 	if out.Interrupted || out.DeadlineHit {
-		// An interrupted CRI/API call may still have created something we
-		// never got an id for: sweep this experiment's labels.
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer ccancel()
-		if n, err := r.Platform.Clean(cctx, r.ID); err != nil {
-			log.Warn("cleaning up after interruption", "err", err)
-		} else if n > 0 {
-			log.Info("removed leftovers of the interrupted cell", "objects", n)
-		}
+		r.sweep(ctx, log)
 	}
 	return out, nil
+}
+
+// runCell measures one cell and records it, counting it in out. It returns
+// the batch and whether it was recorded (not when the cell was cut short).
+func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slog.Logger) ([]results.Attempt, bool, error) {
+	load := testbed.LoadAvg()
+	batch := r.sess.ColdStart(dctx, cell)
+	if dctx.Err() != nil && cutShort(batch) {
+		out.CutCells++
+		log.Warn("cell cut short by the interrupt or deadline: not recorded; --resume measures it again",
+			"runtime", cell.Runtime.Name, "n", cell.Scale, "iteration", cell.Iteration)
+		return batch, false, nil
+	}
+	recs := make([]any, len(batch))
+	for i := range batch {
+		a := &batch[i]
+		a.Type = results.TypeAttempt
+		a.ExperimentID, a.Platform = r.ID, r.Platform.Name()
+		a.Runtime, a.Handler = cell.Runtime.Name, cell.Runtime.Handler
+		a.Scale, a.Iteration, a.Warmup = cell.Scale, cell.Iteration, cell.Warmup
+		a.LoadAvg = load
+		recs[i] = a
+	}
+	// One write per cell: a cell is in the file whole or not at all.
+	if err := r.Out.WriteBatch(recs...); err != nil {
+		return batch, false, err
+	}
+	for _, a := range batch {
+		out.Attempts++
+		if !a.OK {
+			out.Failures++
+		}
+	}
+	return batch, true, nil
+}
+
+// sweep removes, after an interrupt or the deadline, whatever an interrupted
+// CRI/API call may have created that the session never got an id for: all
+// that carries this experiment's labels.
+func (r *Runner) sweep(ctx context.Context, log *slog.Logger) {
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer ccancel()
+	if n, err := r.Platform.Clean(cctx, r.ID); err != nil {
+		log.Warn("cleaning up after interruption", "err", err)
+	} else if n > 0 {
+		log.Info("removed leftovers of the interrupted cell", "objects", n)
+	}
 }
 
 // cutShort reports whether any attempt of the cell ended because the run

@@ -36,9 +36,14 @@ type fakePlatform struct {
 
 func (f *fakePlatform) Name() string { return "fake" }
 
-func (f *fakePlatform) Preflight(context.Context, *Experiment) error { return nil }
+func (f *fakePlatform) Checks(context.Context, *Experiment) []Check { return nil }
 
-func (f *fakePlatform) Describe(_ context.Context, _ *Experiment, tb *results.Testbed) {
+// Open returns the platform itself: it is its own session.
+func (f *fakePlatform) Open(context.Context, *Experiment, string, map[CellKey]bool) (Session, error) {
+	return f, nil
+}
+
+func (f *fakePlatform) Describe(_ context.Context, tb *results.Testbed) {
 	f.mu.Lock()
 	f.described++
 	f.mu.Unlock()
@@ -101,7 +106,10 @@ func (f *fakePlatform) Clean(ctx context.Context, id string) (int, error) {
 
 func (f *fakePlatform) Close() error { return nil }
 
-var _ Platform = (*fakePlatform)(nil)
+var (
+	_ Platform = (*fakePlatform)(nil)
+	_ Session  = (*fakePlatform)(nil)
+)
 
 // testExp: scales 1 and 3, one warm-up, two iterations, two runtimes.
 // 12 cells, (1+3) * (2+1) * 2 = 24 attempts.

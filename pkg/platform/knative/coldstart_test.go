@@ -108,6 +108,7 @@ type lab struct {
 	kube *fake.Clientset
 	dyn  *dynamicfake.FakeDynamicClient
 	p    *Platform
+	s    *session // opened by newLab, closed at the test's end
 	ing  *httptest.Server
 	o    labOptions
 
@@ -183,7 +184,14 @@ func newLab(t *testing.T, o labOptions) *lab {
 	if o.ingressAddr != "" {
 		addr = o.ingressAddr
 	}
-	l.p.ingress = Ingress{Address: addr, Layer: "test", How: "httptest"}
+	exp.Spec.Knative.Ingress = addr
+	octx, ocancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ocancel()
+	sess, err := l.p.Open(octx, exp, o.id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.s = sess.(*session)
 
 	w, err := l.svcs().Watch(l.ctx, metav1.ListOptions{})
 	if err != nil {
@@ -194,7 +202,7 @@ func newLab(t *testing.T, o labOptions) *lab {
 	t.Cleanup(func() {
 		// Close cleans up while the controller still runs (it deletes the
 		// pods of deleted ksvcs), then the lab stops.
-		if err := l.p.Close(); err != nil {
+		if err := l.s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		l.ing.Close()
@@ -229,7 +237,7 @@ func (l *lab) coldStart(c bench.Cell) []results.Attempt {
 func (l *lab) coldStartCtx(ctx context.Context, c bench.Cell) []results.Attempt {
 	l.t.Helper()
 	t0 := time.Now()
-	out := l.p.ColdStart(ctx, c)
+	out := l.s.ColdStart(ctx, c)
 	l.t.Logf("ColdStart N=%d took %v", c.Scale, time.Since(t0))
 	if len(out) != c.Scale {
 		l.t.Fatalf("ColdStart returned %d attempts for N = %d", len(out), c.Scale)
@@ -238,9 +246,7 @@ func (l *lab) coldStartCtx(ctx context.Context, c bench.Cell) []results.Attempt 
 }
 
 func (l *lab) tracker() *tracker {
-	l.p.mu.Lock()
-	defer l.p.mu.Unlock()
-	return l.p.tr
+	return l.s.tr
 }
 
 // controller plays Knative Serving: a new ksvc gets a revision Deployment

@@ -2,7 +2,6 @@ package knative
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,33 +17,26 @@ import (
 	"github.com/coldbench/coldbench/pkg/release"
 )
 
-// Check is one finding of doctor: what was checked, whether it holds, what
-// was seen, and what to do about it.
-type Check struct {
-	Name   string
-	OK     bool
-	Detail string
-	Fix    string
-}
-
-// Checks runs every check the experiment depends on. It changes nothing.
-func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
-	var out []Check
-	add := func(c Check) { out = append(out, c) }
+// Checks runs every check the experiment depends on, for run's preflight
+// and doctor. It changes nothing and keeps nothing: Open resolves the
+// ingress again for the run.
+func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Check {
+	var out []bench.Check
+	add := func(c bench.Check) { out = append(out, c) }
 	k := exp.Spec.Knative
 
 	ver, err := p.kube.Discovery().ServerVersion()
 	if err != nil {
-		add(Check{Name: "Kubernetes API", Detail: err.Error(), Fix: "check --kubeconfig / --context (or KUBECONFIG) point at a running cluster"})
+		add(bench.Check{Name: "Kubernetes API", Detail: err.Error(), Fix: "check --kubeconfig / --context (or KUBECONFIG) point at a running cluster"})
 		return out // nothing else can be checked
 	}
-	add(Check{Name: "Kubernetes API", OK: true, Detail: p.host + ", " + ver.GitVersion})
+	add(bench.Check{Name: "Kubernetes API", OK: true, Detail: p.host + ", " + ver.GitVersion})
 
 	if _, err := p.kube.Discovery().ServerResourcesForGroupVersion("serving.knative.dev/v1"); err != nil {
-		add(Check{Name: "Knative Serving", Detail: "serving.knative.dev/v1 not served: " + err.Error(), Fix: "install Knative Serving (the lab: make lab-up)"})
+		add(bench.Check{Name: "Knative Serving", Detail: "serving.knative.dev/v1 not served: " + err.Error(), Fix: "install Knative Serving (the lab: make lab-up)"})
 		return out
 	}
-	add(Check{Name: "Knative Serving", OK: true, Detail: "version " + p.knativeVersion(ctx)})
+	add(bench.Check{Name: "Knative Serving", OK: true, Detail: "version " + p.knativeVersion(ctx)})
 
 	needRC := false
 	for _, r := range exp.Spec.Runtimes {
@@ -53,11 +45,11 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
 	features := p.configMap(ctx, "config-features")
 	if needRC {
 		v := features["kubernetes.podspec-runtimeclassname"]
-		add(Check{Name: "feature kubernetes.podspec-runtimeclassname", OK: v == "enabled", Detail: "is " + quoteOrUnset(v),
+		add(bench.Check{Name: "feature kubernetes.podspec-runtimeclassname", OK: v == "enabled", Detail: "is " + quoteOrUnset(v),
 			Fix: `kubectl -n knative-serving patch cm config-features --type merge -p '{"data":{"kubernetes.podspec-runtimeclassname":"enabled"}}'`})
 	}
 	az := p.configMap(ctx, "config-autoscaler")["allow-zero-initial-scale"]
-	azc := Check{Name: "allow-zero-initial-scale", OK: az == "true", Detail: "is " + quoteOrUnset(az),
+	azc := bench.Check{Name: "allow-zero-initial-scale", OK: az == "true", Detail: "is " + quoteOrUnset(az),
 		Fix: `kubectl -n knative-serving patch cm config-autoscaler --type merge -p '{"data":{"allow-zero-initial-scale":"true"}}' (or let coldbench set and restore it: --configure-cluster)`}
 	if !azc.OK && k.ConfigureCluster {
 		azc.OK, azc.Detail = true, azc.Detail+"; coldbench will set it for the run and restore it afterwards (--configure-cluster)"
@@ -66,18 +58,18 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
 
 	for _, r := range exp.Spec.Runtimes {
 		if r.Handler == "" {
-			add(Check{Name: "runtime " + r.Name, OK: true, Detail: "no RuntimeClass: the cluster's default runtime"})
+			add(bench.Check{Name: "runtime " + r.Name, OK: true, Detail: "no RuntimeClass: the cluster's default runtime"})
 			continue
 		}
 		rc, err := p.kube.NodeV1().RuntimeClasses().Get(ctx, r.Handler, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			add(Check{Name: "runtime " + r.Name, Detail: fmt.Sprintf("RuntimeClass %q does not exist", r.Handler),
+			add(bench.Check{Name: "runtime " + r.Name, Detail: fmt.Sprintf("RuntimeClass %q does not exist", r.Handler),
 				Fix: fmt.Sprintf("create RuntimeClass %q whose handler is configured in every node's containerd, or fix --runtimes", r.Handler)})
 		case err != nil:
-			add(Check{Name: "runtime " + r.Name, Detail: "reading RuntimeClass: " + err.Error(), Fix: "grant get on runtimeclasses.node.k8s.io"})
+			add(bench.Check{Name: "runtime " + r.Name, Detail: "reading RuntimeClass: " + err.Error(), Fix: "grant get on runtimeclasses.node.k8s.io"})
 		default:
-			add(Check{Name: "runtime " + r.Name, OK: true, Detail: fmt.Sprintf("RuntimeClass %q, handler %q", rc.Name, rc.Handler)})
+			add(bench.Check{Name: "runtime " + r.Name, OK: true, Detail: fmt.Sprintf("RuntimeClass %q, handler %q", rc.Name, rc.Handler)})
 		}
 	}
 
@@ -85,15 +77,15 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []Check {
 
 	in, err := p.resolveIngress(ctx, k)
 	if err != nil {
-		add(Check{Name: "ingress", Detail: err.Error(), Fix: "pass --ingress HOST:PORT of Knative's public ingress"})
+		add(bench.Check{Name: "ingress", Detail: err.Error(), Fix: "pass --ingress HOST:PORT of Knative's public ingress"})
 	} else if err := probeIngress(ctx, in.Address); err != nil {
-		add(Check{Name: "ingress", Detail: fmt.Sprintf("%s (%s) does not answer HTTP: %v", in.Address, in.How, err), Fix: "check the ingress is running and reachable from here, or pass --ingress HOST:PORT"})
+		add(bench.Check{Name: "ingress", Detail: fmt.Sprintf("%s (%s) does not answer HTTP: %v", in.Address, in.How, err), Fix: "check the ingress is running and reachable from here, or pass --ingress HOST:PORT"})
 	} else {
-		add(Check{Name: "ingress", OK: true, Detail: fmt.Sprintf("%s, %s via %s", in.Address, in.Layer, in.How)})
+		add(bench.Check{Name: "ingress", OK: true, Detail: fmt.Sprintf("%s, %s via %s", in.Address, in.Layer, in.How)})
 		if k.HTTP == bench.H2C {
-			c := Check{Name: "ingress speaks h2c (--http h2c)", OK: true, Detail: "HTTP/2 cleartext handshake done"}
+			c := bench.Check{Name: "ingress speaks h2c (--http h2c)", OK: true, Detail: "HTTP/2 cleartext handshake done"}
 			if err := release.CheckH2C(ctx, in.Address); err != nil {
-				c = Check{Name: c.Name, Detail: err.Error(), Fix: "use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)"}
+				c = bench.Check{Name: c.Name, Detail: err.Error(), Fix: "use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)"}
 			}
 			add(c)
 		}
@@ -106,20 +98,6 @@ func quoteOrUnset(v string) string {
 		return "unset"
 	}
 	return fmt.Sprintf("%q", v)
-}
-
-// Failed joins the failing checks into one error naming each fix.
-func Failed(checks []Check) error {
-	var lines []string
-	for _, c := range checks {
-		if !c.OK {
-			lines = append(lines, fmt.Sprintf("%s: %s; fix: %s", c.Name, c.Detail, c.Fix))
-		}
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(lines, "\n"))
 }
 
 func (p *Platform) configMap(ctx context.Context, name string) map[string]string {
@@ -163,8 +141,8 @@ func (p *Platform) knativeVersion(ctx context.Context) string {
 
 // checkNamespace: the namespace exists (or may be created) and coldbench may
 // do there what a run does.
-func (p *Platform) checkNamespace(ctx context.Context, ns string) Check {
-	c := Check{Name: "namespace " + ns}
+func (p *Platform) checkNamespace(ctx context.Context, ns string) bench.Check {
+	c := bench.Check{Name: "namespace " + ns}
 	_, err := p.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	exists := err == nil
 	type need struct{ group, resource, verb, ns string }

@@ -240,8 +240,8 @@ func BenchmarkFootprint1000(b *testing.B) {
 		if err := exp.CompleteAndValidate(true); err != nil {
 			b.Fatal(err)
 		}
+		exp.Spec.Knative.Ingress = c.ingress
 		p := NewWithClients(exp, c.kube, c.dyn, "https://fake-api", nil)
-		p.ingress = Ingress{Address: c.ingress, Layer: "test", How: "a process of its own"}
 		ctx, cancel := context.WithCancel(context.Background())
 		w, err := c.dyn.Resource(ServiceGVR).Namespace(ns).Watch(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -272,8 +272,13 @@ func BenchmarkFootprint1000(b *testing.B) {
 		}
 		cell := bench.Cell{ExperimentID: bench.NewExperimentID(time.Now()), Runtime: exp.Spec.Runtimes[0], Scale: n,
 			RequestTimeout: time.Minute}
+		sess, err := p.Open(ctx, exp, cell.ExperimentID, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := sess.(*session)
 		t0, cpu0 := time.Now(), cpuTime()
-		out := p.ColdStart(ctx, cell)
+		out := s.ColdStart(ctx, cell)
 		cellWall, cellCPU := time.Since(t0), cpuTime()-cpu0
 		ok, firstErr := 0, ""
 		for _, a := range out {
@@ -293,7 +298,7 @@ func BenchmarkFootprint1000(b *testing.B) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			p.ColdStart(ctx, cell)
+			s.ColdStart(ctx, cell)
 		}()
 		time.Sleep(time.Second) // settle
 		runtime.GC()
@@ -317,7 +322,7 @@ func BenchmarkFootprint1000(b *testing.B) {
 		cancel()
 		<-done
 		w.Stop()
-		p.tr.close()
+		s.tr.close()
 
 		b.ReportMetric(hwm, "peak-RSS-MiB")
 		b.ReportMetric(rssIdle, "idle-RSS-MiB")

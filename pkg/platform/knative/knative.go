@@ -31,23 +31,31 @@ import (
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
-// Platform runs cells as Knative Services.
+// Platform runs cells as Knative Services. It holds the clients; a run's
+// state (watches, ingress, pools) is its session's.
 type Platform struct {
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
 	host string // API server, for messages
 	log  *slog.Logger
 
-	spec    *bench.KnativeSpec
-	exp     *bench.Experiment
-	ingress Ingress
+	spec *bench.KnativeSpec
+	exp  *bench.Experiment
 
-	mu      sync.Mutex
+	deletes sync.WaitGroup // background deletions of fresh services and finished pools
+}
+
+// session is one run (Open to Close): the Platform's clients plus the
+// run's watches, ingress and bookkeeping.
+type session struct {
+	*Platform
+	id      string
+	ingress Ingress
 	tr      *tracker
-	trID    string
-	restore func(context.Context) error // undoes --configure-cluster
-	deletes sync.WaitGroup              // background deletions of fresh services
-	primed  map[poolKey]bool            // pool: sets activated once, per runtime and N
+	restore func(context.Context) error // undoes --configure-cluster; nil: nothing to undo
+
+	mu     sync.Mutex
+	primed map[poolKey]bool // pool: sets activated once, per runtime and N
 }
 
 // poolKey names one pool: a runtime's services at one scale.
@@ -107,6 +115,9 @@ func NewWithClients(exp *bench.Experiment, kube kubernetes.Interface, dyn dynami
 
 func (p *Platform) Name() string { return bench.PlatformKnative }
 
+// Close has nothing to release: a run's watches are its session's.
+func (p *Platform) Close() error { return nil }
+
 func (p *Platform) resolveIngress(ctx context.Context, k *bench.KnativeSpec) (Ingress, error) {
 	if k.Ingress != "" {
 		return Ingress{Address: k.Ingress, Layer: "given", How: "--ingress"}, nil
@@ -114,77 +125,63 @@ func (p *Platform) resolveIngress(ctx context.Context, k *bench.KnativeSpec) (In
 	return DetectIngress(ctx, p.kube)
 }
 
-// Preflight runs every doctor check and refuses with the failing ones'
-// fixes. It creates nothing.
-func (p *Platform) Preflight(ctx context.Context, exp *bench.Experiment) error {
-	if err := Failed(p.Checks(ctx, exp)); err != nil {
-		return err
-	}
-	in, err := p.resolveIngress(ctx, exp.Spec.Knative)
+// Open sets the run up: the ingress (given or detected), the namespace,
+// allow-zero-initial-scale with --configure-cluster (Close restores it) and
+// the watches on the experiment's objects. exp is the experiment the
+// platform was made for; Checks has found it can run.
+func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, _ map[bench.CellKey]bool) (bench.Session, error) {
+	in, err := p.resolveIngress(ctx, p.spec)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if exp.Spec.Knative.HTTP == bench.H2C {
-		if err := release.CheckH2C(ctx, in.Address); err != nil {
-			return fmt.Errorf("--http h2c: ingress %s (%s): %v; use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)", in.Address, in.How, err)
+	if err := p.ensureNamespace(ctx); err != nil {
+		return nil, err
+	}
+	s := &session{Platform: p, id: id, ingress: in, primed: map[poolKey]bool{}}
+	if p.spec.ConfigureCluster {
+		if s.restore, err = p.allowZeroInitialScale(ctx); err != nil {
+			return nil, err
 		}
 	}
-	p.ingress = in
-	return nil
+	tr := newTracker()
+	if err := tr.start(ctx, p.kube, p.dyn, p.spec.Namespace, id); err != nil {
+		if s.restore != nil {
+			if rerr := s.restore(context.WithoutCancel(ctx)); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("restoring allow-zero-initial-scale: %w", rerr))
+			}
+		}
+		return nil, err
+	}
+	s.tr = tr
+	return s, nil
 }
 
 // Describe records the cluster's versions and each runtime's handler.
-func (p *Platform) Describe(ctx context.Context, exp *bench.Experiment, tb *results.Testbed) {
-	tb.PlatformVersion = map[string]string{"api_server": p.host}
-	if v, err := p.kube.Discovery().ServerVersion(); err == nil {
+func (s *session) Describe(ctx context.Context, tb *results.Testbed) {
+	tb.PlatformVersion = map[string]string{"api_server": s.host}
+	if v, err := s.kube.Discovery().ServerVersion(); err == nil {
 		tb.PlatformVersion["kubernetes"] = v.GitVersion
 	}
-	tb.PlatformVersion["knative_serving"] = p.knativeVersion(ctx)
-	tb.PlatformVersion["ingress"] = p.ingress.Layer + " " + p.ingress.Address + " (" + p.ingress.How + ")"
-	tb.PlatformVersion["ingress_class"] = ingressClass(ctx, p.kube)
-	tb.PlatformVersion["protocol"] = p.spec.Protocol
-	tb.PlatformVersion["http"] = p.spec.HTTP
-	if nodes, err := p.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+	tb.PlatformVersion["knative_serving"] = s.knativeVersion(ctx)
+	tb.PlatformVersion["ingress"] = s.ingress.Layer + " " + s.ingress.Address + " (" + s.ingress.How + ")"
+	tb.PlatformVersion["ingress_class"] = ingressClass(ctx, s.kube)
+	tb.PlatformVersion["protocol"] = s.spec.Protocol
+	tb.PlatformVersion["http"] = s.spec.HTTP
+	if nodes, err := s.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 		for _, n := range nodes.Items {
 			tb.PlatformVersion["node/"+n.Name] = n.Status.NodeInfo.ContainerRuntimeVersion + ", kubelet " + n.Status.NodeInfo.KubeletVersion + ", " + n.Status.NodeInfo.KernelVersion
 		}
 	}
 	tb.RuntimeVersions = map[string]string{}
-	for _, r := range exp.Spec.Runtimes {
+	for _, r := range s.exp.Spec.Runtimes {
 		if r.Handler == "" {
 			tb.RuntimeVersions[r.Name] = "cluster default (no RuntimeClass)"
 			continue
 		}
-		if rc, err := p.kube.NodeV1().RuntimeClasses().Get(ctx, r.Handler, metav1.GetOptions{}); err == nil {
+		if rc, err := s.kube.NodeV1().RuntimeClasses().Get(ctx, r.Handler, metav1.GetOptions{}); err == nil {
 			tb.RuntimeVersions[r.Name] = "RuntimeClass " + rc.Name + " -> handler " + rc.Handler
 		}
 	}
-}
-
-// prepare runs once per experiment: namespace, cluster settings, watches.
-func (p *Platform) prepare(ctx context.Context, id string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tr != nil {
-		if p.trID != id {
-			return fmt.Errorf("one knative platform serves one experiment (%s, not %s)", p.trID, id)
-		}
-		return nil
-	}
-	if err := p.ensureNamespace(ctx); err != nil {
-		return err
-	}
-	if p.spec.ConfigureCluster {
-		if err := p.allowZeroInitialScale(ctx); err != nil {
-			return err
-		}
-	}
-	tr := newTracker()
-	if err := tr.start(ctx, p.kube, p.dyn, p.spec.Namespace, id); err != nil {
-		return err
-	}
-	p.tr, p.trID = tr, id
-	return nil
 }
 
 func (p *Platform) ensureNamespace(ctx context.Context) error {
@@ -205,24 +202,25 @@ func (p *Platform) ensureNamespace(ctx context.Context) error {
 	return nil
 }
 
-// allowZeroInitialScale switches the setting on for the run; restore puts
-// back the previous value once nothing of the run depends on it.
-func (p *Platform) allowZeroInitialScale(ctx context.Context) error {
+// allowZeroInitialScale switches the setting on for the run and returns
+// what puts back the previous value once nothing of the run depends on it
+// (nil: it was on already).
+func (p *Platform) allowZeroInitialScale(ctx context.Context) (func(context.Context) error, error) {
 	cms := p.kube.CoreV1().ConfigMaps(ServingNamespace)
 	cm, err := cms.Get(ctx, "config-autoscaler", metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("reading config-autoscaler: %w", err)
+		return nil, fmt.Errorf("reading config-autoscaler: %w", err)
 	}
 	prev, had := cm.Data["allow-zero-initial-scale"]
 	if prev == "true" {
-		return nil
+		return nil, nil
 	}
 	patch := `{"data":{"allow-zero-initial-scale":"true"}}`
 	if _, err := cms.Patch(ctx, "config-autoscaler", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("setting allow-zero-initial-scale: %w", err)
+		return nil, fmt.Errorf("setting allow-zero-initial-scale: %w", err)
 	}
 	p.log.Info("set allow-zero-initial-scale=true in config-autoscaler; restored at the end of the run")
-	p.restore = func(ctx context.Context) error {
+	restore := func(ctx context.Context) error {
 		undo := `{"data":{"allow-zero-initial-scale":null}}`
 		if had {
 			undo = fmt.Sprintf(`{"data":{"allow-zero-initial-scale":%q}}`, prev)
@@ -230,7 +228,7 @@ func (p *Platform) allowZeroInitialScale(ctx context.Context) error {
 		_, err := cms.Patch(ctx, "config-autoscaler", types.MergePatchType, []byte(undo), metav1.PatchOptions{})
 		return err
 	}
-	return nil
+	return restore, nil
 }
 
 // target is one service of a cell, once Ready.
@@ -243,7 +241,7 @@ type target struct {
 // ColdStart creates (fresh) or reuses (pool, classic) the cell's services,
 // waits until they are Ready with no pod, releases one GET per service
 // together, and reads the phases the watches saw.
-func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
 	out := make([]results.Attempt, cell.Scale)
 	failAll := func(class string, err error) []results.Attempt {
 		for i := range out {
@@ -254,32 +252,29 @@ func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Att
 		}
 		return out
 	}
-	if err := p.prepare(ctx, cell.ExperimentID); err != nil {
-		return failAll(results.ErrPlatform, err)
-	}
-	if p.spec.Protocol == bench.ProtocolPool {
-		if err := p.primePool(ctx, cell); err != nil {
+	if s.spec.Protocol == bench.ProtocolPool {
+		if err := s.primePool(ctx, cell); err != nil {
 			return failAll(results.ErrPlatform, err)
 		}
 	}
-	targets, err := p.ready(ctx, cell, p.setOf(cell))
+	targets, err := s.ready(ctx, cell, s.setOf(cell))
 	if err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
-	p.waitRoutes(ctx, targets)
-	if p.spec.Protocol != bench.ProtocolFresh {
-		if err := p.waitScaledToZero(ctx, targets); err != nil {
+	s.waitRoutes(ctx, targets)
+	if s.spec.Protocol != bench.ProtocolFresh {
+		if err := s.waitScaledToZero(ctx, targets); err != nil {
 			return failAll(results.ErrPlatform, err)
 		}
 	}
-	out = p.measure(ctx, cell, targets)
+	out = s.measure(ctx, cell, targets)
 	switch {
-	case p.spec.Protocol == bench.ProtocolFresh:
-		p.deleteInBackground(targets)
-	case p.spec.Protocol == bench.ProtocolPool && cell.Iteration == p.exp.Spec.Iterations-1:
+	case s.spec.Protocol == bench.ProtocolFresh:
+		s.deleteInBackground(targets)
+	case s.spec.Protocol == bench.ProtocolPool && cell.Iteration == s.exp.Spec.Iterations-1:
 		// The pool's last sample: its services are not needed any more
 		// (the run measures one N after the other).
-		p.deletePool(cell)
+		s.deletePool(cell)
 	}
 	return out
 }
@@ -297,14 +292,14 @@ func (p *Platform) runtimeIndex(cell bench.Cell) int {
 
 // setOf is the set of services a cell uses: its own (fresh: its
 // iteration), the one set (classic), or its turn in the pool.
-func (p *Platform) setOf(cell bench.Cell) int {
-	switch p.spec.Protocol {
+func (s *session) setOf(cell bench.Cell) int {
+	switch s.spec.Protocol {
 	case bench.ProtocolClassic:
 		return 0
 	case bench.ProtocolPool:
 		// The first cell (the first warm-up, if any) gets set 0, the set
 		// activated first and so the first to have drained.
-		return (cell.Iteration + p.exp.Spec.Warmups) % p.poolSets(cell)
+		return (cell.Iteration + s.exp.Spec.Warmups) % s.poolSets(cell)
 	}
 	return cell.Iteration
 }
@@ -315,14 +310,14 @@ func (p *Platform) poolSets(cell bench.Cell) int {
 }
 
 // deletePool deletes, in the background, every set of the cell's pool.
-func (p *Platform) deletePool(cell bench.Cell) {
+func (s *session) deletePool(cell bench.Cell) {
 	var all []target
-	for s := range p.poolSets(cell) {
+	for set := range s.poolSets(cell) {
 		for i := range cell.Scale {
-			all = append(all, target{name: ServiceName(cell.ExperimentID, p.runtimeIndex(cell), cell.Scale, s, i), owned: true})
+			all = append(all, target{name: ServiceName(cell.ExperimentID, s.runtimeIndex(cell), cell.Scale, set, i), owned: true})
 		}
 	}
-	p.deleteInBackground(all)
+	s.deleteInBackground(all)
 }
 
 // primePool (pool protocol), on the first cell of a runtime and N: creates
@@ -331,18 +326,18 @@ func (p *Platform) deletePool(cell bench.Cell) {
 // re-activation of a revision that scaled to zero, like the classic
 // protocol's, and the sets drain one after the other. These GETs are not
 // recorded (they are not samples); the log says how many answered.
-func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
+func (s *session) primePool(ctx context.Context, cell bench.Cell) error {
 	key := poolKey{cell.Runtime.Name, cell.Scale}
-	p.mu.Lock()
-	if p.primed == nil {
-		p.primed = map[poolKey]bool{}
+	s.mu.Lock()
+	if s.primed == nil {
+		s.primed = map[poolKey]bool{}
 	}
-	done := p.primed[key]
-	p.mu.Unlock()
+	done := s.primed[key]
+	s.mu.Unlock()
 	if done {
 		return nil
 	}
-	sets := p.poolSets(cell)
+	sets := s.poolSets(cell)
 	t0 := time.Now()
 	ok, failed := 0, 0
 	var firstErr string
@@ -351,21 +346,21 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 	sts := make([][]target, sets)
 	errs := make([]error, sets)
 	var wg sync.WaitGroup
-	for s := range sets {
+	for set := range sets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sts[s], errs[s] = p.ready(ctx, cell, s)
+			sts[set], errs[set] = s.ready(ctx, cell, set)
 		}()
 	}
 	wg.Wait()
-	for s, ts := range sts {
-		if err := errs[s]; err != nil {
-			return fmt.Errorf("preparing pool set %d of %s N=%d: %w", s, cell.Runtime.Name, cell.Scale, err)
+	for set, ts := range sts {
+		if err := errs[set]; err != nil {
+			return fmt.Errorf("preparing pool set %d of %s N=%d: %w", set, cell.Runtime.Name, cell.Scale, err)
 		}
-		p.waitRoutes(ctx, ts)
+		s.waitRoutes(ctx, ts)
 		answered := 0
-		for _, a := range p.measure(ctx, cell, ts) {
+		for _, a := range s.measure(ctx, cell, ts) {
 			if a.OK || a.ErrorClass == results.ErrNotCold { // not cold: it was active, which is all priming needs
 				answered++
 				continue
@@ -383,7 +378,7 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 			// Nothing of this set answered (a broken runtime, image…): the
 			// other sets would wait as long for nothing. The samples record
 			// the failure.
-			failed += (sets - s - 1) * cell.Scale
+			failed += (sets - set - 1) * cell.Scale
 			break
 		}
 	}
@@ -392,13 +387,13 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 	if failed > 0 {
 		// A service that never answered is measured anyway: its sample will
 		// be a first activation (prior_pods 0 in its record).
-		p.log.Warn("pool: some services did not answer their untimed activation", append(attrs, "failed", failed, "first_error", firstErr)...)
+		s.log.Warn("pool: some services did not answer their untimed activation", append(attrs, "failed", failed, "first_error", firstErr)...)
 	} else {
-		p.log.Info("pool: every set activated once (untimed, not recorded)", attrs...)
+		s.log.Info("pool: every set activated once (untimed, not recorded)", attrs...)
 	}
-	p.mu.Lock()
-	p.primed[key] = true
-	p.mu.Unlock()
+	s.mu.Lock()
+	s.primed[key] = true
+	s.mu.Unlock()
 	return nil
 }
 
@@ -406,18 +401,18 @@ func (p *Platform) primePool(ctx context.Context, cell bench.Cell) error {
 // pool and classic: created once, then reused) and waits until each is
 // Ready. A service that does not get Ready becomes a failed attempt with
 // the reason Knative gives.
-func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]target, error) {
-	rtIndex := p.runtimeIndex(cell)
-	ns := p.spec.Namespace
+func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target, error) {
+	rtIndex := s.runtimeIndex(cell)
+	ns := s.spec.Namespace
 	ts := make([]target, cell.Scale)
 	created := time.Now()
 	// Creation and readiness share the readiness timeout: an API server
 	// that is down delays creation (untimed) up to that long.
-	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
+	rctx, cancel := context.WithTimeout(ctx, s.spec.ReadinessTimeout.Duration)
 	defer cancel()
 	for i := range ts {
 		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, set)
-		switch p.spec.Protocol {
+		switch s.spec.Protocol {
 		case bench.ProtocolClassic:
 			cellLabel = fmt.Sprintf("r%d-n%d", rtIndex, cell.Scale)
 		case bench.ProtocolPool:
@@ -425,13 +420,13 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]targe
 		}
 		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, set, i)
 		ts[i].name = name
-		if _, ok := p.tr.service(ns, name); ok {
+		if _, ok := s.tr.service(ns, name); ok {
 			ts[i].owned = true
 			continue // pool, classic: made by an earlier iteration
 		}
 		svc := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
-			Runtime: cell.Runtime, Window: p.spec.Window, Target: p.spec.Target}.Build()
-		if err := createService(rctx, p.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID); err != nil {
+			Runtime: cell.Runtime, Window: s.spec.Window, Target: s.spec.Target}.Build()
+		if err := createService(rctx, s.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID); err != nil {
 			a := results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("creating ksvc %q: %v", name, err)}
 			if containsAny(err.Error(), "runtimeClassName", "RuntimeClass") {
 				a.ErrorClass = results.ErrRuntime
@@ -447,7 +442,7 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]targe
 			if ts[i].err != nil || ts[i].host != "" {
 				continue
 			}
-			u, ok := p.tr.service(ns, ts[i].name)
+			u, ok := s.tr.service(ns, ts[i].name)
 			if !ok {
 				all = false
 				continue
@@ -469,15 +464,15 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]targe
 		}
 		return all
 	}
-	if err := p.tr.waitFor(rctx, pending); err != nil {
+	if err := s.tr.waitFor(rctx, pending); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		for i := range ts {
 			if ts[i].err == nil && ts[i].host == "" {
-				msg := fmt.Sprintf("ksvc %q not Ready after %v", ts[i].name, p.spec.ReadinessTimeout.Duration)
+				msg := fmt.Sprintf("ksvc %q not Ready after %v", ts[i].name, s.spec.ReadinessTimeout.Duration)
 				class := results.ErrTimeout
-				if u, ok := p.tr.service(ns, ts[i].name); ok {
+				if u, ok := s.tr.service(ns, ts[i].name); ok {
 					st := readServiceStatus(u)
 					msg += ": " + st.Reason + ": " + st.Message
 					class = notReadyInTimeClass(st)
@@ -486,7 +481,7 @@ func (p *Platform) ready(ctx context.Context, cell bench.Cell, set int) ([]targe
 			}
 		}
 	}
-	p.log.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
+	s.log.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
 	return ts, nil
 }
 
@@ -501,8 +496,8 @@ const (
 // waitRoutes waits (untimed) until the ingress routes every Ready service:
 // a ksvc can be Ready a moment before the ingress has loaded its route, and
 // a GET sent then measures the ingress's 404, not a cold start.
-func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
-	rctx, cancel := context.WithTimeout(ctx, p.spec.ReadinessTimeout.Duration)
+func (s *session) waitRoutes(ctx context.Context, ts []target) {
+	rctx, cancel := context.WithTimeout(ctx, s.spec.ReadinessTimeout.Duration)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	// A bounded number of probes in flight: a thousand at once would hold a
@@ -521,7 +516,7 @@ func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
 			for {
 				select {
 				case inFlight <- struct{}{}:
-					code, err := probeRoute(rctx, client, p.ingress.Address, t.host)
+					code, err := probeRoute(rctx, client, s.ingress.Address, t.host)
 					<-inFlight
 					if err == nil && code == http.StatusOK {
 						return
@@ -536,7 +531,7 @@ func (p *Platform) waitRoutes(ctx context.Context, ts []target) {
 				case <-rctx.Done():
 					if ctx.Err() == nil {
 						t.err = &results.Attempt{Instance: i, ErrorClass: results.ErrIngress,
-							Error: fmt.Sprintf("ingress %s does not route %s after %v (last probe: %s)", p.ingress.Address, t.host, p.spec.ReadinessTimeout.Duration, last)}
+							Error: fmt.Sprintf("ingress %s does not route %s after %v (last probe: %s)", s.ingress.Address, t.host, s.spec.ReadinessTimeout.Duration, last)}
 					}
 					return
 				case <-time.After(100 * time.Millisecond):
@@ -582,12 +577,12 @@ func classifyNotReady(st serviceStatus) string {
 
 // waitScaledToZero (classic, pool) waits, by watching, until no pod of the
 // cell's revisions is left, then the configured time interval (classic).
-func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
-	wctx, cancel := context.WithTimeout(ctx, p.spec.ScaleToZeroTimeout.Duration)
+func (s *session) waitScaledToZero(ctx context.Context, ts []target) error {
+	wctx, cancel := context.WithTimeout(ctx, s.spec.ScaleToZeroTimeout.Duration)
 	defer cancel()
-	err := p.tr.waitFor(wctx, func() bool {
+	err := s.tr.waitFor(wctx, func() bool {
 		for _, t := range ts {
-			if t.revision != "" && p.tr.livePods(t.revision) > 0 {
+			if t.revision != "" && s.tr.livePods(t.revision) > 0 {
 				return false
 			}
 		}
@@ -597,9 +592,9 @@ func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("pods still running after %v: the revisions did not scale to zero (check stable-window and scale-to-zero-grace-period)", p.spec.ScaleToZeroTimeout.Duration)
+		return fmt.Errorf("pods still running after %v: the revisions did not scale to zero (check stable-window and scale-to-zero-grace-period)", s.spec.ScaleToZeroTimeout.Duration)
 	}
-	if d := p.spec.TimeInterval.Duration; d > 0 {
+	if d := s.spec.TimeInterval.Duration; d > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -613,16 +608,16 @@ func (p *Platform) waitScaledToZero(ctx context.Context, ts []target) error {
 // so that what the watches have not delivered yet still counts as there
 // before the requests (tracker.catchUp). Without the list (an API server
 // that does not answer), the watches' view stands, as it did before.
-func (p *Platform) catchUpPods(ctx context.Context) {
+func (s *session) catchUpPods(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer cancel()
-	asked := p.tr.now()
-	pods, err := p.kube.CoreV1().Pods(p.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + p.trID})
+	asked := s.tr.now()
+	pods, err := s.kube.CoreV1().Pods(s.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + s.id})
 	if err != nil {
-		p.log.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
+		s.log.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
 		return
 	}
-	p.tr.catchUp(pods.Items, asked)
+	s.tr.catchUp(pods.Items, asked)
 }
 
 // catchUpTimeout bounds the list before a release: an API server that
@@ -634,7 +629,7 @@ const catchUpTimeout = 10 * time.Second
 // HTTP/1.1 each on its own connection to the ingress, over h2c as streams
 // of a few; connections are made before the release, so their set-up is
 // not in the measured path.
-func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
+func (s *session) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
 	out := make([]results.Attempt, len(ts))
 	var reqs []*release.Request
 	var idx []int
@@ -643,12 +638,12 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 			out[i] = *ts[i].err
 			continue
 		}
-		reqs = append(reqs, release.NewRequest(ctx, p.ingress.Address, ts[i].host, cell.RequestTimeout))
+		reqs = append(reqs, release.NewRequest(ctx, s.ingress.Address, ts[i].host, cell.RequestTimeout))
 		idx = append(idx, i)
 	}
-	p.catchUpPods(ctx)
+	s.catchUpPods(ctx)
 	together := release.Together
-	if p.spec.HTTP == bench.H2C {
+	if s.spec.HTTP == bench.H2C {
 		together = release.TogetherH2
 	}
 	got, skew := together(reqs)
@@ -662,10 +657,10 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 	// loaded node): give them until every answered revision shows its pod
 	// ready. Untimed, and over as soon as they do.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
-	p.tr.waitFor(sctx, func() bool {
+	s.tr.waitFor(sctx, func() bool {
 		for i := range ts {
 			// A warm pod answered: no new pod to wait for.
-			if v := p.tr.view(ts[i].revision, starts[i]); out[i].OK && v.warmPod == "" && !v.podReady {
+			if v := s.tr.view(ts[i].revision, starts[i]); out[i].OK && v.warmPod == "" && !v.podReady {
 				return false
 			}
 		}
@@ -684,8 +679,8 @@ func (p *Platform) measure(ctx context.Context, cell bench.Cell, ts []target) []
 			continue
 		}
 		a.Cold.Revision = ts[i].revision
-		a.Cold.Address = p.ingress.Address + " Host: " + ts[i].host
-		v := p.tr.view(ts[i].revision, starts[i])
+		a.Cold.Address = s.ingress.Address + " Host: " + ts[i].host
+		v := s.tr.view(ts[i].revision, starts[i])
 		a.Cold.Pod, a.Cold.PriorPods = v.pod, v.prior
 		a.Phases = mergePhases(a.Phases, v.phases)
 		switch {
@@ -826,24 +821,25 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	return n, errors.Join(errs...)
 }
 
-// Close deletes what is left of the experiment (classic services), restores
-// cluster settings changed for the run, and stops the watches.
-func (p *Platform) Close() error {
+// Close deletes what is left of the run (classic services, pools not yet
+// deleted), restores cluster settings changed for it, and stops the
+// watches.
+func (s *session) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var errs []error
-	if p.trID != "" {
-		if _, err := p.Clean(ctx, p.trID); err != nil {
+	if s.id != "" { // Clean("") would take every coldbench object
+		if _, err := s.Clean(ctx, s.id); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if p.restore != nil {
-		if err := p.restore(ctx); err != nil {
+	if s.restore != nil {
+		if err := s.restore(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("restoring allow-zero-initial-scale: %w", err))
 		}
 	}
-	if p.tr != nil {
-		p.tr.close()
+	if s.tr != nil {
+		s.tr.close()
 	}
 	return errors.Join(errs...)
 }

@@ -248,7 +248,7 @@ func TestChecksWithFakes(t *testing.T) {
 	kube.Resources = append(kube.Resources, &metav1.APIResourceList{GroupVersion: "serving.knative.dev/v1", APIResources: []metav1.APIResource{{Name: "services", Kind: "Service"}}})
 	p := NewWithClients(exp, kube, nil, "https://fake", nil)
 	checks := p.Checks(ctx, exp)
-	byName := map[string]Check{}
+	byName := map[string]bench.Check{}
 	for _, c := range checks {
 		byName[c.Name] = c
 	}
@@ -272,7 +272,7 @@ func TestChecksWithFakes(t *testing.T) {
 			t.Errorf("%s fails without a fix", name)
 		}
 	}
-	err := Failed(checks)
+	err := bench.Failed(checks)
 	if err == nil || !strings.Contains(err.Error(), `RuntimeClass "kata-fc" does not exist`) || !strings.Contains(err.Error(), "config-features") {
 		t.Fatalf("Failed: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,16 +49,12 @@ type Platform struct {
 	rt       runtimeapi.RuntimeServiceClient
 	img      runtimeapi.ImageServiceClient
 	log      *slog.Logger
-
-	// From the CRI status: handler name -> binary, and the default handler.
-	handlers       map[string]string
-	defaultHandler string
 }
 
 // SocketPath turns "unix:///x.sock" or "/x.sock" into a path.
 func SocketPath(endpoint string) string { return strings.TrimPrefix(endpoint, "unix://") }
 
-// New connects lazily: no call is made until Preflight. The platform logs
+// New connects lazily: no call is made until Checks or Open. The platform logs
 // through log (nil: not at all).
 func New(endpoint string, port int, log *slog.Logger) (*Platform, error) {
 	if endpoint == "" {
@@ -81,52 +78,77 @@ func New(endpoint string, port int, log *slog.Logger) (*Platform, error) {
 func (p *Platform) Name() string { return bench.PlatformNode }
 func (p *Platform) Close() error { return p.conn.Close() }
 
-// Preflight checks the socket, that containerd's CRI answers, that every
+// Checks checks the socket, that containerd's CRI answers, that every
 // handler is configured and every image is present. It creates nothing.
-func (p *Platform) Preflight(ctx context.Context, exp *bench.Experiment) error {
+func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Check {
 	sock := SocketPath(p.endpoint)
 	if st, err := os.Stat(sock); err != nil || st.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("containerd socket %s not found: start coldbench's containerd with `sudo scripts/node-up.sh`, or pass --endpoint unix:///path/to/containerd.sock", sock)
+		return []bench.Check{{Name: "containerd socket", Detail: fmt.Sprintf("containerd socket %s not found", sock),
+			Fix: "start coldbench's containerd with `sudo scripts/node-up.sh`, or pass --endpoint unix:///path/to/containerd.sock"}}
 	}
+	out := []bench.Check{{Name: "containerd socket", OK: true, Detail: sock}}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := p.rt.Version(cctx, &runtimeapi.VersionRequest{}); err != nil {
-		return fmt.Errorf("containerd at %s does not answer CRI v1 (is the CRI plugin enabled?): %w; start it with `sudo scripts/node-up.sh`", sock, err)
+	v, err := p.rt.Version(cctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return append(out, bench.Check{Name: "containerd CRI", Detail: fmt.Sprintf("containerd at %s does not answer CRI v1 (is the CRI plugin enabled?): %v", sock, err),
+			Fix: "start it with `sudo scripts/node-up.sh`"})
 	}
-	if err := p.loadHandlers(cctx); err != nil {
-		return err
+	out = append(out, bench.Check{Name: "containerd CRI", OK: true, Detail: v.RuntimeName + " " + v.RuntimeVersion + ", CRI " + v.RuntimeApiVersion})
+	hs, err := p.loadHandlers(cctx)
+	if err != nil {
+		return append(out, bench.Check{Name: "runtime handlers", Detail: err.Error(), Fix: "enable containerd's CRI plugin with a config (`sudo scripts/node-up.sh` writes one)"})
 	}
-	var errs []string
-	images := map[string]bool{}
 	for _, r := range exp.Spec.Runtimes {
+		c := bench.Check{Name: "runtime " + r.Name, OK: true, Detail: fmt.Sprintf("containerd's default handler %q", hs.def)}
 		if r.Handler != "" {
-			if _, ok := p.handlers[r.Handler]; !ok {
-				errs = append(errs, fmt.Sprintf("runtime %q: handler %q is not configured in containerd (configured: %s); add it to the containerd config's runtimes or fix --runtimes", r.Name, r.Handler, strings.Join(p.handlerNames(), ", ")))
+			c.Detail = fmt.Sprintf("handler %q (%s)", r.Handler, hs.bins[r.Handler])
+			if _, ok := hs.bins[r.Handler]; !ok {
+				c = bench.Check{Name: c.Name, Detail: fmt.Sprintf("handler %q is not configured in containerd (configured: %s)", r.Handler, strings.Join(hs.names(), ", ")),
+					Fix: "add it to the containerd config's runtimes or fix --runtimes"}
 			}
 		}
-		images[r.Image] = true
+		out = append(out, c)
 	}
-	for ref := range images {
-		st, err := p.img.ImageStatus(cctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("image %q: status failed: %v", ref, err))
-		} else if st.Image == nil {
-			errs = append(errs, fmt.Sprintf("image %q is not in containerd; build and import it with `sudo scripts/node-up.sh` (or `coldbench image build` + `ctr -n k8s.io images import`), never pulled from a registry", ref))
+	return append(out, p.checkImages(cctx, exp)...)
+}
+
+// checkImages checks that every runtime's image is in containerd.
+func (p *Platform) checkImages(ctx context.Context, exp *bench.Experiment) []bench.Check {
+	var refs []string
+	for _, r := range exp.Spec.Runtimes {
+		if !slices.Contains(refs, r.Image) {
+			refs = append(refs, r.Image)
 		}
 	}
-	if len(errs) > 0 {
-		sort.Strings(errs)
-		return errors.New(strings.Join(errs, "\n"))
+	sort.Strings(refs)
+	var out []bench.Check
+	for _, ref := range refs {
+		c := bench.Check{Name: "image " + ref, OK: true, Detail: "present"}
+		st, err := p.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		if err != nil {
+			c = bench.Check{Name: c.Name, Detail: fmt.Sprintf("image %q: status failed: %v", ref, err), Fix: "check that containerd answers (`sudo scripts/node-up.sh`)"}
+		} else if st.Image == nil {
+			c = bench.Check{Name: c.Name, Detail: fmt.Sprintf("image %q is not in containerd", ref),
+				Fix: "build and import it with `sudo scripts/node-up.sh` (or `coldbench image build` + `ctr -n k8s.io images import`), never pulled from a registry"}
+		}
+		out = append(out, c)
 	}
-	return nil
+	return out
+}
+
+// handlers are the runtimes containerd's CRI plugin is configured with.
+type handlers struct {
+	bins map[string]string // handler name -> binary
+	def  string            // the default handler
 }
 
 // loadHandlers reads the runtimes containerd's CRI plugin is configured with
 // from its verbose status (CRI has no "list handlers" call in containerd 1.6).
-func (p *Platform) loadHandlers(ctx context.Context) error {
+func (p *Platform) loadHandlers(ctx context.Context) (handlers, error) {
 	st, err := p.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
 	if err != nil {
-		return fmt.Errorf("CRI status: %w", err)
+		return handlers{}, fmt.Errorf("CRI status: %w", err)
 	}
 	var cfg struct {
 		Containerd struct {
@@ -139,53 +161,66 @@ func (p *Platform) loadHandlers(ctx context.Context) error {
 	}
 	raw, ok := st.Info["config"]
 	if !ok {
-		return fmt.Errorf("containerd's CRI status has no config; cannot check runtime handlers")
+		return handlers{}, fmt.Errorf("containerd's CRI status has no config; cannot check runtime handlers")
 	}
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
-		return fmt.Errorf("decoding containerd's CRI config: %w", err)
+		return handlers{}, fmt.Errorf("decoding containerd's CRI config: %w", err)
 	}
-	p.handlers = map[string]string{}
+	hs := handlers{bins: map[string]string{}, def: cfg.Containerd.DefaultRuntimeName}
 	for name, r := range cfg.Containerd.Runtimes {
 		bin, _ := r.Options["BinaryName"].(string)
 		if bin == "" && strings.HasPrefix(r.Type, "io.containerd.runc.") {
 			bin = "runc"
 		}
-		p.handlers[name] = bin
+		hs.bins[name] = bin
 	}
-	p.defaultHandler = cfg.Containerd.DefaultRuntimeName
-	return nil
+	return hs, nil
 }
 
-func (p *Platform) handlerNames() []string {
+func (hs handlers) names() []string {
 	var names []string
-	for n := range p.handlers {
+	for n := range hs.bins {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
 
+// session is one run on the node: cells are independent of each other, so
+// it keeps nothing between them.
+type session struct {
+	p   *Platform
+	exp *bench.Experiment
+}
+
+// Open returns the run's session; the node needs no set-up.
+func (p *Platform) Open(_ context.Context, exp *bench.Experiment, _ string, _ map[bench.CellKey]bool) (bench.Session, error) {
+	return &session{p: p, exp: exp}, nil
+}
+
+// Close has nothing to undo: every cell tears its instances down.
+func (s *session) Close() error { return nil }
+
 // Describe records containerd's and each runtime binary's version.
-func (p *Platform) Describe(ctx context.Context, exp *bench.Experiment, tb *results.Testbed) {
-	tb.PlatformVersion = map[string]string{"cri_endpoint": p.endpoint}
-	if v, err := p.rt.Version(ctx, &runtimeapi.VersionRequest{}); err == nil {
+func (s *session) Describe(ctx context.Context, tb *results.Testbed) {
+	tb.PlatformVersion = map[string]string{"cri_endpoint": s.p.endpoint}
+	if v, err := s.p.rt.Version(ctx, &runtimeapi.VersionRequest{}); err == nil {
 		tb.PlatformVersion[v.RuntimeName] = v.RuntimeVersion
 		tb.PlatformVersion["cri_api"] = v.RuntimeApiVersion
 	} else {
 		tb.Notes = append(tb.Notes, "containerd version unknown: "+err.Error())
 	}
-	if p.handlers == nil {
-		if err := p.loadHandlers(ctx); err != nil {
-			tb.Notes = append(tb.Notes, err.Error())
-		}
+	hs, err := s.p.loadHandlers(ctx)
+	if err != nil {
+		tb.Notes = append(tb.Notes, err.Error())
 	}
 	tb.RuntimeVersions = map[string]string{}
-	for _, r := range exp.Spec.Runtimes {
+	for _, r := range s.exp.Spec.Runtimes {
 		h := r.Handler
 		if h == "" {
-			h = p.defaultHandler
+			h = hs.def
 		}
-		bin := p.handlers[h]
+		bin := hs.bins[h]
 		if bin == "" {
 			continue
 		}
@@ -205,7 +240,8 @@ func binaryVersion(bin string) string {
 
 // ColdStart starts cell.Scale sandboxes at once (all goroutines released
 // together) and measures each.
-func (p *Platform) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+	p := s.p
 	out := make([]results.Attempt, cell.Scale)
 	starts := make([]time.Time, cell.Scale)
 	start := make(chan struct{})

@@ -37,14 +37,15 @@ func TestColdStartRealRuntimes(t *testing.T) {
 	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Preflight(ctx, exp); err != nil {
+	if err := bench.Failed(p.Checks(ctx, exp)); err != nil {
 		t.Fatal(err)
 	}
 	id := bench.NewExperimentID(time.Now())
+	sess := open(t, p, exp, id)
 	seen := map[string]bool{}
 	for _, rt := range exp.Spec.Runtimes {
 		for _, n := range []int{1, 3} {
-			batch := p.ColdStart(ctx, bench.Cell{ExperimentID: id, Runtime: rt, Scale: n,
+			batch := sess.ColdStart(ctx, bench.Cell{ExperimentID: id, Runtime: rt, Scale: n,
 				RequestTimeout: 30 * time.Second, ProbeInterval: 2 * time.Millisecond})
 			if len(batch) != n {
 				t.Fatalf("%s N=%d: %d attempts", rt.Name, n, len(batch))
@@ -118,19 +119,19 @@ func TestPreflightRefusals(t *testing.T) {
 	defer p.Close()
 	exp := experiment(ep, "runc", "no-such-handler")
 	exp.CompleteAndValidate(false)
-	err := p.Preflight(ctx, exp)
+	err := bench.Failed(p.Checks(ctx, exp))
 	if err == nil || !strings.Contains(err.Error(), `handler "no-such-handler" is not configured`) {
 		t.Fatalf("unknown handler: %v", err)
 	}
 	exp = experiment(ep, "runc")
 	exp.Spec.Runtimes[0].Image = "coldbench.local/absent:v0"
 	exp.CompleteAndValidate(false)
-	if err := p.Preflight(ctx, exp); err == nil || !strings.Contains(err.Error(), `image "coldbench.local/absent:v0" is not in containerd`) {
+	if err := bench.Failed(p.Checks(ctx, exp)); err == nil || !strings.Contains(err.Error(), `image "coldbench.local/absent:v0" is not in containerd`) {
 		t.Fatalf("missing image: %v", err)
 	}
 	missing, _ := node.New("unix:///run/coldbench/nope.sock", 0, testLog(t))
 	defer missing.Close()
-	if err := missing.Preflight(ctx, experiment("unix:///run/coldbench/nope.sock", "runc")); err == nil || !strings.Contains(err.Error(), "containerd socket /run/coldbench/nope.sock not found") {
+	if err := bench.Failed(missing.Checks(ctx, experiment("unix:///run/coldbench/nope.sock", "runc"))); err == nil || !strings.Contains(err.Error(), "containerd socket /run/coldbench/nope.sock not found") {
 		t.Fatalf("missing socket: %v", err)
 	}
 	if after := len(listSandboxes(t, ep, nil)); after != before {
@@ -147,7 +148,7 @@ func TestFailureIsRecorded(t *testing.T) {
 	defer p.Close()
 	id := bench.NewExperimentID(time.Now())
 	rt := bench.Runtime{Name: "ghost", Handler: "ghost", Image: bench.DefaultImage}
-	batch := p.ColdStart(context.Background(), bench.Cell{ExperimentID: id, Runtime: rt, Scale: 2, RequestTimeout: 10 * time.Second, ProbeInterval: 2 * time.Millisecond})
+	batch := open(t, p, bench.Default(), id).ColdStart(context.Background(), bench.Cell{ExperimentID: id, Runtime: rt, Scale: 2, RequestTimeout: 10 * time.Second, ProbeInterval: 2 * time.Millisecond})
 	if len(batch) != 2 {
 		t.Fatalf("%d attempts", len(batch))
 	}
@@ -157,4 +158,15 @@ func TestFailureIsRecorded(t *testing.T) {
 		}
 	}
 	assertNoSandboxes(t, ep, id)
+}
+
+// open opens p's session for experiment id; the test closes it.
+func open(t *testing.T, p *node.Platform, exp *bench.Experiment, id string) bench.Session {
+	t.Helper()
+	s, err := p.Open(context.Background(), exp, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
