@@ -108,7 +108,8 @@ type lab struct {
 	kube *fake.Clientset
 	dyn  *dynamicfake.FakeDynamicClient
 	p    *Platform
-	s    *session // opened by newLab, closed at the test's end
+	s    *session // opened by newLab, closed by closeSession or at the test's end
+	shut sync.Once
 	ing  *httptest.Server
 	o    labOptions
 
@@ -202,15 +203,22 @@ func newLab(t *testing.T, o labOptions) *lab {
 	t.Cleanup(func() {
 		// Close cleans up while the controller still runs (it deletes the
 		// pods of deleted ksvcs), then the lab stops.
-		if err := l.s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
+		l.closeSession()
 		l.ing.Close()
 		l.cancel()
 		w.Stop()
 		l.bg.Wait()
 	})
 	return l
+}
+
+// closeSession closes the session, once.
+func (l *lab) closeSession() {
+	l.shut.Do(func() {
+		if err := l.s.Close(); err != nil {
+			l.t.Errorf("Close: %v", err)
+		}
+	})
 }
 
 func (l *lab) svcs() dynamic.ResourceInterface {
@@ -1116,6 +1124,86 @@ func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 		samples[0][0].Cold.Revision != samples[3][0].Cold.Revision {
 		t.Errorf("revisions by iteration %s %s %s %s: want sets used in turn", samples[0][0].Cold.Revision, samples[1][0].Cold.Revision,
 			samples[2][0].Cold.Revision, samples[3][0].Cold.Revision)
+	}
+}
+
+// The session does not depend on the order of the cells (a resumed run, a
+// scheduler of its own): two pools' cells, interleaved and out of order,
+// still get the pool's sets in turn, each sample a cold re-activation of
+// its set; a pool goes after its last cell, whatever that cell's
+// iteration, and nothing is left after Close.
+func TestColdStartPoolCellsInAnyOrder(t *testing.T) {
+	const scaleDown, sets = 300 * time.Millisecond, 2
+	l := newLab(t, labOptions{protocol: bench.ProtocolPool, poolSize: sets, behave: func(int) behaviour {
+		return behaviour{scaleDownAfter: scaleDown}
+	}})
+	l.exp.Spec.Scales, l.exp.Spec.Warmups, l.exp.Spec.Iterations = []int{1, 2}, 1, 3
+	// A shuffle of the experiment's cells, written out so that each pool's
+	// last iteration (where the runner's order ends a pool) comes first.
+	order := []struct{ n, it int }{{2, 2}, {1, 2}, {2, -1}, {1, 0}, {2, 1}, {1, -1}, {1, 1}, {2, 0}}
+	byKey := map[bench.CellKey]bench.Cell{}
+	for _, c := range l.exp.Cells(l.id) {
+		byKey[c.Key()] = c
+	}
+	if len(order) != len(byKey) {
+		t.Fatalf("the order has %d cells, the experiment %d", len(order), len(byKey))
+	}
+	poolNames := func(n int) []string {
+		var names []string
+		for set := range sets {
+			for i := range n {
+				names = append(names, l.name(n, set, i))
+			}
+		}
+		return names
+	}
+	plan := l.exp.Spec.Warmups + l.exp.Spec.Iterations // cells per pool
+	turns := map[int]int{}                             // N → samples so far
+	lastPod := map[string]string{}                     // revision → its previous sample's pod
+	goneAt := func(pod string) (time.Time, bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, g := range l.gone {
+			if g.pod == pod {
+				return g.at, true
+			}
+		}
+		return time.Time{}, false
+	}
+	for _, o := range order {
+		c, ok := byKey[bench.CellKey{Runtime: "runc", Scale: o.n, Iteration: o.it}]
+		if !ok {
+			t.Fatalf("cell N=%d iteration %d is not the experiment's", o.n, o.it)
+		}
+		k := turns[o.n]
+		turns[o.n]++
+		set := k % sets
+		for i, a := range l.coldStart(c) {
+			checkCold(t, a, l, i, l.name(o.n, set, i))
+			if want := 1 + k/sets; a.Cold.PriorPods != want {
+				t.Errorf("N=%d iteration %d instance %d: prior_pods %d, want %d (a re-activation)", o.n, o.it, i, a.Cold.PriorPods, want)
+			}
+			if prev := lastPod[a.Cold.Revision]; prev != "" {
+				if at, ok := goneAt(prev); !ok || !a.Start.After(at) {
+					t.Errorf("N=%d iteration %d instance %d: released while the pod %s of the set's previous sample was there", o.n, o.it, i, prev)
+				}
+			}
+			lastPod[a.Cold.Revision] = a.Cold.Pod
+		}
+		l.p.deletes.Wait()
+		for _, name := range poolNames(o.n) {
+			if want := turns[o.n] < plan; l.exists(name) != want {
+				t.Errorf("after N=%d iteration %d (sample %d of %d): pool service %s exists %v, want %v", o.n, o.it, turns[o.n], plan, name, !want, want)
+			}
+		}
+	}
+	l.closeSession()
+	left, err := l.svcs().List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(left.Items) != 0 {
+		t.Errorf("ksvcs left after Close: %v %v", left, err)
+	}
+	if pods, err := l.kube.CoreV1().Pods(l.ns).List(context.Background(), metav1.ListOptions{}); err != nil || len(pods.Items) != 0 {
+		t.Errorf("pods left after Close: %v %v", pods, err)
 	}
 }
 

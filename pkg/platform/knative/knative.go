@@ -54,8 +54,17 @@ type session struct {
 	tr      *tracker
 	restore func(context.Context) error // undoes --configure-cluster; nil: nothing to undo
 
-	mu     sync.Mutex
-	primed map[poolKey]bool // pool: sets activated once, per runtime and N
+	done  map[bench.CellKey]bool // cells earlier sessions recorded (--resume)
+	mu    sync.Mutex
+	pools map[poolKey]*poolState // pool protocol
+}
+
+// poolState is the session's bookkeeping of one pool: the set of each cell
+// and when the pool can go follow from it, not from the order of the cells.
+type poolState struct {
+	primed   bool         // every set activated once (primePool)
+	turns    int          // cells given a set so far
+	measured map[int]bool // iterations measured
 }
 
 // poolKey names one pool: a runtime's services at one scale.
@@ -129,7 +138,7 @@ func (p *Platform) resolveIngress(ctx context.Context, k *bench.KnativeSpec) (In
 // allow-zero-initial-scale with --configure-cluster (Close restores it) and
 // the watches on the experiment's objects. exp is the experiment the
 // platform was made for; Checks has found it can run.
-func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, _ map[bench.CellKey]bool) (bench.Session, error) {
+func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, done map[bench.CellKey]bool) (bench.Session, error) {
 	in, err := p.resolveIngress(ctx, p.spec)
 	if err != nil {
 		return nil, err
@@ -137,7 +146,7 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, _ m
 	if err := p.ensureNamespace(ctx); err != nil {
 		return nil, err
 	}
-	s := &session{Platform: p, id: id, ingress: in, primed: map[poolKey]bool{}}
+	s := &session{Platform: p, id: id, ingress: in, done: done, pools: map[poolKey]*poolState{}}
 	if p.spec.ConfigureCluster {
 		if s.restore, err = p.allowZeroInitialScale(ctx); err != nil {
 			return nil, err
@@ -271,9 +280,7 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 	switch {
 	case s.spec.Protocol == bench.ProtocolFresh:
 		s.deleteInBackground(targets)
-	case s.spec.Protocol == bench.ProtocolPool && cell.Iteration == s.exp.Spec.Iterations-1:
-		// The pool's last sample: its services are not needed any more
-		// (the run measures one N after the other).
+	case s.spec.Protocol == bench.ProtocolPool && s.poolDone(cell):
 		s.deletePool(cell)
 	}
 	return out
@@ -291,17 +298,53 @@ func (p *Platform) runtimeIndex(cell bench.Cell) int {
 }
 
 // setOf is the set of services a cell uses: its own (fresh: its
-// iteration), the one set (classic), or its turn in the pool.
+// iteration), the one set (classic), or its turn in the pool (taken: one
+// call per cell).
 func (s *session) setOf(cell bench.Cell) int {
 	switch s.spec.Protocol {
 	case bench.ProtocolClassic:
 		return 0
 	case bench.ProtocolPool:
-		// The first cell (the first warm-up, if any) gets set 0, the set
-		// activated first and so the first to have drained.
-		return (cell.Iteration + s.exp.Spec.Warmups) % s.poolSets(cell)
+		// The sets in turn, in the order the cells come (whatever their
+		// iterations): the pool's first cell gets set 0, the set activated
+		// first and so the first to have drained, and each set comes back
+		// after every other, having drained the longest.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		pl := s.pool(cell)
+		pl.turns++
+		return (pl.turns - 1) % s.poolSets(cell)
 	}
 	return cell.Iteration
+}
+
+// pool is the bookkeeping of the cell's pool; s.mu is held.
+func (s *session) pool(cell bench.Cell) *poolState {
+	key := poolKey{cell.Runtime.Name, cell.Scale}
+	pl := s.pools[key]
+	if pl == nil {
+		pl = &poolState{measured: map[int]bool{}}
+		s.pools[key] = pl
+	}
+	return pl
+}
+
+// poolDone records that cell was measured and reports whether its pool has
+// no cell left to measure: every warm-up and iteration the experiment
+// plans for its runtime and N was measured by this session or recorded by
+// an earlier one. The pool's services can go then; Close removes those of
+// a pool that never gets there (deadline, interrupt).
+func (s *session) poolDone(cell bench.Cell) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pl := s.pool(cell)
+	pl.measured[cell.Iteration] = true
+	for it := -s.exp.Spec.Warmups; it < s.exp.Spec.Iterations; it++ {
+		if !pl.measured[it] && !s.done[bench.CellKey{Runtime: cell.Runtime.Name, Scale: cell.Scale, Iteration: it}] {
+			return false
+		}
+	}
+	return true
 }
 
 // poolSets is the number of sets of the cell's pool.
@@ -327,14 +370,10 @@ func (s *session) deletePool(cell bench.Cell) {
 // protocol's, and the sets drain one after the other. These GETs are not
 // recorded (they are not samples); the log says how many answered.
 func (s *session) primePool(ctx context.Context, cell bench.Cell) error {
-	key := poolKey{cell.Runtime.Name, cell.Scale}
 	s.mu.Lock()
-	if s.primed == nil {
-		s.primed = map[poolKey]bool{}
-	}
-	done := s.primed[key]
+	primed := s.pool(cell).primed
 	s.mu.Unlock()
-	if done {
+	if primed {
 		return nil
 	}
 	sets := s.poolSets(cell)
@@ -392,7 +431,7 @@ func (s *session) primePool(ctx context.Context, cell bench.Cell) error {
 		s.log.Info("pool: every set activated once (untimed, not recorded)", attrs...)
 	}
 	s.mu.Lock()
-	s.primed[key] = true
+	s.pool(cell).primed = true
 	s.mu.Unlock()
 	return nil
 }
