@@ -5,18 +5,15 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	goldenfile "github.com/coldbench/coldbench/internal/testenv/golden"
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 func ok(platform, runtime string, scale int, ttfbNS int64) results.Attempt {
 	return results.Attempt{Type: results.TypeAttempt, Platform: platform, Runtime: runtime, Scale: scale, OK: true, TTFBNS: ttfbNS}
@@ -55,22 +52,10 @@ func fixture() (*results.Set, Meta) {
 	return set, MetaFromSet(set, "runs/a.jsonl", "runs/b.jsonl")
 }
 
+// golden checks got against testdata/<name>.golden.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from %s (run go test -update if the change is intended)\n--- got:\n%s\n--- want:\n%s", name, path, got, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 func render(t *testing.T, format string, rows []stats.Row, meta Meta) []byte {
