@@ -122,13 +122,15 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	if set == nil || len(set.Attempts) == 0 {
 		return fmt.Errorf("no attempt records to report")
 	}
-	return WriteHTMLModel(context.Background(), w, stats.FromSet(set), meta, opt)
+	return HTML(opt).Report(context.Background(), w, stats.FromSet(set), meta)
 }
 
-// WriteHTMLModel is WriteHTML of an analysis model; ctx is checked between
+// HTML is the reporter of WriteHTML's page; ctx is checked between
 // figures, whose rendering is most of the page's time.
-func WriteHTMLModel(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
-	return writeHTML(ctx, w, m, meta, opt)
+func HTML(opt HTMLOptions) Reporter {
+	return ReporterFunc(func(ctx context.Context, w io.Writer, m *stats.Model, meta Meta) error {
+		return writeHTML(ctx, w, m, meta, opt)
+	})
 }
 
 // writeHTML checks ctx between figures: rendering them is most of the
