@@ -72,7 +72,7 @@ Exit status: 0 no significant change reaches --threshold (or none given);
 	cmd.Flags().Float64Var(&opt.ThresholdPct, "threshold", 0, "exit with status 1 when a significant change is at least this many percent (0 = off)")
 	cmd.Flags().StringVar(&opt.Direction, "direction", compare.DirectionBoth, "changes the threshold applies to: both, slower, faster")
 	cmd.Flags().StringArrayVar(&pairs, "pair", nil, "compare runtime A of the first file with runtime B of the second: A=B (repeatable)")
-	cmd.Flags().StringVar(&format, "format", compare.FormatTable, "output format: table, json")
+	cmd.Flags().StringVar(&format, "format", compare.FormatTable, "output format: "+strings.Join(compare.Formats(), ", "))
 	cmd.Flags().BoolVar(&opt.Read.Lenient, "lenient", false, lenientUsage)
 	return cmd
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +24,7 @@ func newPlotCmd() *cobra.Command {
 	var (
 		dir  string
 		opt  plot.Options
-		fmts = []string{plot.FormatSVG, plot.FormatPNG}
+		fmts = plot.ImageFormats()
 		ropt results.ReadOptions
 	)
 	cmd := &cobra.Command{
@@ -72,8 +74,8 @@ over successful attempts.`,
 	fl.Var(newIntList(&opt.Scales, "scales", "N values", "1,8"), "scales", "N values for the per-N figures, comma-separated (default: the smallest N in the records)")
 	fl.BoolVar(&opt.AllScales, "all-scales", false, "draw the per-N figures for every N in the records")
 	fl.Var(newNameList(&fmts, "format", "svg,png", func(s string) error {
-		if s != plot.FormatSVG && s != plot.FormatPNG {
-			return fmt.Errorf("not an image format plot writes (svg, png)")
+		if !slices.Contains(plot.ImageFormats(), s) {
+			return fmt.Errorf("not an image format plot writes (%s)", strings.Join(plot.ImageFormats(), ", "))
 		}
 		return nil
 	}), "format", "image formats, comma-separated: svg, png")

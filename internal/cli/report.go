@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,7 +59,8 @@ const lenientUsage = "skip inconsistent records and count them instead of refusi
 // writeReport reads the results files once and writes the summary and the
 // files o asks for. Unreadable or invalid records are bad input.
 func writeReport(ctx context.Context, stdout, stderr io.Writer, files []string, o reportOutputs) error {
-	if !slices.Contains(report.Formats(), strings.ToLower(strings.TrimSpace(o.format))) {
+	summaryReporter, err := report.ByName(o.format)
+	if err != nil {
 		return usageError(fmt.Errorf("--format %q: use one of %s", o.format, strings.Join(report.Formats(), ", ")))
 	}
 	summary := true
@@ -85,13 +85,13 @@ func writeReport(ctx context.Context, stdout, stderr io.Writer, files []string, 
 		if strings.EqualFold(o.format, report.FormatTable) {
 			mt.Warnings = nil // already on stderr
 		}
-		if err := report.Write(stdout, o.format, m.Rows(), mt); err != nil {
+		if err := summaryReporter.Report(ctx, stdout, m, mt); err != nil {
 			return err
 		}
 	}
 	if o.html != "" {
 		if err := writeOutput("html", o.html,
-			func() error { return report.WriteHTMLModel(ctx, stdout, m, meta, report.HTMLOptions{}) },
+			func() error { return report.HTML(report.HTMLOptions{}).Report(ctx, stdout, m, meta) },
 			func(path string) error { return report.WriteHTMLFile(ctx, path, m, meta, report.HTMLOptions{}) },
 		); err != nil {
 			return err

@@ -142,32 +142,15 @@ func (r *Result) Exceeded() bool {
 	return false
 }
 
-type key struct {
-	platform, runtime string
-	scale             int
-}
-
-type sample struct {
-	attempts int
-	ok       []float64 // ns
-}
-
-func collect(m *stats.Model) (map[key]*sample, []string, []string) {
-	cells := map[key]*sample{}
-	var runtimes, platforms []string
+// measured indexes the model's cells that have measured attempts, and
+// lists their runtimes and platforms in order of first appearance. The
+// cells are the model's own: compare reads their counts and TTFB samples.
+func measured(m *stats.Model) (cells map[stats.CellKey]*stats.Cell, runtimes, platforms []string) {
+	cells = map[stats.CellKey]*stats.Cell{}
 	for _, c := range m.MeasuredCells() {
-		k := key{c.Key.Platform, c.Key.Runtime, c.Key.Scale}
-		if !slices.Contains(runtimes, k.runtime) {
-			runtimes = append(runtimes, k.runtime)
-		}
-		if !slices.Contains(platforms, k.platform) {
-			platforms = append(platforms, k.platform)
-		}
-		s := &sample{attempts: c.Attempts, ok: make([]float64, len(c.TTFB))}
-		for i, v := range c.TTFB {
-			s.ok[i] = float64(v)
-		}
-		cells[k] = s
+		runtimes = appendNew(runtimes, c.Key.Runtime)
+		platforms = appendNew(platforms, c.Key.Platform)
+		cells[c.Key] = c
 	}
 	return cells, runtimes, platforms
 }
@@ -183,8 +166,8 @@ func CompareModels(a, b *stats.Model, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca, rtA, plA := collect(a)
-	cb, rtB, plB := collect(b)
+	ca, rtA, plA := measured(a)
+	cb, rtB, plB := measured(b)
 	if len(ca) == 0 {
 		return nil, fmt.Errorf("A has no measured attempts")
 	}
@@ -219,10 +202,10 @@ func CompareModels(a, b *stats.Model, opt Options) (*Result, error) {
 	}
 	var scales []int
 	for k := range ca {
-		scales = append(scales, k.scale)
+		scales = append(scales, k.Scale)
 	}
 	for k := range cb {
-		scales = append(scales, k.scale)
+		scales = append(scales, k.Scale)
 	}
 	slices.Sort(scales)
 	scales = slices.Compact(scales)
@@ -237,7 +220,7 @@ func CompareModels(a, b *stats.Model, opt Options) (*Result, error) {
 	for _, pl := range platforms {
 		for _, p := range pairs {
 			for _, n := range scales {
-				sa, sb := ca[key{pl, p.A, n}], cb[key{pl, p.B, n}]
+				sa, sb := ca[stats.CellKey{Platform: pl, Runtime: p.A, Scale: n}], cb[stats.CellKey{Platform: pl, Runtime: p.B, Scale: n}]
 				if sa == nil && sb == nil {
 					continue
 				}
@@ -248,6 +231,8 @@ func CompareModels(a, b *stats.Model, opt Options) (*Result, error) {
 	return res, nil
 }
 
+// appendNew appends s unless it is there already; "" is never appended
+// (an experiment id may be missing).
 func appendNew(list []string, s string) []string {
 	if s == "" || slices.Contains(list, s) {
 		return list
@@ -255,27 +240,30 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-func side(rt string, s *sample) Side {
+func side(rt string, c *stats.Cell) Side {
 	sd := Side{Runtime: rt}
-	if s == nil {
+	if c == nil {
 		return sd
 	}
-	sd.Present, sd.Attempts, sd.Successes = true, s.attempts, len(s.ok)
-	if len(s.ok) > 0 {
-		sorted := slices.Clone(s.ok)
+	sd.Present, sd.Attempts, sd.Successes = true, c.Attempts, len(c.TTFB)
+	if len(c.TTFB) > 0 {
+		sorted := make([]float64, len(c.TTFB))
+		for i, v := range c.TTFB {
+			sorted[i] = float64(v)
+		}
 		slices.Sort(sorted)
 		sd.Median = stats.Median(sorted)
 	}
 	return sd
 }
 
-func compareCell(platform string, n int, p Pair, sa, sb *sample, opt Options) Row {
+func compareCell(platform string, n int, p Pair, sa, sb *stats.Cell, opt Options) Row {
 	r := Row{Platform: platform, Scale: n, A: side(p.A, sa), B: side(p.B, sb)}
 	if r.A.Successes == 0 || r.B.Successes == 0 {
 		return r
 	}
 	r.Tested = true
-	la, lb := logs(sa.ok), logs(sb.ok)
+	la, lb := logs(sa.TTFB), logs(sb.TTFB)
 	r.Test = MannWhitneyU(la, lb)
 	sh := HodgesLehmann(la, lb, 1-opt.Alpha)
 	r.Change, r.ChangeLo, r.ChangeHi = math.Expm1(sh.Estimate), math.Expm1(sh.Lo), math.Expm1(sh.Hi)
@@ -298,10 +286,10 @@ func compareCell(platform string, n int, p Pair, sa, sb *sample, opt Options) Ro
 
 // logs returns the natural logarithms of latencies (ns > 0; a value <= 0,
 // which a successful attempt never has, is clamped to 1 ns).
-func logs(v []float64) []float64 {
+func logs(v []int64) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
-		out[i] = math.Log(math.Max(x, 1))
+		out[i] = math.Log(math.Max(float64(x), 1))
 	}
 	return out
 }

@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	goldenfile "github.com/coldbench/coldbench/internal/testenv/golden"
 	"github.com/coldbench/coldbench/pkg/results"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // Real node-backend records. sameA and sameB are one setup (runc, crun;
 // N = 1, 4) run four times each, alternating A, B, A, B, … so that drift of
@@ -25,22 +22,10 @@ const (
 	labRecords = "../plot/testdata/node-runc-crun.jsonl"
 )
 
+// golden checks got against testdata/<name>.golden.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from %s (run go test -update if intended)\n--- got:\n%s\n--- want:\n%s", name, path, got, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 // TestSameSetupNoSignificantChange: two runs of the same setup.

@@ -11,11 +11,33 @@ import (
 	"text/tabwriter"
 )
 
-// Output formats of Write.
+// Output formats (ByName).
 const (
 	FormatTable = "table"
 	FormatJSON  = "json"
 )
+
+// Reporter renders a comparison in one format: compare's shape of
+// report.Reporter, since a comparison reads two models through a Result.
+type Reporter func(r *Result, w io.Writer) error
+
+// reporters by format name; Formats gives their order.
+var reporters = map[string]Reporter{FormatTable: (*Result).writeTable, FormatJSON: (*Result).writeJSON}
+
+// Formats lists the output formats, default first.
+func Formats() []string { return []string{FormatTable, FormatJSON} }
+
+// ByName returns the reporter of a format ("" is the default, table). An
+// unknown format is an error naming the valid ones.
+func ByName(format string) (Reporter, error) {
+	if format == "" {
+		format = FormatTable
+	}
+	if rep, ok := reporters[format]; ok {
+		return rep, nil
+	}
+	return nil, fmt.Errorf("unknown format %q; valid formats: %s", format, strings.Join(Formats(), ", "))
+}
 
 // JSONSchema identifies the layout of the JSON output.
 const JSONSchema = "coldbench.dev/compare/v1"
@@ -24,36 +46,28 @@ const JSONSchema = "coldbench.dev/compare/v1"
 // runtimes of a against each other), writes the comparison to w in format
 // and reports whether a significant change crossed the threshold.
 func Run(ctx context.Context, w io.Writer, format, a, b string, opt Options) (exceeded bool, err error) {
-	if err := checkFormat(format); err != nil {
+	rep, err := ByName(format)
+	if err != nil {
 		return false, err
 	}
 	res, err := Files(ctx, a, b, opt)
 	if err != nil {
 		return false, err
 	}
-	if err := res.Write(w, format); err != nil {
+	if err := rep(res, w); err != nil {
 		return false, err
 	}
 	return res.Exceeded(), nil
 }
 
-func checkFormat(format string) error {
-	switch format {
-	case FormatTable, FormatJSON, "":
-		return nil
-	}
-	return fmt.Errorf("unknown format %q; valid formats: %s, %s", format, FormatTable, FormatJSON)
-}
-
-// Write renders the comparison as a table (benchstat-like) or JSON.
+// Write renders the comparison in the named format (ByName): a table
+// (benchstat-like) or JSON.
 func (r *Result) Write(w io.Writer, format string) error {
-	switch format {
-	case FormatTable, "":
-		return r.writeTable(w)
-	case FormatJSON:
-		return r.writeJSON(w)
+	rep, err := ByName(format)
+	if err != nil {
+		return err
 	}
-	return checkFormat(format)
+	return rep(r, w)
 }
 
 func pct(f float64) string {

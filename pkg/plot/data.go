@@ -30,10 +30,8 @@ type cell struct {
 	scale  int
 	row    stats.Row
 	okMS   []float64 // successful attempts' TTFB in ms, ascending
-	// responded[i] is the number of successful attempts of the i-th
-	// iteration (in order of appearance; an iteration is identified by
-	// experiment id and number, so runs appended to one file stay apart;
-	// only iterations that have records).
+	// responded is the model cell's Responded (shared, not copied): the
+	// number of successful attempts per iteration, against the target N.
 	responded []int
 	// phaseMS maps a phase name to the offsets (ms) of that phase in the
 	// successful attempts that recorded it.
@@ -83,7 +81,7 @@ func fromModel(m *stats.Model, consume bool) *data {
 			d.scales = append(d.scales, r.Scale)
 		}
 		c := &cell{series: s, scale: r.Scale, row: r, phaseMS: map[string][]float64{},
-			responded: slices.Clone(mcell.Responded)}
+			responded: mcell.Responded}
 		c.okMS = make([]float64, len(mcell.TTFB))
 		for i, v := range mcell.TTFB {
 			c.okMS[i] = float64(v) / 1e6

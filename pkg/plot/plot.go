@@ -31,6 +31,17 @@ const (
 	FormatPNG = "png"
 )
 
+// encoders turn a figure into a file's bytes, by image format: adding a
+// format is adding an entry, and no code switches on the names.
+var encoders = map[string]func(f *Figure, opt Options) ([]byte, error){
+	FormatSVG: func(f *Figure, _ Options) ([]byte, error) { return f.SVG() },
+	FormatPNG: func(f *Figure, opt Options) ([]byte, error) { return f.PNG(opt.DPI) },
+}
+
+// ImageFormats lists the image formats, in the order the figures are
+// written (the default Options.Formats).
+func ImageFormats() []string { return []string{FormatSVG, FormatPNG} }
+
 // Options selects what is drawn.
 type Options struct {
 	// Scales are the N for the per-N figures (latency, p99, cdf, phases).
@@ -132,11 +143,11 @@ func WriteDir(ctx context.Context, dir string, set *results.Set, opt Options) ([
 func WriteModel(ctx context.Context, dir string, m *stats.Model, opt Options) ([]string, error) {
 	formats := opt.Formats
 	if len(formats) == 0 {
-		formats = []string{FormatSVG, FormatPNG}
+		formats = ImageFormats()
 	}
 	for _, f := range formats {
-		if f != FormatSVG && f != FormatPNG {
-			return nil, fmt.Errorf("unknown image format %q; valid formats: %s, %s", f, FormatSVG, FormatPNG)
+		if encoders[f] == nil {
+			return nil, fmt.Errorf("unknown image format %q; valid formats: %s", f, strings.Join(ImageFormats(), ", "))
 		}
 	}
 	figs, err := modelFigures(m, opt, true)
@@ -153,13 +164,7 @@ func WriteModel(ctx context.Context, dir string, m *stats.Model, opt Options) ([
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("writing figures: %w", err)
 			}
-			var b []byte
-			var err error
-			if format == FormatSVG {
-				b, err = fig.SVG()
-			} else {
-				b, err = fig.PNG(opt.DPI)
-			}
+			b, err := encoders[format](fig, opt)
 			if err != nil {
 				return nil, err
 			}

@@ -2,7 +2,6 @@ package plot
 
 import (
 	"bytes"
-	"flag"
 	"image"
 	"image/color"
 	"image/png"
@@ -14,10 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	goldenfile "github.com/coldbench/coldbench/internal/testenv/golden"
 	"github.com/coldbench/coldbench/pkg/results"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden/*.svg from the current output")
 
 // labRecords is a real run on the lab's Knative (the golden input of the
 // figures): runc and crun at N = 1, 5, 10, 10 iterations, 320 cold starts,
@@ -90,23 +88,7 @@ func TestGoldenSVG(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "golden", name+".svg")
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		wantB, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test -update to create it)", err)
-		}
-		if !bytes.Equal(got, wantB) {
-			t.Errorf("%s differs from %s (run go test -update if the change is intended, and look at the figure)", name, path)
-		}
+		goldenfile.Check(t, filepath.Join("testdata", "golden", name+".svg"), got)
 		// Rendering twice gives the same bytes (no map order, no clock).
 		again, _ := f.SVG()
 		if !bytes.Equal(got, again) {

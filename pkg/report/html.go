@@ -122,13 +122,15 @@ func WriteHTML(w io.Writer, set *results.Set, meta Meta, opt HTMLOptions) error 
 	if set == nil || len(set.Attempts) == 0 {
 		return fmt.Errorf("no attempt records to report")
 	}
-	return WriteHTMLModel(context.Background(), w, stats.FromSet(set), meta, opt)
+	return HTML(opt).Report(context.Background(), w, stats.FromSet(set), meta)
 }
 
-// WriteHTMLModel is WriteHTML of an analysis model; ctx is checked between
+// HTML is the reporter of WriteHTML's page; ctx is checked between
 // figures, whose rendering is most of the page's time.
-func WriteHTMLModel(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt HTMLOptions) error {
-	return writeHTML(ctx, w, m, meta, opt)
+func HTML(opt HTMLOptions) Reporter {
+	return ReporterFunc(func(ctx context.Context, w io.Writer, m *stats.Model, meta Meta) error {
+		return writeHTML(ctx, w, m, meta, opt)
+	})
 }
 
 // writeHTML checks ctx between figures: rendering them is most of the
@@ -388,74 +390,73 @@ func factString(k string, v any) string {
 // over each runtime's successful attempts, phases in time order (by the mean
 // of the runtimes' medians; ties in first-seen order). A median over fewer
 // attempts than succeeded carries their number, "(9)", and partial says so.
+// It reads the model's cells, whose phase offsets it sorts in place: the
+// model is this page's, and a copy of every offset would double its largest
+// part.
 func phaseTables(m *stats.Model, rows []stats.Row) (tables []htmlPhaseTable, partial bool) {
-	type k = stats.CellKey
-	names := m.PhaseNames
-	offsets := map[k]map[string][]float64{}
-	for _, c := range m.Cells() {
-		if len(c.Phases) == 0 {
-			continue
-		}
-		// Sorted in place: the model is this page's, and a copy of
-		// every offset would double its largest part.
-		for _, v := range c.Phases {
-			slices.Sort(v)
-		}
-		offsets[c.Key] = c.Phases
-	}
-	if len(names) == 0 {
+	if len(m.PhaseNames) == 0 {
 		return nil, false
 	}
 	withPlatform := len(platforms(rows)) > 1
+	cells := m.Cells()
 	var scales []int
-	for _, r := range rows {
-		if !slices.Contains(scales, r.Scale) {
-			scales = append(scales, r.Scale)
+	for _, c := range cells {
+		if !slices.Contains(scales, c.Key.Scale) {
+			scales = append(scales, c.Key.Scale)
+		}
+		for _, v := range c.Phases {
+			slices.Sort(v)
 		}
 	}
 	slices.Sort(scales)
 	for _, n := range scales {
-		var cols []stats.Row
-		for _, r := range rows {
-			if r.Scale == n && len(offsets[k{Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale}]) > 0 {
-				cols = append(cols, r)
+		var cols []*stats.Cell
+		for _, c := range cells {
+			if c.Key.Scale == n && len(c.Phases) > 0 {
+				cols = append(cols, c)
 			}
 		}
 		if len(cols) == 0 {
 			continue
 		}
-		cellOffsets := make([]map[string][]float64, len(cols))
-		for i, r := range cols {
-			cellOffsets[i] = offsets[k{Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale}]
-		}
-		order := stats.PhaseOrder(names, cellOffsets)
-		t := htmlPhaseTable{Scale: n}
-		for _, r := range cols {
-			label := r.Runtime
-			if withPlatform {
-				label = r.Platform + "/" + label
-			}
-			t.Heads = append(t.Heads, fmt.Sprintf("%s (n = %d)", label, r.Successes))
-		}
-		for _, name := range order {
-			row := htmlPhaseRow{Name: name}
-			for _, r := range cols {
-				v := offsets[k{Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale}][name]
-				switch {
-				case len(v) == 0:
-					row.Cells = append(row.Cells, "-")
-				case len(v) < r.Successes:
-					row.Cells = append(row.Cells, fmt.Sprintf("%s (%d)", ms(stats.Median(v)), len(v)))
-					partial = true
-				default:
-					row.Cells = append(row.Cells, ms(stats.Median(v)))
-				}
-			}
-			t.Rows = append(t.Rows, row)
-		}
+		t, p := phaseTable(m.PhaseNames, n, cols, withPlatform)
 		tables = append(tables, t)
+		partial = partial || p
 	}
 	return tables, partial
+}
+
+// phaseTable is the table of one N: a column per cell (in cols order).
+func phaseTable(names []string, n int, cols []*stats.Cell, withPlatform bool) (t htmlPhaseTable, partial bool) {
+	offsets := make([]map[string][]float64, len(cols))
+	for i, c := range cols {
+		offsets[i] = c.Phases
+	}
+	t.Scale = n
+	for _, c := range cols {
+		label := c.Key.Runtime
+		if withPlatform {
+			label = c.Key.Platform + "/" + label
+		}
+		t.Heads = append(t.Heads, fmt.Sprintf("%s (n = %d)", label, c.Successes))
+	}
+	for _, name := range stats.PhaseOrder(names, offsets) {
+		row := htmlPhaseRow{Name: name}
+		for _, c := range cols {
+			v := c.Phases[name]
+			switch {
+			case len(v) == 0:
+				row.Cells = append(row.Cells, "-")
+			case len(v) < c.Successes:
+				row.Cells = append(row.Cells, fmt.Sprintf("%s (%d)", ms(stats.Median(v)), len(v)))
+				partial = true
+			default:
+				row.Cells = append(row.Cells, ms(stats.Median(v)))
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t, partial
 }
 
 // failures counts failed measured attempts by runtime, N and class, with the

@@ -120,7 +120,7 @@ var csvHeader = []string{
 	"mean_ns", "stdev_ns", "min_ns", "p50_ns", "p90_ns", "p95_ns", "p99_ns", "max_ns", "median_ci_lo_ns", "median_ci_hi_ns",
 }
 
-func writeCSV(w io.Writer, rows []stats.Row) error {
+func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows only (see Meta)
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
 		return err

@@ -1,10 +1,12 @@
-// Package report renders stats.Rows as a text table, JSON, CSV or a
-// Markdown (GitHub) table. Like stats, it depends only on the standard
-// library and coldbench's light packages.
+// Package report renders the analysis model (stats.Model) as a text table,
+// JSON, CSV, a Markdown (GitHub) table or an HTML page, each a Reporter.
+// Like stats, it depends only on the standard library and coldbench's light
+// packages.
 package report
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -15,7 +17,23 @@ import (
 	"github.com/coldbench/coldbench/pkg/stats"
 )
 
-// Format names accepted by Write.
+// Reporter renders the analysis model in one format. The summary formats
+// (ByName) and the HTML page (HTML) are all reporters, so that adding a
+// format is adding one, and callers never switch on a format's name. ctx
+// lets a slow reporter (the HTML page's figures) stop when asked to.
+type Reporter interface {
+	Report(ctx context.Context, w io.Writer, m *stats.Model, meta Meta) error
+}
+
+// ReporterFunc makes a function a Reporter.
+type ReporterFunc func(ctx context.Context, w io.Writer, m *stats.Model, meta Meta) error
+
+// Report calls f.
+func (f ReporterFunc) Report(ctx context.Context, w io.Writer, m *stats.Model, meta Meta) error {
+	return f(ctx, w, m, meta)
+}
+
+// Format names of the summary reporters (ByName).
 const (
 	FormatTable    = "table"
 	FormatJSON     = "json"
@@ -23,9 +41,45 @@ const (
 	FormatMarkdown = "markdown"
 )
 
+// rowsReporter is a summary format: it needs only the cells' rows.
+func rowsReporter(write func(io.Writer, []stats.Row, Meta) error) Reporter {
+	return ReporterFunc(func(_ context.Context, w io.Writer, m *stats.Model, meta Meta) error {
+		return write(w, m.Rows(), meta)
+	})
+}
+
+// summaries are the summary formats, default first (a slice, not a map,
+// so that Formats and the error listing them keep this order).
+var summaries = []struct {
+	name string
+	r    Reporter
+}{
+	{FormatTable, rowsReporter(writeTable)},
+	{FormatJSON, rowsReporter(writeJSON)},
+	{FormatCSV, rowsReporter(writeCSV)},
+	{FormatMarkdown, rowsReporter(writeMarkdown)},
+}
+
 // Formats lists the valid format names, default first.
 func Formats() []string {
-	return []string{FormatTable, FormatJSON, FormatCSV, FormatMarkdown}
+	names := make([]string, len(summaries))
+	for i, s := range summaries {
+		names[i] = s.name
+	}
+	return names
+}
+
+// ByName returns the summary reporter of a format name (case and
+// surrounding space ignored). An unknown name is an error naming the valid
+// ones.
+func ByName(name string) (Reporter, error) {
+	want := strings.ToLower(strings.TrimSpace(name))
+	for _, s := range summaries {
+		if s.name == want {
+			return s.r, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown report format %q; valid formats: %s", name, strings.Join(Formats(), ", "))
 }
 
 // LatencyDefinition is printed above the human-readable formats so that a
@@ -67,21 +121,16 @@ func MetaFromModel(m *stats.Model, files ...string) Meta {
 	return MetaFromSet(&results.Set{Headers: m.Headers, Warnings: m.Warnings}, files...)
 }
 
-// Write renders rows in the named format (case-insensitive; "" means
-// "table"). An unknown format is an error naming the valid ones.
-func Write(w io.Writer, format string, rows []stats.Row, meta Meta) error {
-	switch strings.ToLower(strings.TrimSpace(format)) {
-	case FormatTable, "":
-		return writeTable(w, rows, meta)
-	case FormatJSON:
-		return writeJSON(w, rows, meta)
-	case FormatCSV:
-		return writeCSV(w, rows)
-	case FormatMarkdown:
-		return writeMarkdown(w, rows, meta)
-	default:
-		return fmt.Errorf("unknown report format %q; valid formats: %s", format, strings.Join(Formats(), ", "))
+// Write renders m in the named summary format (ByName; "" means "table").
+func Write(w io.Writer, format string, m *stats.Model, meta Meta) error {
+	if strings.TrimSpace(format) == "" {
+		format = FormatTable
 	}
+	r, err := ByName(format)
+	if err != nil {
+		return err
+	}
+	return r.Report(context.Background(), w, m, meta)
 }
 
 // ms renders nanoseconds as milliseconds with 3 decimals (microsecond

@@ -5,18 +5,15 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	goldenfile "github.com/coldbench/coldbench/internal/testenv/golden"
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 func ok(platform, runtime string, scale int, ttfbNS int64) results.Attempt {
 	return results.Attempt{Type: results.TypeAttempt, Platform: platform, Runtime: runtime, Scale: scale, OK: true, TTFBNS: ttfbNS}
@@ -55,28 +52,17 @@ func fixture() (*results.Set, Meta) {
 	return set, MetaFromSet(set, "runs/a.jsonl", "runs/b.jsonl")
 }
 
+// golden checks got against testdata/<name>.golden.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from %s (run go test -update if the change is intended)\n--- got:\n%s\n--- want:\n%s", name, path, got, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name+".golden"), got)
 }
 
-func render(t *testing.T, format string, rows []stats.Row, meta Meta) []byte {
+// render writes set's model in format.
+func render(t *testing.T, format string, set *results.Set, meta Meta) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Write(&buf, format, rows, meta); err != nil {
+	if err := Write(&buf, format, stats.FromSet(set), meta); err != nil {
 		t.Fatalf("Write(%q): %v", format, err)
 	}
 	return buf.Bytes()
@@ -84,9 +70,8 @@ func render(t *testing.T, format string, rows []stats.Row, meta Meta) []byte {
 
 func TestGolden(t *testing.T) {
 	set, meta := fixture()
-	rows := stats.Group(set)
 	for _, f := range Formats() {
-		t.Run(f, func(t *testing.T) { golden(t, f, render(t, f, rows, meta)) })
+		t.Run(f, func(t *testing.T) { golden(t, f, render(t, f, set, meta)) })
 	}
 }
 
@@ -95,9 +80,8 @@ func TestGoldenMultiPlatform(t *testing.T) {
 		ok("knative", "runc", 1, 1_500_000_000), ok("cri", "runc", 1, 80_000_000),
 		ok("cri", "runc", 1, 82_000_000), fail("knative", "runc", 1, results.ErrNotScheduled),
 	}}
-	rows := stats.Group(set)
-	golden(t, "table_platforms", render(t, FormatTable, rows, Meta{}))
-	golden(t, "markdown_platforms", render(t, FormatMarkdown, rows, Meta{}))
+	golden(t, "table_platforms", render(t, FormatTable, set, Meta{}))
+	golden(t, "markdown_platforms", render(t, FormatMarkdown, set, Meta{}))
 }
 
 func TestGoldenEmpty(t *testing.T) {
@@ -107,9 +91,8 @@ func TestGoldenEmpty(t *testing.T) {
 
 func TestLatencyDefinitionInTextFormats(t *testing.T) {
 	set, meta := fixture()
-	rows := stats.Group(set)
 	for _, f := range []string{FormatTable, FormatMarkdown} {
-		if out := render(t, f, rows, meta); !bytes.Contains(out, []byte("request start → first byte of the first 2xx reply (ms); warm-ups excluded")) {
+		if out := render(t, f, set, meta); !bytes.Contains(out, []byte("request start → first byte of the first 2xx reply (ms); warm-ups excluded")) {
 			t.Errorf("%s output does not state what latency means:\n%s", f, out)
 		}
 	}
@@ -127,11 +110,10 @@ func TestUnknownFormat(t *testing.T) {
 	}
 	// Case and surrounding space are forgiven; "" is the default (table).
 	set, meta := fixture()
-	rows := stats.Group(set)
-	if a, b := render(t, " JSON ", rows, meta), render(t, "json", rows, meta); !bytes.Equal(a, b) {
+	if a, b := render(t, " JSON ", set, meta), render(t, "json", set, meta); !bytes.Equal(a, b) {
 		t.Error(`" JSON " renders differently from "json"`)
 	}
-	if a, b := render(t, "", rows, meta), render(t, "table", rows, meta); !bytes.Equal(a, b) {
+	if a, b := render(t, "", set, meta), render(t, "table", set, meta); !bytes.Equal(a, b) {
 		t.Error(`"" renders differently from "table"`)
 	}
 }
@@ -159,7 +141,7 @@ func TestJSONIsFaithful(t *testing.T) {
 			} `json:"ttfb_ns"`
 		} `json:"rows"`
 	}
-	if err := json.Unmarshal(render(t, FormatJSON, rows, meta), &rep); err != nil {
+	if err := json.Unmarshal(render(t, FormatJSON, set, meta), &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Schema != JSONSchema || rep.Unit != "ns" || !slices.Equal(rep.ExperimentIDs, []string{"exp-a", "exp-b"}) || len(rep.Warnings) != 1 {
@@ -192,7 +174,7 @@ func TestJSONIsFaithful(t *testing.T) {
 func TestCSVShape(t *testing.T) {
 	set, meta := fixture()
 	rows := stats.Group(set)
-	recs, err := csv.NewReader(bytes.NewReader(render(t, FormatCSV, rows, meta))).ReadAll()
+	recs, err := csv.NewReader(bytes.NewReader(render(t, FormatCSV, set, meta))).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,9 +206,8 @@ func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("disk full
 
 func TestWriteErrorsPropagate(t *testing.T) {
 	set, meta := fixture()
-	rows := stats.Group(set)
 	for _, f := range Formats() {
-		if err := Write(brokenWriter{}, f, rows, meta); err == nil {
+		if err := Write(brokenWriter{}, f, stats.FromSet(set), meta); err == nil {
 			t.Errorf("Write(%s) to a failing writer returned nil", f)
 		}
 	}
