@@ -43,8 +43,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/compare"
+	"github.com/coldbench/coldbench/pkg/platform/knative"
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
 )
@@ -66,7 +66,7 @@ func main() {
 	flag.StringVar(&c.ingress, "ingress", "127.0.0.1:31080", "ingress HOST:PORT (empty: coldbench detects it)")
 	flag.StringVar(&c.window, "window", "6s", "autoscaling.knative.dev/window on every revision, both protocols (shortest Knative allows)")
 	flag.IntVar(&c.samples, "samples", 30, "samples per protocol (experiment 1: N = 1)")
-	flag.StringVar(&c.fast, "fast", bench.ProtocolPool, "fast protocol compared with classic: pool or fresh")
+	flag.StringVar(&c.fast, "fast", knative.ProtocolPool, "fast protocol compared with classic: pool or fresh")
 	flag.IntVar(&c.poolSize, "pool-size", 0, "pool: service sets (0: coldbench's default)")
 	flag.IntVar(&c.classicWarmups, "classic-warmups", 1, "classic: warm-ups before the samples (1: every sample is a re-activation, like the pool's; 0: the first is a first activation, like the study's)")
 	flag.DurationVar(&c.classicInterval, "classic-interval", 0, "classic: fixed wait after the pods are gone, before each sample (the study: 90s)")
@@ -79,7 +79,7 @@ func main() {
 	flag.DurationVar(&c.fastWall, "fast-wall", 0, "with -fast-file: the wall time measured when that file was made (default: from its records)")
 	flag.DurationVar(&c.classicWall, "classic-wall", 0, "with -classic: the wall time measured when that file was made (default: from its records)")
 	flag.Parse()
-	if c.fast != bench.ProtocolPool && c.fast != bench.ProtocolFresh {
+	if c.fast != knative.ProtocolPool && c.fast != knative.ProtocolFresh {
 		fmt.Fprintf(os.Stderr, "equivalence: -fast %q: use pool or fresh\n", c.fast)
 		os.Exit(2)
 	}
@@ -102,7 +102,7 @@ func run(ctx context.Context, c config) error {
 		protocols = append(protocols, c.fast)
 	}
 	if c.classicFile == "" {
-		protocols = append(protocols, bench.ProtocolClassic)
+		protocols = append(protocols, knative.ProtocolClassic)
 	}
 	if c.order == "classic-first" {
 		slices.Reverse(protocols)
@@ -120,7 +120,7 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("go build ./cmd/coldbench (run from the repository root): %v\n%s", err, out)
 		}
 		for _, p := range protocols {
-			if p != bench.ProtocolClassic {
+			if p != knative.ProtocolClassic {
 				c.fastFile = filepath.Join(c.outDir, p+".jsonl")
 			} else {
 				c.classicFile = filepath.Join(c.outDir, "classic.jsonl")
@@ -129,7 +129,7 @@ func run(ctx context.Context, c config) error {
 			if err != nil {
 				return err
 			}
-			if p != bench.ProtocolClassic {
+			if p != knative.ProtocolClassic {
 				fastWall = wall
 			} else {
 				classicWall = wall
@@ -143,16 +143,16 @@ func run(ctx context.Context, c config) error {
 // wall time: set-up, readiness waits, scale-to-zero waits, cleanup.
 func runProtocol(ctx context.Context, c config, bin, protocol string) (time.Duration, error) {
 	out, warmups := c.fastFile, 0
-	if protocol == bench.ProtocolClassic {
+	if protocol == knative.ProtocolClassic {
 		out, warmups = c.classicFile, c.classicWarmups
 	}
 	args := []string{"run", "--platform", "knative", "--kubeconfig", c.kubeconfig, "-n", c.namespace,
 		"--runtimes", c.runtime, "--scales", "1", "--iterations", fmt.Sprint(c.samples), "--warmups", fmt.Sprint(warmups),
 		"--protocol", protocol, "--timeout", c.timeout.String(), "--deadline", "3h", "-o", out}
-	if protocol == bench.ProtocolClassic {
+	if protocol == knative.ProtocolClassic {
 		args = append(args, "--time-interval", c.classicInterval.String())
 	}
-	if protocol == bench.ProtocolPool && c.poolSize > 0 {
+	if protocol == knative.ProtocolPool && c.poolSize > 0 {
 		args = append(args, "--pool-size", fmt.Sprint(c.poolSize))
 	}
 	if c.window != "" {

@@ -35,8 +35,10 @@ import (
 )
 
 func main() {
+	// The one platform this harness runs (the CLI registers all).
+	bench.Register(node.Backend())
 	iterations := flag.Int("iterations", 15, "samples per path")
-	endpoint := flag.String("endpoint", bench.DefaultEndpoint, "containerd CRI socket")
+	endpoint := flag.String("endpoint", node.DefaultEndpoint, "containerd CRI socket")
 	handler := flag.String("handler", "runc", "CRI handler; (c) runs its binary directly")
 	runtimeBin := flag.String("runtime-binary", "/usr/bin/runc", "OCI runtime binary for (c)")
 	image := flag.String("image", bench.DefaultImage, "function image for (a) and (b)")
@@ -58,7 +60,7 @@ func run(iterations int, endpoint, handler, runtimeBin, image, binary string, in
 	defer plat.Close()
 	exp := bench.Default()
 	exp.Spec.Runtimes = []bench.Runtime{{Name: handler, Handler: handler, Image: image}}
-	exp.Spec.Node = &bench.NodeSpec{Endpoint: endpoint}
+	exp.Spec.SetSection(node.Name, &node.Spec{Endpoint: endpoint})
 	if err := exp.CompleteAndValidate(false); err != nil {
 		return err
 	}

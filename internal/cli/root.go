@@ -44,6 +44,7 @@ func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
+	registerPlatforms()
 	var verbose bool
 	lg := newLogs()
 	root := &cobra.Command{

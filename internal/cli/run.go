@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/coldbench/coldbench/pkg/bench"
-	"github.com/coldbench/coldbench/pkg/platform/knative"
-	"github.com/coldbench/coldbench/pkg/platform/node"
 	"github.com/coldbench/coldbench/pkg/report"
 	"github.com/coldbench/coldbench/pkg/results"
 )
@@ -32,14 +30,12 @@ type runFlags struct {
 	deadline      time.Duration
 	probeInterval time.Duration
 	output        string
-	endpoint      string
-	port          int
 	image         string
 	force         bool
 	format        string
 	resume        string
 	printRecords  bool
-	knative       knativeFlags
+	platforms     platformFlags
 }
 
 func newRunCmd(lg *logs) *cobra.Command {
@@ -85,7 +81,7 @@ func (f *runFlags) register(fl *pflag.FlagSet) {
 	def := bench.Default().Spec
 	f.runtimes, f.scales = []string{"runc", "crun"}, slices.Clone(def.Scales)
 	fl.StringVarP(&f.file, "file", "f", "", "experiment YAML (apiVersion "+bench.APIVersion+", kind "+bench.Kind+")")
-	fl.StringVar(&f.platform, "platform", def.Platform, "platform: node (containerd CRI on this host) or knative (a Knative Serving cluster)")
+	fl.StringVar(&f.platform, "platform", def.Platform, platformHelp())
 	fl.Var(newNameList(&f.runtimes, "runtimes", "runc,crun", nil), "runtimes", "runtimes, comma-separated; each is its CRI handler / RuntimeClass, \"default\" = the platform's default")
 	fl.Var(newIntList(&f.scales, "scales", "N values", "1,4,8"), "scales", "N values (instances cold-started at once), comma-separated")
 	fl.IntVar(&f.iterations, "iterations", def.Iterations, "measured iterations per runtime and N")
@@ -94,12 +90,11 @@ func (f *runFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.deadline, "deadline", def.Deadline.Duration, "overall deadline; cells not started by then are skipped")
 	fl.DurationVar(&f.probeInterval, "probe-interval", def.ProbeInterval.Duration, "a new GET is started this often until the first reply")
 	fl.StringVarP(&f.output, "output", "o", "", "records file (JSONL, appended); default results/<experiment-id>.jsonl")
-	fl.StringVar(&f.endpoint, "endpoint", bench.DefaultEndpoint, "node platform: containerd CRI socket")
-	fl.IntVar(&f.port, "port", bench.DefaultPort, "node platform: port the function listens on")
-	fl.StringVar(&f.image, "image", "", "function image for runtimes given by --runtimes (default "+bench.DefaultImage+" on node, "+bench.DefaultKnativeImage+" on knative)")
+	fl.StringVar(&f.image, "image", "", imageHelp())
 	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
 	fl.StringVar(&f.format, "format", "table", "summary format printed at the end: "+strings.Join(report.Formats(), ", "))
-	f.knative.register(fl)
+	f.platforms = platformFlags{}
+	f.platforms.register(fl)
 }
 
 // registerOn adds to cmd the named experiment flags only (all of them
@@ -121,37 +116,14 @@ func (f *runFlags) registerOn(cmd *cobra.Command, names ...string) {
 	}
 }
 
-// nodeOnlyFlags apply to --platform node only; knativeFlagNames (knative.go)
-// to knative only.
-var nodeOnlyFlags = []string{"endpoint", "port"}
-
-// checkPlatformFlags refuses flags given on the command line that the
-// platform would ignore.
-func checkPlatformFlags(changed func(string) bool, platform string) error {
-	if platform != bench.PlatformNode && platform != bench.PlatformKnative {
-		return nil // Validate names the unknown platform
-	}
-	for _, n := range nodeOnlyFlags {
-		if changed(n) && platform != bench.PlatformNode {
-			return fmt.Errorf("--%s applies only to --platform node (the platform is %q); drop it", n, platform)
-		}
-	}
-	for _, n := range knativeFlagNames {
-		if changed(n) && platform != bench.PlatformKnative {
-			return fmt.Errorf("--%s applies only to --platform knative (the platform is %q); drop it or add --platform knative", n, platform)
-		}
-	}
-	return nil
-}
-
 // resumption loads --resume FILE. The experiment is the one recorded in the
 // file; only where and how long to run may change.
 func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 	var fixed []string
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		switch fl.Name {
-		case "resume", "endpoint", "deadline", "format", "verbose", "kubeconfig", "context", "ingress", "print-records":
-		default:
+		// Only where and how long to run, and what to print, may change.
+		if !slices.Contains([]string{"resume", "deadline", "format", "verbose", "print-records"}, fl.Name) &&
+			!slices.Contains(resumeFlags(), fl.Name) {
 			fixed = append(fixed, "--"+fl.Name)
 		}
 	})
@@ -168,14 +140,7 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 		if err := checkPlatformFlags(cmd.Flags().Changed, s.Platform); err != nil {
 			return usageError(fmt.Errorf("%w (%s records a %s experiment)", err, f.resume, s.Platform))
 		}
-		if cmd.Flags().Changed("endpoint") && s.Node != nil {
-			s.Node.Endpoint = f.endpoint
-		}
-		if s.Knative != nil {
-			f.knative.apply(func(n string) bool {
-				return cmd.Flags().Changed(n) && (n == "kubeconfig" || n == "context" || n == "ingress")
-			}, true, s.Knative)
-		}
+		f.platforms.applyResume(s, cmd.Flags().Changed)
 		return nil
 	})
 	if err != nil {
@@ -239,23 +204,7 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	if err := checkPlatformFlags(changed, s.Platform); err != nil {
 		return nil, err
 	}
-	if s.Platform == bench.PlatformKnative {
-		if s.Knative == nil {
-			s.Knative = &bench.KnativeSpec{}
-		}
-		f.knative.apply(changed, f.file != "", s.Knative)
-	}
-	if s.Platform == bench.PlatformNode {
-		if s.Node == nil {
-			s.Node = &bench.NodeSpec{}
-		}
-		if f.file == "" || changed("endpoint") {
-			s.Node.Endpoint = f.endpoint
-		}
-		if f.file == "" || changed("port") {
-			s.Node.Port = f.port
-		}
-	}
+	f.platforms.apply(s, changed, f.file != "")
 	if err := exp.CompleteAndValidate(f.force); err != nil {
 		return nil, err
 	}
@@ -268,16 +217,6 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 // openPlatform returns the backend the experiment names, logging through
 // log (a variable: the tests put a scripted platform here).
 var openPlatform = openNamedPlatform
-
-func openNamedPlatform(exp *bench.Experiment, log *slog.Logger) (bench.Platform, error) {
-	switch exp.Spec.Platform {
-	case bench.PlatformNode:
-		return node.New(exp.Spec.Node.Endpoint, exp.Spec.Node.Port, log)
-	case bench.PlatformKnative:
-		return knative.New(exp, log)
-	}
-	return nil, fmt.Errorf("--platform %q: not available; use node or knative", exp.Spec.Platform)
-}
 
 // prepareResume removes what a killed session left behind (it carries the
 // experiment's id, which no other run uses) and says what was repaired.
@@ -410,15 +349,11 @@ coldbench's labels is touched. Do not run it while a run is in progress.`,
 			}
 			n, err := plat.Clean(cmd.Context(), experiment)
 			plat.Close()
-			what := "sandbox(es)"
-			if exp.Spec.Platform == bench.PlatformKnative {
-				what = "Knative service(s) in namespace " + exp.Spec.Knative.Namespace
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d coldbench %s\n", n, what)
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d coldbench %s\n", n, cleaned(exp))
 			return err
 		},
 	}
-	f.registerOn(cmd, "platform", "endpoint", "kubeconfig", "context", "namespace")
+	f.registerOn(cmd, append([]string{"platform"}, platformVerbFlags("clean")...)...)
 	cmd.Flags().StringVar(&experiment, "experiment", "", "only this experiment id (default: every coldbench object)")
 	f.force = true // clean runs no matrix: the scales' cap is no concern
 	return cmd

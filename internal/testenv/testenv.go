@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coldbench/coldbench/internal/testenv/tools"
-	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/image"
 	"github.com/coldbench/coldbench/pkg/platform/node"
 )
@@ -60,7 +59,7 @@ func endpoint(t testing.TB, how int) string {
 	t.Helper()
 	ep := os.Getenv("COLDBENCH_ENDPOINT")
 	if ep == "" {
-		ep = bench.DefaultEndpoint
+		ep = node.DefaultEndpoint
 	}
 	sock := node.SocketPath(ep)
 	if _, err := os.Stat(sock); err != nil {

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -30,39 +28,6 @@ func TestDecodeByteOrderMark(t *testing.T) {
 	_, err := Decode([]byte("---\n\ufeff" + minimalYAML))
 	if err == nil || !strings.Contains(err.Error(), "line 2: a UTF-8 byte-order mark") {
 		t.Errorf("BOM inside: got %v, want it named on line 2", err)
-	}
-}
-
-// --ingress and --kubeconfig are checked before any client exists.
-func TestValidateIngressAndKubeconfig(t *testing.T) {
-	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kc, []byte("apiVersion: v1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		ingress, kubeconfig, want string
-	}{
-		{"127.0.0.1:31080", kc, ""},
-		{"[::1]:80", "", ""},
-		{"127.0.0.1:99999", "", `port "99999" is not a TCP port (1-65535)`},
-		{"127.0.0.1:0", "", "not a TCP port"},
-		{"127.0.0.1:http", "", "not a TCP port"},
-		{"http://127.0.0.1:31080", "", "without a scheme"},
-		{"127.0.0.1", "", "give HOST:PORT"},
-		{":31080", "", "give HOST:PORT"},
-		{"", filepath.Join(t.TempDir(), "missing"), "spec.knative.kubeconfig (--kubeconfig)"},
-		{"", t.TempDir(), "is a directory"},
-	} {
-		e := Default()
-		e.Spec.Platform = PlatformKnative
-		e.Spec.Knative = &KnativeSpec{Ingress: tc.ingress, Kubeconfig: tc.kubeconfig}
-		err := e.CompleteAndValidate(false)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%q %q: %v", tc.ingress, tc.kubeconfig, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%q %q: got %v, want %q", tc.ingress, tc.kubeconfig, err, tc.want)
-		}
 	}
 }
 

@@ -51,11 +51,11 @@ func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error
 	if res.Exp, err = Decode(raw); err != nil {
 		return nil, fmt.Errorf("--resume %s: header's experiment: %w", path, err)
 	}
-	// Files written before timeInterval was refused outside the classic
-	// protocol carry one the run ignored: drop it rather than refuse to
-	// resume.
-	if k := res.Exp.Spec.Knative; k != nil && k.Protocol != ProtocolClassic {
-		k.TimeInterval = Duration{}
+	// Sections may accept what older versions recorded and now refuse.
+	for _, sec := range res.Exp.Spec.Sections {
+		if f, ok := sec.(RecordFixer); ok {
+			f.FixRecorded()
+		}
 	}
 	if adjust != nil {
 		if err := adjust(res.Exp); err != nil {

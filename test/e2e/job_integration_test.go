@@ -23,6 +23,7 @@ import (
 
 	"github.com/coldbench/coldbench/internal/testenv"
 	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/platform/knative"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -232,8 +233,8 @@ func TestKnativeInClusterJob(t *testing.T) {
 	if b, err := json.Marshal(h.Experiment); err != nil || json.Unmarshal(b, &exp) != nil {
 		t.Fatalf("experiment in the header: %v", h.Experiment)
 	}
-	if k := exp.Spec.Knative; k == nil || k.Namespace != ns || k.Kubeconfig != "" {
-		t.Errorf("experiment as run: %+v", exp.Spec.Knative)
+	if k := knative.SpecOf(&exp); k == nil || k.Namespace != ns || k.Kubeconfig != "" {
+		t.Errorf("experiment as run: %+v", knative.SpecOf(&exp))
 	}
 	if in := h.Testbed.PlatformVersion["ingress"]; !strings.Contains(in, "traefik") || !strings.Contains(in, "ClusterIP") {
 		t.Errorf("ingress in the header: %q, want traefik's ClusterIP, detected in the cluster", in)

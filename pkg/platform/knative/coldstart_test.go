@@ -129,7 +129,7 @@ type lab struct {
 func newLab(t *testing.T, o labOptions) *lab {
 	t.Helper()
 	if o.protocol == "" {
-		o.protocol = bench.ProtocolFresh
+		o.protocol = ProtocolFresh
 	}
 	if o.readiness == 0 {
 		o.readiness = 10 * time.Second
@@ -141,11 +141,11 @@ func newLab(t *testing.T, o labOptions) *lab {
 		o.behave = func(int) behaviour { return behaviour{} }
 	}
 	exp := bench.Default()
-	exp.Spec.Platform = bench.PlatformKnative
+	exp.Spec.Platform = Name
 	exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"runc"}, "")
-	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "cb-test", Protocol: o.protocol,
+	exp.Spec.SetSection(Name, &Spec{Namespace: "cb-test", Protocol: o.protocol,
 		ReadinessTimeout: bench.Duration{Duration: o.readiness}, ScaleToZeroTimeout: bench.Duration{Duration: o.scaleToZero},
-		PoolSize: o.poolSize, HTTP: o.http}
+		PoolSize: o.poolSize, HTTP: o.http})
 	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func newLab(t *testing.T, o labOptions) *lab {
 	if o.ingressAddr != "" {
 		addr = o.ingressAddr
 	}
-	exp.Spec.Knative.Ingress = addr
+	SpecOf(exp).Ingress = addr
 	octx, ocancel := context.WithTimeout(context.Background(), time.Minute)
 	defer ocancel()
 	sess, err := l.p.Open(octx, exp, o.id, nil)
@@ -954,7 +954,7 @@ func TestColdStartInterruptedWhileCreatingRecordsTheAttemptAsCanceled(t *testing
 }
 
 func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing.T) {
-	l := newLab(t, labOptions{protocol: bench.ProtocolFresh})
+	l := newLab(t, labOptions{protocol: ProtocolFresh})
 	first := l.coldStart(l.cell(2, 0, 10*time.Second))
 	second := l.coldStart(l.cell(2, 1, 10*time.Second))
 	for i := range 2 {
@@ -982,7 +982,7 @@ func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing
 
 func TestColdStartClassicReusesServicesAndWaitsForZeroPodsByWatch(t *testing.T) {
 	const scaleDown = 300 * time.Millisecond
-	l := newLab(t, labOptions{protocol: bench.ProtocolClassic, behave: func(int) behaviour {
+	l := newLab(t, labOptions{protocol: ProtocolClassic, behave: func(int) behaviour {
 		return behaviour{scaleDownAfter: scaleDown}
 	}})
 	first := l.coldStart(l.cell(1, 0, 10*time.Second))
@@ -1021,7 +1021,7 @@ func TestColdStartClassicReusesServicesAndWaitsForZeroPodsByWatch(t *testing.T) 
 }
 
 func TestColdStartH2CReleasesTheStepInOneWrite(t *testing.T) {
-	l := newLab(t, labOptions{http: bench.H2C})
+	l := newLab(t, labOptions{http: H2C})
 	var protos []string
 	var mu sync.Mutex
 	inner := l.ing.Config.Handler
@@ -1049,7 +1049,7 @@ func TestColdStartH2CReleasesTheStepInOneWrite(t *testing.T) {
 
 func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 	const scaleDown, sets, n = 300 * time.Millisecond, 3, 2
-	l := newLab(t, labOptions{protocol: bench.ProtocolPool, poolSize: sets, behave: func(int) behaviour {
+	l := newLab(t, labOptions{protocol: ProtocolPool, poolSize: sets, behave: func(int) behaviour {
 		return behaviour{scaleDownAfter: scaleDown}
 	}})
 	l.exp.Spec.Warmups, l.exp.Spec.Iterations = 1, 3
@@ -1134,7 +1134,7 @@ func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 // iteration, and nothing is left after Close.
 func TestColdStartPoolCellsInAnyOrder(t *testing.T) {
 	const scaleDown, sets = 300 * time.Millisecond, 2
-	l := newLab(t, labOptions{protocol: bench.ProtocolPool, poolSize: sets, behave: func(int) behaviour {
+	l := newLab(t, labOptions{protocol: ProtocolPool, poolSize: sets, behave: func(int) behaviour {
 		return behaviour{scaleDownAfter: scaleDown}
 	}})
 	l.exp.Spec.Scales, l.exp.Spec.Warmups, l.exp.Spec.Iterations = []int{1, 2}, 1, 3
@@ -1208,7 +1208,7 @@ func TestColdStartPoolCellsInAnyOrder(t *testing.T) {
 }
 
 func TestColdStartClassicFailsTheCellWhenPodsDoNotScaleToZero(t *testing.T) {
-	l := newLab(t, labOptions{protocol: bench.ProtocolClassic, scaleToZero: 500 * time.Millisecond})
+	l := newLab(t, labOptions{protocol: ProtocolClassic, scaleToZero: 500 * time.Millisecond})
 	first := l.coldStart(l.cell(2, 0, 10*time.Second))
 	checkCold(t, first[0], l, 0, l.name(2, 0, 0))
 	second := l.coldStart(l.cell(2, 1, 10*time.Second))
@@ -1237,7 +1237,7 @@ func TestCleanDeletesOnlyLabelledServices(t *testing.T) {
 	// service of another coldbench experiment.
 	lookalike := ServiceName(id, 0, 1, 0, 0) + "x"
 	other := ServiceName("cb-1-ffff", 0, 1, 0, 0)
-	l := newLab(t, labOptions{id: id, protocol: bench.ProtocolClassic, objects: []runtime.Object{
+	l := newLab(t, labOptions{id: id, protocol: ProtocolClassic, objects: []runtime.Object{
 		ksvc(lookalike, nil),
 		ksvc(other, map[string]any{bench.LabelManagedBy: bench.LabelManagedByVal, bench.LabelExperiment: "cb-1-ffff"}),
 	}})

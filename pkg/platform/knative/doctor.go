@@ -23,7 +23,7 @@ import (
 func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Check {
 	var out []bench.Check
 	add := func(c bench.Check) { out = append(out, c) }
-	k := exp.Spec.Knative
+	k := SpecOf(exp)
 
 	ver, err := p.kube.Discovery().ServerVersion()
 	if err != nil {
@@ -82,7 +82,7 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Ch
 		add(bench.Check{Name: "ingress", Detail: fmt.Sprintf("%s (%s) does not answer HTTP: %v", in.Address, in.How, err), Fix: "check the ingress is running and reachable from here, or pass --ingress HOST:PORT"})
 	} else {
 		add(bench.Check{Name: "ingress", OK: true, Detail: fmt.Sprintf("%s, %s via %s", in.Address, in.Layer, in.How)})
-		if k.HTTP == bench.H2C {
+		if k.HTTP == H2C {
 			c := bench.Check{Name: "ingress speaks h2c (--http h2c)", OK: true, Detail: "HTTP/2 cleartext handshake done"}
 			if err := release.CheckH2C(ctx, in.Address); err != nil {
 				c = bench.Check{Name: c.Name, Detail: err.Error(), Fix: "use --http http1, or an ingress that accepts HTTP/2 cleartext with prior knowledge (Traefik and Envoy-based ones do)"}

@@ -233,14 +233,14 @@ func BenchmarkFootprint1000(b *testing.B) {
 		ns := "cb-footprint"
 		c := newFootprintCluster(b, ns)
 		exp := bench.Default()
-		exp.Spec.Platform = bench.PlatformKnative
+		exp.Spec.Platform = Name
 		exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"runc"}, "")
-		exp.Spec.Knative = &bench.KnativeSpec{Namespace: ns, Protocol: bench.ProtocolClassic,
-			ReadinessTimeout: bench.Duration{Duration: 5 * time.Minute}, ScaleToZeroTimeout: bench.Duration{Duration: time.Hour}}
+		exp.Spec.SetSection(Name, &Spec{Namespace: ns, Protocol: ProtocolClassic,
+			ReadinessTimeout: bench.Duration{Duration: 5 * time.Minute}, ScaleToZeroTimeout: bench.Duration{Duration: time.Hour}})
 		if err := exp.CompleteAndValidate(true); err != nil {
 			b.Fatal(err)
 		}
-		exp.Spec.Knative.Ingress = c.ingress
+		SpecOf(exp).Ingress = c.ingress
 		p := NewWithClients(exp, c.kube, c.dyn, "https://fake-api", nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		w, err := c.dyn.Resource(ServiceGVR).Namespace(ns).Watch(ctx, metav1.ListOptions{})

@@ -39,7 +39,7 @@ type Platform struct {
 	host string // API server, for messages
 	log  *slog.Logger
 
-	spec *bench.KnativeSpec
+	spec *Spec
 	exp  *bench.Experiment
 
 	deletes sync.WaitGroup // background deletions of fresh services and finished pools
@@ -101,7 +101,7 @@ func RESTConfig(o Options) (*rest.Config, error) {
 // New builds the platform for exp (whose Spec.Knative is complete). It logs
 // through log (nil: not at all).
 func New(exp *bench.Experiment, log *slog.Logger) (*Platform, error) {
-	k := exp.Spec.Knative
+	k := SpecOf(exp)
 	cfg, err := RESTConfig(Options{Kubeconfig: k.Kubeconfig, Context: k.Context})
 	if err != nil {
 		return nil, err
@@ -119,15 +119,15 @@ func New(exp *bench.Experiment, log *slog.Logger) (*Platform, error) {
 
 // NewWithClients is New with given clients (tests use fakes).
 func NewWithClients(exp *bench.Experiment, kube kubernetes.Interface, dyn dynamic.Interface, host string, log *slog.Logger) *Platform {
-	return &Platform{kube: kube, dyn: dyn, host: host, log: bench.LoggerOrDiscard(log), spec: exp.Spec.Knative, exp: exp}
+	return &Platform{kube: kube, dyn: dyn, host: host, log: bench.LoggerOrDiscard(log), spec: SpecOf(exp), exp: exp}
 }
 
-func (p *Platform) Name() string { return bench.PlatformKnative }
+func (p *Platform) Name() string { return Name }
 
 // Close has nothing to release: a run's watches are its session's.
 func (p *Platform) Close() error { return nil }
 
-func (p *Platform) resolveIngress(ctx context.Context, k *bench.KnativeSpec) (Ingress, error) {
+func (p *Platform) resolveIngress(ctx context.Context, k *Spec) (Ingress, error) {
 	if k.Ingress != "" {
 		return Ingress{Address: k.Ingress, Layer: "given", How: "--ingress"}, nil
 	}
@@ -261,7 +261,7 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		}
 		return out
 	}
-	if s.spec.Protocol == bench.ProtocolPool {
+	if s.spec.Protocol == ProtocolPool {
 		if err := s.primePool(ctx, cell); err != nil {
 			return failAll(results.ErrPlatform, err)
 		}
@@ -271,16 +271,16 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		return failAll(results.ErrPlatform, err)
 	}
 	s.waitRoutes(ctx, targets)
-	if s.spec.Protocol != bench.ProtocolFresh {
+	if s.spec.Protocol != ProtocolFresh {
 		if err := s.waitScaledToZero(ctx, targets); err != nil {
 			return failAll(results.ErrPlatform, err)
 		}
 	}
 	out = s.measure(ctx, cell, targets)
 	switch {
-	case s.spec.Protocol == bench.ProtocolFresh:
+	case s.spec.Protocol == ProtocolFresh:
 		s.deleteInBackground(targets)
-	case s.spec.Protocol == bench.ProtocolPool && s.poolDone(cell):
+	case s.spec.Protocol == ProtocolPool && s.poolDone(cell):
 		s.deletePool(cell)
 	}
 	return out
@@ -302,9 +302,9 @@ func (p *Platform) runtimeIndex(cell bench.Cell) int {
 // call per cell).
 func (s *session) setOf(cell bench.Cell) int {
 	switch s.spec.Protocol {
-	case bench.ProtocolClassic:
+	case ProtocolClassic:
 		return 0
-	case bench.ProtocolPool:
+	case ProtocolPool:
 		// The sets in turn, in the order the cells come (whatever their
 		// iterations): the pool's first cell gets set 0, the set activated
 		// first and so the first to have drained, and each set comes back
@@ -452,9 +452,9 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 	for i := range ts {
 		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, set)
 		switch s.spec.Protocol {
-		case bench.ProtocolClassic:
+		case ProtocolClassic:
 			cellLabel = fmt.Sprintf("r%d-n%d", rtIndex, cell.Scale)
-		case bench.ProtocolPool:
+		case ProtocolPool:
 			cellLabel = fmt.Sprintf("r%d-n%d-p%d", rtIndex, cell.Scale, set)
 		}
 		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, set, i)
@@ -682,7 +682,7 @@ func (s *session) measure(ctx context.Context, cell bench.Cell, ts []target) []r
 	}
 	s.catchUpPods(ctx)
 	together := release.Together
-	if s.spec.HTTP == bench.H2C {
+	if s.spec.HTTP == H2C {
 		together = release.TogetherH2
 	}
 	got, skew := together(reqs)

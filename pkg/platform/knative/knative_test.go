@@ -234,9 +234,9 @@ func TestTrackerFailures(t *testing.T) {
 func TestChecksWithFakes(t *testing.T) {
 	ctx := context.Background()
 	exp := bench.Default()
-	exp.Spec.Platform = bench.PlatformKnative
+	exp.Spec.Platform = Name
 	exp.Spec.Runtimes = bench.RuntimesFromNames([]string{"default", "runc", "kata-fc"}, "")
-	exp.Spec.Knative = &bench.KnativeSpec{Ingress: "127.0.0.1:1"}
+	exp.Spec.SetSection(Name, &Spec{Ingress: "127.0.0.1:1"})
 	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}

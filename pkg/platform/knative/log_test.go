@@ -19,7 +19,7 @@ func TestPlatformLogsOnlyThroughItsLogger(t *testing.T) {
 	_, global := globallog.Capture(t)
 	var buf bytes.Buffer
 	exp := bench.Default()
-	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "absent"}
+	exp.Spec.SetSection(Name, &Spec{Namespace: "absent"})
 	p := NewWithClients(exp, fake.NewClientset(), nil, "", slog.New(slog.NewTextHandler(&buf, nil)))
 	if err := p.ensureNamespace(context.Background()); err != nil {
 		t.Fatal(err)

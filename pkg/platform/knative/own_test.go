@@ -160,11 +160,11 @@ func TestEnsureNamespaceNeedsNoCreateWhenGiven(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, "", errors.New("no"))
 	})
 	exp := bench.Default()
-	exp.Spec.Knative = &bench.KnativeSpec{Namespace: "given"}
+	exp.Spec.SetSection(Name, &Spec{Namespace: "given"})
 	if err := NewWithClients(exp, kube, nil, "", nil).ensureNamespace(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	exp.Spec.Knative.Namespace = "absent"
+	SpecOf(exp).Namespace = "absent"
 	if err := NewWithClients(exp, kube, nil, "", nil).ensureNamespace(context.Background()); err == nil {
 		t.Fatal("creating an absent namespace without the right: no error")
 	}

@@ -58,7 +58,7 @@ func SocketPath(endpoint string) string { return strings.TrimPrefix(endpoint, "u
 // through log (nil: not at all).
 func New(endpoint string, port int, log *slog.Logger) (*Platform, error) {
 	if endpoint == "" {
-		endpoint = bench.DefaultEndpoint
+		endpoint = DefaultEndpoint
 	}
 	if port == 0 {
 		port = bench.DefaultPort
@@ -75,7 +75,7 @@ func New(endpoint string, port int, log *slog.Logger) (*Platform, error) {
 	}, nil
 }
 
-func (p *Platform) Name() string { return bench.PlatformNode }
+func (p *Platform) Name() string { return Name }
 func (p *Platform) Close() error { return p.conn.Close() }
 
 // Checks checks the socket, that containerd's CRI answers, that every

@@ -17,7 +17,7 @@ import (
 func experiment(ep string, runtimes ...string) *bench.Experiment {
 	exp := bench.Default()
 	exp.Spec.Runtimes = bench.RuntimesFromNames(runtimes, bench.DefaultImage)
-	exp.Spec.Node = &bench.NodeSpec{Endpoint: ep}
+	exp.Spec.SetSection(node.Name, &node.Spec{Endpoint: ep})
 	return exp
 }
 
