@@ -26,8 +26,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/coldbench/coldbench/pkg/bench"
-	"github.com/coldbench/coldbench/pkg/probe"
-	"github.com/coldbench/coldbench/pkg/release"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -53,7 +51,10 @@ type session struct {
 	ingress Ingress
 	tr      *tracker
 	restore func(context.Context) error // undoes --configure-cluster; nil: nothing to undo
-	proto   protocol
+	proto   protocol                    // which services a cell uses, and their fate (protocol.go)
+	// measurements observe each release (measure.go): the pods one, the
+	// watches' evidence, and any other measure_*.go registers.
+	measurements bench.Measurements
 
 	done map[bench.CellKey]bool // cells earlier sessions recorded (--resume)
 }
@@ -150,6 +151,9 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, don
 		return nil, err
 	}
 	s.tr = tr
+	for _, mk := range measurementKinds {
+		s.measurements = append(s.measurements, mk(s))
+	}
 	return s, nil
 }
 
@@ -475,136 +479,6 @@ func (s *session) waitScaledToZero(ctx context.Context, ts []target) error {
 		}
 	}
 	return nil
-}
-
-// catchUpPods lists the experiment's pods once, untimed, before a release,
-// so that what the watches have not delivered yet still counts as there
-// before the requests (tracker.catchUp). Without the list (an API server
-// that does not answer), the watches' view stands, as it did before.
-func (s *session) catchUpPods(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
-	defer cancel()
-	asked := s.tr.now()
-	pods, err := s.kube.CoreV1().Pods(s.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + s.id})
-	if err != nil {
-		s.log.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
-		return
-	}
-	s.tr.catchUp(pods.Items, asked)
-}
-
-// catchUpTimeout bounds the list before a release: an API server that
-// does not answer (restarting, overloaded) costs the cell this much, untimed,
-// and the watches' view stands.
-const catchUpTimeout = 10 * time.Second
-
-// measure releases one GET per Ready service at once (pkg/release): over
-// HTTP/1.1 each on its own connection to the ingress, over h2c as streams
-// of a few; connections are made before the release, so their set-up is
-// not in the measured path.
-func (s *session) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
-	out := make([]results.Attempt, len(ts))
-	var reqs []*release.Request
-	var idx []int
-	for i := range ts {
-		if ts[i].err != nil {
-			out[i] = *ts[i].err
-			continue
-		}
-		reqs = append(reqs, release.NewRequest(ctx, s.ingress.Address, ts[i].host, cell.RequestTimeout))
-		idx = append(idx, i)
-	}
-	s.catchUpPods(ctx)
-	together := release.Together
-	if s.spec.HTTP == bench.H2C {
-		together = release.TogetherH2
-	}
-	got, skew := together(reqs)
-	starts := make([]time.Time, len(ts))
-	for k, i := range idx {
-		out[i], starts[i] = got[k], got[k].Start // an attempt starts when its request does
-	}
-
-	// The watches may deliver the last pod events a while after the reply
-	// (the kubelet reports Ready on its own schedule, seconds late on a
-	// loaded node): give them until every answered revision shows its pod
-	// ready. Untimed, and over as soon as they do.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
-	s.tr.waitFor(sctx, func() bool {
-		for i := range ts {
-			// A warm pod answered: no new pod to wait for.
-			if v := s.tr.view(ts[i].revision, starts[i]); out[i].OK && v.warmPod == "" && !v.podReady {
-				return false
-			}
-		}
-		return true
-	})
-	cancel()
-
-	for i := range out {
-		a := &out[i]
-		a.Instance = i
-		a.ReleaseSkewNS = skew.Nanoseconds()
-		if ts[i].err != nil {
-			if ctx.Err() != nil { // e.g. its create cut by the interrupt
-				a.ErrorClass = results.ErrCanceled
-			}
-			continue
-		}
-		a.Cold.Revision = ts[i].revision
-		a.Cold.Address = s.ingress.Address + " Host: " + ts[i].host
-		v := s.tr.view(ts[i].revision, starts[i])
-		a.Cold.Pod, a.Cold.PriorPods = v.pod, v.prior
-		a.Phases = mergePhases(a.Phases, v.phases)
-		switch {
-		case ctx.Err() != nil && !a.OK:
-			a.ErrorClass = results.ErrCanceled
-		case v.warmPod != "":
-			// A pod of the revision was there at the request's start (maybe
-			// draining, which still answers): whichever pod answered, the
-			// sample is not provably cold.
-			msg := "pod " + v.warmPod + " already existed: not a cold start"
-			if !a.OK {
-				msg += " (request: " + a.ErrorClass + ": " + a.Error + ")"
-			}
-			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, msg
-		case a.OK && startedBefore(a) > 0:
-			a.OK, a.ErrorClass = false, results.ErrNotCold
-			a.Error = fmt.Sprintf("the function that answered started %v before the request (its %s header): a warm instance answered", startedBefore(a).Round(time.Millisecond), probe.ProcessStartHeader)
-		case a.OK && v.pod == "":
-			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "answered, but no new pod was seen for revision "+ts[i].revision
-		case !a.OK && v.failCls != "":
-			a.Error = v.failMsg + " (request: " + a.Error + ")"
-			a.ErrorClass = v.failCls
-		}
-	}
-	return out
-}
-
-// podReadyGrace bounds the wait, after the replies, for the watches to show
-// each answered pod Ready (its pod_ready phase).
-const podReadyGrace = 10 * time.Second
-
-// startedBefore is how long before the request's start the process that
-// answered had started (its function_start phase, from the function's own
-// header), or 0: a cold start's process starts after the request. It is
-// evidence independent of the watches; clocks of different machines may
-// differ by a few ms, far less than a cold start's scheduling delay.
-func startedBefore(a *results.Attempt) time.Duration {
-	if off, ok := a.PhaseOffset(results.PhaseFunctionStart); ok && off < 0 {
-		return -off
-	}
-	return 0
-}
-
-func mergePhases(a, b []results.Phase) []results.Phase {
-	all := append(append([]results.Phase(nil), a...), b...)
-	for i := 1; i < len(all); i++ { // insertion sort: a dozen entries
-		for j := i; j > 0 && all[j].OffsetNS < all[j-1].OffsetNS; j-- {
-			all[j], all[j-1] = all[j-1], all[j]
-		}
-	}
-	return all
 }
 
 // deleteInBackground removes services (a fresh cell's, a finished pool's)
