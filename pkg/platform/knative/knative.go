@@ -26,8 +26,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/coldbench/coldbench/pkg/bench"
-	"github.com/coldbench/coldbench/pkg/probe"
-	"github.com/coldbench/coldbench/pkg/release"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -53,24 +51,12 @@ type session struct {
 	ingress Ingress
 	tr      *tracker
 	restore func(context.Context) error // undoes --configure-cluster; nil: nothing to undo
+	proto   protocol                    // which services a cell uses, and their fate (protocol.go)
+	// measurements observe each release (measure.go): the pods one, the
+	// watches' evidence, and any other measure_*.go registers.
+	measurements bench.Measurements
 
-	done  map[bench.CellKey]bool // cells earlier sessions recorded (--resume)
-	mu    sync.Mutex
-	pools map[poolKey]*poolState // pool protocol
-}
-
-// poolState is the session's bookkeeping of one pool: the set of each cell
-// and when the pool can go follow from it, not from the order of the cells.
-type poolState struct {
-	primed   bool         // every set activated once (primePool)
-	turns    int          // cells given a set so far
-	measured map[int]bool // iterations measured
-}
-
-// poolKey names one pool: a runtime's services at one scale.
-type poolKey struct {
-	runtime string
-	scale   int
+	done map[bench.CellKey]bool // cells earlier sessions recorded (--resume)
 }
 
 // Options locate the cluster.
@@ -143,10 +129,13 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, don
 	if err != nil {
 		return nil, err
 	}
+	s := &session{Platform: p, id: id, ingress: in, done: done}
+	if s.proto, err = newProto(s); err != nil {
+		return nil, err
+	}
 	if err := p.ensureNamespace(ctx); err != nil {
 		return nil, err
 	}
-	s := &session{Platform: p, id: id, ingress: in, done: done, pools: map[poolKey]*poolState{}}
 	if p.spec.ConfigureCluster {
 		if s.restore, err = p.allowZeroInitialScale(ctx); err != nil {
 			return nil, err
@@ -162,6 +151,9 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, don
 		return nil, err
 	}
 	s.tr = tr
+	for _, mk := range measurementKinds {
+		s.measurements = append(s.measurements, mk(s))
+	}
 	return s, nil
 }
 
@@ -174,7 +166,7 @@ func (s *session) Describe(ctx context.Context, tb *results.Testbed) {
 	tb.PlatformVersion["knative_serving"] = s.knativeVersion(ctx)
 	tb.PlatformVersion["ingress"] = s.ingress.Layer + " " + s.ingress.Address + " (" + s.ingress.How + ")"
 	tb.PlatformVersion["ingress_class"] = ingressClass(ctx, s.kube)
-	tb.PlatformVersion["protocol"] = s.spec.Protocol
+	tb.PlatformVersion["protocol"] = s.proto.name()
 	tb.PlatformVersion["http"] = s.spec.HTTP
 	if nodes, err := s.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 		for _, n := range nodes.Items {
@@ -247,7 +239,7 @@ type target struct {
 	owned                bool             // created by this experiment (deleted after its sample)
 }
 
-// ColdStart creates (fresh) or reuses (pool, classic) the cell's services,
+// ColdStart creates or reuses the cell's services (as its protocol says),
 // waits until they are Ready with no pod, releases one GET per service
 // together, and reads the phases the watches saw.
 func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
@@ -261,28 +253,19 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		}
 		return out
 	}
-	if s.spec.Protocol == ProtocolPool {
-		if err := s.primePool(ctx, cell); err != nil {
-			return failAll(results.ErrPlatform, err)
-		}
+	if err := s.proto.prepare(ctx, cell); err != nil {
+		return failAll(results.ErrPlatform, err)
 	}
-	targets, err := s.ready(ctx, cell, s.setOf(cell))
+	targets, err := s.ready(ctx, cell, s.proto.set(cell))
 	if err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
 	s.waitRoutes(ctx, targets)
-	if s.spec.Protocol != ProtocolFresh {
-		if err := s.waitScaledToZero(ctx, targets); err != nil {
-			return failAll(results.ErrPlatform, err)
-		}
+	if err := s.proto.beforeRelease(ctx, targets); err != nil {
+		return failAll(results.ErrPlatform, err)
 	}
 	out = s.measure(ctx, cell, targets)
-	switch {
-	case s.spec.Protocol == ProtocolFresh:
-		s.deleteInBackground(targets)
-	case s.spec.Protocol == ProtocolPool && s.poolDone(cell):
-		s.deletePool(cell)
-	}
+	s.proto.after(cell, targets)
 	return out
 }
 
@@ -295,145 +278,6 @@ func (p *Platform) runtimeIndex(cell bench.Cell) int {
 		}
 	}
 	return 0
-}
-
-// setOf is the set of services a cell uses: its own (fresh: its
-// iteration), the one set (classic), or its turn in the pool (taken: one
-// call per cell).
-func (s *session) setOf(cell bench.Cell) int {
-	switch s.spec.Protocol {
-	case ProtocolClassic:
-		return 0
-	case ProtocolPool:
-		// The sets in turn, in the order the cells come (whatever their
-		// iterations): the pool's first cell gets set 0, the set activated
-		// first and so the first to have drained, and each set comes back
-		// after every other, having drained the longest.
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		pl := s.pool(cell)
-		pl.turns++
-		return (pl.turns - 1) % s.poolSets(cell)
-	}
-	return cell.Iteration
-}
-
-// pool is the bookkeeping of the cell's pool; s.mu is held.
-func (s *session) pool(cell bench.Cell) *poolState {
-	key := poolKey{cell.Runtime.Name, cell.Scale}
-	pl := s.pools[key]
-	if pl == nil {
-		pl = &poolState{measured: map[int]bool{}}
-		s.pools[key] = pl
-	}
-	return pl
-}
-
-// poolDone records that cell was measured and reports whether its pool has
-// no cell left to measure: every warm-up and iteration the experiment
-// plans for its runtime and N was measured by this session or recorded by
-// an earlier one. The pool's services can go then; Close removes those of
-// a pool that never gets there (deadline, interrupt).
-func (s *session) poolDone(cell bench.Cell) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	pl := s.pool(cell)
-	pl.measured[cell.Iteration] = true
-	for it := -s.exp.Spec.Warmups; it < s.exp.Spec.Iterations; it++ {
-		if !pl.measured[it] && !s.done[bench.CellKey{Runtime: cell.Runtime.Name, Scale: cell.Scale, Iteration: it}] {
-			return false
-		}
-	}
-	return true
-}
-
-// poolSets is the number of sets of the cell's pool.
-func (p *Platform) poolSets(cell bench.Cell) int {
-	return p.spec.PoolSets(cell.Scale, p.exp.Spec.Warmups+p.exp.Spec.Iterations)
-}
-
-// deletePool deletes, in the background, every set of the cell's pool.
-func (s *session) deletePool(cell bench.Cell) {
-	var all []target
-	for set := range s.poolSets(cell) {
-		for i := range cell.Scale {
-			all = append(all, target{name: ServiceName(cell.ExperimentID, s.runtimeIndex(cell), cell.Scale, set, i), owned: true})
-		}
-	}
-	s.deleteInBackground(all)
-}
-
-// primePool (pool protocol), on the first cell of a runtime and N: creates
-// every set of the pool and activates each once, set after set, with one
-// untimed GET per service, so that every measured sample is a
-// re-activation of a revision that scaled to zero, like the classic
-// protocol's, and the sets drain one after the other. These GETs are not
-// recorded (they are not samples); the log says how many answered.
-func (s *session) primePool(ctx context.Context, cell bench.Cell) error {
-	s.mu.Lock()
-	primed := s.pool(cell).primed
-	s.mu.Unlock()
-	if primed {
-		return nil
-	}
-	sets := s.poolSets(cell)
-	t0 := time.Now()
-	ok, failed := 0, 0
-	var firstErr string
-	// Every set is created at once (Knative readies them in parallel), then
-	// activated one after the other.
-	sts := make([][]target, sets)
-	errs := make([]error, sets)
-	var wg sync.WaitGroup
-	for set := range sets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sts[set], errs[set] = s.ready(ctx, cell, set)
-		}()
-	}
-	wg.Wait()
-	for set, ts := range sts {
-		if err := errs[set]; err != nil {
-			return fmt.Errorf("preparing pool set %d of %s N=%d: %w", set, cell.Runtime.Name, cell.Scale, err)
-		}
-		s.waitRoutes(ctx, ts)
-		answered := 0
-		for _, a := range s.measure(ctx, cell, ts) {
-			if a.OK || a.ErrorClass == results.ErrNotCold { // not cold: it was active, which is all priming needs
-				answered++
-				continue
-			}
-			failed++
-			if firstErr == "" {
-				firstErr = a.ErrorClass + ": " + a.Error
-			}
-		}
-		ok += answered
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if answered == 0 {
-			// Nothing of this set answered (a broken runtime, image…): the
-			// other sets would wait as long for nothing. The samples record
-			// the failure.
-			failed += (sets - set - 1) * cell.Scale
-			break
-		}
-	}
-	attrs := []any{"runtime", cell.Runtime.Name, "n", cell.Scale, "sets", sets, "services", sets * cell.Scale,
-		"answered", ok, "took", time.Since(t0).Round(time.Millisecond)}
-	if failed > 0 {
-		// A service that never answered is measured anyway: its sample will
-		// be a first activation (prior_pods 0 in its record).
-		s.log.Warn("pool: some services did not answer their untimed activation", append(attrs, "failed", failed, "first_error", firstErr)...)
-	} else {
-		s.log.Info("pool: every set activated once (untimed, not recorded)", attrs...)
-	}
-	s.mu.Lock()
-	s.pool(cell).primed = true
-	s.mu.Unlock()
-	return nil
 }
 
 // ready creates the services of the cell's set (fresh: one set per cell;
@@ -449,14 +293,8 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 	// that is down delays creation (untimed) up to that long.
 	rctx, cancel := context.WithTimeout(ctx, s.spec.ReadinessTimeout.Duration)
 	defer cancel()
+	cellLabel := s.proto.label(rtIndex, cell, set)
 	for i := range ts {
-		cellLabel := fmt.Sprintf("r%d-n%d-i%d", rtIndex, cell.Scale, set)
-		switch s.spec.Protocol {
-		case ProtocolClassic:
-			cellLabel = fmt.Sprintf("r%d-n%d", rtIndex, cell.Scale)
-		case ProtocolPool:
-			cellLabel = fmt.Sprintf("r%d-n%d-p%d", rtIndex, cell.Scale, set)
-		}
 		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, set, i)
 		ts[i].name = name
 		if _, ok := s.tr.service(ns, name); ok {
@@ -641,136 +479,6 @@ func (s *session) waitScaledToZero(ctx context.Context, ts []target) error {
 		}
 	}
 	return nil
-}
-
-// catchUpPods lists the experiment's pods once, untimed, before a release,
-// so that what the watches have not delivered yet still counts as there
-// before the requests (tracker.catchUp). Without the list (an API server
-// that does not answer), the watches' view stands, as it did before.
-func (s *session) catchUpPods(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
-	defer cancel()
-	asked := s.tr.now()
-	pods, err := s.kube.CoreV1().Pods(s.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + s.id})
-	if err != nil {
-		s.log.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
-		return
-	}
-	s.tr.catchUp(pods.Items, asked)
-}
-
-// catchUpTimeout bounds the list before a release: an API server that
-// does not answer (restarting, overloaded) costs the cell this much, untimed,
-// and the watches' view stands.
-const catchUpTimeout = 10 * time.Second
-
-// measure releases one GET per Ready service at once (pkg/release): over
-// HTTP/1.1 each on its own connection to the ingress, over h2c as streams
-// of a few; connections are made before the release, so their set-up is
-// not in the measured path.
-func (s *session) measure(ctx context.Context, cell bench.Cell, ts []target) []results.Attempt {
-	out := make([]results.Attempt, len(ts))
-	var reqs []*release.Request
-	var idx []int
-	for i := range ts {
-		if ts[i].err != nil {
-			out[i] = *ts[i].err
-			continue
-		}
-		reqs = append(reqs, release.NewRequest(ctx, s.ingress.Address, ts[i].host, cell.RequestTimeout))
-		idx = append(idx, i)
-	}
-	s.catchUpPods(ctx)
-	together := release.Together
-	if s.spec.HTTP == H2C {
-		together = release.TogetherH2
-	}
-	got, skew := together(reqs)
-	starts := make([]time.Time, len(ts))
-	for k, i := range idx {
-		out[i], starts[i] = got[k], got[k].Start // an attempt starts when its request does
-	}
-
-	// The watches may deliver the last pod events a while after the reply
-	// (the kubelet reports Ready on its own schedule, seconds late on a
-	// loaded node): give them until every answered revision shows its pod
-	// ready. Untimed, and over as soon as they do.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
-	s.tr.waitFor(sctx, func() bool {
-		for i := range ts {
-			// A warm pod answered: no new pod to wait for.
-			if v := s.tr.view(ts[i].revision, starts[i]); out[i].OK && v.warmPod == "" && !v.podReady {
-				return false
-			}
-		}
-		return true
-	})
-	cancel()
-
-	for i := range out {
-		a := &out[i]
-		a.Instance = i
-		a.ReleaseSkewNS = skew.Nanoseconds()
-		if ts[i].err != nil {
-			if ctx.Err() != nil { // e.g. its create cut by the interrupt
-				a.ErrorClass = results.ErrCanceled
-			}
-			continue
-		}
-		a.Cold.Revision = ts[i].revision
-		a.Cold.Address = s.ingress.Address + " Host: " + ts[i].host
-		v := s.tr.view(ts[i].revision, starts[i])
-		a.Cold.Pod, a.Cold.PriorPods = v.pod, v.prior
-		a.Phases = mergePhases(a.Phases, v.phases)
-		switch {
-		case ctx.Err() != nil && !a.OK:
-			a.ErrorClass = results.ErrCanceled
-		case v.warmPod != "":
-			// A pod of the revision was there at the request's start (maybe
-			// draining, which still answers): whichever pod answered, the
-			// sample is not provably cold.
-			msg := "pod " + v.warmPod + " already existed: not a cold start"
-			if !a.OK {
-				msg += " (request: " + a.ErrorClass + ": " + a.Error + ")"
-			}
-			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, msg
-		case a.OK && startedBefore(a) > 0:
-			a.OK, a.ErrorClass = false, results.ErrNotCold
-			a.Error = fmt.Sprintf("the function that answered started %v before the request (its %s header): a warm instance answered", startedBefore(a).Round(time.Millisecond), probe.ProcessStartHeader)
-		case a.OK && v.pod == "":
-			a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "answered, but no new pod was seen for revision "+ts[i].revision
-		case !a.OK && v.failCls != "":
-			a.Error = v.failMsg + " (request: " + a.Error + ")"
-			a.ErrorClass = v.failCls
-		}
-	}
-	return out
-}
-
-// podReadyGrace bounds the wait, after the replies, for the watches to show
-// each answered pod Ready (its pod_ready phase).
-const podReadyGrace = 10 * time.Second
-
-// startedBefore is how long before the request's start the process that
-// answered had started (its function_start phase, from the function's own
-// header), or 0: a cold start's process starts after the request. It is
-// evidence independent of the watches; clocks of different machines may
-// differ by a few ms, far less than a cold start's scheduling delay.
-func startedBefore(a *results.Attempt) time.Duration {
-	if off, ok := a.PhaseOffset(results.PhaseFunctionStart); ok && off < 0 {
-		return -off
-	}
-	return 0
-}
-
-func mergePhases(a, b []results.Phase) []results.Phase {
-	all := append(append([]results.Phase(nil), a...), b...)
-	for i := 1; i < len(all); i++ { // insertion sort: a dozen entries
-		for j := i; j > 0 && all[j].OffsetNS < all[j-1].OffsetNS; j-- {
-			all[j], all[j-1] = all[j-1], all[j]
-		}
-	}
-	return all
 }
 
 // deleteInBackground removes services (a fresh cell's, a finished pool's)

@@ -1,0 +1,143 @@
+package knative
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/probe"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+func init() { registerMeasurement(newPodMeasurement) }
+
+// podMeasurement is the cold-start evidence of the session's watches
+// (tracker.go): the pod that answered each attempt and its milestones as
+// phases, how many pods its revision had before, whether the attempt was
+// cold at all (not_cold), and the pod's reason when it failed (image, crash,
+// unschedulable). Time is read from the tracker's clock.
+type podMeasurement struct {
+	tr     *tracker
+	kube   kubernetes.Interface
+	ns, id string
+	log    *slog.Logger
+	insts  []bench.Instance // of the cell being measured; Name is the revision
+}
+
+func newPodMeasurement(s *session) bench.Measurement {
+	return &podMeasurement{tr: s.tr, kube: s.kube, ns: s.spec.Namespace, id: s.id, log: s.log}
+}
+
+func (*podMeasurement) Name() string { return "pods" }
+
+// Start brings the watches' view up to date just before the release.
+func (m *podMeasurement) Start(ctx context.Context, _ bench.Cell, insts []bench.Instance) error {
+	m.insts = insts
+	m.catchUpPods(ctx)
+	return nil
+}
+
+// catchUpPods lists the experiment's pods once, untimed, before a release,
+// so that what the watches have not delivered yet still counts as there
+// before the requests (tracker.catchUp). Without the list (an API server
+// that does not answer), the watches' view stands, as it did before.
+func (m *podMeasurement) catchUpPods(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	asked := m.tr.now()
+	pods, err := m.kube.CoreV1().Pods(m.ns).List(ctx, metav1.ListOptions{LabelSelector: bench.LabelExperiment + "=" + m.id})
+	if err != nil {
+		m.log.Debug("listing the experiment's pods before the release; the watches' view stands", "err", err)
+		return
+	}
+	m.tr.catchUp(pods.Items, asked)
+}
+
+// catchUpTimeout bounds the list before a release: an API server that
+// does not answer (restarting, overloaded) costs the cell this much, untimed,
+// and the watches' view stands.
+const catchUpTimeout = 10 * time.Second
+
+// Gather waits for the pods' late events, then judges each released
+// attempt by what the watches saw of its revision since its start.
+func (m *podMeasurement) Gather(ctx context.Context, _ bench.Cell, out []results.Attempt) {
+	// The watches may deliver the last pod events a while after the reply
+	// (the kubelet reports Ready on its own schedule, seconds late on a
+	// loaded node): give them until every answered revision shows its pod
+	// ready. Untimed, and over as soon as they do.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
+	m.tr.waitFor(sctx, func() bool {
+		for i := range out {
+			// A warm pod answered: no new pod to wait for.
+			if v := m.tr.view(m.insts[i].Name, out[i].Start); out[i].OK && v.warmPod == "" && !v.podReady {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	for i := range out {
+		if m.insts[i].Ready {
+			judge(ctx, &out[i], m.insts[i].Name, m.tr.view(m.insts[i].Name, out[i].Start))
+		}
+	}
+}
+
+// podReadyGrace bounds the wait, after the replies, for the watches to show
+// each answered pod Ready (its pod_ready phase).
+const podReadyGrace = 10 * time.Second
+
+// judge adds to a, an attempt on revision rev, what the watches saw (v)
+// and decides from it whether a was a cold start.
+func judge(ctx context.Context, a *results.Attempt, rev string, v attemptView) {
+	a.Cold.Pod, a.Cold.PriorPods = v.pod, v.prior
+	a.Phases = mergePhases(a.Phases, v.phases)
+	switch {
+	case ctx.Err() != nil && !a.OK:
+		a.ErrorClass = results.ErrCanceled
+	case v.warmPod != "":
+		// A pod of the revision was there at the request's start (maybe
+		// draining, which still answers): whichever pod answered, the
+		// sample is not provably cold.
+		msg := "pod " + v.warmPod + " already existed: not a cold start"
+		if !a.OK {
+			msg += " (request: " + a.ErrorClass + ": " + a.Error + ")"
+		}
+		a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, msg
+	case a.OK && startedBefore(a) > 0:
+		a.OK, a.ErrorClass = false, results.ErrNotCold
+		a.Error = fmt.Sprintf("the function that answered started %v before the request (its %s header): a warm instance answered", startedBefore(a).Round(time.Millisecond), probe.ProcessStartHeader)
+	case a.OK && v.pod == "":
+		a.OK, a.ErrorClass, a.Error = false, results.ErrNotCold, "answered, but no new pod was seen for revision "+rev
+	case !a.OK && v.failCls != "":
+		a.Error = v.failMsg + " (request: " + a.Error + ")"
+		a.ErrorClass = v.failCls
+	}
+}
+
+// startedBefore is how long before the request's start the process that
+// answered had started (its function_start phase, from the function's own
+// header), or 0: a cold start's process starts after the request. It is
+// evidence independent of the watches; clocks of different machines may
+// differ by a few ms, far less than a cold start's scheduling delay.
+func startedBefore(a *results.Attempt) time.Duration {
+	if off, ok := a.PhaseOffset(results.PhaseFunctionStart); ok && off < 0 {
+		return -off
+	}
+	return 0
+}
+
+func mergePhases(a, b []results.Phase) []results.Phase {
+	all := append(append([]results.Phase(nil), a...), b...)
+	for i := 1; i < len(all); i++ { // insertion sort: a dozen entries
+		for j := i; j > 0 && all[j].OffsetNS < all[j-1].OffsetNS; j-- {
+			all[j], all[j-1] = all[j-1], all[j]
+		}
+	}
+	return all
+}

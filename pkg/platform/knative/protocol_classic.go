@@ -1,0 +1,32 @@
+package knative
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+)
+
+// classic is the study's protocol: one set of services per runtime and N,
+// created by its first cell and re-activated by every cell after scaling
+// to zero (and the configured time interval).
+type classic struct{ s *session }
+
+func (classic) name() string { return ProtocolClassic }
+
+func (classic) prepare(context.Context, bench.Cell) error { return nil }
+
+func (classic) set(bench.Cell) int { return 0 }
+
+func (classic) label(rt int, cell bench.Cell, _ int) string {
+	return fmt.Sprintf("r%d-n%d", rt, cell.Scale)
+}
+
+// beforeRelease waits until the previous cell's pods are gone: a request
+// sent while one drains would be answered warm.
+func (p classic) beforeRelease(ctx context.Context, ts []target) error {
+	return p.s.waitScaledToZero(ctx, ts)
+}
+
+// after keeps the services for the next cell: Close removes them.
+func (classic) after(bench.Cell, []target) {}

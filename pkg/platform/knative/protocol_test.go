@@ -1,0 +1,48 @@
+package knative
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The protocol is chosen in one place (protocol.go) and what differs lives
+// in its own file: no other code of the package reads spec.Protocol or
+// names a protocol — except the spec's own definition, flags and validation
+// (config.go, flags.go), which decide nothing at run time.
+func TestOnlyProtocolFilesKnowTheProtocols(t *testing.T) {
+	files, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := f.Name()
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, "protocol") ||
+			name == "config.go" || name == "flags.go" {
+			continue
+		}
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "Protocol") {
+				t.Errorf("%s: %s: the protocol belongs in the protocol*.go files", fset.Position(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
+	}
+}
+
+// Each protocol says the name it is chosen by: the testbed records it.
+func TestProtocolNames(t *testing.T) {
+	for name, mk := range protocols {
+		if got := mk(&session{}).name(); got != name {
+			t.Errorf("protocol chosen as %q calls itself %q", name, got)
+		}
+	}
+}
