@@ -189,13 +189,18 @@ func (hs handlers) names() []string {
 // session is one run on the node: cells are independent of each other, so
 // it keeps nothing between them.
 type session struct {
-	p   *Platform
-	exp *bench.Experiment
+	p            *Platform
+	exp          *bench.Experiment
+	measurements bench.Measurements
 }
 
 // Open returns the run's session; the node needs no set-up.
 func (p *Platform) Open(_ context.Context, exp *bench.Experiment, _ string, _ map[bench.CellKey]bool) (bench.Session, error) {
-	return &session{p: p, exp: exp}, nil
+	s := &session{p: p, exp: exp}
+	for _, mk := range measurementKinds {
+		s.measurements = append(s.measurements, mk(s))
+	}
+	return s, nil
 }
 
 // Close has nothing to undo: every cell tears its instances down.
@@ -260,8 +265,15 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		}(i)
 	}
 	ready.Wait()
+	started := s.measurements.Start(ctx, cell, instances(insts), p.log)
 	close(start)
 	wg.Wait()
+	skew := release.Skew(starts)
+	for i := range out {
+		out[i].Instance = i
+		out[i].ReleaseSkewNS = skew.Nanoseconds()
+	}
+	started.Gather(ctx, cell, out)
 	// Teardown only once every instance of the step is measured: removing a
 	// sandbox (kill, CNI DEL under the IPAM lock) while others still start
 	// would slow the starts being timed.
@@ -270,11 +282,6 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		go func() { defer wg.Done(); in.teardown(ctx) }()
 	}
 	wg.Wait()
-	skew := release.Skew(starts)
-	for i := range out {
-		out[i].Instance = i
-		out[i].ReleaseSkewNS = skew.Nanoseconds()
-	}
 	return out
 }
 

@@ -1,0 +1,24 @@
+package node
+
+import "github.com/coldbench/coldbench/pkg/bench"
+
+// measurementKinds make the measurements every session runs around each
+// cell's release. A measurement's own file (measure_*.go) registers it in
+// its init, so adding one (footprint: per-instance memory and CPU) is adding
+// a file. They are gathered after every instance answered and before the
+// teardown: the instances still run.
+var measurementKinds []func(*session) bench.Measurement
+
+func registerMeasurement(mk func(*session) bench.Measurement) {
+	measurementKinds = append(measurementKinds, mk)
+}
+
+// instances describes the cell's instances to the measurements: the
+// sandboxes' names (what `crictl pods` shows), all released.
+func instances(insts []*instance) []bench.Instance {
+	out := make([]bench.Instance, len(insts))
+	for i, in := range insts {
+		out[i] = bench.Instance{Name: in.sandbox.Metadata.Name, Ready: true}
+	}
+	return out
+}
