@@ -56,12 +56,21 @@ the summary (which then is not printed; giving --format as well is an error).`,
 // lenientUsage is the --lenient flag's help (report, plot, compare).
 const lenientUsage = "skip inconsistent records and count them instead of refusing the file"
 
+// summaryFormat is the summary reporter --format names (report and run).
+func summaryFormat(format string) (report.Reporter, error) {
+	r, err := report.ByName(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format %q: use one of %s", format, strings.Join(report.Formats(), ", "))
+	}
+	return r, nil
+}
+
 // writeReport reads the results files once and writes the summary and the
 // files o asks for. Unreadable or invalid records are bad input.
 func writeReport(ctx context.Context, stdout, stderr io.Writer, files []string, o reportOutputs) error {
-	summaryReporter, err := report.ByName(o.format)
+	summaryReporter, err := summaryFormat(o.format)
 	if err != nil {
-		return usageError(fmt.Errorf("--format %q: use one of %s", o.format, strings.Join(report.Formats(), ", ")))
+		return usageError(err)
 	}
 	summary := true
 	switch {

@@ -130,8 +130,8 @@ func (f *runFlags) resumption(cmd *cobra.Command) (*bench.Resumption, error) {
 	if len(fixed) > 0 {
 		return nil, fmt.Errorf("--resume continues the experiment as recorded in %s; %s cannot change it (start a new run instead)", f.resume, strings.Join(fixed, ", "))
 	}
-	if !slices.Contains(report.Formats(), f.format) {
-		return nil, fmt.Errorf("--format %q: use one of %s", f.format, strings.Join(report.Formats(), ", "))
+	if _, err := summaryFormat(f.format); err != nil {
+		return nil, err
 	}
 	// Where to run may change; it is applied before the recorded
 	// experiment is validated (a kubeconfig recorded on another machine).
@@ -208,8 +208,8 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	if err := exp.CompleteAndValidate(f.force); err != nil {
 		return nil, err
 	}
-	if !slices.Contains(report.Formats(), f.format) {
-		return nil, fmt.Errorf("--format %q: use one of %s", f.format, strings.Join(report.Formats(), ", "))
+	if _, err := summaryFormat(f.format); err != nil {
+		return nil, err
 	}
 	return exp, nil
 }
