@@ -27,10 +27,14 @@ type podMeasurement struct {
 	ns, id string
 	log    *slog.Logger
 	insts  []bench.Instance // of the cell being measured; Name is the revision
+	// readyGrace bounds the wait, after the replies, for the watches to
+	// show each answered pod Ready (its pod_ready phase).
+	readyGrace time.Duration
 }
 
 func newPodMeasurement(s *session) bench.Measurement {
-	return &podMeasurement{tr: s.tr, kube: s.kube, ns: s.spec.Namespace, id: s.id, log: s.log}
+	return &podMeasurement{tr: s.tr, kube: s.kube, ns: s.spec.Namespace, id: s.id, log: s.log,
+		readyGrace: s.spec.ReadinessTimeout.Duration}
 }
 
 func (*podMeasurement) Name() string { return "pods" }
@@ -67,14 +71,16 @@ const catchUpTimeout = 10 * time.Second
 // attempt by what the watches saw of its revision since its start.
 func (m *podMeasurement) Gather(ctx context.Context, _ bench.Cell, out []results.Attempt) {
 	// The watches may deliver the last pod events a while after the reply
-	// (the kubelet reports Ready on its own schedule, seconds late on a
-	// loaded node): give them until every answered revision shows its pod
-	// ready. Untimed, and over as soon as they do.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), podReadyGrace)
+	// (the kubelet reports Ready on its own schedule: more than 10 s after
+	// the reply at load 10 on the lab): give them until every answered
+	// revision shows its pod ready or gone, within the readiness timeout,
+	// the user's bound on untimed waits for the cluster. Over as soon as
+	// they do.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.readyGrace)
 	m.tr.waitFor(sctx, func() bool {
 		for i := range out {
 			// A warm pod answered: no new pod to wait for.
-			if v := m.tr.view(m.insts[i].Name, out[i].Start); out[i].OK && v.warmPod == "" && !v.podReady {
+			if v := m.tr.view(m.insts[i].Name, out[i].Start); out[i].OK && v.warmPod == "" && !v.podReady && !v.podGone {
 				return false
 			}
 		}
@@ -87,10 +93,6 @@ func (m *podMeasurement) Gather(ctx context.Context, _ bench.Cell, out []results
 		}
 	}
 }
-
-// podReadyGrace bounds the wait, after the replies, for the watches to show
-// each answered pod Ready (its pod_ready phase).
-const podReadyGrace = 10 * time.Second
 
 // judge adds to a, an attempt on revision rev, what the watches saw (v)
 // and decides from it whether a was a cold start.

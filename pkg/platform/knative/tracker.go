@@ -303,6 +303,7 @@ type attemptView struct {
 	failCls  string
 	failMsg  string
 	podReady bool
+	podGone  bool // the cold pod was deleted: it will never show Ready
 }
 
 // view summarises rev's timeline relative to an attempt started at t0: the
@@ -346,6 +347,7 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 			off(n, cold.seen[n])
 		}
 		_, v.podReady = cold.seen[PhasePodReady]
+		v.podGone = !cold.gone.IsZero()
 		v.failCls, v.failMsg = cold.failClass, cold.failMsg
 	}
 	if v.failCls == "" && r.failMsg != "" {
