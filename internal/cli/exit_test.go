@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,7 @@ type scriptedPlatform struct {
 	fail      func(i, inst int) bool
 	hook      func(ctx context.Context, i int)
 	preflight error
+	open      error // Open's error: the run's set-up failed
 }
 
 func (p *scriptedPlatform) Name() string                               { return "scripted" }
@@ -41,8 +43,12 @@ func (p *scriptedPlatform) Checks(context.Context, *bench.Experiment) []bench.Ch
 	return []bench.Check{{Name: "scripted", Detail: p.preflight.Error(), Fix: "none"}}
 }
 
-// Open returns the platform itself: it is its own session.
+// Open returns the platform itself (it is its own session), or the
+// scripted set-up error.
 func (p *scriptedPlatform) Open(context.Context, *bench.Experiment, string, map[bench.CellKey]bool) (bench.Session, error) {
+	if p.open != nil {
+		return nil, p.open
+	}
 	return p, nil
 }
 
@@ -114,6 +120,7 @@ func TestRunExitStatus(t *testing.T) {
 		}}, nil, []string{"--deadline", "300ms"}, ExitIncomplete, "cells not run"},
 		{"platform unreachable", nil, errors.New("dial: no such socket"), nil, ExitFailure, "no such socket"},
 		{"preflight refused", &scriptedPlatform{preflight: errors.New("handler crun missing")}, nil, nil, ExitFailure, "preflight failed"},
+		{"set-up failed", &scriptedPlatform{open: errors.New("creating namespace: forbidden")}, nil, nil, ExitFailure, "forbidden"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p bench.Platform
@@ -121,12 +128,17 @@ func TestRunExitStatus(t *testing.T) {
 				p = tc.p
 			}
 			usePlatform(t, p, tc.err)
-			code, out, errOut := cliRun(t, context.Background(), runArgs(t, tc.args...)...)
+			args := runArgs(t, tc.args...)
+			code, out, errOut := cliRun(t, context.Background(), args...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
 			}
 			if !strings.Contains(errOut, tc.msg) {
 				t.Errorf("stderr lacks %q:\n%s", tc.msg, errOut)
+			}
+			// Refused before the run: no records file, not even a header.
+			if _, err := os.Stat(args[slices.Index(args, "-o")+1]); tc.code == ExitFailure && err == nil {
+				t.Errorf("exit %d, yet the records file was created", code)
 			}
 		})
 	}

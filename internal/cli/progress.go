@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -17,7 +18,7 @@ import (
 type progress struct {
 	p      *mpb.Progress
 	bar    *mpb.Bar
-	failed int
+	failed atomic.Int64 // read by the bar's render goroutine
 	lg     *logs
 	prev   io.Writer // the log lines' destination before the bar
 }
@@ -37,7 +38,7 @@ func newBar(total int, lg *logs, w io.Writer) *progress {
 	pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh())
 	pr.bar = pr.p.AddBar(int64(total),
 		mpb.PrependDecorators(decor.Name("attempts "), decor.CountersNoUnit("%d/%d")),
-		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return fmt.Sprintf(" failed %d ", pr.failed) }), decor.EwmaETA(decor.ET_STYLE_GO, 30)),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return fmt.Sprintf(" failed %d ", pr.failed.Load()) }), decor.EwmaETA(decor.ET_STYLE_GO, 30)),
 	)
 	// Log lines print above the bar instead of through it.
 	pr.prev = lg.out.swap(pr.p, nil)
@@ -47,14 +48,14 @@ func newBar(total int, lg *logs, w io.Writer) *progress {
 func (pr *progress) onAttempts(done, total int, batch []results.Attempt) {
 	for _, a := range batch {
 		if !a.OK {
-			pr.failed++
+			pr.failed.Add(1)
 		}
 	}
 	if pr.bar != nil {
 		pr.bar.SetCurrent(int64(done))
 		return
 	}
-	pr.lg.log.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total), "failed", pr.failed,
+	pr.lg.log.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total), "failed", pr.failed.Load(),
 		"runtime", batch[0].Runtime, "n", batch[0].Scale, "iteration", batch[0].Iteration)
 }
 

@@ -105,6 +105,14 @@ func Register(b Backend) {
 	if t := reflect.TypeOf(b.NewSection()); t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("bench.Register: backend %q: section %v is not a pointer to a struct", b.Name, t))
 	}
+	// The section is spec.<name>, next to Spec's own fields: a name taken
+	// by one would give the JSON two keys alike, and encoding/json drops both.
+	st := reflect.TypeOf(Spec{})
+	for i := range st.NumField() {
+		if tag, _, _ := strings.Cut(st.Field(i).Tag.Get("json"), ","); tag == b.Name {
+			panic("bench.Register: backend " + b.Name + ": spec." + tag + " is a field of every spec")
+		}
+	}
 	registry.Lock()
 	defer registry.Unlock()
 	if slices.ContainsFunc(registry.list, func(o *Backend) bool { return o.Name == b.Name }) {

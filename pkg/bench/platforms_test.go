@@ -2,6 +2,8 @@ package bench_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -317,4 +319,22 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// namedLikeAField is the section of a backend that cannot be registered.
+type namedLikeAField struct{}
+
+func (*namedLikeAField) Complete()                {}
+func (*namedLikeAField) Validate(*bench.Problems) {}
+
+// A backend named like a field every spec has would make its section and
+// that field two JSON keys alike (encoding/json drops both): refused.
+func TestRegisterRefusesANameTakenBySpec(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "spec.scales is a field of every spec") {
+			t.Errorf("Register(\"scales\"): %v, want a panic naming spec.scales", r)
+		}
+	}()
+	bench.Register(bench.Backend{Name: "scales", NewSection: func() bench.Section { return &namedLikeAField{} },
+		Open: func(*bench.Experiment, *slog.Logger) (bench.Platform, error) { return nil, nil }})
 }

@@ -1278,3 +1278,26 @@ func TestCleanDeletesOnlyLabelledServices(t *testing.T) {
 		}
 	}
 }
+
+// A pool's cells that fail (here: its pods never scale to zero) are still
+// its cells: once the last one is over, the pool's services go, not at the
+// end of the run (their pods would stay alongside the next pools').
+func TestColdStartPoolIsDeletedAfterItsLastCellEvenWhenCellsFail(t *testing.T) {
+	const sets = 2
+	l := newLab(t, labOptions{protocol: ProtocolPool, poolSize: sets, scaleToZero: 300 * time.Millisecond})
+	l.exp.Spec.Scales, l.exp.Spec.Warmups, l.exp.Spec.Iterations = []int{1}, 0, 3
+	cells := l.exp.Cells(l.id)
+	for k, c := range cells {
+		for _, a := range l.coldStart(c) {
+			if a.OK || !strings.Contains(a.Error, "did not scale to zero") {
+				t.Fatalf("iteration %d: %+v, want a failure: the pods never scale to zero", c.Iteration, a)
+			}
+		}
+		l.p.deletes.Wait()
+		for set := range sets {
+			if want := k < len(cells)-1; l.exists(l.name(1, set, 0)) != want {
+				t.Errorf("after cell %d of %d: pool service of set %d exists %v, want %v", k+1, len(cells), set, !want, want)
+			}
+		}
+	}
+}

@@ -253,20 +253,23 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		}
 		return out
 	}
+	// Failed or not, the cell is over for its protocol: a pool counts it
+	// as measured (it is recorded), so that the pool still goes once its
+	// last cell is.
+	var targets []target
+	defer func() { s.proto.after(cell, targets) }()
 	if err := s.proto.prepare(ctx, cell); err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
-	targets, err := s.ready(ctx, cell, s.proto.set(cell))
-	if err != nil {
+	var err error
+	if targets, err = s.ready(ctx, cell, s.proto.set(cell)); err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
 	s.waitRoutes(ctx, targets)
 	if err := s.proto.beforeRelease(ctx, targets); err != nil {
 		return failAll(results.ErrPlatform, err)
 	}
-	out = s.measure(ctx, cell, targets)
-	s.proto.after(cell, targets)
-	return out
+	return s.measure(ctx, cell, targets)
 }
 
 // runtimeIndex is the cell's runtime's place in the experiment (service
@@ -453,7 +456,7 @@ func classifyNotReady(st serviceStatus) string {
 }
 
 // waitScaledToZero (classic, pool) waits, by watching, until no pod of the
-// cell's revisions is left, then the configured time interval (classic).
+// cell's revisions is left.
 func (s *session) waitScaledToZero(ctx context.Context, ts []target) error {
 	wctx, cancel := context.WithTimeout(ctx, s.spec.ScaleToZeroTimeout.Duration)
 	defer cancel()
@@ -470,13 +473,6 @@ func (s *session) waitScaledToZero(ctx context.Context, ts []target) error {
 			return ctx.Err()
 		}
 		return fmt.Errorf("pods still running after %v: the revisions did not scale to zero (check stable-window and scale-to-zero-grace-period)", s.spec.ScaleToZeroTimeout.Duration)
-	}
-	if d := s.spec.TimeInterval.Duration; d > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
 	}
 	return nil
 }
@@ -536,7 +532,11 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	// Wait for the ksvcs (so for everything they own) and the pods, which
 	// drain for a while, so that "clean" means clean. Only pods Knative made
 	// for a ksvc are waited for: any other pod carrying coldbench's labels
-	// is not coldbench's and would never go.
+	// is not coldbench's and would never go. Bounded (cleanWait): a
+	// deletion held by a finalizer whose controller is down never ends.
+	wctx, cancel := context.WithTimeout(ctx, cleanWait)
+	defer cancel()
+	ctx, lastLog := wctx, time.Now()
 	for ctx.Err() == nil {
 		left, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
@@ -557,16 +557,23 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 		if deleting == 0 && len(pods.Items) == 0 {
 			break
 		}
+		if time.Since(lastLog) >= 30*time.Second {
+			p.log.Info("clean: waiting for deleted ksvcs and their pods to go", "namespace", ns, "ksvcs", deleting, "pods", len(pods.Items))
+			lastLog = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
 	}
 	if ctx.Err() != nil {
-		errs = append(errs, fmt.Errorf("waiting for the ksvcs and their pods to go: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("waiting for the ksvcs and their pods to go (up to %v; a finalizer whose controller is down holds them?): %w", cleanWait, ctx.Err()))
 	}
 	return n, errors.Join(errs...)
 }
+
+// cleanWait bounds Clean's wait for what it deleted to be gone.
+const cleanWait = 5 * time.Minute
 
 // Close deletes what is left of the run (classic services, pools not yet
 // deleted), restores cluster settings changed for it, and stops the

@@ -34,7 +34,7 @@ const (
 // ServiceName is short enough for Knative's derived names (revision
 // "-00001", its "-deployment" and "-private" service) to stay within 63
 // characters: the runtime is named by its index, the labels carry its name.
-// set is the cell's set of services (Platform.setOf): under the fresh
+// set is the cell's set of services (its protocol's set): under the fresh
 // protocol the iteration, a warm-up's negative (named w<n>); 0 under
 // classic; the turn in the pool under pool.
 func ServiceName(experimentID string, runtimeIndex, scale, set, instance int) string {

@@ -62,6 +62,10 @@ func (m *podMeasurement) catchUpPods(ctx context.Context) {
 	m.tr.catchUp(pods.Items, asked)
 }
 
+// podSeenGrace bounds the wait for an answered attempt's new pod to show
+// in the watches at all; once it shows, its Ready is waited for longer.
+const podSeenGrace = 10 * time.Second
+
 // catchUpTimeout bounds the list before a release: an API server that
 // does not answer (restarting, overloaded) costs the cell this much, untimed,
 // and the watches' view stands.
@@ -74,13 +78,20 @@ func (m *podMeasurement) Gather(ctx context.Context, _ bench.Cell, out []results
 	// (the kubelet reports Ready on its own schedule: more than 10 s after
 	// the reply at load 10 on the lab): give them until every answered
 	// revision shows its pod ready or gone, within the readiness timeout,
-	// the user's bound on untimed waits for the cluster. Over as soon as
-	// they do.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.readyGrace)
+	// the user's bound on untimed waits for the cluster; an answered
+	// attempt whose new pod the watches never showed, only podSeenGrace.
+	// Over as soon as they do, or at the interrupt (the cell is cut then).
+	begin := m.tr.now()
+	sctx, cancel := context.WithTimeout(ctx, m.readyGrace)
 	m.tr.waitFor(sctx, func() bool {
+		patient := m.tr.now().Sub(begin) < podSeenGrace
 		for i := range out {
+			v := m.tr.view(m.insts[i].Name, out[i].Start)
 			// A warm pod answered: no new pod to wait for.
-			if v := m.tr.view(m.insts[i].Name, out[i].Start); out[i].OK && v.warmPod == "" && !v.podReady && !v.podGone {
+			if !out[i].OK || v.warmPod != "" || v.podReady || v.podGone {
+				continue
+			}
+			if v.pod != "" || patient {
 				return false
 			}
 		}

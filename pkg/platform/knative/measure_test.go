@@ -77,3 +77,31 @@ func TestSessionRunsItsMeasurementsAroundTheRelease(t *testing.T) {
 		}
 	}
 }
+
+// The pods measurement waits for an answered attempt's pod to show Ready,
+// but not past the interrupt, and for a pod the watches never showed only
+// podSeenGrace (on the tracker's clock), however long the readiness
+// timeout.
+func TestPodMeasurementGatherDoesNotOutwaitTheInterruptOrAnUnseenPod(t *testing.T) {
+	answered := func() []results.Attempt { return []results.Attempt{{OK: true, Start: time.Now()}} }
+	insts := []bench.Instance{{Name: "rev-00001", Ready: true}}
+
+	m := &podMeasurement{tr: newTracker(), insts: insts, readyGrace: time.Minute}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	t0 := time.Now()
+	m.Gather(ctx, bench.Cell{}, answered())
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("interrupted: Gather took %v", took)
+	}
+
+	// A clock that moves on by more than podSeenGrace at every reading.
+	m = &podMeasurement{tr: newTracker(), insts: insts, readyGrace: time.Minute}
+	var now time.Time
+	m.tr.now = func() time.Time { now = now.Add(podSeenGrace + time.Second); return now }
+	t0 = time.Now()
+	m.Gather(context.Background(), bench.Cell{}, answered())
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("no pod seen: Gather took %v, want it over once podSeenGrace passed on the tracker's clock", took)
+	}
+}

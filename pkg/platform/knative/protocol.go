@@ -32,7 +32,7 @@ type protocol interface {
 }
 
 // protocols makes a session's protocol from its name: the one place that
-// knows them all (validation in pkg/bench accepts the same names).
+// knows them all (the spec's validation, config.go, accepts the same names).
 var protocols = map[string]func(*session) protocol{
 	ProtocolFresh:   func(s *session) protocol { return fresh{s} },
 	ProtocolClassic: func(s *session) protocol { return classic{s} },

@@ -3,6 +3,7 @@ package knative
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 )
@@ -22,10 +23,21 @@ func (classic) label(rt int, cell bench.Cell, _ int) string {
 	return fmt.Sprintf("r%d-n%d", rt, cell.Scale)
 }
 
-// beforeRelease waits until the previous cell's pods are gone: a request
-// sent while one drains would be answered warm.
+// beforeRelease waits until the previous cell's pods are gone (a request
+// sent while one drains would be answered warm), then the configured time
+// interval, as the study did.
 func (p classic) beforeRelease(ctx context.Context, ts []target) error {
-	return p.s.waitScaledToZero(ctx, ts)
+	if err := p.s.waitScaledToZero(ctx, ts); err != nil {
+		return err
+	}
+	if d := p.s.spec.TimeInterval.Duration; d > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+	return nil
 }
 
 // after keeps the services for the next cell: Close removes them.

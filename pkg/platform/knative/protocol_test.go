@@ -30,12 +30,19 @@ func TestOnlyProtocolFilesKnowTheProtocols(t *testing.T) {
 			t.Fatal(err)
 		}
 		ast.Inspect(file, func(n ast.Node) bool {
-			if sel, ok := n.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "Protocol") {
-				t.Errorf("%s: %s: the protocol belongs in the protocol*.go files", fset.Position(sel.Pos()), sel.Sel.Name)
+			// Every name, bare or after a dot, is an Ident.
+			if id, ok := n.(*ast.Ident); ok && protocolSpecific(id.Name) {
+				t.Errorf("%s: %s: the protocol belongs in the protocol*.go files", fset.Position(id.Pos()), id.Name)
 			}
 			return true
 		})
 	}
+}
+
+// protocolSpecific: the names that choose a protocol or read a setting of
+// one protocol only.
+func protocolSpecific(name string) bool {
+	return strings.HasPrefix(name, "Protocol") || name == "PoolSize" || name == "PoolSets" || name == "TimeInterval"
 }
 
 // Each protocol says the name it is chosen by: the testbed records it.

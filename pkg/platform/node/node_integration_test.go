@@ -108,7 +108,7 @@ func listSandboxes(t *testing.T, ep string, sel map[string]string) []*runtimeapi
 	return resp.Items
 }
 
-// Preflight refuses what cannot work, before creating anything.
+// The checks (run's preflight, doctor) refuse what cannot work, before creating anything.
 func TestPreflightRefusals(t *testing.T) {
 	testenv.Integration(t)
 	ep := testenv.EndpointAlone(t)
