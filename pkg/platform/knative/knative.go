@@ -393,29 +393,26 @@ func (s *session) waitRoutes(ctx context.Context, ts []target) {
 		go func(t *target, i int) {
 			defer wg.Done()
 			last := "none sent: every probe slot was busy"
-			for {
+			err := poll(rctx, 100*time.Millisecond, func(context.Context) (bool, error) {
 				select {
 				case inFlight <- struct{}{}:
-					code, err := probeRoute(rctx, client, s.ingress.Address, t.host)
-					<-inFlight
-					if err == nil && code == http.StatusOK {
-						return
-					}
-					last = fmt.Sprintf("HTTP %d", code)
-					if err != nil {
-						last = err.Error()
-					}
 				case <-rctx.Done():
+					return false, nil
 				}
-				select {
-				case <-rctx.Done():
-					if ctx.Err() == nil {
-						t.err = &results.Attempt{Instance: i, ErrorClass: results.ErrIngress,
-							Error: fmt.Sprintf("ingress %s does not route %s after %v (last probe: %s)", s.ingress.Address, t.host, s.spec.ReadinessTimeout.Duration, last)}
-					}
-					return
-				case <-time.After(100 * time.Millisecond):
+				code, err := probeRoute(rctx, client, s.ingress.Address, t.host)
+				<-inFlight
+				if err == nil && code == http.StatusOK {
+					return true, nil
 				}
+				last = fmt.Sprintf("HTTP %d", code)
+				if err != nil {
+					last = err.Error()
+				}
+				return false, nil
+			})
+			if err != nil && ctx.Err() == nil { // rctx ended: the readiness timeout
+				t.err = &results.Attempt{Instance: i, ErrorClass: results.ErrIngress,
+					Error: fmt.Sprintf("ingress %s does not route %s after %v (last probe: %s)", s.ingress.Address, t.host, s.spec.ReadinessTimeout.Duration, last)}
 			}
 		}(&ts[i], i)
 	}
@@ -536,17 +533,21 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	// deletion held by a finalizer whose controller is down never ends.
 	wctx, cancel := context.WithTimeout(ctx, cleanWait)
 	defer cancel()
-	ctx, lastLog := wctx, time.Now()
-	for ctx.Err() == nil {
+	lastLog := time.Now()
+	var listErr error
+	_ = poll(wctx, time.Second, func(ctx context.Context) (bool, error) { // ends on ctx.Err() or listErr
+		if ctx.Err() != nil {
+			return false, ctx.Err() // poll's first call does not look
+		}
 		left, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("listing ksvcs being deleted: %w", err))
-			break
+			listErr = fmt.Errorf("listing ksvcs being deleted: %w", err)
+			return false, listErr
 		}
 		pods, err := p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("listing pods: %w", err))
-			break
+			listErr = fmt.Errorf("listing pods: %w", err)
+			return false, listErr
 		}
 		deleting := 0
 		for _, s := range left.Items {
@@ -555,19 +556,19 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 			}
 		}
 		if deleting == 0 && len(pods.Items) == 0 {
-			break
+			return true, nil
 		}
 		if time.Since(lastLog) >= 30*time.Second {
 			p.log.Info("clean: waiting for deleted ksvcs and their pods to go", "namespace", ns, "ksvcs", deleting, "pods", len(pods.Items))
 			lastLog = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		return false, nil
+	})
+	if listErr != nil {
+		errs = append(errs, listErr)
 	}
-	if ctx.Err() != nil {
-		errs = append(errs, fmt.Errorf("waiting for the ksvcs and their pods to go (up to %v; a finalizer whose controller is down holds them?): %w", cleanWait, ctx.Err()))
+	if wctx.Err() != nil {
+		errs = append(errs, fmt.Errorf("waiting for the ksvcs and their pods to go (up to %v; a finalizer whose controller is down holds them?): %w", cleanWait, wctx.Err()))
 	}
 	return n, errors.Join(errs...)
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/coldbench/coldbench/pkg/bench"
@@ -44,38 +46,46 @@ func transient(err error) bool {
 // ErrForeign error and is never touched.
 func createService(ctx context.Context, svcs dynamic.ResourceInterface, svc *unstructured.Unstructured, id string) error {
 	name := svc.GetName()
-	backoff := 100 * time.Millisecond
-	var last error
-	for tries := 0; ; tries++ {
-		_, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			cur, gerr := svcs.Get(ctx, name, metav1.GetOptions{})
-			switch {
-			case gerr == nil && !owned(cur.GetLabels(), id):
-				return fmt.Errorf("a ksvc named %q already exists in namespace %q: %w", name, svc.GetNamespace(), ErrForeign)
-			case gerr == nil && cur.GetDeletionTimestamp() == nil:
-				return nil // ours
-			case gerr == nil:
-				err = fmt.Errorf("ksvc %q of this experiment is still being deleted", name)
-			case apierrors.IsNotFound(gerr):
-				continue // gone meanwhile: create again at once
-			case transient(gerr):
-				err = gerr
-			default:
-				return gerr
+	tries := 0
+	var last, out error // last: the transient error retried after; out: the outcome
+	stop := func(err error) (bool, error) { out = err; return true, nil }
+	werr := createBackoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+		for {
+			tries++
+			_, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				cur, gerr := svcs.Get(ctx, name, metav1.GetOptions{})
+				switch {
+				case gerr == nil && !owned(cur.GetLabels(), id):
+					return stop(fmt.Errorf("a ksvc named %q already exists in namespace %q: %w", name, svc.GetNamespace(), ErrForeign))
+				case gerr == nil && cur.GetDeletionTimestamp() == nil:
+					return stop(nil) // ours
+				case gerr == nil:
+					err = fmt.Errorf("ksvc %q of this experiment is still being deleted", name)
+				case apierrors.IsNotFound(gerr):
+					continue // gone meanwhile: create again at once
+				case transient(gerr):
+					err = gerr
+				default:
+					return stop(gerr)
+				}
+			} else if err == nil || !transient(err) {
+				return stop(err)
 			}
-		} else if err == nil || !transient(err) {
-			return err
+			last = err
+			return false, nil
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (retried %d times until %v)", last, tries+1, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
+	})
+	if werr != nil { // the condition never fails: ctx ended while retrying
+		return fmt.Errorf("%w (retried %d times until %v)", last, tries, werr)
 	}
+	return out
 }
+
+// createBackoff is createService's wait between tries: 100 ms, doubled up to
+// 2 s, then 2 s for as long as ctx lives. Through DelayFunc, Steps only
+// bounds the doublings (wait.ExponentialBackoffWithContext would stop at Cap).
+var createBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: 2 * time.Second, Steps: math.MaxInt32}
 
 // notReadyInTimeClass is the class of a ksvc not Ready within the readiness
 // timeout: the ingress's when the networking layer never configured its

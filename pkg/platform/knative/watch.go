@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -21,7 +22,9 @@ import (
 )
 
 // watchRetry is how often the tracker's list and watch calls are retried
-// while the API server cannot be reached.
+// while the API server cannot be reached. Fixed, deliberately not a backoff:
+// the tracker must see the cluster again within half a second of an API
+// server restart, and these retries are a few cheap calls in a short outage.
 var watchRetry = 500 * time.Millisecond
 
 // unreachable reports whether err says the API server could not be reached
@@ -42,20 +45,21 @@ func unreachable(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// poll calls cond at once, then period after each call has returned (the
+// wait starts when a call ends: a slow call is not followed at once by the
+// next), until cond is done or fails (its error), or ctx ends (ctx.Err()).
+func poll(ctx context.Context, period time.Duration, cond wait.ConditionWithContextFunc) error {
+	return wait.Backoff{Duration: period}.DelayFunc().Until(ctx, true, true, cond)
+}
+
 // patiently calls f until it succeeds, fails for another reason than an
-// unreachable API server, or ctx ends.
-func patiently[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	for {
-		v, err := f()
-		if !unreachable(err) || ctx.Err() != nil {
-			return v, err
-		}
-		select {
-		case <-ctx.Done():
-			return v, err
-		case <-time.After(watchRetry):
-		}
-	}
+// unreachable API server, or ctx ends; it returns f's last results.
+func patiently[T any](ctx context.Context, f func() (T, error)) (v T, err error) {
+	_ = poll(ctx, watchRetry, func(context.Context) (bool, error) { // only ctx.Err(): err says more
+		v, err = f()
+		return !unreachable(err), nil
+	})
+	return v, err
 }
 
 // patientListWatch lists and watches with list and watch, the label selector
