@@ -89,7 +89,7 @@ func Until(ctx context.Context, opt Options) Result {
 
 	var res Result
 	var lastErr error
-	ticker := time.NewTicker(opt.Interval)
+	ticker := time.NewTicker(opt.Interval) // not wait.Poll*: probes overlap, none waits for another's reply
 	defer ticker.Stop()
 	send := func() {
 		select {

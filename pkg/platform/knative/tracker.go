@@ -120,7 +120,7 @@ func (t *tracker) notify() {
 
 // waitFor blocks until cond (called under no lock) holds or ctx ends.
 func (t *tracker) waitFor(ctx context.Context, cond func() bool) error {
-	for {
+	for { // not wait.Poll*: woken by the watches' changes, which wait's timers cannot do
 		t.mu.Lock()
 		ch := t.changed
 		t.mu.Unlock()

@@ -466,7 +466,7 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 		}
 		// A sandbox whose teardown was cut by a kill can be mid-stop (its
 		// shim exiting): retry briefly before giving up.
-		var err error
+		var err error // hand-written, not wait: apimachinery's wait would bring klog into this Kubernetes-free package
 		for try := 0; try < 10; try++ {
 			if err = p.removeSandbox(ctx, sb.Id); err == nil || ctx.Err() != nil {
 				break
