@@ -340,7 +340,10 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 // the batch and whether it was recorded (not when the cell was cut short).
 func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slog.Logger) ([]results.Attempt, bool, error) {
 	load := testbed.LoadAvg()
+	meter := testbed.StartStep()
+	began := time.Now()
 	batch := r.sess.ColdStart(dctx, cell)
+	step := stepFigures(batch, time.Since(began), meter)
 	if dctx.Err() != nil && cutShort(batch) {
 		out.CutCells++
 		log.Warn("cell cut short by the interrupt or deadline: not recorded; --resume measures it again",
@@ -355,6 +358,7 @@ func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slo
 		a.Runtime, a.Handler = cell.Runtime.Name, cell.Runtime.Handler
 		a.Scale, a.Iteration, a.Warmup = cell.Scale, cell.Iteration, cell.Warmup
 		a.LoadAvg = load
+		a.Step = step
 		recs[i] = a
 	}
 	// One write per cell: a cell is in the file whole or not at all.
@@ -368,6 +372,24 @@ func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slo
 		}
 	}
 	return batch, true, nil
+}
+
+// stepFigures is the step record of a cell: the set-up and teardown times
+// its session reported (on any attempt's Step) and what the harness used
+// over the whole ColdStart call.
+func stepFigures(batch []results.Attempt, wall time.Duration, meter *testbed.StepMeter) *results.Step {
+	st := &results.Step{}
+	for _, a := range batch {
+		if a.Step != nil {
+			*st = *a.Step
+			break
+		}
+	}
+	cpu, peak, scope := meter.End()
+	st.WallNS = wall.Nanoseconds()
+	st.HarnessCPUNS = cpu.Nanoseconds()
+	st.HarnessPeakRSSBytes, st.HarnessPeakRSSScope = peak, scope
+	return st
 }
 
 // sweep removes, after an interrupt or the deadline, whatever an interrupted

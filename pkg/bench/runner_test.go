@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,8 @@ type fakePlatform struct {
 	// hook, if set, runs at the start of ColdStart call i (0-based) with its
 	// context; it may block or cancel things.
 	hook func(ctx context.Context, i int, cell Cell)
+	// step, if set, is the step figures ColdStart reports on its attempts.
+	step *results.Step
 }
 
 func (f *fakePlatform) Name() string { return "fake" }
@@ -83,6 +86,7 @@ func (f *fakePlatform) ColdStart(ctx context.Context, cell Cell) []results.Attem
 			TotalNS:  int64(2000*i + inst + 1),
 			Probes:   1,
 			Cold:     results.Cold{SandboxID: fmt.Sprintf("sb-%d-%d", i, inst)},
+			Step:     f.step,
 		}
 		if ctx.Err() != nil {
 			a.ErrorClass, a.Error = results.ErrCanceled, ctx.Err().Error()
@@ -547,5 +551,51 @@ func TestRunnerLogsOnlyThroughItsLogger(t *testing.T) {
 	}
 	if global.Len() > 0 {
 		t.Errorf("the runner logged through slog.Default:\n%s", global)
+	}
+}
+
+// Every attempt of a cell carries the cell's step figures: the set-up and
+// teardown its session reported, the step's wall time around them, and the
+// CPU the harness burned in it (here, a 30 ms spin in one cell only).
+func TestRunRecordsStepFigures(t *testing.T) {
+	exp := testExp(time.Hour)
+	exp.Spec.Scales, exp.Spec.Warmups, exp.Spec.Iterations = []int{3}, 0, 1
+	exp.Spec.Runtimes = exp.Spec.Runtimes[:1]
+	h := newHarness(t, exp)
+	const setup, teardown = 7 * time.Millisecond, 11 * time.Millisecond
+	h.fp.hook = func(_ context.Context, _ int, _ Cell) {
+		time.Sleep(setup + teardown)
+		for t0 := time.Now(); time.Since(t0) < 30*time.Millisecond; {
+		}
+	}
+	h.fp.step = &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: teardown.Nanoseconds()}
+	if _, err := h.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	atts := h.read(t).Attempts
+	if len(atts) != 3 {
+		t.Fatalf("%d attempts, want 3", len(atts))
+	}
+	first := atts[0].Step
+	for i, a := range atts {
+		s := a.Step
+		if s == nil {
+			t.Fatalf("attempt %d has no step", i)
+		}
+		if *s != *first {
+			t.Errorf("attempt %d step %+v differs from attempt 0's %+v: one step, one set of figures", i, *s, *first)
+		}
+	}
+	if first.SetupNS != setup.Nanoseconds() || first.TeardownNS != teardown.Nanoseconds() {
+		t.Errorf("setup %d teardown %d: the session's figures were not kept", first.SetupNS, first.TeardownNS)
+	}
+	if first.WallNS < (setup + teardown + 30*time.Millisecond).Nanoseconds() {
+		t.Errorf("wall %v shorter than the step's sleep and spin", time.Duration(first.WallNS))
+	}
+	if first.HarnessCPUNS <= 0 || first.HarnessCPUNS > first.WallNS*int64(runtime.NumCPU()) {
+		t.Errorf("harness CPU %v over a wall of %v on %d CPUs", time.Duration(first.HarnessCPUNS), time.Duration(first.WallNS), runtime.NumCPU())
+	}
+	if first.HarnessPeakRSSBytes <= 0 || first.HarnessPeakRSSScope == "" {
+		t.Errorf("peak RSS %d scope %q", first.HarnessPeakRSSBytes, first.HarnessPeakRSSScope)
 	}
 }

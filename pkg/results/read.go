@@ -315,6 +315,14 @@ func checkAttempt(a *Attempt) error {
 	case a.OK && a.TTFBNS <= 0:
 		return fmt.Errorf("ok without a ttfb_ns (%d)", a.TTFBNS)
 	}
+	if s := a.Step; s != nil {
+		if s.WallNS < 0 || s.SetupNS < 0 || s.TeardownNS < 0 || s.HarnessCPUNS < 0 || s.HarnessPeakRSSBytes < 0 {
+			return fmt.Errorf("step has a negative figure (%+v)", *s)
+		}
+	}
+	if u := a.Unschedulable; u != nil && u.WaitNS < 0 {
+		return fmt.Errorf("negative unschedulable.wait_ns %d", u.WaitNS)
+	}
 	for _, p := range a.Phases {
 		// function_start is the function's own wall clock, and a process
 		// that started before the request (a not_cold sample, see

@@ -131,6 +131,52 @@ type Attempt struct {
 	// ReleaseSkewNS: spread of start times across the N instances of this
 	// step (same value on each of them).
 	ReleaseSkewNS int64 `json:"release_skew_ns,omitempty"`
+	// Step holds figures of the whole step (cell) the attempt belongs to,
+	// the same on each of its attempts (nil in records written before
+	// they existed).
+	Step *Step `json:"step,omitempty"`
+	// Unschedulable (knative) says the instance's pod had to wait for room
+	// on a node, even if it answered in the end (nil: it never waited).
+	Unschedulable *Unschedulable `json:"unschedulable,omitempty"`
+}
+
+// Step is what one step (a cell: N instances at once) cost around its
+// timed part: its untimed set-up and teardown, and what the harness itself
+// used while it ran (it shares the node with the instances it measures).
+type Step struct {
+	// WallNS runs from the session's start of the step to its end,
+	// set-up and teardown included.
+	WallNS int64 `json:"wall_ns"`
+	// SetupNS is the untimed work before the release (knative: creating
+	// the services and waiting until they are Ready and routed, and for
+	// reused ones until they have scaled to zero); 0 where there is none.
+	SetupNS int64 `json:"setup_ns,omitempty"`
+	// TeardownNS is the untimed work after the replies, until the
+	// instances are gone (knative: services deleted and their pods gone;
+	// node: sandboxes stopped and removed).
+	TeardownNS int64 `json:"teardown_ns,omitempty"`
+	// HarnessCPUNS is the user + system CPU time the coldbench process used
+	// over WallNS (all its threads).
+	HarnessCPUNS int64 `json:"harness_cpu_ns"`
+	// HarnessPeakRSSBytes is the process's peak resident set over the step
+	// (its high-water mark, reset at the step's start where the OS allows;
+	// else the peak since the process started: see HarnessPeakRSSScope).
+	HarnessPeakRSSBytes int64 `json:"harness_peak_rss_bytes,omitempty"`
+	// HarnessPeakRSSScope is "step" when the peak was reset at the step's
+	// start, "process" when it is the peak since the process started.
+	HarnessPeakRSSScope string `json:"harness_peak_rss_scope,omitempty"`
+}
+
+// Unschedulable is how long an instance's pod waited for a node, and why.
+type Unschedulable struct {
+	// Reason is the scheduler's message, e.g. "0/1 nodes are available: 1
+	// Insufficient cpu."
+	Reason string `json:"reason"`
+	// WaitNS runs from the first time the pod was reported unschedulable
+	// to when it was scheduled, or to the end of the attempt if it never
+	// was (Scheduled false).
+	WaitNS    int64 `json:"wait_ns"`
+	Scheduled bool  `json:"scheduled"`
 }
 
 // PhaseOffset returns the offset of the named phase and whether it was seen.

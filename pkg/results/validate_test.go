@@ -42,6 +42,8 @@ func TestReadRefusesInconsistentRecords(t *testing.T) {
 		{"ok without ttfb", line(t, &h) + line(t, mod(func(a *Attempt) { a.TTFBNS = 0 })), []string{"line 2", "ok without a ttfb_ns"}},
 		{"negative total", line(t, &h) + line(t, mod(func(a *Attempt) { a.TotalNS = -1 })), []string{"negative total_ns"}},
 		{"negative skew", line(t, &h) + line(t, mod(func(a *Attempt) { a.ReleaseSkewNS = -1 })), []string{"negative release_skew_ns"}},
+		{"negative step teardown", line(t, &h) + line(t, mod(func(a *Attempt) { a.Step = &Step{WallNS: 5, TeardownNS: -1} })), []string{"step has a negative figure"}},
+		{"negative unschedulable wait", line(t, &h) + line(t, mod(func(a *Attempt) { a.Unschedulable = &Unschedulable{Reason: "x", WaitNS: -2} })), []string{"negative unschedulable.wait_ns -2"}},
 		{"negative phase", line(t, &h) + line(t, mod(func(a *Attempt) { a.Phases[1].OffsetNS = -3 })), []string{`phase "container_created" has a negative offset -3`}},
 		{"scale 0", line(t, &h) + line(t, mod(func(a *Attempt) { a.Scale, a.Instance = 0, 0 })), []string{"line 2", "scale 0: must be at least 1"}},
 		{"instance = scale", line(t, &h) + line(t, mod(func(a *Attempt) { a.Instance = 4 })), []string{"line 2", "instance 4: must be in [0, scale 4)"}},
