@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"sigs.k8s.io/yaml"
+
+	"github.com/coldbench/coldbench/pkg/capacity"
 )
 
 const (
@@ -96,6 +98,9 @@ type Spec struct {
 	// ProbeInterval: a new GET is started this often until one succeeds.
 	ProbeInterval Duration `json:"probeInterval"`
 	Output        string   `json:"output,omitempty"`
+	// Search, when set, makes the run a capacity search (search.go): N is
+	// chosen probe by probe instead of taken from Scales, which stay empty.
+	Search *capacity.Search `json:"search,omitempty"`
 	// Sections holds each platform's section (spec.<platform>, e.g.
 	// spec.node), owned by the platform's package (see Backend). They are
 	// written after the fields above (wire.go).
@@ -236,6 +241,9 @@ func (e *Experiment) Complete() {
 			s.Runtimes[i].Image = image
 		}
 	}
+	if s.Search != nil {
+		s.Search.Complete(MaxScale)
+	}
 }
 
 // CompleteAndValidate completes the experiment, then validates it: what
@@ -254,7 +262,11 @@ func (e *Experiment) Validate(force bool) error {
 	var errs Problems
 	s.validatePlatform(&errs)
 	s.validateRuntimes(&errs)
-	s.validateScales(&errs, force)
+	if s.Search != nil {
+		s.validateSearch(&errs, force) // search.go
+	} else {
+		s.validateScales(&errs, force)
+	}
 	s.validateCounts(&errs)
 	s.validateImages(&errs)
 	if s.Output != "" {

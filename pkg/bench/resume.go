@@ -17,6 +17,9 @@ type Resumption struct {
 	Repair  string // what was done to the file's tail, if anything
 	// Warnings about the file's contents (e.g. a partial cell).
 	Warnings []string
+	// Answered counts the answered attempts of each cell in Done: a
+	// capacity search's decisions replay them (Runner.Answered).
+	Answered map[CellKey]int
 }
 
 // LoadResume prepares path for appending (a torn last record is cut off) and
@@ -67,9 +70,14 @@ func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error
 		return nil, fmt.Errorf("--resume %s: %w", path, err)
 	}
 	counts := map[CellKey]int{}
+	res.Answered = map[CellKey]int{}
 	for _, a := range set.Attempts {
 		if a.ExperimentID == res.ID {
-			counts[CellKey{a.Runtime, a.Scale, a.Iteration}]++
+			k := CellKey{a.Runtime, a.Scale, a.Iteration}
+			counts[k]++
+			if a.OK {
+				res.Answered[k]++
+			}
 		}
 	}
 	for k, n := range counts {

@@ -177,6 +177,9 @@ type Runner struct {
 	// run); they are skipped. Session numbers the header.
 	Done    map[CellKey]bool
 	Session int
+	// Answered holds, for each cell in Done, how many of its attempts
+	// answered: what a resumed capacity search replays (search.go).
+	Answered map[CellKey]int
 
 	sess Session // from Open until Close
 }
@@ -291,6 +294,9 @@ func (c Cell) Key() CellKey { return CellKey{c.Runtime.Name, c.Scale, c.Iteratio
 // records, not errors; Run returns an error only when the session cannot
 // be opened or records cannot be written.
 func (r *Runner) Run(ctx context.Context) (Outcome, error) {
+	if r.Exp.Spec.Search != nil {
+		return r.runSearch(ctx) // search.go: the cells are chosen as it goes
+	}
 	var out Outcome
 	if err := r.Open(ctx); err != nil {
 		return out, err
