@@ -14,6 +14,7 @@ import (
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/capacity"
 	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
 )
 
 // The "limits" platform answers every instance of a cell up to its
@@ -190,6 +191,15 @@ func TestCapacitySearchEndToEnd(t *testing.T) {
 	}
 	if len(set.Attempts) != out.Attempts {
 		t.Errorf("%d records, outcome says %d attempts", len(set.Attempts), out.Attempts)
+	}
+	// The report reads the same answer from the file.
+	m, err := stats.Load(context.Background(), results.ReadOptions{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := m.Capacities()
+	if len(caps) != 2 || caps[0].Runtime != "a" || caps[0].Result.Largest != 37 || caps[1].Result.SmallestFailing != 301 {
+		t.Errorf("report's capacities %+v", caps)
 	}
 	// The header says it was a search, with its rules.
 	if !strings.Contains(fmt.Sprint(set.Headers[0].Experiment), "search:map[iterations:2 maxN:1000 resolution:0 share:1 startN:1]") {

@@ -21,6 +21,8 @@ type jsonReport struct {
 	Files              []string  `json:"files"`
 	Warnings           []string  `json:"warnings"`
 	Rows               []jsonRow `json:"rows"`
+	// Capacity: capacity.go; left out of a sweep's report.
+	Capacity []jsonCapacity `json:"capacity,omitempty"`
 }
 
 type jsonRow struct {
@@ -89,6 +91,7 @@ func writeJSON(w io.Writer, rows []stats.Row, meta Meta) error {
 		Files:              nonNil(meta.Files),
 		Warnings:           nonNil(meta.Warnings),
 		Rows:               make([]jsonRow, 0, len(rows)),
+		Capacity:           capacityJSON(meta.Capacities),
 	}
 	for _, r := range rows {
 		byClass := r.FailuresByClass

@@ -44,6 +44,7 @@ const (
 // rowsReporter is a summary format: it needs only the cells' rows.
 func rowsReporter(write func(io.Writer, []stats.Row, Meta) error) Reporter {
 	return ReporterFunc(func(_ context.Context, w io.Writer, m *stats.Model, meta Meta) error {
+		meta.Capacities = m.Capacities() // capacity.go: a capacity search's answer
 		return write(w, m.Rows(), meta)
 	})
 }
@@ -96,6 +97,9 @@ type Meta struct {
 	ExperimentIDs []string
 	Files         []string
 	Warnings      []string // e.g. results.Set.Warnings
+	// Capacities are the capacity searches' answers (capacity.go), filled
+	// from the model by the summary formats.
+	Capacities []stats.Capacity
 }
 
 // MetaFromSet collects the experiment ids (in order, without repeats) and

@@ -111,6 +111,9 @@ func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {
 			ew.printf("%s\n", l)
 		}
 	}
+	if ew.err == nil {
+		ew.err = writeCapacityTable(w, meta.Capacities)
+	}
 	return ew.err
 }
 
@@ -159,6 +162,9 @@ func writeMarkdown(w io.Writer, rows []stats.Row, meta Meta) error {
 		for _, l := range fn {
 			ew.printf("%s\n", mdEscape(l))
 		}
+	}
+	if ew.err == nil {
+		ew.err = writeCapacityMarkdown(w, meta.Capacities)
 	}
 	return ew.err
 }

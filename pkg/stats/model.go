@@ -83,6 +83,7 @@ type Model struct {
 	runtimeOrder  map[string]int
 	failures      []FailureGroup
 	failureIdx    map[failureKey]int
+	capacityLog   probeLog // capacity.go: what a capacity search's report replays
 }
 
 type failureKey struct {
@@ -144,6 +145,7 @@ func (m *Model) Add(rec results.Record) error {
 // AddAttempt adds one attempt; a is not kept.
 func (m *Model) AddAttempt(a *results.Attempt) {
 	m.Records++
+	m.capacityLog.add(a)
 	if _, seen := m.platformOrder[a.Platform]; !seen {
 		m.platformOrder[a.Platform] = len(m.platformOrder)
 	}
