@@ -24,7 +24,8 @@ type progress struct {
 }
 
 func newProgress(total int, lg *logs) *progress {
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
+	// total 0: not known in advance (a capacity search): no bar to fill.
+	if total <= 0 || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return &progress{lg: lg}
 	}
 	return newBar(total, lg, os.Stderr)
@@ -55,7 +56,11 @@ func (pr *progress) onAttempts(done, total int, batch []results.Attempt) {
 		pr.bar.SetCurrent(int64(done))
 		return
 	}
-	pr.lg.log.Info("progress", "attempts", fmt.Sprintf("%d/%d", done, total), "failed", pr.failed.Load(),
+	attempts := fmt.Sprintf("%d/%d", done, total)
+	if total <= 0 {
+		attempts = fmt.Sprint(done)
+	}
+	pr.lg.log.Info("progress", "attempts", attempts, "failed", pr.failed.Load(),
 		"runtime", batch[0].Runtime, "n", batch[0].Scale, "iteration", batch[0].Iteration)
 }
 

@@ -36,6 +36,9 @@ type runFlags struct {
 	resume        string
 	printRecords  bool
 	platforms     platformFlags
+	// edit, if set, changes the spec after the flags above and before
+	// validation (capacity.go: the search's section).
+	edit func(s *bench.Spec, changed func(string) bool, fromFile bool) error
 }
 
 func newRunCmd(lg *logs) *cobra.Command {
@@ -201,6 +204,11 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	if changed("output") {
 		s.Output = f.output
 	}
+	if f.edit != nil {
+		if err := f.edit(s, changed, f.file != ""); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkPlatformFlags(changed, s.Platform); err != nil {
 		return nil, err
 	}
@@ -265,6 +273,9 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 		}
 	}
 	r := &bench.Runner{Exp: exp, ID: id, Platform: plat, Log: log, Done: done, Session: session}
+	if res != nil {
+		r.Answered = res.Answered // a capacity search replays them
+	}
 	if err := r.Open(ctx); err != nil {
 		return err
 	}
