@@ -115,13 +115,22 @@ knative_yaml() {
     | sed -E "s#ko://knative.dev/serving/cmd/([a-z-]+)#dev.local/knative/\\1:$KNATIVE_VERSION#g" \
     | sed -e "s#@KNATIVE_VERSION@#$KNATIVE_VERSION#g" -e "s#@LAB_DOMAIN@#$LAB_DOMAIN#g" >"$out/core.yaml"
   ! grep -q 'ko://' "$out/core.yaml" || die "unrewritten ko:// reference in Knative YAML"
+  knative_yaml_stamp >"$out/stamp"
   rm -rf "$KNATIVE_YAML" && mv "$out" "$KNATIVE_YAML"
   log "Knative YAML: $KNATIVE_YAML/{crds,core}.yaml"
 }
 
+# knative_yaml_stamp: what the rendered YAML depends on besides the modules,
+# so that a change of the lab's Knative settings re-renders it (a cached
+# core.yaml would otherwise keep the old settings, silently).
+knative_yaml_stamp() {
+  { echo "$KNATIVE_VERSION $LAB_DOMAIN"; cat "$LAB_DIR/manifests/knative-config.yaml"
+    declare -f knative_yaml; } | sha256sum | cut -c1-16
+}
+
 todo=()
 up_to_date "$K8S_DIR" kubernetes "${K8S_CMDS[@]}" || todo+=(kubernetes)
-up_to_date "$KN_DIR" knative "${KNATIVE_COMPONENTS[@]}" && [ -f "$KN_DIR/images.tar" ] && [ -f "$KNATIVE_YAML/core.yaml" ] || todo+=(knative)
+up_to_date "$KN_DIR" knative "${KNATIVE_COMPONENTS[@]}" && [ -f "$KN_DIR/images.tar" ] || todo+=(knative)
 up_to_date "$DNS_DIR" coredns coredns || todo+=(coredns)
 up_to_date "$TR_DIR" traefik traefik || todo+=(traefik)
 dir_of() { case $1 in kubernetes) echo "$K8S_DIR" ;; knative) echo "$KN_DIR" ;; coredns) echo "$DNS_DIR" ;; traefik) echo "$TR_DIR" ;; esac; }
@@ -146,8 +155,8 @@ else
   done
 fi
 
-if [[ " ${todo[*]} " == *" knative "* ]] || [ ! -f "$KN_DIR/images.tar" ] || [ ! -f "$KNATIVE_YAML/core.yaml" ]; then
-  step "knative images and yaml"
+if [[ " ${todo[*]} " == *" knative "* ]] || [ ! -f "$KN_DIR/images.tar" ]; then
+  step "knative images"
   [ -x "$CB_BIN" ] || (cd "$COLDBENCH_ROOT" && go build -o "$CB_BIN" ./cmd/coldbench)
   rm -rf "$KN_DIR/images.tmp" && mkdir -p "$KN_DIR/images.tmp"
   for c in "${KNATIVE_COMPONENTS[@]}"; do
@@ -157,6 +166,10 @@ if [[ " ${todo[*]} " == *" knative "* ]] || [ ! -f "$KN_DIR/images.tar" ] || [ !
   # One tarball per image; up.sh imports them all.
   tar -C "$KN_DIR/images.tmp" -cf "$KN_DIR/images.tar.new" . && mv "$KN_DIR/images.tar.new" "$KN_DIR/images.tar"
   rm -rf "$KN_DIR/images.tmp"
+fi
+if [[ " ${todo[*]} " == *" knative "* ]] || [ ! -f "$KNATIVE_YAML/core.yaml" ] \
+  || [ "$(cat "$KNATIVE_YAML/stamp" 2>/dev/null)" != "$(knative_yaml_stamp)" ]; then
+  step "knative yaml"
   knative_yaml
 fi
 log "binaries: $K8S_DIR/bin $KN_DIR/bin $DNS_DIR/bin $TR_DIR/bin"

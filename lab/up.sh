@@ -46,6 +46,29 @@ step "host networking"
 # Service traffic between pods on one bridge must pass iptables; pods reach
 # services through the host.
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 net.ipv4.ip_forward=1
+# Room for the study's scale, 500 function pods at once on this node (issue
+# 14); each value is only ever raised, never lowered below the host's:
+# - neighbour table: the kernel's table is one for every network namespace;
+#   the host (kubelet probes), the activator and Traefik each need an entry
+#   per pod address on the bridge, and past gc_thresh3 (1024 by default)
+#   packets are dropped with "neighbour table overflow";
+# - pid_max: threads count, and 500 pods are ~13 000 threads with runc (shim,
+#   queue-proxy, function, pause) and more with gVisor; 2 cores give 32 768;
+# - inotify: every container's shim, runc and the kubelet's cAdvisor take
+#   instances, all as root, against a per-user limit of 128.
+# conntrack is left alone: its default here (262 144) is ~100× what 500
+# cold starts use. Open files: see docs/scale.md (the hard limit cannot be
+# raised without CAP_SYS_RESOURCE).
+raise_sysctl() { # KEY MIN
+  local cur; cur=$(sysctl -n "$1" 2>/dev/null) || { log "sysctl $1 not available"; return 0; }
+  [ "$cur" -ge "$2" ] || sysctl -qw "$1=$2"
+}
+raise_sysctl net.ipv4.neigh.default.gc_thresh1 4096
+raise_sysctl net.ipv4.neigh.default.gc_thresh2 8192
+raise_sysctl net.ipv4.neigh.default.gc_thresh3 16384
+raise_sysctl kernel.pid_max 4194304
+raise_sysctl fs.inotify.max_user_instances 8192
+raise_sysctl fs.inotify.max_user_watches 1048576
 # Lab traffic stays on this machine: nothing from the pod network is forwarded
 # out of any interface but the pods' own bridge, and a packet for a service
 # address that kube-proxy has not translated (yet) is refused here, instead of
@@ -149,6 +172,14 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
 podLogsDir: $LAB_LOG/pods
+# The study's scale, 500 function pods at once, plus Knative's own (issue 14);
+# the default is 110.
+maxPods: 600
+# Pod status updates (each milestone of each pod) go through this client: at
+# the default 50 QPS, 500 pods' ~4 updates each reach the API server up to
+# 40 s late, and coldbench reads its pod phases from them.
+kubeAPIQPS: 200
+kubeAPIBurst: 400
 EOF
 write_if_changed "$LAB_STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -194,6 +225,13 @@ step "Knative Serving $KNATIVE_VERSION"
 kctl apply -f "$KNATIVE_YAML/crds.yaml" >/dev/null
 kctl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 kctl apply -f "$KNATIVE_YAML/core.yaml" >/dev/null
+# Knative's controllers size their API client by how many reconcilers they
+# run (5 QPS each: the autoscaler gets 10), and scaling 500 revisions from
+# zero is one Deployment update each: 50 s of throttling at 10 QPS.
+# KUBE_API_QPS/BURST (knative.dev/pkg environment) override it; setting the
+# same values again on a second up changes nothing.
+kctl -n knative-serving set env deployment/autoscaler deployment/controller \
+  KUBE_API_QPS=200 KUBE_API_BURST=400 >/dev/null
 wait_for "Knative deployments available" kctl -n knative-serving wait --for=condition=Available deployment --all --timeout=5s
 
 step "Traefik"
