@@ -111,6 +111,9 @@ func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {
 			ew.printf("%s\n", l)
 		}
 	}
+	if st := stepsTable(rows, withPlatform); st != nil {
+		return st.writeText(ew)
+	}
 	return ew.err
 }
 
@@ -159,6 +162,9 @@ func writeMarkdown(w io.Writer, rows []stats.Row, meta Meta) error {
 		for _, l := range fn {
 			ew.printf("%s\n", mdEscape(l))
 		}
+	}
+	if st := stepsTable(rows, withPlatform); st != nil {
+		st.writeMarkdown(ew)
 	}
 	return ew.err
 }
