@@ -379,7 +379,8 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 	for _, p := range r.pods {
 		switch {
 		case !p.created.Before(t0) && p.noRoom():
-			if refused == nil {
+			// Only one the cold pod replaced (seen before it) explains a wait.
+			if refused == nil && cold == nil {
 				refused = p
 			}
 		case !p.created.Before(t0):
