@@ -50,6 +50,7 @@ type htmlPage struct {
 	StatsRows         [][]htmlCell
 	StatsNotes        []string
 	Footnotes         []string
+	Steps             *stepTable // nil: no step figures or waits recorded
 	FigureGroups      []htmlFigureGroup
 	PhaseTables       []htmlPhaseTable
 	PhasePartial      bool
@@ -170,6 +171,7 @@ func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt 
 		page.StatsRows = append(page.StatsRows, cells)
 	}
 	page.Footnotes = footnotes(rows)
+	page.Steps = stepsTable(rows, withPlatform)
 
 	popt := opt.Plot
 	if len(popt.Scales) == 0 {

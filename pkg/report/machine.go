@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/coldbench/coldbench/pkg/stats"
@@ -35,6 +36,56 @@ type jsonRow struct {
 	FailuresByClass map[string]int `json:"failures_by_class"`
 	Warmups         int            `json:"warmups"`
 	TTFB            jsonSummary    `json:"ttfb_ns"`
+	// Absent for records written before steps and waits were recorded.
+	Steps         *jsonSteps `json:"steps,omitempty"`
+	WaitedForNode *jsonWaits `json:"waited_for_node,omitempty"`
+}
+
+// jsonSteps is stats.StepSummary: durations in ns; the CPU share a
+// fraction of the node (null when no header gave its cores).
+type jsonSteps struct {
+	Steps                int           `json:"steps"`
+	Setup                jsonMedianMax `json:"setup_ns"`
+	Teardown             jsonMedianMax `json:"teardown_ns"`
+	Wall                 jsonMedianMax `json:"wall_ns"`
+	HarnessCPUShareMax   *float64      `json:"harness_cpu_share_max"`
+	HarnessCPUShareSteps int           `json:"harness_cpu_share_steps"`
+	HarnessCPUShareGoal  float64       `json:"harness_cpu_share_goal"`
+	HarnessPeakRSSMax    int64         `json:"harness_peak_rss_bytes_max"`
+	HarnessPeakRSSScope  string        `json:"harness_peak_rss_scope,omitempty"`
+	HarnessPeakRSSGoal   int64         `json:"harness_peak_rss_bytes_goal"`
+}
+
+type jsonMedianMax struct {
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+// jsonWaits is stats.WaitSummary: attempts that waited for room on a node.
+type jsonWaits struct {
+	Attempts int           `json:"attempts"`
+	Answered int           `json:"answered"`
+	Wait     jsonMedianMax `json:"wait_ns"`
+}
+
+func toJSONSteps(s *stats.StepSummary) *jsonSteps {
+	if s == nil {
+		return nil
+	}
+	j := &jsonSteps{Steps: s.Steps, Setup: jsonMedianMax(s.Setup), Teardown: jsonMedianMax(s.Teardown), Wall: jsonMedianMax(s.Wall),
+		HarnessCPUShareSteps: s.CPUShareSteps, HarnessCPUShareGoal: stats.HarnessCPUShareGoal,
+		HarnessPeakRSSMax: s.HarnessPeakRSSMax, HarnessPeakRSSScope: s.HarnessPeakRSSScope, HarnessPeakRSSGoal: stats.HarnessRSSGoalBytes}
+	if s.CPUShareSteps > 0 {
+		j.HarnessCPUShareMax = ptr(s.HarnessCPUShareMax)
+	}
+	return j
+}
+
+func toJSONWaits(w *stats.WaitSummary) *jsonWaits {
+	if w == nil {
+		return nil
+	}
+	return &jsonWaits{Attempts: w.Waited, Answered: w.Answered, Wait: jsonMedianMax(w.Wait)}
 }
 
 // jsonSummary: values are null when undefined (n = 0; stdev with n < 2; the
@@ -102,7 +153,8 @@ func writeJSON(w io.Writer, rows []stats.Row, meta Meta) error {
 			Platform: r.Platform, Runtime: r.Runtime, Scale: r.Scale,
 			Attempts: r.Attempts, Successes: r.Successes, Failures: r.Failures,
 			FailuresByClass: byClass, Warmups: r.Warmups,
-			TTFB: toJSONSummary(r.TTFB),
+			TTFB:  toJSONSummary(r.TTFB),
+			Steps: toJSONSteps(r.Steps), WaitedForNode: toJSONWaits(r.Waited),
 		})
 	}
 	enc := json.NewEncoder(w)
@@ -123,9 +175,53 @@ var csvHeader = []string{
 	"mean_ns", "stdev_ns", "min_ns", "p50_ns", "p90_ns", "p95_ns", "p99_ns", "max_ns", "median_ci_lo_ns", "median_ci_hi_ns",
 }
 
+// csvStepHeader and csvWaitHeader are appended to csvHeader only when some
+// row has step figures, or waits for a node, so that records written
+// before them load into the same columns as ever. Durations in ns.
+var (
+	csvStepHeader = []string{"steps", "setup_p50_ns", "setup_max_ns", "teardown_p50_ns", "teardown_max_ns", "wall_p50_ns", "wall_max_ns",
+		"harness_cpu_share_max", "harness_peak_rss_bytes_max", "harness_peak_rss_scope"}
+	csvWaitHeader = []string{"waited_for_node", "waited_for_node_ok", "wait_p50_ns", "wait_max_ns"}
+)
+
+func csvStepCells(s *stats.StepSummary) []string {
+	if s == nil {
+		return make([]string, len(csvStepHeader))
+	}
+	cpu := ""
+	if s.CPUShareSteps > 0 {
+		cpu = strconv.FormatFloat(s.HarnessCPUShareMax, 'f', -1, 64)
+	}
+	return []string{strconv.Itoa(s.Steps), fullNS(s.Setup.Median), fullNS(s.Setup.Max), fullNS(s.Teardown.Median), fullNS(s.Teardown.Max),
+		fullNS(s.Wall.Median), fullNS(s.Wall.Max), cpu, strconv.FormatInt(s.HarnessPeakRSSMax, 10), s.HarnessPeakRSSScope}
+}
+
+// csvWaitCells: a row with step figures but no waits had none (0).
+func csvWaitCells(w *stats.WaitSummary, recorded bool) []string {
+	switch {
+	case w == nil && recorded:
+		return []string{"0", "0", "", ""}
+	case w == nil:
+		return make([]string, len(csvWaitHeader))
+	}
+	return []string{strconv.Itoa(w.Waited), strconv.Itoa(w.Answered), fullNS(w.Wait.Median), fullNS(w.Wait.Max)}
+}
+
 func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows only (see Meta)
 	cw := csv.NewWriter(w)
-	if err := cw.Write(csvHeader); err != nil {
+	var anySteps, anyWaits bool
+	for _, r := range rows {
+		anySteps = anySteps || r.Steps != nil
+		anyWaits = anyWaits || r.Waited != nil
+	}
+	header := slices.Clone(csvHeader)
+	if anySteps {
+		header = append(header, csvStepHeader...)
+	}
+	if anyWaits {
+		header = append(header, csvWaitHeader...)
+	}
+	if err := cw.Write(header); err != nil {
 		return err
 	}
 	for _, r := range rows {
@@ -146,6 +242,12 @@ func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows
 		rec = append(rec, strconv.FormatBool(j.P99Reliable), strconv.FormatBool(j.MedianCIOK))
 		for _, v := range vals {
 			rec = append(rec, cell(v, fullNS))
+		}
+		if anySteps {
+			rec = append(rec, csvStepCells(r.Steps)...)
+		}
+		if anyWaits {
+			rec = append(rec, csvWaitCells(r.Waited, r.Steps != nil)...)
 		}
 		if err := cw.Write(rec); err != nil {
 			return err

@@ -111,6 +111,11 @@ func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {
 			ew.printf("%s\n", l)
 		}
 	}
+	if st := stepsTable(rows, withPlatform); st != nil {
+		if err := st.writeText(ew); err != nil {
+			return err
+		}
+	}
 	if ew.err == nil {
 		ew.err = writeCapacityTable(w, meta.Capacities)
 	}
@@ -162,6 +167,9 @@ func writeMarkdown(w io.Writer, rows []stats.Row, meta Meta) error {
 		for _, l := range fn {
 			ew.printf("%s\n", mdEscape(l))
 		}
+	}
+	if st := stepsTable(rows, withPlatform); st != nil {
+		st.writeMarkdown(ew)
 	}
 	if ew.err == nil {
 		ew.err = writeCapacityMarkdown(w, meta.Capacities)

@@ -25,7 +25,7 @@ const (
 	ErrRuntime      = "runtime"       // runtime handler / RuntimeClass missing
 	ErrCanceled     = "canceled"      // the run was interrupted during the attempt
 	ErrPlatform     = "platform"      // any other platform-side failure
-	ErrNotScheduled = "not_scheduled" // (knative) pod never scheduled
+	ErrNotScheduled = "not_scheduled" // (knative) the pod never found room on a node: never scheduled, or refused by its node's kubelet at admission (OutOfcpu, …)
 	ErrCrashed      = "crashed"       // the function's container exited or crash-looped
 	ErrNotCold      = "not_cold"      // a pod already existed: the sample was not a cold start
 	ErrIngress      = "ingress"       // the ingress never routed the service: its route probe failed (a refused or reset measured request is ErrConnection)
@@ -136,7 +136,8 @@ type Attempt struct {
 	// they existed).
 	Step *Step `json:"step,omitempty"`
 	// Unschedulable (knative) says the instance's pod had to wait for room
-	// on a node, even if it answered in the end (nil: it never waited).
+	// on a node, even if it answered in the end (nil: it never waited, or
+	// the watches did not show it waiting).
 	Unschedulable *Unschedulable `json:"unschedulable,omitempty"`
 }
 
@@ -169,14 +170,19 @@ type Step struct {
 
 // Unschedulable is how long an instance's pod waited for a node, and why.
 type Unschedulable struct {
-	// Reason is the scheduler's message, e.g. "0/1 nodes are available: 1
-	// Insufficient cpu."
+	// Reason is the scheduler's (latest) message, e.g. "0/1 nodes are
+	// available: 1 Insufficient cpu.", or, when a node's kubelet refused
+	// the attempt's first pod at admission and it waited for a
+	// replacement, that refusal ("pod … refused by its node: OutOfcpu: …").
 	Reason string `json:"reason"`
 	// WaitNS runs from the first time the pod was reported unschedulable
-	// to when it was scheduled, or to the end of the attempt if it never
-	// was (Scheduled false).
-	WaitNS    int64 `json:"wait_ns"`
-	Scheduled bool  `json:"scheduled"`
+	// (or refused) to when it was scheduled, or to the end of the attempt
+	// if it was not by then (Scheduled false). Both ends are when the
+	// harness's watch showed the change (monotonic clock, like the phases),
+	// not the conditions' 1 s API-server timestamps.
+	WaitNS int64 `json:"wait_ns"`
+	// Scheduled: the pod got a node before the attempt ended.
+	Scheduled bool `json:"scheduled"`
 }
 
 // PhaseOffset returns the offset of the named phase and whether it was seen.

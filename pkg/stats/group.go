@@ -27,6 +27,14 @@ type Row struct {
 	// TTFB summarizes time to first byte (Attempt.TTFBNS) over successful
 	// attempts only.
 	TTFB Summary
+
+	// Steps summarizes the measured steps' untimed set-up and teardown and
+	// the harness's own use of the node; nil when no measured attempt
+	// carries step figures (records written before them).
+	Steps *StepSummary
+	// Waited summarizes the measured attempts whose pod waited for room on
+	// a node; nil when none did.
+	Waited *WaitSummary
 }
 
 // Group splits set's attempts into rows by (Platform, Runtime, Scale).

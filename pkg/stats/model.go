@@ -40,6 +40,12 @@ type Cell struct {
 	Responded []int
 
 	iterIdx map[iterKey]int
+	// Measured steps' figures, each step once (steps.go), and the waits
+	// for a node of measured attempts.
+	steps    []stepFigures
+	stepSeen map[iterKey]bool
+	waits    []float64
+	waitedOK int
 }
 
 type iterKey struct {
@@ -83,7 +89,8 @@ type Model struct {
 	runtimeOrder  map[string]int
 	failures      []FailureGroup
 	failureIdx    map[failureKey]int
-	capacityLog   probeLog // capacity.go: what a capacity search's report replays
+	capacityLog   probeLog       // capacity.go: what a capacity search's report replays
+	cores         map[string]int // experiment id -> its header's testbed cores
 }
 
 type failureKey struct {
@@ -182,6 +189,7 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		c.iterIdx[ik] = it
 		c.Responded = append(c.Responded, 0)
 	}
+	m.addStep(c, a, ik)
 	if a.OK {
 		c.Successes++
 		c.Responded[it]++
@@ -268,5 +276,5 @@ func (c *Cell) Row() Row {
 	}
 	return Row{Platform: c.Key.Platform, Runtime: c.Key.Runtime, Scale: c.Key.Scale,
 		Attempts: c.Attempts, Successes: c.Successes, Failures: c.Failures, FailuresByClass: byClass,
-		Warmups: c.Warmups, TTFB: Summarize(c.TTFB)}
+		Warmups: c.Warmups, TTFB: Summarize(c.TTFB), Steps: c.stepSummary(), Waited: c.waitSummary()}
 }

@@ -50,9 +50,16 @@ type behaviour struct {
 	routeDelay time.Duration // the ingress routes the host this long after Ready
 	status     int           // the function answers with this status (0: 200)
 	resetConn  bool          // the ingress drops the connection of the real GET
-	// podFailure: "unschedulable", "image" or "crash": the pod never gets
+	// podFailure: "unschedulable", "refused" (its node's kubelet refuses it
+	// at admission: OutOfcpu), "image" or "crash": the pod never gets
 	// ready and the request hangs until the client gives up.
 	podFailure string
+	// waitForRoom: the pod is unschedulable (Insufficient cpu) this long,
+	// then scheduled, and goes on as usual.
+	waitForRoom time.Duration
+	// refusedFirst: the first pod is refused by its node (OutOfcpu); the
+	// ReplicaSet's replacement goes on as usual.
+	refusedFirst bool
 	// scaleDownAfter: the pod goes (and the Deployment back to zero) this
 	// long after the reply; 0 = it stays until its ksvc is deleted.
 	scaleDownAfter time.Duration
@@ -466,14 +473,55 @@ func (l *lab) serveCold(w http.ResponseWriter, r *http.Request, s *labSvc) {
 	}
 	scheduled := func(p *corev1.Pod) {
 		p.Spec.NodeName = "node-1"
-		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue})
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}
+	}
+	unschedulable := func(resource string) func(p *corev1.Pod) {
+		return func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+				Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 Insufficient " + resource + "."}}
+		}
+	}
+	// What the kubelet makes of a pod it refuses at admission: Failed, and
+	// its containers terminated, "could not be located".
+	refused := func(p *corev1.Pod) {
+		p.Spec.NodeName = "node-1"
+		p.Status.Phase, p.Status.Reason = corev1.PodFailed, "OutOfcpu"
+		p.Status.Message = "Pod was rejected: Node didn't have enough resource: cpu, requested: 4000, used: 7900, capacity: 8000"
+		for _, c := range []string{UserContainer, QueueProxy} {
+			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c, State: corev1.ContainerState{
+				Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "ContainerStatusUnknown", Message: "The container could not be located when the pod was terminated"}}})
+		}
+	}
+	if s.b.refusedFirst {
+		// The ReplicaSet replaces the refused pod; the replacement answers.
+		if !update("failure", refused) {
+			return
+		}
+		if pod, ok = l.createPod(s, l.newPod(s)); !ok {
+			return
+		}
+		name = pod.Name
+		if !l.await(ctx, s, since, PhasePodCreated, func(v attemptView) bool { return v.pod == name }) {
+			return
+		}
+	}
+	if d := s.b.waitForRoom; d > 0 {
+		if !update("failure", unschedulable("cpu")) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
 	}
 	switch s.b.podFailure {
 	case "unschedulable":
-		if !update("failure", func(p *corev1.Pod) {
-			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
-				Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 Insufficient memory."}}
-		}) {
+		if !update("failure", unschedulable("memory")) {
+			return
+		}
+	case "refused":
+		if !update("failure", refused) {
 			return
 		}
 	case "image":
@@ -848,12 +896,14 @@ func classifiesFailures(t *testing.T, timeout time.Duration) bool {
 			return behaviour{readyFalse: `pods "x" is forbidden: pod rejected: RuntimeClass "gvisor" not found`}
 		case 4:
 			return behaviour{readyFalse: `Unable to fetch image "dev.local/nope:v1": failed to resolve image to digest`}
+		case 5:
+			return behaviour{podFailure: "refused"}
 		}
 		return behaviour{}
 	}})
-	out := l.coldStart(l.cell(6, 0, timeout))
-	for i := range 3 {
-		if !l.staged(l.name(6, 0, i)) {
+	out := l.coldStart(l.cell(7, 0, timeout))
+	for _, i := range []int{0, 1, 2, 5} {
+		if !l.staged(l.name(7, 0, i)) {
 			return false
 		}
 	}
@@ -863,18 +913,65 @@ func classifiesFailures(t *testing.T, timeout time.Duration) bool {
 		{results.ErrCrashed, "exited 2"},
 		{results.ErrRuntime, `RuntimeClass "gvisor" not found`},
 		{results.ErrImage, "Unable to fetch image"},
+		// Refused by the kubelet: its reason, not the containers' 137.
+		{results.ErrNotScheduled, "refused by its node: OutOfcpu: Pod was rejected: Node didn't have enough resource: cpu"},
 	}
 	for i, w := range want {
 		a := out[i]
 		if a.OK || a.ErrorClass != w.class || !strings.Contains(a.Error, w.msg) || a.Instance != i {
 			t.Errorf("instance %d: class %q error %q, want %q with %q", i, a.ErrorClass, a.Error, w.class, w.msg)
 		}
-		if i < 3 && (a.Cold.Pod == "" || !strings.Contains(a.Error, "no reply within the client timeout")) {
+		if (i < 3 && a.Cold.Pod == "") || (i < 3 || i == 5) && !strings.Contains(a.Error, "no reply within the client timeout") {
 			t.Errorf("instance %d: the pod and the request's own failure belong in the record: %+v", i, a)
 		}
+		// The pods that never found room waited until the attempt's end.
+		u := a.Unschedulable
+		switch {
+		case i != 0 && i != 5 && u != nil:
+			t.Errorf("instance %d: %+v waited for room?", i, *u)
+		case i != 0 && i != 5:
+		case u == nil:
+			t.Errorf("instance %d: no wait for room recorded", i)
+		case u.Scheduled || u.WaitNS <= 0 || u.WaitNS > timeout.Nanoseconds() || !strings.Contains(u.Reason, w.msg[:17]):
+			t.Errorf("instance %d: waited %+v, want unscheduled, for at most the %v timeout, for %q", i, *u, timeout, w.msg[:17])
+		}
 	}
-	checkCold(t, out[5], l, 5, l.name(6, 0, 5))
+	checkCold(t, out[6], l, 6, l.name(7, 0, 6))
 	return true
+}
+
+// A pod that waited for room on a node and then answered is a cold start
+// that says so: the scheduler's reason, the wait until it was scheduled. So
+// is one whose first pod its node refused (OutOfcpu), answered by the
+// ReplicaSet's replacement, which is the attempt's pod.
+func TestColdStartPodThatWaitedForRoomSaysWhyAndHowLong(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	l := newLab(t, labOptions{behave: func(i int) behaviour {
+		return behaviour{waitForRoom: map[int]time.Duration{0: wait}[i], refusedFirst: i == 1}
+	}})
+	out := l.coldStart(l.cell(3, 0, 10*time.Second))
+	for i, a := range out {
+		checkCold(t, a, l, i, l.name(3, 0, i))
+	}
+	if u := out[2].Unschedulable; u != nil {
+		t.Errorf("instance 2 never waited, recorded %+v", *u)
+	}
+	for i, reason := range []string{"0/1 nodes are available: 1 Insufficient cpu.", "refused by its node: OutOfcpu"} {
+		a := out[i]
+		u := a.Unschedulable
+		if u == nil {
+			t.Errorf("instance %d: no wait for room recorded", i)
+			continue
+		}
+		created, _ := a.PhaseOffset(PhasePodCreated)
+		scheduled, _ := a.PhaseOffset(PhasePodScheduled)
+		if !u.Scheduled || !strings.Contains(u.Reason, reason) || u.WaitNS <= 0 || u.WaitNS > scheduled.Nanoseconds() {
+			t.Errorf("instance %d: %+v, want scheduled after a wait of at most %v (pod_scheduled), for %q", i, *u, scheduled, reason)
+		}
+		if i == 0 && (u.WaitNS < wait.Nanoseconds() || u.WaitNS > (scheduled-created).Nanoseconds()) {
+			t.Errorf("instance 0: waited %v, want ≥ %v and within pod_created..pod_scheduled (%v)", time.Duration(u.WaitNS), wait, scheduled-created)
+		}
+	}
 }
 
 // On a cluster that ignores initial-scale 0 the revision has a pod before

@@ -73,7 +73,7 @@ const catchUpTimeout = 10 * time.Second
 
 // Gather waits for the pods' late events, then judges each released
 // attempt by what the watches saw of its revision since its start.
-func (m *podMeasurement) Gather(ctx context.Context, _ bench.Cell, out []results.Attempt) {
+func (m *podMeasurement) Gather(ctx context.Context, cell bench.Cell, out []results.Attempt) {
 	// The watches may deliver the last pod events a while after the reply
 	// (the kubelet reports Ready on its own schedule: more than 10 s after
 	// the reply at load 10 on the lab): give them until every answered
@@ -100,9 +100,48 @@ func (m *podMeasurement) Gather(ctx context.Context, _ bench.Cell, out []results
 	cancel()
 	for i := range out {
 		if m.insts[i].Ready {
-			judge(ctx, &out[i], m.insts[i].Name, m.tr.view(m.insts[i].Name, out[i].Start))
+			v := m.tr.view(m.insts[i].Name, out[i].Start)
+			judge(ctx, &out[i], m.insts[i].Name, v)
+			out[i].Unschedulable = waited(v, out[i].OK, attemptEnd(&out[i], cell.RequestTimeout, begin))
 		}
 	}
+}
+
+// waited is the attempt's wait for room on a node (nil: it had none), on
+// the tracker's clock, ending at end, the attempt's, unless its pod was
+// scheduled before.
+//
+// Both ends are when the harness's watch delivered the change (monotonic
+// clock), like the pod_scheduled phase and the other milestones, not the
+// conditions' lastTransitionTime: that is the API server's wall clock
+// (another machine's on a real cluster) at 1 s resolution, which would
+// round a wait of a few seconds by up to a second each end and could not
+// be set against the attempt's phases. The watch's delay is in both ends
+// and mostly cancels out.
+func waited(v attemptView, answered bool, end time.Time) *results.Unschedulable {
+	if v.waitSince.IsZero() {
+		return nil
+	}
+	// An answer came from a pod with a node, even if the watch had not
+	// shown its scheduling yet: then the wait is known to end by the reply.
+	stop, scheduled := end, answered
+	if at := v.waitScheduled; !at.IsZero() && (answered || at.Before(end)) {
+		stop, scheduled = at, true
+	}
+	return &results.Unschedulable{Reason: v.waitReason, WaitNS: max(stop.Sub(v.waitSince), 0).Nanoseconds(), Scheduled: scheduled}
+}
+
+// attemptEnd is when attempt a ended: its reply's end, or for one without
+// a reply, its client timeout, or when all the step's replies were in
+// (replied) if earlier (an interrupt, a refused connection).
+func attemptEnd(a *results.Attempt, timeout time.Duration, replied time.Time) time.Time {
+	if a.TotalNS > 0 {
+		return a.Start.Add(time.Duration(a.TotalNS))
+	}
+	if end := a.Start.Add(timeout); timeout > 0 && end.Before(replied) {
+		return end
+	}
+	return replied
 }
 
 // judge adds to a, an attempt on revision rev, what the watches saw (v)

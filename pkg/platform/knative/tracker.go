@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +43,46 @@ type podTimeline struct {
 	// queue-proxy keeps serving while it drains): it is not gone yet.
 	terminating time.Time
 	gone        time.Time // the pod object deleted: its containers are gone
-	// Latest failure observed (image pull error, crash, unschedulable).
+	// Latest failure of its containers observed (image pull error, crash).
 	failClass, failMsg string
+	// unschedAt: when the watch first showed the scheduler's PodScheduled
+	// False/Unschedulable condition; unschedMsg: its latest message (e.g.
+	// "0/1 nodes are available: 1 Insufficient cpu.").
+	unschedAt  time.Time
+	unschedMsg string
+	// failedAt: when the watch first showed the pod itself Failed with a
+	// reason (the kubelet refused it at admission: OutOfcpu, OutOfpods,
+	// …; or evicted it); failedMsg is "reason: message". The kubelet then
+	// marks its containers terminated too (exit 137, ContainerStatusUnknown):
+	// consequences, so the pod's reason is the cause that is recorded.
+	failedAt  time.Time
+	failedMsg string
+}
+
+// noRoom says the pod failed because its node had no room for it: the
+// kubelet's admission refused it (reason OutOf<resource>), which it does
+// when its own accounting disagrees with the scheduler's.
+func (p *podTimeline) noRoom() bool {
+	return !p.failedAt.IsZero() && strings.HasPrefix(p.failedMsg, "OutOf")
+}
+
+// failure is the pod's reason for never answering, and its class: the pod
+// Failed (no room on its node: not_scheduled; else platform), its
+// containers' failure, or the scheduler finding no room for it while it
+// is still unscheduled (once scheduled, that wait is over: not a failure).
+func (p *podTimeline) failure() (class, msg string) {
+	_, scheduled := p.seen[PhasePodScheduled]
+	switch {
+	case p.noRoom():
+		return results.ErrNotScheduled, "pod " + p.name + " refused by its node: " + p.failedMsg
+	case !p.failedAt.IsZero():
+		return results.ErrPlatform, "pod " + p.name + " failed: " + p.failedMsg
+	case p.failClass != "":
+		return p.failClass, p.failMsg
+	case !scheduled && p.unschedMsg != "":
+		return results.ErrNotScheduled, p.unschedMsg
+	}
+	return "", ""
 }
 
 // revTimeline is what was seen of one revision's deployment and pods.
@@ -218,13 +257,19 @@ func (t *tracker) onPod(o any, deleted bool) {
 		case corev1.PodScheduled:
 			mark(PhasePodScheduled, on)
 			if c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-				pt.failClass, pt.failMsg = results.ErrNotScheduled, c.Message
+				if pt.unschedAt.IsZero() {
+					pt.unschedAt = now
+				}
+				pt.unschedMsg = c.Message
 			}
 		case "PodReadyToStartContainers":
 			mark(PhaseSandboxReady, on)
 		case corev1.PodReady:
 			mark(PhasePodReady, on)
 		}
+	}
+	if p.Status.Phase == corev1.PodFailed && p.Status.Reason != "" && pt.failedAt.IsZero() {
+		pt.failedAt, pt.failedMsg = now, p.Status.Reason+": "+p.Status.Message
 	}
 	for _, cs := range p.Status.ContainerStatuses {
 		started, ready := PhaseUserStarted, PhaseUserReady
@@ -304,10 +349,18 @@ type attemptView struct {
 	failMsg  string
 	podReady bool
 	podGone  bool // the cold pod was deleted: it will never show Ready
+	// The attempt's wait for room on a node, on the tracker's clock (zero
+	// waitSince: it never waited): from when the watch first showed its
+	// pod unschedulable (or a pod of it refused by its node for lack of
+	// room) to when it showed the cold pod scheduled (zero: not yet).
+	waitSince, waitScheduled time.Time
+	waitReason               string
 }
 
 // view summarises rev's timeline relative to an attempt started at t0: the
-// first pod created after t0 is the attempt's cold pod.
+// first pod created after t0 is the attempt's cold pod, unless its node
+// refused it for lack of room (the ReplicaSet then makes another, which is
+// the one that can answer).
 func (t *tracker) view(rev string, t0 time.Time) attemptView {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -322,9 +375,14 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 			break
 		}
 	}
-	var cold *podTimeline
+	var cold, refused *podTimeline
 	for _, p := range r.pods {
 		switch {
+		case !p.created.Before(t0) && p.noRoom():
+			// Only one the cold pod replaced (seen before it) explains a wait.
+			if refused == nil && cold == nil {
+				refused = p
+			}
 		case !p.created.Before(t0):
 			if cold == nil {
 				cold = p
@@ -335,6 +393,10 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 				v.warmPod = p.name
 			}
 		}
+	}
+	if refused != nil {
+		v.failCls, v.failMsg = refused.failure()
+		v.waitSince, v.waitReason = refused.failedAt, v.failMsg
 	}
 	if cold != nil {
 		v.pod = cold.name
@@ -348,7 +410,19 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 		}
 		_, v.podReady = cold.seen[PhasePodReady]
 		v.podGone = !cold.gone.IsZero()
-		v.failCls, v.failMsg = cold.failClass, cold.failMsg
+		_, scheduled := cold.seen[PhasePodScheduled]
+		if cls, msg := cold.failure(); cls != "" || scheduled {
+			// The cold pod's own state supersedes its refused predecessor's:
+			// once it has a node, the refusal is no failure of the attempt.
+			v.failCls, v.failMsg = cls, msg
+		}
+		if !cold.unschedAt.IsZero() {
+			if v.waitSince.IsZero() || cold.unschedAt.Before(v.waitSince) {
+				v.waitSince = cold.unschedAt
+			}
+			v.waitReason = cold.unschedMsg // the scheduler's own words
+		}
+		v.waitScheduled = cold.seen[PhasePodScheduled]
 	}
 	if v.failCls == "" && r.failMsg != "" {
 		v.failCls, v.failMsg = results.ErrPlatform, r.failMsg

@@ -1,0 +1,174 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/coldbench/coldbench/pkg/stats"
+)
+
+// Marks in the steps table, explained below it when they appear.
+const (
+	overGoalMark   = "!" // a harness figure over its goal
+	processRSSMark = "+" // a peak RSS since the process started, not the step's
+)
+
+// stepTable is the compact second table of the text formats: per cell,
+// its steps' untimed set-up and teardown, the harness's own use of the
+// node, and the attempts that waited for room on a node. Records written
+// before these figures have none, and then there is no table at all.
+type stepTable struct {
+	Head  []string
+	Rows  [][]string
+	Notes []string
+	Names int // leading columns that are names, not figures
+}
+
+// stepsTable builds it from rows (nil: no row has step figures or waits).
+func stepsTable(rows []stats.Row, withPlatform bool) *stepTable {
+	var anySteps, anyWaits bool
+	for _, r := range rows {
+		anySteps = anySteps || r.Steps != nil
+		anyWaits = anyWaits || r.Waited != nil
+	}
+	if !anySteps && !anyWaits {
+		return nil
+	}
+	t := &stepTable{Head: []string{"RUNTIME", "N"}, Names: 1}
+	if withPlatform {
+		t.Head, t.Names = append([]string{"PLATFORM"}, t.Head...), 2
+	}
+	if anySteps {
+		t.Head = append(t.Head, "STEPS", "SETUP s P50/MAX", "TEARDOWN s P50/MAX", "WALL s P50/MAX", "HARNESS CPU MAX", "HARNESS RSS MAX")
+	}
+	if anyWaits {
+		t.Head = append(t.Head, "WAITED FOR A NODE (OK)", "WAIT s P50/MAX")
+	}
+	var over, process bool
+	for _, r := range rows {
+		if r.Steps == nil && r.Waited == nil {
+			continue
+		}
+		c := []string{r.Runtime, strconv.Itoa(r.Scale)}
+		if withPlatform {
+			c = append([]string{r.Platform}, c...)
+		}
+		if anySteps {
+			cells, o, p := stepCells(r.Steps)
+			c, over, process = append(c, cells...), over || o, process || p
+		}
+		if anyWaits {
+			c = append(c, waitCells(r.Waited, r.Steps != nil)...)
+		}
+		t.Rows = append(t.Rows, c)
+	}
+	if anySteps {
+		t.Notes = append(t.Notes, fmt.Sprintf("steps: measured steps (N instances at once), each counted once; set-up and teardown are untimed; "+
+			"harness CPU = coldbench's CPU time / (step wall × the node's cores), goal ≤ %g %%; harness RSS = its peak resident set, goal ≤ %d MiB",
+			100*stats.HarnessCPUShareGoal, stats.HarnessRSSGoalBytes>>20))
+	}
+	if over {
+		t.Notes = append(t.Notes, overGoalMark+" over its goal: the harness may have competed with the instances it measured")
+	}
+	if process {
+		t.Notes = append(t.Notes, processRSSMark+" peak since the process started: this OS could not reset it at the step's start")
+	}
+	if anyWaits {
+		t.Notes = append(t.Notes, "waited for a node: measured attempts whose pod had to wait for room on a node (the scheduler's Insufficient cpu, Too many pods, …; "+
+			"or refused by its node), in parentheses those that succeeded; the wait runs until the pod was scheduled, or the attempt's end")
+	}
+	return t
+}
+
+// seconds renders nanoseconds as seconds with 3 decimals: set-up, teardown
+// and waits are seconds long.
+func seconds(ns float64) string { return strconv.FormatFloat(ns/1e9, 'f', 3, 64) }
+
+func medianMax(m stats.MedianMax) string { return seconds(m.Median) + "/" + seconds(m.Max) }
+
+// stepCells are a row's step columns, and whether a figure was over its
+// goal or a peak RSS was the process's.
+func stepCells(s *stats.StepSummary) (cells []string, over, process bool) {
+	if s == nil {
+		return []string{"-", "-", "-", "-", "-", "-"}, false, false
+	}
+	cpu := "-" // no header said how many cores the node had
+	if s.CPUShareSteps > 0 {
+		cpu = strconv.FormatFloat(100*s.HarnessCPUShareMax, 'f', 2, 64) + "%"
+		if s.HarnessCPUShareMax > stats.HarnessCPUShareGoal {
+			cpu, over = cpu+overGoalMark, true
+		}
+	}
+	rss := "-"
+	if s.HarnessPeakRSSMax > 0 {
+		rss = strconv.FormatFloat(float64(s.HarnessPeakRSSMax)/(1<<20), 'f', 1, 64) + " MiB"
+		if s.HarnessPeakRSSMax > stats.HarnessRSSGoalBytes {
+			rss, over = rss+overGoalMark, true
+		}
+		if s.HarnessPeakRSSScope == "process" {
+			rss, process = rss+processRSSMark, true
+		}
+	}
+	return []string{strconv.Itoa(s.Steps), medianMax(s.Setup), medianMax(s.Teardown), medianMax(s.Wall), cpu, rss}, over, process
+}
+
+// waitCells are a row's wait columns; without waits, a cell with step
+// figures (recorded since waits are) had none, one without is unknown.
+func waitCells(w *stats.WaitSummary, recorded bool) []string {
+	switch {
+	case w == nil && recorded:
+		return []string{"0", "-"}
+	case w == nil:
+		return []string{"-", "-"}
+	}
+	return []string{fmt.Sprintf("%d (%d)", w.Waited, w.Answered), medianMax(w.Wait)}
+}
+
+// writeText writes the table (tab-aligned) and its notes after the main
+// table of the text format.
+func (t *stepTable) writeText(ew *errWriter) error {
+	ew.printf("\nsteps\n")
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(t.Head, "\t"))
+	for _, r := range t.Rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	ew.printf("\n")
+	for _, l := range t.Notes {
+		ew.printf("%s\n", l)
+	}
+	return ew.err
+}
+
+// writeMarkdown writes it as a GitHub table, names left, figures right.
+func (t *stepTable) writeMarkdown(ew *errWriter) {
+	ew.printf("\n**steps**\n\n|")
+	for _, h := range t.Head {
+		ew.printf(" %s |", mdEscape(h))
+	}
+	ew.printf("\n|")
+	for _, h := range t.Head {
+		if h == "RUNTIME" || h == "PLATFORM" {
+			ew.printf(" --- |")
+		} else {
+			ew.printf(" ---: |")
+		}
+	}
+	ew.printf("\n")
+	for _, r := range t.Rows {
+		ew.printf("|")
+		for _, c := range r {
+			ew.printf(" %s |", mdEscape(c))
+		}
+		ew.printf("\n")
+	}
+	ew.printf("\n")
+	for _, l := range t.Notes {
+		ew.printf("%s  \n", mdEscape(l))
+	}
+}
