@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,7 +115,7 @@ func unschedulable(p *corev1.Pod) string {
 
 // An attempt whose pod had to wait for room on the node (issue 14): a pod
 // holds all the CPU free on the node, so the cold start's pod (its
-// queue-proxy requests CPU) is unschedulable, "Insufficient cpu"; once the
+// queue-proxy is made to request CPU) is unschedulable, "Insufficient cpu"; once the
 // watch shows that, the holder goes a few seconds later and the pod is
 // scheduled and answers. The record says it waited, why and about how
 // long, and the report counts it. Not parallel: it fills the node, which
@@ -127,8 +128,18 @@ func TestKnativeAttemptThatWaitedForANode(t *testing.T) {
 	hold := l.holdCPU(t, holdNS)
 	ns := "cb-e2e-" + suffix()
 	t.Cleanup(func() { l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	out := filepath.Join(t.TempDir(), "waited.jsonl")
-	p := l.start(t, l.args(ns, "--runtimes", "runc", "--scales", "1", "--iterations", "1", "--warmups", "0", "-o", out)...)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "waited.jsonl")
+	// The lab's queue-proxy asks no CPU (room for 500 pods): this run's
+	// asks 25m, Knative's default, through the revision's annotation.
+	exp := filepath.Join(dir, "experiment.yaml")
+	yaml := "apiVersion: coldbench.dev/v1alpha1\nkind: Experiment\nmetadata: {name: waited}\nspec:\n  platform: knative\n" +
+		"  runtimes:\n    - name: runc\n      handler: runc\n      annotations: {queue.sidecar.serving.knative.dev/cpu-resource-request: 25m}\n" +
+		"  scales: [1]\n  iterations: 1\n  warmups: 0\n"
+	if err := os.WriteFile(exp, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := l.start(t, "run", "-f", exp, "--kubeconfig", l.kubeconfig, "--ingress", l.ingress, "-n", ns, "--timeout", "90s", "-o", out)
 
 	const held = 3 * time.Second // the pod's wait is at least this
 	var reason string
