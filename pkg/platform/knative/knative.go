@@ -533,7 +533,7 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	for _, name := range sortedKeys(failed) {
 		errs = append(errs, failed[name])
 	}
-	if err := p.waitCleaned(ctx, sel); err != nil {
+	if err := p.waitCleaned(ctx, sel, failed); err != nil {
 		errs = append(errs, err)
 	}
 	return len(names) - len(failed), errors.Join(errs...)
@@ -543,8 +543,9 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 // pod Knative made for one is left, so that "clean" means clean. Only pods
 // Knative made for a ksvc are waited for: any other pod carrying
 // coldbench's labels is not coldbench's and would never go. A ksvc whose
-// delete failed is not waited for (Clean reports it).
-func (p *Platform) waitCleaned(ctx context.Context, sel string) error {
+// delete failed (in failed) is not waited for, nor are its pods: Clean
+// reports it.
+func (p *Platform) waitCleaned(ctx context.Context, sel string, failed map[string]error) error {
 	ns := p.spec.Namespace
 	svcs := p.dyn.Resource(ServiceGVR).Namespace(ns)
 	lastLog := time.Now()
@@ -559,7 +560,12 @@ func (p *Platform) waitCleaned(ctx context.Context, sel string) error {
 			var pl *corev1.PodList
 			pl, err = p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
 			if err == nil {
-				pods = len(pl.Items)
+				pods = 0
+				for _, p := range pl.Items {
+					if failed[p.Labels[LabelService]] == nil {
+						pods++
+					}
+				}
 			}
 		}
 		if err != nil {
