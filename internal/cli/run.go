@@ -235,7 +235,7 @@ func prepareResume(ctx context.Context, log *slog.Logger, plat bench.Platform, r
 	return nil
 }
 
-func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
+func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) (err error) {
 	log := lg.log
 	plat, err := openPlatform(exp, log)
 	if err != nil {
@@ -269,8 +269,8 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 		return err
 	}
 	// Closed after the summary is printed, as the platform was before: its
-	// clean-up may wait for pods to go.
-	defer r.Close()
+	// clean-up may wait for pods to go. Its failure is never silent.
+	defer func() { err = closeRun(r, plat, id, cmd.ErrOrStderr(), err) }()
 	h, err := r.Header(ctx)
 	if err != nil {
 		return err

@@ -227,3 +227,27 @@ func TestCleanRetriesAnOverloadedAPIServer(t *testing.T) {
 	}
 	l.checkGone(t, 2, 0)
 }
+
+// What a run whose clean-up failed reports: the experiment's ksvcs and
+// pods, and the flags that make `coldbench clean` find them.
+func TestLeftoversListsTheExperimentsServicesAndPods(t *testing.T) {
+	l := newLab(t, labOptions{protocol: ProtocolClassic})
+	out := l.coldStart(l.cell(2, 0, 10*time.Second)) // classic: services and pods stay
+	checkCold(t, out[0], l, 0, l.name(2, 0, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	left, err := l.p.Leftovers(ctx, l.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0].Kind != "ksvc" || left[0].Count != 2 || left[0].Names[0] != l.name(2, 0, 0) ||
+		left[1].Kind != "pod" || left[1].Count != 2 {
+		t.Errorf("leftovers %+v, want the 2 ksvcs and their 2 pods", left)
+	}
+	if other, err := l.p.Leftovers(ctx, "cb-1-ffff"); err != nil || other[0].Count+other[1].Count != 0 {
+		t.Errorf("another experiment's leftovers: %+v, %v; want none", other, err)
+	}
+	if f := strings.Join(l.p.CleanFlags(), " "); f != "--platform knative --namespace "+l.ns {
+		t.Errorf("clean flags %q", f)
+	}
+}
