@@ -49,8 +49,9 @@ Flags override the experiment file (-f) field by field.
 
 Exit status: 0 every attempt answered; 3 some attempts failed; 4 every
 attempt failed, or cells were not run (deadline: continue with --resume);
-2 bad input; 1 any other failure; 130 SIGINT, 143 SIGTERM (--resume
-continues).`,
+2 bad input; 1 any other failure, also a clean-up at the end that left
+objects (they are listed, with the clean command); 130 SIGINT, 143 SIGTERM
+(--resume continues).`,
 		Example: `  coldbench run --runtimes runc,crun --scales 1,4 --iterations 10
   coldbench run -f experiment.yaml -o results/study.jsonl`,
 		Args: cobra.NoArgs,
