@@ -18,7 +18,8 @@ const (
 	// ExitOK: everything asked for succeeded (run: every attempt answered).
 	ExitOK = 0
 	// ExitFailure: any failure not listed below (platform unreachable,
-	// preflight refused, a file could not be written, a doctor check failed).
+	// preflight refused, a file could not be written, a doctor check failed,
+	// run's clean-up at the end failed: see closeRun).
 	ExitFailure = 1
 	// ExitUsage: bad input, found before anything was done: flags,
 	// arguments, the experiment file, records that fail validation.
@@ -158,7 +159,8 @@ func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experi
 // exitCodesHelp is the table of exit statuses in --help (README.md has it too).
 const exitCodesHelp = `Exit status:
   0    everything asked for succeeded (run: every attempt answered)
-  1    any other failure (platform unreachable, preflight refused, a write failed, a doctor check failed)
+  1    any other failure (platform unreachable, preflight refused, a write failed, a doctor check failed,
+       run's clean-up left objects: they are listed, with the clean command)
   2    bad input: flags, arguments, the experiment file, records that fail validation
   3    run: every cell was measured, but some attempts failed
   4    run: every attempt failed, or cells were not run (deadline reached)

@@ -52,8 +52,9 @@ Flags override the experiment file (-f) field by field.
 
 Exit status: 0 every attempt answered; 3 some attempts failed; 4 every
 attempt failed, or cells were not run (deadline: continue with --resume);
-2 bad input; 1 any other failure; 130 SIGINT, 143 SIGTERM (--resume
-continues).`,
+2 bad input; 1 any other failure, also a clean-up at the end that left
+objects (they are listed, with the clean command); 130 SIGINT, 143 SIGTERM
+(--resume continues).`,
 		Example: `  coldbench run --runtimes runc,crun --scales 1,4 --iterations 10
   coldbench run -f experiment.yaml -o results/study.jsonl`,
 		Args: cobra.NoArgs,
@@ -243,7 +244,7 @@ func prepareResume(ctx context.Context, log *slog.Logger, plat bench.Platform, r
 	return nil
 }
 
-func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) error {
+func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench.Experiment, f *runFlags, res *bench.Resumption) (err error) {
 	log := lg.log
 	plat, err := openPlatform(exp, log)
 	if err != nil {
@@ -280,8 +281,8 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 		return err
 	}
 	// Closed after the summary is printed, as the platform was before: its
-	// clean-up may wait for pods to go.
-	defer r.Close()
+	// clean-up may wait for pods to go. Its failure is never silent.
+	defer func() { err = closeRun(r, plat, id, cmd.ErrOrStderr(), err) }()
 	h, err := r.Header(ctx)
 	if err != nil {
 		return err

@@ -335,3 +335,20 @@ func TestKnativeInterrupt(t *testing.T) {
 		t.Fatalf("after Ctrl-C: %d ksvcs, %d revisions, %d pods of the run remain\n%s", s, r, p, stderr.String())
 	}
 }
+
+// Teardown is part of the step (issue 14): when `coldbench run` of a fresh
+// experiment returns, no ksvc and no pod of the experiment is left, without
+// running clean (study checks that), and every attempt's step records its
+// set-up and teardown times.
+func TestKnativeFreshRunLeavesNothingAndRecordsSetupAndTeardown(t *testing.T) {
+	l := setupKnativeLab(t)
+	set, _ := l.study(t, "--protocol", "fresh", "--runtimes", "runc", "--scales", "3", "--iterations", "2", "--warmups", "0")
+	if want := 3 * 2; len(set.Attempts) != want {
+		t.Fatalf("%d attempts, want %d", len(set.Attempts), want)
+	}
+	for _, a := range set.Attempts {
+		if a.Step == nil || a.Step.SetupNS <= 0 || a.Step.TeardownNS <= 0 || a.Step.WallNS < a.Step.SetupNS+a.Step.TeardownNS {
+			t.Errorf("N=%d iteration %d instance %d: step %+v, want set-up and teardown times within the wall time", a.Scale, a.Iteration, a.Instance, a.Step)
+		}
+	}
+}

@@ -1069,7 +1069,6 @@ func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing
 	if strings.Join(created, " ") != strings.Join(want, " ") {
 		t.Errorf("created %v, want a new ksvc per instance and iteration %v", created, want)
 	}
-	l.p.deletes.Wait()
 	for _, n := range want {
 		if l.exists(n) {
 			t.Errorf("fresh service %s still exists after its iteration", n)
@@ -1176,7 +1175,6 @@ func TestColdStartPoolActivatesEverySetOnceThenUsesThemInTurn(t *testing.T) {
 	if strings.Join(c, " ") != strings.Join(want(n, sets), " ") {
 		t.Errorf("created %v, want every set once, at the first cell: %v", c, want(n, sets))
 	}
-	l.p.deletes.Wait()
 	for _, name := range want(n, sets) {
 		if l.exists(name) {
 			t.Errorf("pool service %s still exists after the pool's last sample", name)
@@ -1287,7 +1285,6 @@ func TestColdStartPoolCellsInAnyOrder(t *testing.T) {
 			}
 			lastPod[a.Cold.Revision] = a.Cold.Pod
 		}
-		l.p.deletes.Wait()
 		for _, name := range poolNames(o.n) {
 			if want := turns[o.n] < plan; l.exists(name) != want {
 				t.Errorf("after N=%d iteration %d (sample %d of %d): pool service %s exists %v, want %v", o.n, o.it, turns[o.n], plan, name, !want, want)
@@ -1390,7 +1387,6 @@ func TestColdStartPoolIsDeletedAfterItsLastCellEvenWhenCellsFail(t *testing.T) {
 				t.Fatalf("iteration %d: %+v, want a failure: the pods never scale to zero", c.Iteration, a)
 			}
 		}
-		l.p.deletes.Wait()
 		for set := range sets {
 			if want := k < len(cells)-1; l.exists(l.name(1, set, 0)) != want {
 				t.Errorf("after cell %d of %d: pool service of set %d exists %v, want %v", k+1, len(cells), set, !want, want)

@@ -14,11 +14,13 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -39,8 +41,6 @@ type Platform struct {
 
 	spec *Spec
 	exp  *bench.Experiment
-
-	deletes sync.WaitGroup // background deletions of fresh services and finished pools
 }
 
 // session is one run (Open to Close): the Platform's clients plus the
@@ -241,10 +241,35 @@ type target struct {
 
 // ColdStart creates or reuses the cell's services (as its protocol says),
 // waits until they are Ready with no pod, releases one GET per service
-// together, and reads the phases the watches saw.
+// together, reads the phases the watches saw, and has the protocol dispose
+// of the services before it returns (the next cell starts on a quiet node).
+// Every attempt carries the step's set-up and teardown times.
 func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
-	out := make([]results.Attempt, cell.Scale)
+	out, targets, setup := s.coldStart(ctx, cell)
+	// Failed or not, the cell is over for its protocol: a pool counts it
+	// as measured (it is recorded), so that the pool still goes once its
+	// last cell is.
+	began := time.Now()
+	if err := s.proto.after(ctx, cell, targets); err != nil && ctx.Err() == nil {
+		// The measurement stands; Close's Clean removes what is left (also
+		// after an interrupt, which is why that case is not worth a warning).
+		s.log.Warn("teardown of the cell's services did not finish", "runtime", cell.Runtime.Name, "n", cell.Scale,
+			"iteration", cell.Iteration, "err", err)
+	}
+	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: time.Since(began).Nanoseconds()}
+	for i := range out {
+		out[i].Step = step
+	}
+	return out
+}
+
+// coldStart is ColdStart but the teardown: it returns the attempts, the
+// services the cell used (for its protocol's after) and how long the
+// untimed set-up took (prepare, ready, waitRoutes, beforeRelease).
+func (s *session) coldStart(ctx context.Context, cell bench.Cell) ([]results.Attempt, []target, time.Duration) {
+	began := time.Now()
 	failAll := func(class string, err error) []results.Attempt {
+		out := make([]results.Attempt, cell.Scale)
 		for i := range out {
 			out[i] = results.Attempt{Instance: i, ErrorClass: class, Error: err.Error(), Start: time.Now()}
 			if ctx.Err() != nil {
@@ -253,23 +278,19 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		}
 		return out
 	}
-	// Failed or not, the cell is over for its protocol: a pool counts it
-	// as measured (it is recorded), so that the pool still goes once its
-	// last cell is.
-	var targets []target
-	defer func() { s.proto.after(cell, targets) }()
 	if err := s.proto.prepare(ctx, cell); err != nil {
-		return failAll(results.ErrPlatform, err)
+		return failAll(results.ErrPlatform, err), nil, time.Since(began)
 	}
-	var err error
-	if targets, err = s.ready(ctx, cell, s.proto.set(cell)); err != nil {
-		return failAll(results.ErrPlatform, err)
+	targets, err := s.ready(ctx, cell, s.proto.set(cell))
+	if err != nil {
+		return failAll(results.ErrPlatform, err), targets, time.Since(began)
 	}
 	s.waitRoutes(ctx, targets)
 	if err := s.proto.beforeRelease(ctx, targets); err != nil {
-		return failAll(results.ErrPlatform, err)
+		return failAll(results.ErrPlatform, err), targets, time.Since(began)
 	}
-	return s.measure(ctx, cell, targets)
+	setup := time.Since(began)
+	return s.measure(ctx, cell, targets), targets, setup
 }
 
 // runtimeIndex is the cell's runtime's place in the experiment (service
@@ -474,124 +495,150 @@ func (s *session) waitScaledToZero(ctx context.Context, ts []target) error {
 	return nil
 }
 
-// deleteInBackground removes services (a fresh cell's, a finished pool's)
-// while the run goes on (deletion is never timed).
-func (p *Platform) deleteInBackground(ts []target) {
-	p.deletes.Add(1)
-	go func() {
-		defer p.deletes.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for _, t := range ts {
-			if !t.owned {
-				continue // never created, or someone else's
-			}
-			err := p.dyn.Resource(ServiceGVR).Namespace(p.spec.Namespace).Delete(ctx, t.name, metav1.DeleteOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				p.log.Warn("deleting ksvc", "name", t.name, "err", err)
-			}
-		}
-	}()
-}
-
 // Clean deletes coldbench-labelled ksvcs in the namespace (of one
-// experiment, or all of coldbench's) and waits until their pods are gone.
+// experiment, or all of coldbench's) and waits until they and their pods are
+// gone. An overloaded or restarting API server only slows it: its transient
+// errors are retried. It is bounded (cleanWait) all the same: a deletion held
+// by a finalizer whose controller is down never ends.
 func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) {
-	p.deletes.Wait()
+	ctx, cancel := context.WithTimeout(ctx, cleanWait)
+	defer cancel()
 	sel := bench.LabelManagedBy + "=" + bench.LabelManagedByVal
 	if experimentID != "" {
 		sel += "," + bench.LabelExperiment + "=" + experimentID
 	}
 	ns := p.spec.Namespace
 	svcs := p.dyn.Resource(ServiceGVR).Namespace(ns)
-	list, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, err := retryList(ctx, func(ctx context.Context) (*unstructured.UnstructuredList, error) {
+		return svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+	})
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("listing coldbench ksvcs in %q: %w", ns, err)
 	}
-	var errs []error
-	n := 0
-	// Foreground: a ksvc stays listed until its revisions, Deployments,
-	// ReplicaSets and pods are gone. In the background, a ReplicaSet that
-	// had not yet made the pod of a killed run's cold start could make it
-	// after Clean saw no pod, and a resumed run re-creating that service
-	// name would find it (recorded as not_cold).
-	fg := metav1.DeletePropagationForeground
-	for _, s := range list.Items {
-		if err := svcs.Delete(ctx, s.GetName(), metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting ksvc %q: %w", s.GetName(), err))
-			continue
-		}
-		n++
+	names := make([]string, len(list.Items))
+	for i, s := range list.Items {
+		names[i] = s.GetName()
 	}
-	// Wait for the ksvcs (so for everything they own) and the pods, which
-	// drain for a while, so that "clean" means clean. Only pods Knative made
-	// for a ksvc are waited for: any other pod carrying coldbench's labels
-	// is not coldbench's and would never go. Bounded (cleanWait): a
-	// deletion held by a finalizer whose controller is down never ends.
-	wctx, cancel := context.WithTimeout(ctx, cleanWait)
-	defer cancel()
+	// Foreground (deleteService): a ksvc stays listed until its revisions,
+	// Deployments, ReplicaSets and pods are gone. In the background, a
+	// ReplicaSet that had not yet made the pod of a killed run's cold start
+	// could make it after Clean saw no pod, and a resumed run re-creating
+	// that service name would find it (recorded as not_cold).
+	var pending atomic.Int64
+	failed := deleteServices(ctx, svcs, names, &pending)
+	var errs []error
+	for _, name := range sortedKeys(failed) {
+		errs = append(errs, failed[name])
+	}
+	if err := p.waitCleaned(ctx, sel, failed); err != nil {
+		errs = append(errs, err)
+	}
+	return len(names) - len(failed), errors.Join(errs...)
+}
+
+// waitCleaned waits until no ksvc selected by sel is being deleted and no
+// pod Knative made for one is left, so that "clean" means clean. Only pods
+// Knative made for a ksvc are waited for: any other pod carrying
+// coldbench's labels is not coldbench's and would never go. A ksvc whose
+// delete failed (in failed) is not waited for, nor are its pods: Clean
+// reports it.
+func (p *Platform) waitCleaned(ctx context.Context, sel string, failed map[string]error) error {
+	ns := p.spec.Namespace
+	svcs := p.dyn.Resource(ServiceGVR).Namespace(ns)
 	lastLog := time.Now()
-	var listErr error
-	_ = poll(wctx, time.Second, func(ctx context.Context) (bool, error) { // ends on ctx.Err() or listErr
+	var last error // the last transient error, retried
+	deleting, pods := -1, -1
+	err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err() // poll's first call does not look
 		}
 		left, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			listErr = fmt.Errorf("listing ksvcs being deleted: %w", err)
-			return false, listErr
+		if err == nil {
+			var pl *corev1.PodList
+			pl, err = p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
+			if err == nil {
+				pods = 0
+				for _, p := range pl.Items {
+					if failed[p.Labels[LabelService]] == nil {
+						pods++
+					}
+				}
+			}
 		}
-		pods, err := p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
 		if err != nil {
-			listErr = fmt.Errorf("listing pods: %w", err)
-			return false, listErr
+			if retryable(ctx, err) {
+				last = err
+				return false, nil
+			}
+			return false, fmt.Errorf("listing the ksvcs being deleted and their pods: %w", err)
 		}
-		deleting := 0
+		deleting = 0
 		for _, s := range left.Items {
-			if s.GetDeletionTimestamp() != nil { // one whose delete failed is in errs, not waited for
+			if s.GetDeletionTimestamp() != nil {
 				deleting++
 			}
 		}
-		if deleting == 0 && len(pods.Items) == 0 {
+		if deleting == 0 && pods == 0 {
 			return true, nil
 		}
-		if time.Since(lastLog) >= 30*time.Second {
-			p.log.Info("clean: waiting for deleted ksvcs and their pods to go", "namespace", ns, "ksvcs", deleting, "pods", len(pods.Items))
+		if time.Since(lastLog) >= progressEvery {
+			p.log.Info("clean: waiting for deleted ksvcs and their pods to go", "namespace", ns, "ksvcs", deleting, "pods", pods)
 			lastLog = time.Now()
 		}
 		return false, nil
 	})
-	if listErr != nil {
-		errs = append(errs, listErr)
+	if err == nil || !errors.Is(err, ctx.Err()) {
+		return err
 	}
-	if wctx.Err() != nil {
-		errs = append(errs, fmt.Errorf("waiting for the ksvcs and their pods to go (up to %v; a finalizer whose controller is down holds them?): %w", cleanWait, wctx.Err()))
+	msg := fmt.Sprintf("waiting for the ksvcs and their pods to go (up to %v; a finalizer whose controller is down holds them?): last seen %d ksvc(s) being deleted, %d pod(s)", cleanWait, deleting, pods)
+	if deleting < 0 {
+		msg = fmt.Sprintf("waiting for the ksvcs and their pods to go (up to %v): the API server never answered the list (last error: %v)", cleanWait, last)
 	}
-	return n, errors.Join(errs...)
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// retryList calls list until it succeeds, fails for good, or ctx ends
+// (then with the last transient error).
+func retryList[T any](ctx context.Context, list func(context.Context) (T, error)) (T, error) {
+	var v T
+	var err error
+	werr := deleteBackoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+		v, err = list(ctx)
+		return err == nil || !retryable(ctx, err), nil
+	})
+	if werr != nil {
+		if err == nil {
+			return v, werr
+		}
+		return v, fmt.Errorf("%w (retried until %v)", err, werr)
+	}
+	return v, err
 }
 
 // cleanWait bounds Clean's wait for what it deleted to be gone.
 const cleanWait = 5 * time.Minute
 
 // Close deletes what is left of the run (classic services, pools not yet
-// deleted), restores cluster settings changed for it, and stops the
-// watches.
+// deleted, what an interrupt cut short), restores cluster settings changed
+// for it, and stops the watches. Each step has a context of its own: the
+// run's may be canceled already (Ctrl-C), and a long clean must not leave
+// the setting unrestored.
 func (s *session) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	var errs []error
 	if s.id != "" { // Clean("") would take every coldbench object
-		if _, err := s.Clean(ctx, s.id); err != nil {
-			errs = append(errs, err)
+		if _, err := s.Clean(context.Background(), s.id); err != nil { // bounded by cleanWait
+			errs = append(errs, fmt.Errorf("removing what experiment %s left: %w", s.id, err))
 		}
 	}
 	if s.restore != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := s.restore(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("restoring allow-zero-initial-scale: %w", err))
 		}
+		cancel()
 	}
 	if s.tr != nil {
 		s.tr.close()

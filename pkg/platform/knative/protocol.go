@@ -27,8 +27,10 @@ type protocol interface {
 	// beforeRelease waits, untimed, until the Ready services ts can start
 	// cold (classic, pool: their earlier pods gone). An error fails the cell.
 	beforeRelease(ctx context.Context, ts []target) error
-	// after disposes of the cell's services once it is measured.
-	after(cell bench.Cell, ts []target)
+	// after disposes of the cell's services once it is measured, before
+	// the next cell starts (its time is the step's teardown). An error
+	// leaves the rest to Session.Close.
+	after(ctx context.Context, cell bench.Cell, ts []target) error
 }
 
 // protocols makes a session's protocol from its name: the one place that

@@ -41,4 +41,4 @@ func (p classic) beforeRelease(ctx context.Context, ts []target) error {
 }
 
 // after keeps the services for the next cell: Close removes them.
-func (classic) after(bench.Cell, []target) {}
+func (classic) after(context.Context, bench.Cell, []target) error { return nil }

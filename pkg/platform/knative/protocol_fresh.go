@@ -24,6 +24,8 @@ func (fresh) label(rt int, cell bench.Cell, set int) string {
 // beforeRelease has nothing to wait for: a new revision never had a pod.
 func (fresh) beforeRelease(context.Context, []target) error { return nil }
 
-// after deletes the cell's services in the background: nothing reuses them,
-// and deletion is never timed.
-func (p fresh) after(_ bench.Cell, ts []target) { p.s.deleteInBackground(ts) }
+// after deletes the cell's services (nothing reuses them) and waits until
+// they and their pods are gone.
+func (p fresh) after(ctx context.Context, _ bench.Cell, ts []target) error {
+	return p.s.teardown(ctx, ts)
+}

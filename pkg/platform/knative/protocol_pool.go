@@ -60,11 +60,13 @@ func (p *pool) beforeRelease(ctx context.Context, ts []target) error {
 	return p.s.waitScaledToZero(ctx, ts)
 }
 
-// after deletes the pool once it has no cell left to measure.
-func (p *pool) after(cell bench.Cell, _ []target) {
-	if p.done(cell) {
-		p.deleteAll(cell)
+// after deletes the pool once it has no cell left to measure, and waits
+// until its services and their pods are gone.
+func (p *pool) after(ctx context.Context, cell bench.Cell, _ []target) error {
+	if !p.done(cell) {
+		return nil
 	}
+	return p.s.teardown(ctx, p.all(cell))
 }
 
 // state is the bookkeeping of the cell's pool; p.mu is held.
@@ -101,15 +103,15 @@ func (p *pool) sets(cell bench.Cell) int {
 	return p.s.spec.PoolSets(cell.Scale, p.s.exp.Spec.Warmups+p.s.exp.Spec.Iterations)
 }
 
-// deleteAll deletes, in the background, every set of the cell's pool.
-func (p *pool) deleteAll(cell bench.Cell) {
+// all is every service of every set of the cell's pool.
+func (p *pool) all(cell bench.Cell) []target {
 	var all []target
 	for set := range p.sets(cell) {
 		for i := range cell.Scale {
 			all = append(all, target{name: ServiceName(cell.ExperimentID, p.s.runtimeIndex(cell), cell.Scale, set, i), owned: true})
 		}
 	}
-	p.s.deleteInBackground(all)
+	return all
 }
 
 // prepare, on the first cell of a runtime and N, creates

@@ -191,20 +191,40 @@ func (hs handlers) names() []string {
 type session struct {
 	p            *Platform
 	exp          *bench.Experiment
+	id           string // the experiment's, whose leftovers Close removes
 	measurements bench.Measurements
 }
 
 // Open returns the run's session; the node needs no set-up.
-func (p *Platform) Open(_ context.Context, exp *bench.Experiment, _ string, _ map[bench.CellKey]bool) (bench.Session, error) {
-	s := &session{p: p, exp: exp}
+func (p *Platform) Open(_ context.Context, exp *bench.Experiment, id string, _ map[bench.CellKey]bool) (bench.Session, error) {
+	s := &session{p: p, exp: exp, id: id}
 	for _, mk := range measurementKinds {
 		s.measurements = append(s.measurements, mk(s))
 	}
 	return s, nil
 }
 
-// Close has nothing to undo: every cell tears its instances down.
-func (s *session) Close() error { return nil }
+// Close removes what a cell's teardown could not (it logged why), with a
+// context of its own (the run's may be canceled): the experiment's
+// sandboxes. A failure is the run's (it names what is left).
+func (s *session) Close() error {
+	if s.id == "" {
+		return nil // Clean("") would take every coldbench sandbox
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	n, err := s.p.Clean(ctx, s.id)
+	if n > 0 {
+		s.p.log.Info("removed sandboxes whose teardown had failed", "sandboxes", n)
+	}
+	if err != nil {
+		return fmt.Errorf("removing the sandboxes experiment %s left: %w", s.id, err)
+	}
+	return nil
+}
+
+// closeTimeout bounds Close's removal of what teardowns left.
+const closeTimeout = 2 * time.Minute
 
 // Describe records containerd's and each runtime binary's version.
 func (s *session) Describe(ctx context.Context, tb *results.Testbed) {
@@ -244,8 +264,11 @@ func binaryVersion(bin string) string {
 }
 
 // ColdStart starts cell.Scale sandboxes at once (all goroutines released
-// together) and measures each.
+// together), measures each and removes them. Every attempt carries the
+// step's set-up (instances prepared, measurements started: until the
+// release) and teardown (sandboxes stopped and removed) times.
 func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+	began := time.Now()
 	p := s.p
 	out := make([]results.Attempt, cell.Scale)
 	starts := make([]time.Time, cell.Scale)
@@ -266,6 +289,7 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 	}
 	ready.Wait()
 	started := s.measurements.Start(ctx, cell, instances(insts), p.log)
+	setup := time.Since(began)
 	close(start)
 	wg.Wait()
 	skew := release.Skew(starts)
@@ -277,11 +301,16 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 	// Teardown only once every instance of the step is measured: removing a
 	// sandbox (kill, CNI DEL under the IPAM lock) while others still start
 	// would slow the starts being timed.
+	tornDown := time.Now()
 	wg.Add(cell.Scale)
 	for _, in := range insts {
 		go func() { defer wg.Done(); in.teardown(ctx) }()
 	}
 	wg.Wait()
+	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: time.Since(tornDown).Nanoseconds()}
+	for i := range out {
+		out[i].Step = step
+	}
 	return out
 }
 
@@ -434,7 +463,7 @@ func classifyCRI(def string, err error) string {
 
 // teardown removes the instance; untimed, and done also after errors and
 // interrupts (with a context of its own). A failure is logged, not recorded:
-// the measurement is done, and `coldbench clean` removes what is left.
+// the measurement is done, and the session's Close removes what is left.
 func (in *instance) teardown(parent context.Context) {
 	if in.podID == "" {
 		return // RunPodSandbox failed: nothing was created
@@ -481,6 +510,33 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	}
 	return n, errors.Join(errs...)
 }
+
+// Leftovers lists the experiment's sandboxes in coldbench's CRI namespace.
+func (p *Platform) Leftovers(ctx context.Context, experimentID string) ([]bench.Leftover, error) {
+	sel := map[string]string{bench.LabelManagedBy: bench.LabelManagedByVal, bench.LabelExperiment: experimentID}
+	list, err := p.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	if err != nil {
+		return nil, fmt.Errorf("listing the experiment's sandboxes: %w", err)
+	}
+	l := bench.Leftover{Kind: "sandbox"}
+	for _, sb := range list.Items {
+		if sb.GetMetadata().GetNamespace() != Namespace {
+			continue
+		}
+		l.Count++
+		if len(l.Names) < 3 {
+			l.Names = append(l.Names, sb.GetMetadata().GetName()+" ("+sb.Id[:min(len(sb.Id), 12)]+")")
+		}
+	}
+	return []bench.Leftover{l}, nil
+}
+
+// CleanFlags are `coldbench clean`'s flags that reach this containerd.
+func (p *Platform) CleanFlags() []string {
+	return []string{"--platform", Name, "--endpoint", p.endpoint}
+}
+
+var _ bench.Inventory = (*Platform)(nil)
 
 func (p *Platform) removeSandbox(ctx context.Context, id string) error {
 	if _, err := p.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {

@@ -1,0 +1,274 @@
+package knative
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+)
+
+// maxDeletesInFlight bounds the ksvc deletions sent at once (a cell's
+// teardown, Clean). The API server is the bottleneck, not this side: each
+// foreground delete is a write that starts a cascade the garbage collector
+// and Knative's controllers carry out through the same API server. A
+// handful in flight already keeps the server busy (a delete is one etcd
+// write); hundreds would only queue on the server (API Priority and Fairness
+// gives one client a few seats before answering 429), crowd out the
+// controllers doing the actual removal, and turn slow answers into timeouts
+// that are retried, which is more work still. Sequential would waste the
+// round trips: 250 services at 1 s each under load is four minutes.
+const maxDeletesInFlight = 16
+
+// deleteCallTimeout bounds one delete request: the API server's own request
+// timeout (60 s by default), so that a slow server still gets to answer, but
+// a connection that died without a word does not hold a slot for ever.
+const deleteCallTimeout = time.Minute
+
+// deleteBackoff is the wait between tries of one deletion: 200 ms doubled up
+// to 10 s, then 10 s for as long as the context lives, with jitter so that
+// the deletions refused together (429) do not come back together. client-go
+// has already retried a 429 that carried Retry-After (up to 10 times).
+var deleteBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 10 * time.Second, Steps: math.MaxInt32}
+
+// progressEvery is how often a long teardown or clean says what it waits for.
+const progressEvery = 30 * time.Second
+
+// retryable reports whether a failed delete or list is worth trying again:
+// the API server is unreachable, overloaded (429, 5xx, its own timeouts) or
+// our call timed out (deleteCallTimeout) while the caller's ctx lives.
+func retryable(ctx context.Context, err error) bool {
+	if transient(err) || apierrors.IsConflict(err) {
+		return true
+	}
+	var st apierrors.APIStatus
+	if errors.As(err, &st) && st.Status().Code >= 500 {
+		return true
+	}
+	return ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
+}
+
+// deleteService deletes the ksvc name with foreground propagation (see
+// Clean for why), retrying what retryable accepts until ctx ends. Gone
+// already is success.
+func deleteService(ctx context.Context, svcs dynamic.ResourceInterface, name string) error {
+	fg := metav1.DeletePropagationForeground
+	tries := 0
+	var last, out error
+	werr := deleteBackoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+		tries++
+		cctx, cancel := context.WithTimeout(ctx, deleteCallTimeout)
+		err := svcs.Delete(cctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+		cancel()
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+			return true, nil
+		case retryable(ctx, err):
+			last = err
+			return false, nil
+		}
+		out = fmt.Errorf("deleting ksvc %q: %w", name, err)
+		return true, nil
+	})
+	if werr != nil {
+		if last == nil {
+			last = werr
+		}
+		return fmt.Errorf("deleting ksvc %q: %w (tried %d times until %v)", name, last, tries, werr)
+	}
+	return out
+}
+
+// deleteServices deletes every named ksvc, maxDeletesInFlight at a time,
+// each retried until ctx ends. pending counts those not yet accepted (for
+// progress messages). It returns the deletions that failed, by name.
+func deleteServices(ctx context.Context, svcs dynamic.ResourceInterface, names []string, pending *atomic.Int64) map[string]error {
+	pending.Store(int64(len(names)))
+	var (
+		mu     sync.Mutex
+		failed = map[string]error{}
+		wg     sync.WaitGroup
+	)
+	slots := make(chan struct{}, maxDeletesInFlight)
+	for _, name := range names {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			mu.Lock()
+			failed[name] = fmt.Errorf("deleting ksvc %q: not sent: %w", name, ctx.Err())
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			err := deleteService(ctx, svcs, name)
+			pending.Add(-1)
+			if err != nil {
+				mu.Lock()
+				failed[name] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// teardown removes the cell's services this experiment created (ts; the
+// others are not ours or were never made) and returns once they are gone
+// and so are their pods, so that the next cell starts on a quiet node. Only
+// ctx (the run's: Ctrl-C) or a deletion the API server refuses for good
+// (forbidden, say) stops it early; Session.Close's Clean then removes what
+// is left. "Gone" is: the session's watches saw the ksvc deleted (with
+// foreground propagation, after its revisions, Deployments, ReplicaSets and
+// pods), then a list of the experiment's pods, the API server's word and
+// not a watch that may lag, shows none of these services' pods, terminating
+// ones included.
+func (s *session) teardown(ctx context.Context, ts []target) error {
+	var names []string
+	for _, t := range ts {
+		if t.owned {
+			names = append(names, t.name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	w := &teardownWait{s: s, names: names}
+	w.pods.Store(-1)
+	stopProgress := w.progress()
+	defer stopProgress()
+	failed := deleteServices(ctx, s.dyn.Resource(ServiceGVR).Namespace(s.spec.Namespace), names, &w.pending)
+	var errs []error
+	for _, name := range sortedKeys(failed) {
+		errs = append(errs, failed[name])
+	}
+	// Woken by the watches at every change: no polling of an API server
+	// that is likely busy already.
+	if err := s.tr.waitFor(ctx, func() bool { return len(w.servicesLeft(failed)) == 0 }); err != nil {
+		left := w.servicesLeft(failed)
+		return errors.Join(append(errs, fmt.Errorf("waiting for %d ksvc(s) to go (%s): %w", len(left), strings.Join(firstOf(left, 3), ", "), err))...)
+	}
+	if err := w.waitPodsGone(ctx, failed); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// teardownWait is what one teardown waits for.
+type teardownWait struct {
+	s       *session
+	names   []string
+	pending atomic.Int64 // deletions not yet accepted
+	pods    atomic.Int64 // pods left at the last list; -1: not listed yet
+}
+
+// servicesLeft lists the services the watches still see, but those in
+// skip (deletions that failed).
+func (w *teardownWait) servicesLeft(skip map[string]error) []string {
+	var left []string
+	for _, name := range w.names {
+		if skip[name] != nil {
+			continue
+		}
+		if _, ok := w.s.tr.service(w.s.spec.Namespace, name); ok {
+			left = append(left, name)
+		}
+	}
+	return left
+}
+
+// waitPodsGone lists the experiment's pods until none of the torn-down
+// services' is left. The ksvcs are gone by then, so after foreground
+// deletion the first list usually finds none.
+func (w *teardownWait) waitPodsGone(ctx context.Context, failed map[string]error) error {
+	ours := map[string]bool{}
+	for _, name := range w.names {
+		ours[name] = failed[name] == nil
+	}
+	sel := bench.LabelExperiment + "=" + w.s.id + "," + LabelService
+	pods := w.s.kube.CoreV1().Pods(w.s.spec.Namespace)
+	var left []string
+	err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err() // poll's first call does not look
+		}
+		pl, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			if retryable(ctx, err) {
+				return false, nil
+			}
+			return false, fmt.Errorf("listing the pods of the torn-down ksvcs: %w", err)
+		}
+		left = left[:0]
+		for _, p := range pl.Items {
+			if ours[p.Labels[LabelService]] {
+				left = append(left, p.Name)
+			}
+		}
+		w.pods.Store(int64(len(left)))
+		return len(left) == 0, nil
+	})
+	if err != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("waiting for %d pod(s) of the torn-down ksvcs to go (%s): %w", len(left), strings.Join(firstOf(left, 3), ", "), err)
+	}
+	return err
+}
+
+// progress logs, every progressEvery until stop is called, what the
+// teardown still waits for.
+func (w *teardownWait) progress() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			left := w.servicesLeft(nil)
+			attrs := []any{"namespace", w.s.spec.Namespace, "ksvcs", len(w.names), "deletes_not_yet_accepted", w.pending.Load(),
+				"ksvcs_left", len(left), "some", strings.Join(firstOf(left, 3), ",")}
+			if n := w.pods.Load(); n >= 0 {
+				attrs = append(attrs, "pods_left", n)
+			}
+			w.s.log.Info("teardown: waiting for the cell's services and their pods to go", attrs...)
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// firstOf is up to n of names, for messages.
+func firstOf(names []string, n int) []string {
+	if len(names) > n {
+		return append(names[:n:n], fmt.Sprintf("… %d more", len(names)-n))
+	}
+	return names
+}
