@@ -13,10 +13,12 @@ package knative
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,6 +76,10 @@ type labOptions struct {
 	readiness   time.Duration // ReadinessTimeout (default 10s)
 	scaleToZero time.Duration // ScaleToZeroTimeout (default 30s)
 	behave      func(instance int) behaviour
+	// gateCreate, if set, runs before each ksvc create the platform sends,
+	// outside the fake client's lock (a reactor runs under it, so a reactor
+	// that blocks blocks every call); an error fails that create.
+	gateCreate  func() error
 	ingressAddr string           // instead of the lab's ingress (e.g. a closed port)
 	objects     []runtime.Object // ksvcs that exist before the run
 	poolSize    int              // pool protocol's sets (default: bench's)
@@ -187,7 +193,11 @@ func newLab(t *testing.T, o labOptions) *lab {
 	l.ing.Config.Protocols.SetHTTP1(true)
 	l.ing.Config.Protocols.SetUnencryptedHTTP2(true)
 	l.ing.Start()
-	l.p = NewWithClients(exp, l.kube, l.dyn, "https://fake-api", nil)
+	var dyn dynamic.Interface = l.dyn
+	if o.gateCreate != nil {
+		dyn = gatedDyn{dyn, o.gateCreate}
+	}
+	l.p = NewWithClients(exp, l.kube, dyn, "https://fake-api", nil)
 	addr := strings.TrimPrefix(l.ing.URL, "http://")
 	if o.ingressAddr != "" {
 		addr = o.ingressAddr
@@ -1066,6 +1076,12 @@ func TestColdStartFreshCreatesNewServicesEveryIterationAndDeletesThem(t *testing
 	}
 	created := l.creates()
 	want := []string{l.name(2, 0, 0), l.name(2, 0, 1), l.name(2, 1, 0), l.name(2, 1, 1)}
+	// Within a cell the creations go out together, in any order; the
+	// second cell's only after the first's.
+	if len(created) == 4 {
+		slices.Sort(created[:2])
+		slices.Sort(created[2:])
+	}
 	if strings.Join(created, " ") != strings.Join(want, " ") {
 		t.Errorf("created %v, want a new ksvc per instance and iteration %v", created, want)
 	}
@@ -1392,5 +1408,80 @@ func TestColdStartPoolIsDeletedAfterItsLastCellEvenWhenCellsFail(t *testing.T) {
 				t.Errorf("after cell %d of %d: pool service of set %d exists %v, want %v", k+1, len(cells), set, !want, want)
 			}
 		}
+	}
+}
+
+// gatedDyn passes every call to the fake, but has each create wait for
+// gate first.
+type gatedDyn struct {
+	dynamic.Interface
+	gate func() error
+}
+
+// IsWatchListSemanticsUnSupported passes on what the fake says of itself:
+// the informers ask their client (cache.ToListWatcherWithWatchListSemantics).
+func (g gatedDyn) IsWatchListSemanticsUnSupported() bool {
+	f, ok := g.Interface.(interface{ IsWatchListSemanticsUnSupported() bool })
+	return ok && f.IsWatchListSemanticsUnSupported()
+}
+
+func (g gatedDyn) Resource(r schema.GroupVersionResource) dynamic.NamespaceableResourceInterface {
+	return gatedResource{g.Interface.Resource(r), g.gate}
+}
+
+type gatedResource struct {
+	dynamic.NamespaceableResourceInterface
+	gate func() error
+}
+
+func (g gatedResource) Namespace(ns string) dynamic.ResourceInterface {
+	return gatedNamespaced{g.NamespaceableResourceInterface.Namespace(ns), g.gate}
+}
+
+type gatedNamespaced struct {
+	dynamic.ResourceInterface
+	gate func() error
+}
+
+func (g gatedNamespaced) Create(ctx context.Context, obj *unstructured.Unstructured, opts metav1.CreateOptions, sub ...string) (*unstructured.Unstructured, error) {
+	if err := g.gate(); err != nil {
+		return nil, err
+	}
+	return g.ResourceInterface.Create(ctx, obj, opts, sub...)
+}
+
+// A cell's services are created together, not one after the other (at the
+// study's N the round trips would add minutes of set-up): every create of
+// a 4-service cell is held until all four are in flight. Created one by
+// one, the first would wait for the others for ever (the guard fails it).
+// An overloaded server's 429 is retried.
+func TestColdStartCreatesTheCellsServicesTogether(t *testing.T) {
+	const n = 4
+	var mu sync.Mutex
+	inFlight, refused := 0, 0
+	all := make(chan struct{})
+	gate := func() error {
+		mu.Lock()
+		if refused == 0 {
+			refused++
+			mu.Unlock()
+			return apierrors.NewTooManyRequests("overloaded", 0)
+		}
+		inFlight++
+		if inFlight == n {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+			return nil
+		case <-time.After(time.Minute):
+			return errors.New("guard: the other creations never came while this one was in flight")
+		}
+	}
+	l := newLab(t, labOptions{protocol: ProtocolFresh, gateCreate: gate})
+	out := l.coldStart(l.cell(n, 0, 10*time.Second))
+	for i, a := range out {
+		checkCold(t, a, l, i, l.name(n, 0, i))
 	}
 }

@@ -304,6 +304,11 @@ func (p *Platform) runtimeIndex(cell bench.Cell) int {
 	return 0
 }
 
+// maxCreatesInFlight bounds the ksvc creations sent at once, for the
+// reasons maxDeletesInFlight gives (teardown.go): the API server and
+// Knative's webhook do the work, and more in flight only queue there.
+const maxCreatesInFlight = maxDeletesInFlight
+
 // ready creates the services of the cell's set (fresh: one set per cell;
 // pool and classic: created once, then reused) and waits until each is
 // Ready. A service that does not get Ready becomes a failed attempt with
@@ -318,6 +323,11 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 	rctx, cancel := context.WithTimeout(ctx, s.spec.ReadinessTimeout.Duration)
 	defer cancel()
 	cellLabel := s.proto.label(rtIndex, cell, set)
+	// Created maxCreatesInFlight at a time (each goroutine writes only its
+	// own ts[i]): one by one, each create's round trip through the API
+	// server and Knative's webhook adds up to minutes at the study's N.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxCreatesInFlight)
 	for i := range ts {
 		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, set, i)
 		ts[i].name = name
@@ -327,16 +337,22 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 		}
 		svc := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
 			Runtime: cell.Runtime, Window: s.spec.Window, Target: s.spec.Target}.Build()
-		if err := createService(rctx, s.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID); err != nil {
-			a := results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("creating ksvc %q: %v", name, err)}
-			if containsAny(err.Error(), "runtimeClassName", "RuntimeClass") {
-				a.ErrorClass = results.ErrRuntime
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(t *target, i int) {
+			defer func() { <-slots; wg.Done() }()
+			if err := createService(rctx, s.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID); err != nil {
+				a := results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("creating ksvc %q: %v", t.name, err)}
+				if containsAny(err.Error(), "runtimeClassName", "RuntimeClass") {
+					a.ErrorClass = results.ErrRuntime
+				}
+				t.err = &a
+				return
 			}
-			ts[i].err = &a
-			continue
-		}
-		ts[i].owned = true
+			t.owned = true
+		}(&ts[i], i)
 	}
+	wg.Wait()
 	pending := func() bool {
 		all := true
 		for i := range ts {

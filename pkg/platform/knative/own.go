@@ -34,6 +34,7 @@ func transient(err error) bool {
 		return false
 	}
 	return unreachable(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || // overloaded: API Priority and Fairness refused it for now
 		apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err)
 }
 
