@@ -175,11 +175,6 @@ podLogsDir: $LAB_LOG/pods
 # The study's scale, 500 function pods at once, plus Knative's own (issue 14);
 # the default is 110.
 maxPods: 600
-# Pod status updates (each milestone of each pod) go through this client: at
-# the default 50 QPS, 500 pods' ~4 updates each reach the API server up to
-# 40 s late, and coldbench reads its pod phases from them.
-kubeAPIQPS: 200
-kubeAPIBurst: 400
 EOF
 write_if_changed "$LAB_STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -225,13 +220,6 @@ step "Knative Serving $KNATIVE_VERSION"
 kctl apply -f "$KNATIVE_YAML/crds.yaml" >/dev/null
 kctl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 kctl apply -f "$KNATIVE_YAML/core.yaml" >/dev/null
-# Knative's controllers size their API client by how many reconcilers they
-# run (5 QPS each: the autoscaler gets 10), and scaling 500 revisions from
-# zero is one Deployment update each: 50 s of throttling at 10 QPS.
-# KUBE_API_QPS/BURST (knative.dev/pkg environment) override it; setting the
-# same values again on a second up changes nothing.
-kctl -n knative-serving set env deployment/autoscaler deployment/controller \
-  KUBE_API_QPS=200 KUBE_API_BURST=400 >/dev/null
 wait_for "Knative deployments available" kctl -n knative-serving wait --for=condition=Available deployment --all --timeout=5s
 
 step "Traefik"
