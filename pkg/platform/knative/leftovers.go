@@ -19,11 +19,7 @@ func (p *Platform) Leftovers(ctx context.Context, experimentID string) ([]bench.
 		if err != nil {
 			return nil, err
 		}
-		out := make([]metav1.Object, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
-		}
-		return out, nil
+		return asObjects(l.Items), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the experiment's ksvcs in %q: %w", ns, err)
@@ -33,11 +29,7 @@ func (p *Platform) Leftovers(ctx context.Context, experimentID string) ([]bench.
 		if err != nil {
 			return nil, err
 		}
-		out := make([]metav1.Object, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
-		}
-		return out, nil
+		return asObjects(l.Items), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the experiment's pods in %q: %w", ns, err)
@@ -68,3 +60,15 @@ func (p *Platform) CleanFlags() []string {
 }
 
 var _ bench.Inventory = (*Platform)(nil)
+
+// asObjects is a list's items as metav1.Objects (pointers into items).
+func asObjects[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = PT(&items[i])
+	}
+	return out
+}
