@@ -27,6 +27,11 @@ func TestCapacityFlagsValidation(t *testing.T) {
 	wantUsage(t, append(c, "--iterations", "101"), "spec.search.iterations (--iterations): 101")
 	wantUsage(t, append(c, "--scales", "1,4"), "unknown flag: --scales")
 	wantUsage(t, append(c, "--timeout", "-1s"), "spec.requestTimeout")
+	// Knative's classic and pool keep every probed N's services to the end.
+	wantUsage(t, []string{"capacity", "--platform", "knative", "--runtimes", "runc", "--protocol", "pool"},
+		`spec.knative.protocol (--protocol): "pool" with a capacity search`, `needs "fresh"`)
+	wantUsage(t, []string{"capacity", "--platform", "knative", "--runtimes", "runc", "--protocol", "classic"},
+		`spec.knative.protocol (--protocol): "classic" with a capacity search`)
 
 	// A sweep's file under capacity: its N are refused, not ignored.
 	file := filepath.Join(t.TempDir(), "sweep.yaml")
@@ -83,5 +88,16 @@ func TestCapacityCommand(t *testing.T) {
 		if p.calls != 7 {
 			t.Errorf("%s --resume measured %d cells, want the 7 not recorded", resumeVerb, p.calls)
 		}
+	}
+}
+
+// A search in which nothing ever answers is a broken set-up (image,
+// RuntimeClass, ingress), not a capacity of 0: exit 4 like run's.
+func TestCapacityWhereNothingAnswersExits4(t *testing.T) {
+	usePlatform(t, &scriptedPlatform{fail: func(_, _ int) bool { return true }}, nil)
+	code, out, errOut := cliRun(t, context.Background(), "capacity", "--runtimes", "runc", "--max-n", "8", "--warmups", "0",
+		"-o", filepath.Join(t.TempDir(), "c.jsonl"))
+	if code != ExitIncomplete || !strings.Contains(errOut, "all 1 attempts failed") {
+		t.Fatalf("exit %d, want %d with every attempt failed\n%s%s", code, ExitIncomplete, out, errOut)
 	}
 }

@@ -37,6 +37,16 @@ func (s *Spec) validateSearch(errs *Problems, force bool) {
 	for _, p := range s.Search.Problems(capN, fix) {
 		errs.Add("%s", p)
 	}
+	if sc, ok := s.Section(s.Platform).(SearchChecker); ok {
+		sc.ValidateSearch(errs)
+	}
+}
+
+// SearchChecker is implemented by platform sections with settings a
+// capacity search cannot run with (knative: a protocol that keeps each
+// probed N's services until the run ends).
+type SearchChecker interface {
+	ValidateSearch(errs *Problems)
 }
 
 // searchTurn is one runtime's search: its warm-ups still to run, then its

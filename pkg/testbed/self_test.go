@@ -38,8 +38,12 @@ func TestStepMeterSeesCPUAndPeakOfTheStep(t *testing.T) {
 	debug.FreeOSMemory() // the 64 MiB go back to the OS: RSS falls
 	m2 := StartStep()
 	_, peak2, _ := m2.End()
-	if peak2 > peak-big/2 {
-		t.Errorf("second step's peak %d: want the first step's %d less most of the %d bytes freed (the reset did not take)", peak2, peak, big)
+	// Without the reset the high-water mark is the process's, the first
+	// step's peak exactly; with it, the RSS at the second step's start,
+	// lower since the buffer went back (by how much varies: under -race the
+	// shadow memory stays).
+	if peak2 >= peak {
+		t.Errorf("second step's peak %d: want below the first step's %d after %d bytes were freed (the reset did not take)", peak2, peak, big)
 	}
 	_ = x
 }

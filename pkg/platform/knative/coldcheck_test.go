@@ -45,6 +45,29 @@ func TestTerminatingPodIsLiveAndWarm(t *testing.T) {
 	}
 }
 
+// A pod its node refused (Failed, OutOfcpu) runs nothing and its
+// ReplicaSet ignores it, so it stays until its ksvc goes: it is not live
+// (classic and pool would wait for it to scale to zero for ever) and a
+// later request is not warm because of it.
+func TestRefusedPodIsNotLive(t *testing.T) {
+	tr := newTracker()
+	clock := time.Unix(1000, 0)
+	tr.now = func() time.Time { return clock }
+	rev := "svc-00001"
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rev + "-deployment-abc", Labels: map[string]string{LabelRevision: rev}}}
+	tr.onPod(pod, false)
+	clock = clock.Add(time.Second)
+	refused := pod.DeepCopy()
+	refused.Status.Phase, refused.Status.Reason, refused.Status.Message = corev1.PodFailed, "OutOfcpu", "Pod was rejected: Node didn't have enough resource: cpu"
+	tr.onPod(refused, false)
+	if n := tr.livePods(rev); n != 0 {
+		t.Errorf("%d live pods: a refused pod counted live", n)
+	}
+	if v := tr.view(rev, clock.Add(time.Second)); v.warmPod != "" || v.prior != 1 {
+		t.Errorf("request after the refusal: view %+v, want one prior pod and none warm", v)
+	}
+}
+
 // The function's own process start is evidence independent of the watches:
 // a process that started before the request answered warm.
 func TestStartedBefore(t *testing.T) {

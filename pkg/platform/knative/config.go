@@ -124,6 +124,17 @@ func (k *Spec) FixRecorded() {
 	}
 }
 
+// ValidateSearch refuses protocols a capacity search cannot run with: each
+// probe has its own N, and classic and pool keep a cell's services for the
+// run's later iterations, so every probed N's services would stay until
+// the run ends and load the node under the next probes.
+func (k *Spec) ValidateSearch(errs *bench.Problems) {
+	if k.Protocol != ProtocolFresh {
+		errs.Add("spec.knative.protocol (--protocol): %q with a capacity search; a search needs %q (each probe's services go before the next probe), "+
+			"while %q keeps every probed N's services until the run ends", k.Protocol, ProtocolFresh, k.Protocol)
+	}
+}
+
 // Validate checks the section.
 func (k *Spec) Validate(errs *bench.Problems) {
 	if !bench.ValidName(k.Namespace) {

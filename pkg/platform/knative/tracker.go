@@ -303,7 +303,9 @@ func (t *tracker) livePods(rev string) int {
 	defer t.mu.Unlock()
 	n := 0
 	for _, p := range t.rev(rev).pods {
-		if p.gone.IsZero() {
+		// A pod that Failed (refused by its node, evicted) runs nothing,
+		// and its ReplicaSet ignores it: it stays until its ksvc goes.
+		if p.gone.IsZero() && p.failedAt.IsZero() {
 			n++
 		}
 	}
@@ -389,7 +391,8 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 			}
 		default:
 			v.prior++
-			if p.gone.IsZero() || !p.gone.Before(t0) {
+			failedBefore := !p.failedAt.IsZero() && p.failedAt.Before(t0) // runs nothing: not warm
+			if (p.gone.IsZero() || !p.gone.Before(t0)) && !failedBefore {
 				v.warmPod = p.name
 			}
 		}
