@@ -57,6 +57,9 @@ type session struct {
 	measurements bench.Measurements
 
 	done map[bench.CellKey]bool // cells earlier sessions recorded (--resume)
+	// createSlots bounds the ksvc creations in flight across the session
+	// (the pool readies all its sets at once): maxCreatesInFlight.
+	createSlots chan struct{}
 }
 
 // Options locate the cluster.
@@ -129,7 +132,7 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, don
 	if err != nil {
 		return nil, err
 	}
-	s := &session{Platform: p, id: id, ingress: in, done: done}
+	s := &session{Platform: p, id: id, ingress: in, done: done, createSlots: make(chan struct{}, maxCreatesInFlight)}
 	if s.proto, err = newProto(s); err != nil {
 		return nil, err
 	}
@@ -327,7 +330,7 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 	// own ts[i]): one by one, each create's round trip through the API
 	// server and Knative's webhook adds up to minutes at the study's N.
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, maxCreatesInFlight)
+	slots := s.createSlots
 	for i := range ts {
 		name := ServiceName(cell.ExperimentID, rtIndex, cell.Scale, set, i)
 		ts[i].name = name
@@ -341,15 +344,18 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 		wg.Add(1)
 		go func(t *target, i int) {
 			defer func() { <-slots; wg.Done() }()
-			if err := createService(rctx, s.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID); err != nil {
+			err := createService(rctx, s.dyn.Resource(ServiceGVR).Namespace(ns), svc, cell.ExperimentID)
+			// Ours to delete unless the name is someone else's: a create
+			// whose answer was lost (a timeout) may have made it, and
+			// deleting one that does not exist is harmless.
+			t.owned = !errors.Is(err, ErrForeign)
+			if err != nil {
 				a := results.Attempt{Instance: i, ErrorClass: results.ErrPlatform, Error: fmt.Sprintf("creating ksvc %q: %v", t.name, err)}
 				if containsAny(err.Error(), "runtimeClassName", "RuntimeClass") {
 					a.ErrorClass = results.ErrRuntime
 				}
 				t.err = &a
-				return
 			}
-			t.owned = true
 		}(&ts[i], i)
 	}
 	wg.Wait()
