@@ -16,6 +16,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/coldbench/coldbench/pkg/platform/knative"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -24,8 +25,9 @@ type faultRun struct {
 	runtimes string   // the experiment file's runtimes: YAML list entries
 	extra    []string // more flags
 	planned  int      // attempts the experiment plans
-	// inject runs while coldbench does; p is coldbench, out its records.
-	inject func(t *testing.T, p *process, out string)
+	// inject runs while coldbench does; p is coldbench, out its records,
+	// ns the namespace it runs in.
+	inject func(t *testing.T, p *process, out, ns string)
 	// want: per runtime, the error class its failures must have ("" = none
 	// may fail); any: failures allowed in these classes, at least one of
 	// the first.
@@ -55,7 +57,7 @@ func (l *knativeLab) faultRun(t *testing.T, f faultRun) []results.Attempt {
 	args := append([]string{"run", "-f", exp, "--kubeconfig", l.kubeconfig, "--ingress", l.ingress, "-n", ns, "-o", out}, f.extra...)
 	p := l.start(t, args...)
 	if f.inject != nil {
-		f.inject(t, p, out)
+		f.inject(t, p, out, ns)
 	}
 	stopped := f.until != nil && waitForRecords(out, p, 8*time.Minute, f.until)
 	if stopped {
@@ -222,7 +224,7 @@ func TestKnativeFunctionFaults(t *testing.T) {
 				runtimes: "  - {name: doomed, handler: " + rc + ", image: dev.local/coldbench/fn-go:v1}\n" + goodRuntime,
 				extra:    []string{"--iterations", "2", "--timeout", "20s"}, planned: 4,
 				want: map[string]string{"doomed": results.ErrRuntime, "runc": ""},
-				inject: func(t *testing.T, p *process, out string) {
+				inject: func(t *testing.T, p *process, out, _ string) {
 					if !waitForAttempt(out, p, 3*time.Minute, func(a results.Attempt) bool { return a.Runtime == "doomed" }) {
 						t.Fatalf("no attempt on %s recorded\n%s", rc, p.stderr.String())
 					}
@@ -239,6 +241,24 @@ func TestKnativeFunctionFaults(t *testing.T) {
 		})
 	})
 
+}
+
+// waitForService polls, every 50 ms for up to limit, until a ksvc exists in
+// ns, and says whether one did.
+func (l *knativeLab) waitForService(ns string, limit time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	svcs := l.dyn.Resource(knative.ServiceGVR).Namespace(ns)
+	for ctx.Err() == nil {
+		if list, err := svcs.List(ctx, metav1.ListOptions{}); err == nil && len(list.Items) > 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 // okAfter fails t unless an attempt after the last failed one succeeded:
@@ -268,8 +288,8 @@ func recovered(attempts []results.Attempt) bool {
 }
 
 // Faults of the cluster on the lab, with lab/ctl.sh: the kube-apiserver
-// stopped until coldbench records an attempt it failed (creating a ksvc,
-// retried for the readiness timeout) and started again; Traefik (the ingress,
+// restarted (down for a minute) just after an attempt's ksvc was created;
+// Traefik (the ingress,
 // and the controller of Knative's ingresses) stopped until an attempt fails
 // on it and started again. Each failure has its reason, the run recovers and
 // finishes, the report accounts for every attempt. They stop lab daemons, so
@@ -293,9 +313,20 @@ func TestKnativeClusterFaults(t *testing.T) {
 			extra: []string{"--iterations", "40", "--timeout", "30s", "--readiness-timeout", "30s"}, planned: 40,
 			any:   []string{results.ErrPlatform, results.ErrTimeout, results.ErrHTTPStatus, results.ErrIngress},
 			until: recovered,
-			inject: func(t *testing.T, p *process, out string) {
+			inject: func(t *testing.T, p *process, out, ns string) {
 				if !waitForAttempt(out, p, 3*time.Minute, func(a results.Attempt) bool { return a.Iteration == 1 }) {
 					t.Fatalf("no second attempt\n%s", p.stderr.String())
+				}
+				// The restart must fall on an attempt, not on the teardown
+				// between cells, which retries through it unseen. An
+				// iteration is recorded once its teardown is over, so the
+				// next ksvc in the namespace is the next iteration's, just
+				// created: it needs the API server for a second or more yet
+				// (Knative's controllers make its revision, the autoscaler
+				// scales it from zero), and the server is down for longer
+				// than the readiness and request timeouts.
+				if !l.waitForService(ns, 3*time.Minute) {
+					t.Fatalf("no ksvc created after the second attempt\n%s", p.stderr.String())
 				}
 				// A graceful restart, as in an upgrade: the API server stops
 				// listening at once, drains for its request timeout (1 min),
@@ -316,7 +347,7 @@ func TestKnativeClusterFaults(t *testing.T) {
 			runtimes: goodRuntime,
 			extra:    []string{"--iterations", "5", "--timeout", "30s", "--readiness-timeout", "10s"}, planned: 5,
 			any: []string{results.ErrIngress, results.ErrConnection},
-			inject: func(t *testing.T, p *process, out string) {
+			inject: func(t *testing.T, p *process, out, _ string) {
 				if !waitForAttempt(out, p, 3*time.Minute, func(a results.Attempt) bool { return a.Iteration == 1 }) {
 					t.Fatalf("no second attempt\n%s", p.stderr.String())
 				}

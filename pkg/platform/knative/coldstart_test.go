@@ -34,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -427,7 +428,7 @@ func (l *lab) newPod(s *labSvc) *corev1.Pod {
 	for k, v := range s.labels {
 		labels[k] = v
 	}
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.ns, Labels: labels},
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.ns, Labels: labels, UID: types.UID("uid-" + name)},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: UserContainer}, {Name: QueueProxy}}}}
 }
 

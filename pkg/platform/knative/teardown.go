@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
@@ -41,6 +43,18 @@ const deleteCallTimeout = time.Minute
 // the deletions refused together (429) do not come back together. client-go
 // has already retried a 429 that carried Retry-After (up to 10 times).
 var deleteBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 10 * time.Second, Steps: math.MaxInt32}
+
+// hurryGrace is the grace period, in seconds, the teardown leaves a pod the
+// garbage collector is deleting with its service. Knative's queue-proxy
+// waits 30 s after SIGTERM before it stops (drainSleepDuration, so that
+// load balancers notice it leaving), and the pod's grace period is the
+// revision's request timeout (300 s). After a cell's replies nothing is sent
+// to its pods, so the drain protects no request: waiting for it made every
+// fresh cell's teardown last at least 30 s, and a step of N = 100 minutes.
+// 1, not 0: a grace period of 0 deletes the object at once while the
+// kubelet may still be stopping its containers, and "the pods are gone"
+// would no longer mean the node is quiet.
+const hurryGrace int64 = 1
 
 // progressEvery is how often a long teardown or clean says what it waits for.
 const progressEvery = 30 * time.Second
@@ -150,6 +164,8 @@ func (s *session) teardown(ctx context.Context, ts []target) error {
 	w.pods.Store(-1)
 	stopProgress := w.progress()
 	defer stopProgress()
+	stopHurry := w.hurry(ctx)
+	defer stopHurry()
 	failed := deleteServices(ctx, s.dyn.Resource(ServiceGVR).Namespace(s.spec.Namespace), names, &w.pending)
 	var errs []error
 	for _, name := range sortedKeys(failed) {
@@ -225,6 +241,61 @@ func (w *teardownWait) waitPodsGone(ctx context.Context, failed map[string]error
 		return fmt.Errorf("waiting for %d pod(s) of the torn-down ksvcs to go (%s): %w", len(left), strings.Join(firstOf(left, 3), ", "), err)
 	}
 	return err
+}
+
+// hurry shortens, to hurryGrace, the grace period of the torn-down
+// services' pods that are being deleted, from now until stop is called.
+// Only pods already terminating: the garbage collector deletes a service's
+// pods after their ReplicaSet is being deleted, while deleting a live pod
+// could have its ReplicaSet start a new one. A delete that fails is not
+// retried: the pod then only takes its full grace period to go.
+func (w *teardownWait) hurry(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ours := map[string]bool{}
+		for _, name := range w.names {
+			ours[name] = true
+		}
+		pods := w.s.kube.CoreV1().Pods(w.s.spec.Namespace)
+		sent := map[types.UID]bool{}
+		grace := hurryGrace
+		slots := make(chan struct{}, maxDeletesInFlight)
+		var calls sync.WaitGroup
+		defer calls.Wait()
+		for {
+			var todo []*corev1.Pod
+			if w.s.tr.waitFor(ctx, func() bool {
+				todo = w.s.tr.draining(ours, hurryGrace, sent)
+				return len(todo) > 0
+			}) != nil {
+				return
+			}
+			for _, p := range todo {
+				sent[p.UID] = true
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				calls.Add(1)
+				go func() {
+					defer func() { <-slots; calls.Done() }()
+					cctx, ccancel := context.WithTimeout(ctx, deleteCallTimeout)
+					defer ccancel()
+					uid := p.UID
+					err := pods.Delete(cctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &uid}})
+					if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+						w.s.log.Debug("teardown: shortening a pod's grace period", "pod", p.Name, "err", err)
+					}
+				}()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); wg.Wait() }) }
 }
 
 // progress logs, every progressEvery until stop is called, what the

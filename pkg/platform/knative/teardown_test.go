@@ -18,8 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
+	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -158,6 +160,75 @@ func TestTeardownWaitsUntilThePodsAreGone(t *testing.T) {
 		if a.Step == nil || a.Step.TeardownNS <= 0 {
 			t.Errorf("instance %d: step %+v, want a teardown time", i, a.Step)
 		}
+	}
+}
+
+// The pods the garbage collector deletes with their service would drain for
+// their whole grace period (Knative's queue-proxy: 30 s at least): the
+// teardown shortens it to hurryGrace, for its own services' terminating
+// pods only, each delete bound to the pod's UID.
+func TestTeardownShortensTheGracePeriodOfItsTerminatingPods(t *testing.T) {
+	l := newLab(t, labOptions{})
+	podsGVR := corev1.SchemeGroupVersion.WithResource("pods")
+	thirty := int64(30)
+	// A pod of another service of the experiment, draining: not the
+	// teardown's to hurry.
+	now := metav1.Now()
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other-00001-deployment-1", Namespace: l.ns, UID: "uid-other",
+		Labels:            map[string]string{bench.LabelExperiment: l.id, LabelService: "other", LabelRevision: "other-00001"},
+		DeletionTimestamp: &now, DeletionGracePeriodSeconds: &thirty}}
+	if err := l.kube.Tracker().Add(other); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var hurried []clienttesting.DeleteAction
+	l.kube.PrependReactor("delete", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		d := a.(clienttesting.DeleteAction)
+		if g := d.GetDeleteOptions().GracePeriodSeconds; g != nil && *g <= hurryGrace {
+			mu.Lock()
+			hurried = append(hurried, d)
+			mu.Unlock()
+			return false, nil, nil // the kubelet stops it at once: the default reaction deletes it
+		}
+		// The garbage collector's delete: the pod starts its 30 s drain,
+		// which this test never ends.
+		o, err := l.kube.Tracker().Get(podsGVR, l.ns, d.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		p := o.(*corev1.Pod).DeepCopy()
+		ts := metav1.Now()
+		p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &thirty
+		return true, nil, l.kube.Tracker().Update(podsGVR, p, l.ns)
+	})
+	const n = 3
+	done := make(chan []results.Attempt)
+	go func() { done <- l.s.ColdStart(context.Background(), l.cell(n, 0, 10*time.Second)) }()
+	var out []results.Attempt
+	select {
+	case out = <-done:
+	case <-time.After(time.Minute): // a hang guard: without the hurry the pods never go
+		t.Fatal("ColdStart still tearing down after a minute: the draining pods were not hurried")
+	}
+	for i, a := range out {
+		checkCold(t, a, l, i, l.name(n, 0, i))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(hurried) != n {
+		t.Errorf("%d pods hurried, want %d (one per instance)", len(hurried), n)
+	}
+	for _, d := range hurried {
+		pre := d.GetDeleteOptions().Preconditions
+		if d.GetName() == other.Name {
+			t.Errorf("the teardown hurried %s, a pod of a service not in its cell", other.Name)
+		}
+		if pre == nil || pre.UID == nil || *pre.UID != types.UID("uid-"+d.GetName()) {
+			t.Errorf("delete of %s: preconditions %+v, want its UID", d.GetName(), pre)
+		}
+	}
+	if _, err := l.kube.Tracker().Get(podsGVR, l.ns, other.Name); err != nil {
+		t.Errorf("the other service's pod: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -103,6 +104,7 @@ type tracker struct {
 	now     func() time.Time
 
 	svcLister cache.GenericLister
+	podStore  cache.Store // the pods as last seen, for the teardown
 	stop      chan struct{}
 }
 
@@ -131,6 +133,7 @@ func (t *tracker) start(ctx context.Context, kube kubernetes.Interface, dyn dyna
 		DeleteFunc: func(any) { t.notify() },
 	})
 	t.svcLister = cache.NewGenericLister(svcInf.GetIndexer(), ServiceGVR.GroupResource())
+	t.podStore = pods.GetStore()
 	for _, inf := range []cache.SharedIndexInformer{pods, deps, svcInf} {
 		go inf.Run(t.stop)
 	}
@@ -310,6 +313,25 @@ func (t *tracker) livePods(rev string) int {
 		}
 	}
 	return n
+}
+
+// draining lists the pods of the services in svcs that are being deleted
+// with a grace period longer than grace seconds, but those in skip.
+func (t *tracker) draining(svcs map[string]bool, grace int64, skip map[types.UID]bool) []*corev1.Pod {
+	if t.podStore == nil {
+		return nil
+	}
+	var out []*corev1.Pod
+	for _, o := range t.podStore.List() {
+		p, ok := o.(*corev1.Pod)
+		if !ok || !svcs[p.Labels[LabelService]] || p.DeletionTimestamp == nil || skip[p.UID] {
+			continue
+		}
+		if g := p.DeletionGracePeriodSeconds; g == nil || *g > grace {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // catchUp brings the pod timelines up to date with a list of the
