@@ -573,6 +573,7 @@ func (p *Platform) waitCleaned(ctx context.Context, sel string, failed map[strin
 	lastLog := time.Now()
 	var last error // the last transient error, retried
 	deleting, pods := -1, -1
+	hurried := map[types.UID]bool{}
 	err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err() // poll's first call does not look
@@ -583,11 +584,18 @@ func (p *Platform) waitCleaned(ctx context.Context, sel string, failed map[strin
 			pl, err = p.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel + "," + LabelService})
 			if err == nil {
 				pods = 0
-				for _, p := range pl.Items {
-					if failed[p.Labels[LabelService]] == nil {
+				var todo []*corev1.Pod
+				for i := range pl.Items {
+					pod := &pl.Items[i]
+					if failed[pod.Labels[LabelService]] == nil {
 						pods++
+						if draining(pod) && !hurried[pod.UID] {
+							hurried[pod.UID] = true
+							todo = append(todo, pod)
+						}
 					}
 				}
+				shortenGrace(ctx, p.kube.CoreV1().Pods(ns), todo, p.log) // teardown.go: hurryGrace says why
 			}
 		}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 )
@@ -245,10 +247,6 @@ func (w *teardownWait) waitPodsGone(ctx context.Context, failed map[string]error
 
 // hurry shortens, to hurryGrace, the grace period of the torn-down
 // services' pods that are being deleted, from now until stop is called.
-// Only pods already terminating: the garbage collector deletes a service's
-// pods after their ReplicaSet is being deleted, while deleting a live pod
-// could have its ReplicaSet start a new one. A delete that fails is not
-// retried: the pod then only takes its full grace period to go.
 func (w *teardownWait) hurry(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -261,41 +259,62 @@ func (w *teardownWait) hurry(ctx context.Context) (stop func()) {
 		}
 		pods := w.s.kube.CoreV1().Pods(w.s.spec.Namespace)
 		sent := map[types.UID]bool{}
-		grace := hurryGrace
-		slots := make(chan struct{}, maxDeletesInFlight)
-		var calls sync.WaitGroup
-		defer calls.Wait()
 		for {
 			var todo []*corev1.Pod
 			if w.s.tr.waitFor(ctx, func() bool {
-				todo = w.s.tr.draining(ours, hurryGrace, sent)
+				todo = w.s.tr.draining(ours, sent)
 				return len(todo) > 0
 			}) != nil {
 				return
 			}
 			for _, p := range todo {
 				sent[p.UID] = true
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-				calls.Add(1)
-				go func() {
-					defer func() { <-slots; calls.Done() }()
-					cctx, ccancel := context.WithTimeout(ctx, deleteCallTimeout)
-					defer ccancel()
-					uid := p.UID
-					err := pods.Delete(cctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &uid}})
-					if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
-						w.s.log.Debug("teardown: shortening a pod's grace period", "pod", p.Name, "err", err)
-					}
-				}()
 			}
+			shortenGrace(ctx, pods, todo, w.s.log)
 		}
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }
+}
+
+// draining says whether p is being deleted with a grace period longer than
+// hurryGrace. Only such pods are hurried: the garbage collector deletes a
+// service's pods once their ReplicaSet is being deleted, while deleting a
+// live pod could have its ReplicaSet start a new one.
+func draining(p *corev1.Pod) bool {
+	if p.DeletionTimestamp == nil {
+		return false
+	}
+	g := p.DeletionGracePeriodSeconds
+	return g == nil || *g > hurryGrace
+}
+
+// shortenGrace deletes each pod again with the grace period hurryGrace,
+// bound to its UID, maxDeletesInFlight at a time. A delete that fails is not
+// retried: that pod then only takes its full grace period to go.
+func shortenGrace(ctx context.Context, pods typedcorev1.PodInterface, todo []*corev1.Pod, log *slog.Logger) {
+	grace := hurryGrace
+	slots := make(chan struct{}, maxDeletesInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, p := range todo {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			cctx, cancel := context.WithTimeout(ctx, deleteCallTimeout)
+			defer cancel()
+			uid := p.UID
+			err := pods.Delete(cctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &uid}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+				log.Debug("shortening a deleted pod's grace period", "pod", p.Name, "err", err)
+			}
+		}()
+	}
 }
 
 // progress logs, every progressEvery until stop is called, what the

@@ -7,6 +7,7 @@ package knative
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,27 +181,7 @@ func TestTeardownShortensTheGracePeriodOfItsTerminatingPods(t *testing.T) {
 	if err := l.kube.Tracker().Add(other); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var hurried []clienttesting.DeleteAction
-	l.kube.PrependReactor("delete", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		d := a.(clienttesting.DeleteAction)
-		if g := d.GetDeleteOptions().GracePeriodSeconds; g != nil && *g <= hurryGrace {
-			mu.Lock()
-			hurried = append(hurried, d)
-			mu.Unlock()
-			return false, nil, nil // the kubelet stops it at once: the default reaction deletes it
-		}
-		// The garbage collector's delete: the pod starts its 30 s drain,
-		// which this test never ends.
-		o, err := l.kube.Tracker().Get(podsGVR, l.ns, d.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		p := o.(*corev1.Pod).DeepCopy()
-		ts := metav1.Now()
-		p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &thirty
-		return true, nil, l.kube.Tracker().Update(podsGVR, p, l.ns)
-	})
+	k := l.drainingKubelet()
 	const n = 3
 	done := make(chan []results.Attempt)
 	go func() { done <- l.s.ColdStart(context.Background(), l.cell(n, 0, 10*time.Second)) }()
@@ -213,22 +194,61 @@ func TestTeardownShortensTheGracePeriodOfItsTerminatingPods(t *testing.T) {
 	for i, a := range out {
 		checkCold(t, a, l, i, l.name(n, 0, i))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(hurried) != n {
-		t.Errorf("%d pods hurried, want %d (one per instance)", len(hurried), n)
-	}
-	for _, d := range hurried {
-		pre := d.GetDeleteOptions().Preconditions
-		if d.GetName() == other.Name {
-			t.Errorf("the teardown hurried %s, a pod of a service not in its cell", other.Name)
-		}
-		if pre == nil || pre.UID == nil || *pre.UID != types.UID("uid-"+d.GetName()) {
-			t.Errorf("delete of %s: preconditions %+v, want its UID", d.GetName(), pre)
-		}
-	}
+	k.check(t, n, other.Name)
 	if _, err := l.kube.Tracker().Get(podsGVR, l.ns, other.Name); err != nil {
 		t.Errorf("the other service's pod: %v", err)
+	}
+}
+
+// drainingKubelet plays the API server and kubelet for pod deletes: one
+// with the default grace period starts a 30 s drain that never ends here
+// (the pod is marked terminating), one with hurryGrace or less ends it at
+// once (the pod is deleted) and is recorded.
+type drainingKubelet struct {
+	mu      sync.Mutex
+	hurried []clienttesting.DeleteAction
+}
+
+func (l *lab) drainingKubelet() *drainingKubelet {
+	k := &drainingKubelet{}
+	podsGVR := corev1.SchemeGroupVersion.WithResource("pods")
+	thirty := int64(30)
+	l.kube.PrependReactor("delete", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		d := a.(clienttesting.DeleteAction)
+		if g := d.GetDeleteOptions().GracePeriodSeconds; g != nil && *g <= hurryGrace {
+			k.mu.Lock()
+			k.hurried = append(k.hurried, d)
+			k.mu.Unlock()
+			return false, nil, nil // the default reaction deletes it
+		}
+		o, err := l.kube.Tracker().Get(podsGVR, l.ns, d.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		p := o.(*corev1.Pod).DeepCopy()
+		ts := metav1.Now()
+		p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &thirty
+		return true, nil, l.kube.Tracker().Update(podsGVR, p, l.ns)
+	})
+	return k
+}
+
+// check fails t unless n pods were hurried, each once, bound to its UID,
+// none of them named in not.
+func (k *drainingKubelet) check(t *testing.T, n int, not ...string) {
+	t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.hurried) != n {
+		t.Errorf("%d pods hurried, want %d", len(k.hurried), n)
+	}
+	for _, d := range k.hurried {
+		if slices.Contains(not, d.GetName()) {
+			t.Errorf("%s hurried, a pod of a service not being torn down", d.GetName())
+		}
+		if pre := d.GetDeleteOptions().Preconditions; pre == nil || pre.UID == nil || *pre.UID != types.UID("uid-"+d.GetName()) {
+			t.Errorf("delete of %s: preconditions %+v, want its UID", d.GetName(), pre)
+		}
 	}
 }
 
@@ -297,6 +317,20 @@ func TestCleanRetriesAnOverloadedAPIServer(t *testing.T) {
 		t.Fatalf("Clean = %d, %v; want the 2 services despite the overloaded API server", n, err)
 	}
 	l.checkGone(t, 2, 0)
+}
+
+// Clean, too, does not wait for the drain of the pods it deleted.
+func TestCleanShortensTheGracePeriodOfThePodsItDeleted(t *testing.T) {
+	l := newLab(t, labOptions{protocol: ProtocolClassic})
+	out := l.coldStart(l.cell(2, 0, 10*time.Second)) // classic: services and pods stay
+	checkCold(t, out[0], l, 0, l.name(2, 0, 0))
+	k := l.drainingKubelet()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard: the drain never ends here
+	defer cancel()
+	if n, err := l.p.Clean(ctx, l.id); err != nil || n != 2 {
+		t.Fatalf("Clean = %d, %v; want the 2 services, their draining pods hurried", n, err)
+	}
+	k.check(t, 2)
 }
 
 // What a run whose clean-up failed reports: the experiment's ksvcs and

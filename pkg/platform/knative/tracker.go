@@ -315,19 +315,16 @@ func (t *tracker) livePods(rev string) int {
 	return n
 }
 
-// draining lists the pods of the services in svcs that are being deleted
-// with a grace period longer than grace seconds, but those in skip.
-func (t *tracker) draining(svcs map[string]bool, grace int64, skip map[types.UID]bool) []*corev1.Pod {
+// draining lists the pods of the services in svcs that are draining (see
+// the function), but those in skip.
+func (t *tracker) draining(svcs map[string]bool, skip map[types.UID]bool) []*corev1.Pod {
 	if t.podStore == nil {
 		return nil
 	}
 	var out []*corev1.Pod
 	for _, o := range t.podStore.List() {
 		p, ok := o.(*corev1.Pod)
-		if !ok || !svcs[p.Labels[LabelService]] || p.DeletionTimestamp == nil || skip[p.UID] {
-			continue
-		}
-		if g := p.DeletionGracePeriodSeconds; g == nil || *g > grace {
+		if ok && svcs[p.Labels[LabelService]] && !skip[p.UID] && draining(p) {
 			out = append(out, p)
 		}
 	}
