@@ -90,8 +90,10 @@ outcomes: --resume FILE (here or on run) replays them and continues.
 A file's spec.search (-f) makes run do the same.
 
 Exit status: 0 every runtime's search ended (whatever capacity it found);
-4 the deadline stopped it (continue with --resume); 2 bad input; 1 any other
-failure; 130 SIGINT, 143 SIGTERM (--resume continues).`,
+4 the deadline stopped it (continue with --resume), or no attempt answered
+at all (a broken set-up, not a capacity of 0); 2 bad input; 1 any other
+failure, the clean-up leaving objects included (listed, with the clean
+command); 130 SIGINT, 143 SIGTERM (--resume continues).`,
 		Example: `  coldbench capacity --platform knative --runtimes runc,gvisor --max-n 500 --timeout 60s
   coldbench capacity --runtimes runc,crun --share 0.95 --resolution 0.1 -o results/capacity.jsonl
   coldbench capacity --resume results/capacity.jsonl`,

@@ -91,6 +91,28 @@ func TestCapacityCommand(t *testing.T) {
 	}
 }
 
+// A resumed search whose remaining probes all fail has still found the
+// capacity its earlier sessions measured: exit 0, not 4.
+func TestCapacityResumedWhereEveryRemainingProbeFailsExits0(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	usePlatform(t, &scriptedPlatform{fail: func(_, inst int) bool { return inst >= 5 }, hook: func(_ context.Context, i int) {
+		if i == 4 { // N = 1, 2, 4, 8 recorded: 5 answered at most
+			cancel()
+		}
+	}}, nil)
+	code, out, errOut := cliRun(t, ctx, "capacity", "--runtimes", "runc", "--max-n", "64", "--warmups", "0", "-o", path)
+	cancel()
+	if code != ExitInterrupted {
+		t.Fatalf("interrupted: exit %d, want %d\n%s%s", code, ExitInterrupted, out, errOut)
+	}
+	usePlatform(t, &scriptedPlatform{fail: func(_, _ int) bool { return true }}, nil)
+	code, out, errOut = cliRun(t, context.Background(), "capacity", "--resume", path)
+	if code != ExitOK {
+		t.Fatalf("resumed, every remaining probe failing: exit %d, want 0\n%s%s", code, out, errOut)
+	}
+}
+
 // A search in which nothing ever answers is a broken set-up (image,
 // RuntimeClass, ingress), not a capacity of 0: exit 4 like run's.
 func TestCapacityWhereNothingAnswersExits4(t *testing.T) {

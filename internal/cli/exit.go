@@ -146,9 +146,10 @@ func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experi
 		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: %d cells not run; the records measured so far are in %s; continue with: coldbench run --resume %s", notRun, out, out)}
 	case notRun > 0:
 		return &exitError{code: ExitIncomplete, err: fmt.Errorf("deadline %v reached: %d cells not run; continue with: coldbench run --resume %s", exp.Spec.Deadline.Duration, notRun, out)}
-	case o.Attempts > 0 && o.Failures == o.Attempts:
-		// Also for a capacity search: no N answered at all is a broken
-		// set-up (image, RuntimeClass, ingress), not a capacity of 0.
+	case o.Attempts > 0 && o.Failures == o.Attempts && (exp.Spec.Search == nil || o.ResumedAnswered == 0):
+		// Also for a capacity search: no N answered at all (in this
+		// session and the ones it resumes) is a broken set-up (image,
+		// RuntimeClass, ingress), not a capacity of 0.
 		return &exitError{code: ExitIncomplete, err: fmt.Errorf("all %d attempts failed; their error classes are in the summary above and in %s", o.Attempts, out)}
 	case exp.Spec.Search != nil:
 		return nil // a capacity search's failing probes are its findings (the capacity table)

@@ -197,7 +197,9 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 			dst.Duration = v
 		}
 	}
-	setInt("iterations", &s.Iterations, f.iterations)
+	if f.edit == nil { // capacity: its own --iterations is per probe (spec.search), set by its edit
+		setInt("iterations", &s.Iterations, f.iterations)
+	}
 	setInt("warmups", &s.Warmups, f.warmups)
 	setDur("timeout", &s.RequestTimeout, f.timeout)
 	setDur("deadline", &s.Deadline, f.deadline)

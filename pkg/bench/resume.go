@@ -75,9 +75,11 @@ func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error
 		if a.ExperimentID == res.ID {
 			k := CellKey{a.Runtime, a.Scale, a.Iteration}
 			counts[k]++
+			n := res.Answered[k] // a cell where none answered has 0, not no entry
 			if a.OK {
-				res.Answered[k]++
+				n++
 			}
+			res.Answered[k] = n
 		}
 	}
 	for k, n := range counts {

@@ -200,8 +200,12 @@ type Outcome struct {
 	// so that --resume measures them whole.
 	CutCells    int
 	ResumedFrom int // cells already recorded by earlier sessions
-	Interrupted bool
-	DeadlineHit bool
+	// ResumedAnswered counts the attempts that answered in those cells
+	// (measured ones, not warm-ups): a resumed capacity search whose
+	// remaining probes all fail has still found something.
+	ResumedAnswered int
+	Interrupted     bool
+	DeadlineHit     bool
 }
 
 // TotalAttempts is the number of attempts the experiment plans, warm-ups included.
@@ -310,6 +314,9 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 	for _, cell := range r.Exp.Cells(r.ID) {
 		if r.Done[cell.Key()] {
 			out.ResumedFrom++
+			if cell.Iteration >= 0 {
+				out.ResumedAnswered += r.Answered[cell.Key()]
+			}
 			done += cell.Scale
 			continue
 		}

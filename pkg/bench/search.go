@@ -28,7 +28,7 @@ import (
 // alongside (a search chooses N itself).
 func (s *Spec) validateSearch(errs *Problems, force bool) {
 	if len(s.Scales) > 0 {
-		errs.Add("spec.scales: %v set with spec.search; a capacity search chooses N itself: remove spec.scales (--scales), or spec.search for a sweep of fixed N", s.Scales)
+		errs.Add("spec.scales: %v set with spec.search; a capacity search chooses N itself: remove spec.scales from the file, or spec.search for a sweep of fixed N", s.Scales)
 	}
 	capN, fix := MaxScale, "pass --force if you mean it"
 	if force {
@@ -127,6 +127,7 @@ func (r *Runner) searchTurns(out *Outcome) ([]*searchTurn, int, error) {
 			return nil, 0, fmt.Errorf("resuming the capacity search %s: cell runtime=%s n=%d iteration=%d is recorded but its answered count is not known (Runner.Answered; LoadResume provides it)", r.ID, k.Runtime, k.Scale, k.Iteration)
 		}
 		t.outcomes.Add(k.Scale, k.Iteration, answered)
+		out.ResumedAnswered += answered
 	}
 	return turns, resumed, nil
 }

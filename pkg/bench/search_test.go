@@ -269,6 +269,52 @@ func TestCapacitySearchResumed(t *testing.T) {
 	}
 }
 
+// A probe where nothing answered (every instance timed out, say) is an
+// outcome like any other: a search resumed after it goes on, to the same
+// answer, for an interrupt at every cell.
+func TestCapacitySearchResumedAfterAProbeNobodyAnswered(t *testing.T) {
+	exp := searchExp(t)
+	limits := map[string]int{"a": 0, "b": 5}
+	whole := &limitsPlatform{limits: limits}
+	runSession(t, context.Background(), exp, bench.NewExperimentID(time.Now()), whole, filepath.Join(t.TempDir(), "whole.jsonl"), nil)
+	for stop := 1; stop < len(whole.cells); stop++ {
+		path := filepath.Join(t.TempDir(), "cut.jsonl")
+		ctx, cancel := context.WithCancel(context.Background())
+		first := &limitsPlatform{limits: limits, cancelAt: func(i int) {
+			if i == stop {
+				cancel()
+			}
+		}}
+		runSession(t, ctx, exp, bench.NewExperimentID(time.Now()), first, path, nil)
+		cancel()
+		res, err := bench.LoadResume(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := &limitsPlatform{limits: limits}
+		r := &bench.Runner{Exp: res.Exp, ID: res.ID, Platform: second, Done: res.Done, Answered: res.Answered, Session: res.Session}
+		h, err := r.Header(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := results.CreateWithHeader(path, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Out = w
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatalf("stop %d: resuming: %v", stop, err)
+		}
+		r.Close()
+		w.Close()
+		for rt, limit := range limits {
+			if got := recordedResult(t, exp, path, rt); got.Largest != limit || got.SmallestFailing != limit+1 {
+				t.Errorf("stop %d: runtime %s: %+v, want capacity %d", stop, rt, got, limit)
+			}
+		}
+	}
+}
+
 // spec.search's problems name the field, its flag and the fix.
 func TestCapacitySearchValidation(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{

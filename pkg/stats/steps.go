@@ -85,21 +85,22 @@ func (m *Model) addStep(c *Cell, a *results.Attempt, ik iterKey) {
 
 // coresOf is the node's cores in the header of experiment id (0: unknown).
 // Headers are read before their attempts; ones added to Headers directly
-// are found by a scan, then remembered.
+// are found by a scan, then remembered, misses too.
 func (m *Model) coresOf(id string) int {
 	if n, ok := m.cores[id]; ok {
 		return n
 	}
+	if m.cores == nil {
+		m.cores = map[string]int{}
+	}
+	m.cores[id] = 0
 	for _, h := range m.Headers {
 		if h.ExperimentID == id && h.Testbed.Cores > 0 {
-			if m.cores == nil {
-				m.cores = map[string]int{}
-			}
 			m.cores[id] = h.Testbed.Cores
-			return h.Testbed.Cores
+			break
 		}
 	}
-	return 0
+	return m.cores[id]
 }
 
 // stepSummary summarizes the cell's steps (nil: none carried figures).

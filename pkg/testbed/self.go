@@ -14,6 +14,9 @@ import (
 type Self struct {
 	CPU          time.Duration
 	PeakRSSBytes int64
+	// PeakFromHWM: PeakRSSBytes is VmHWM (which clear_refs resets), not
+	// getrusage's maximum over the process's life.
+	PeakFromHWM bool
 }
 
 // StepMeter measures what the harness uses over one step: CPU time and
@@ -43,7 +46,7 @@ func StartStep() *StepMeter {
 func (m *StepMeter) End() (cpu time.Duration, peakRSS int64, scope string) {
 	now := ReadSelf()
 	scope = PeakScopeProcess
-	if m.resetPeak {
+	if m.resetPeak && now.PeakFromHWM {
 		scope = PeakScopeStep
 	}
 	return now.CPU - m.start.CPU, now.PeakRSSBytes, scope
@@ -60,7 +63,7 @@ func ReadSelf() Self {
 		s.PeakRSSBytes = int64(ru.Maxrss) * 1024 // KiB on Linux
 	}
 	if hwm, ok := vmHWM(); ok {
-		s.PeakRSSBytes = hwm
+		s.PeakRSSBytes, s.PeakFromHWM = hwm, true
 	}
 	return s
 }

@@ -574,6 +574,10 @@ func (p *Platform) waitCleaned(ctx context.Context, sel string, failed map[strin
 	var last error // the last transient error, retried
 	deleting, pods := -1, -1
 	hurried := map[types.UID]bool{}
+	limit := "its bound"
+	if d, ok := ctx.Deadline(); ok {
+		limit = time.Until(d).Round(time.Second).String() // Clean's cleanWait or the caller's shorter bound
+	}
 	err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err() // poll's first call does not look
@@ -623,9 +627,9 @@ func (p *Platform) waitCleaned(ctx context.Context, sel string, failed map[strin
 	if err == nil || !errors.Is(err, ctx.Err()) {
 		return err
 	}
-	msg := fmt.Sprintf("waiting for the ksvcs and their pods to go (up to %v; a finalizer whose controller is down holds them?): last seen %d ksvc(s) being deleted, %d pod(s)", cleanWait, deleting, pods)
+	msg := fmt.Sprintf("waiting for the ksvcs and their pods to go (up to %s; a finalizer whose controller is down holds them?): last seen %d ksvc(s) being deleted, %d pod(s)", limit, deleting, pods)
 	if deleting < 0 {
-		msg = fmt.Sprintf("waiting for the ksvcs and their pods to go (up to %v): the API server never answered the list (last error: %v)", cleanWait, last)
+		msg = fmt.Sprintf("waiting for the ksvcs and their pods to go (up to %s): the API server never answered the list (last error: %v)", limit, last)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
 }

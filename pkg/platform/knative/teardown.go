@@ -107,8 +107,8 @@ func deleteService(ctx context.Context, svcs dynamic.ResourceInterface, name str
 }
 
 // deleteServices deletes every named ksvc, maxDeletesInFlight at a time,
-// each retried until ctx ends. pending counts those not yet accepted (for
-// progress messages). It returns the deletions that failed, by name.
+// each retried until ctx ends. pending counts those not yet accepted,
+// failed ones included (for progress messages). It returns the deletions that failed, by name.
 func deleteServices(ctx context.Context, svcs dynamic.ResourceInterface, names []string, pending *atomic.Int64) map[string]error {
 	pending.Store(int64(len(names)))
 	var (
@@ -130,7 +130,9 @@ func deleteServices(ctx context.Context, svcs dynamic.ResourceInterface, names [
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			err := deleteService(ctx, svcs, name)
-			pending.Add(-1)
+			if err == nil {
+				pending.Add(-1)
+			}
 			if err != nil {
 				mu.Lock()
 				failed[name] = err
