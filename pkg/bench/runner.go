@@ -337,16 +337,22 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 		}
 		logCell(log, cell, batch)
 	}
+	if markEnd(ctx, dctx, &out) {
+		r.sweep(ctx, log)
+	}
+	return out, nil
+}
+
+// markEnd records in out whether the run's ctx (an interrupt) or its
+// deadline's dctx ended it, and says whether either did.
+func markEnd(ctx, dctx context.Context, out *Outcome) bool {
 	switch {
 	case ctx.Err() != nil:
 		out.Interrupted = true
 	case dctx.Err() != nil:
 		out.DeadlineHit = true
 	}
-	if out.Interrupted || out.DeadlineHit {
-		r.sweep(ctx, log)
-	}
-	return out, nil
+	return out.Interrupted || out.DeadlineHit
 }
 
 // runCell measures one cell and records it, counting it in out. It returns

@@ -193,13 +193,7 @@ func (r *Runner) endSearch(ctx, dctx context.Context, turns []*searchTurn, out *
 			unfinished++
 		}
 	}
-	switch {
-	case ctx.Err() != nil:
-		out.Interrupted = true
-	case dctx.Err() != nil:
-		out.DeadlineHit = true
-	}
-	if out.Interrupted || out.DeadlineHit {
+	if markEnd(ctx, dctx, out) {
 		// At least one cell per unfinished runtime was not run (the cut
 		// one, if any, is counted in CutCells).
 		out.SkippedCells = max(0, unfinished-out.CutCells)

@@ -292,21 +292,7 @@ func TestCapacitySearchResumedAfterAProbeNobodyAnswered(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := &limitsPlatform{limits: limits}
-		r := &bench.Runner{Exp: res.Exp, ID: res.ID, Platform: second, Done: res.Done, Answered: res.Answered, Session: res.Session}
-		h, err := r.Header(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := results.CreateWithHeader(path, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Out = w
-		if _, err := r.Run(context.Background()); err != nil {
-			t.Fatalf("stop %d: resuming: %v", stop, err)
-		}
-		r.Close()
-		w.Close()
+		runSession(t, context.Background(), res.Exp, res.ID, second, path, res) // fails t if the resume does
 		for rt, limit := range limits {
 			if got := recordedResult(t, exp, path, rt); got.Largest != limit || got.SmallestFailing != limit+1 {
 				t.Errorf("stop %d: runtime %s: %+v, want capacity %d", stop, rt, got, limit)
