@@ -291,7 +291,7 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 	}
 	// Creating the file and writing its header are one step: a full disk
 	// leaves no header-less file behind (nor harms a resumed one).
-	w, err := results.CreateWithHeader(out, h)
+	w, err := results.OpenWithHeader(out, h)
 	if err != nil {
 		return fmt.Errorf("--output: %w", err)
 	}

@@ -251,7 +251,7 @@ func (r *Runner) WriteHeader(ctx context.Context) error {
 }
 
 // Header is the header record describing the run and the host (for
-// results.CreateWithHeader, which creates the file and writes it as one
+// results.OpenWithHeader, which creates the file and writes it as one
 // step). The session describes the platform: Header opens it if need be.
 func (r *Runner) Header(ctx context.Context) (*results.Header, error) {
 	if err := r.Open(ctx); err != nil {

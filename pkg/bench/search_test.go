@@ -109,7 +109,7 @@ func runSession(t *testing.T, ctx context.Context, exp *bench.Experiment, id str
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := results.CreateWithHeader(path, h)
+	w, err := results.OpenWithHeader(path, h)
 	if err != nil {
 		t.Fatal(err)
 	}

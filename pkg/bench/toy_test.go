@@ -97,7 +97,7 @@ func TestToyPlatformEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "toy.jsonl")
-	w, err := results.CreateWithHeader(path, h)
+	w, err := results.OpenWithHeader(path, h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,11 +18,11 @@ func fullDiskAfter(t *testing.T, k int) {
 	t.Cleanup(func() { wrapFile = old })
 }
 
-func TestCreateWithHeaderFullDiskLeavesNoFile(t *testing.T) {
+func TestOpenWithHeaderFullDiskLeavesNoFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.jsonl")
 	fullDiskAfter(t, 10)
 	h := fullHeader("cb-1")
-	if _, err := CreateWithHeader(path, &h); err == nil || !strings.Contains(err.Error(), "header") {
+	if _, err := OpenWithHeader(path, &h); err == nil || !strings.Contains(err.Error(), "header") {
 		t.Fatalf("err = %v, want a header write error", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
@@ -30,7 +30,7 @@ func TestCreateWithHeaderFullDiskLeavesNoFile(t *testing.T) {
 	}
 }
 
-func TestCreateWithHeaderFullDiskKeepsResumedFile(t *testing.T) {
+func TestOpenWithHeaderFullDiskKeepsResumedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.jsonl")
 	h, a := fullHeader("cb-1"), validAttempt("cb-1", 0, 0)
 	writeAll(t, path, &h, &a)
@@ -38,7 +38,7 @@ func TestCreateWithHeaderFullDiskKeepsResumedFile(t *testing.T) {
 	fullDiskAfter(t, 10)
 	resumed := h
 	resumed.Session = 1
-	if _, err := CreateWithHeader(path, &resumed); err == nil {
+	if _, err := OpenWithHeader(path, &resumed); err == nil {
 		t.Fatal("no error on a full disk")
 	}
 	after, err := os.ReadFile(path)
@@ -47,10 +47,10 @@ func TestCreateWithHeaderFullDiskKeepsResumedFile(t *testing.T) {
 	}
 }
 
-func TestCreateWithHeader(t *testing.T) {
+func TestOpenWithHeader(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.jsonl")
 	h, a := fullHeader("cb-1"), validAttempt("cb-1", 0, 0)
-	w, err := CreateWithHeader(path, &h)
+	w, err := OpenWithHeader(path, &h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestCreateWithHeader(t *testing.T) {
 	w.Close()
 	resumed := h
 	resumed.Session = 1
-	w, err = CreateWithHeader(path, &resumed) // appends
+	w, err = OpenWithHeader(path, &resumed) // appends
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +73,12 @@ func TestCreateWithHeader(t *testing.T) {
 
 // On a real full filesystem a new records file whose header does not fit
 // is not left behind.
-func TestCreateWithHeaderFullTmpfs(t *testing.T) {
+func TestOpenWithHeaderFullTmpfs(t *testing.T) {
 	dir := diskfull.Tmpfs(t, 0)
 	h := fullHeader("cb-1")
 	h.Testbed.Notes = []string{strings.Repeat("n", 8192)} // more than any slack
 	path := filepath.Join(dir, "r.jsonl")
-	if _, err := CreateWithHeader(path, &h); err == nil {
+	if _, err := OpenWithHeader(path, &h); err == nil {
 		t.Fatal("no error on a full tmpfs")
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {

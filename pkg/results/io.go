@@ -24,7 +24,7 @@ type Writer struct {
 }
 
 // wrapFile lets tests put a failing writer (a full disk) in front of the
-// file CreateWithHeader opens.
+// file OpenWithHeader opens.
 var wrapFile = func(f *os.File) io.Writer { return f }
 
 // OpenAppend opens path for appending, creating it if needed (an existing
@@ -37,13 +37,14 @@ func OpenAppend(path string) (*Writer, error) {
 	return &Writer{f: f, out: f, path: path}, nil
 }
 
-// CreateWithHeader opens path for appending, creating it if needed, with h
-// as its next record, in one step. A new file is written under a temporary
+// OpenWithHeader opens path for appending, creating it if needed (like
+// os.OpenFile with O_CREATE|O_APPEND, hence Open, not Create), with h as
+// its next record, in one step. A new file is written under a temporary
 // name in the same directory and linked into place only once its header is
 // synced, so a full disk or even SIGKILL leaves no file, never one without
 // its header. An existing file (a resumed run's) gets h appended; if that
 // fails it is cut back to its former size, never removed.
-func CreateWithHeader(path string, h *Header) (*Writer, error) {
+func OpenWithHeader(path string, h *Header) (*Writer, error) {
 	w, err := createNew(path, h)
 	if errors.Is(err, fs.ErrExist) {
 		return appendHeader(path, h)
