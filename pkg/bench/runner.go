@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coldbench/coldbench/pkg/host"
 	"github.com/coldbench/coldbench/pkg/results"
-	"github.com/coldbench/coldbench/pkg/testbed"
 )
 
 // Labels every platform puts on what it creates; cleanup selects by them.
@@ -257,7 +257,7 @@ func (r *Runner) Header(ctx context.Context) (*results.Header, error) {
 	if err := r.Open(ctx); err != nil {
 		return nil, err
 	}
-	tb := testbed.Collect()
+	tb := host.Collect()
 	r.sess.Describe(ctx, &tb)
 	h := &results.Header{
 		Type:         results.TypeHeader,
@@ -358,8 +358,8 @@ func markEnd(ctx, dctx context.Context, out *Outcome) bool {
 // runCell measures one cell and records it, counting it in out. It returns
 // the batch and whether it was recorded (not when the cell was cut short).
 func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slog.Logger) ([]results.Attempt, bool, error) {
-	load := testbed.LoadAvg()
-	meter := testbed.StartStep()
+	load := host.LoadAvg()
+	meter := host.StartStep()
 	began := time.Now()
 	batch := r.sess.ColdStart(dctx, cell)
 	step := stepFigures(batch, time.Since(began), meter)
@@ -396,7 +396,7 @@ func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slo
 // stepFigures is the step record of a cell: the set-up and teardown times
 // its session reported (on any attempt's Step) and what the harness used
 // over the whole ColdStart call.
-func stepFigures(batch []results.Attempt, wall time.Duration, meter *testbed.StepMeter) *results.Step {
+func stepFigures(batch []results.Attempt, wall time.Duration, meter *host.StepMeter) *results.Step {
 	st := &results.Step{}
 	for _, a := range batch {
 		if a.Step != nil {

@@ -1,7 +1,14 @@
-// Package host reads and tunes the CPU frequency settings that make
-// cold-start figures noisy (governor, boost): CPUFreqState reports them for
-// the header record, Tune sets them for measuring and Restore puts them
-// back afterwards.
+// Package host reads the host coldbench runs on and tunes it:
+//
+//   - what the machine is, for the header record (testbed.go: Collect,
+//     CgroupMode, LoadAvg, Summary): numbers without their machine are not
+//     comparable;
+//   - what the harness itself uses per step (self.go: StepMeter, ReadSelf):
+//     its CPU time and peak RSS;
+//   - the CPU frequency settings that make cold-start figures noisy
+//     (governor, boost; host.go): CPUFreqState reports them for the header
+//     record, Tune sets them for measuring and Restore puts them back
+//     afterwards (the previous values kept in a state file in between).
 package host
 
 import (

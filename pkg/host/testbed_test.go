@@ -1,4 +1,4 @@
-package testbed
+package host
 
 import (
 	"os"
@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/coldbench/coldbench/pkg/host"
 )
 
 func requireLinux(t *testing.T) {
@@ -121,7 +119,7 @@ func TestCollect(t *testing.T) {
 		}
 	}
 
-	gov, boost := host.CPUFreqState()
+	gov, boost := CPUFreqState()
 	if gov != tb.CPUGovernor || boost != tb.CPUBoost {
 		t.Errorf("CPUFreqState() = %q, %q; Collect has %q, %q", gov, boost, tb.CPUGovernor, tb.CPUBoost)
 	}
@@ -157,9 +155,9 @@ func TestCollect(t *testing.T) {
 		}
 	}
 
-	s := String(tb)
+	s := Summary(tb)
 	if !strings.Contains(s, strconv.Itoa(tb.Cores)+" cores") || !strings.Contains(s, tb.Kernel) || !strings.Contains(s, "cgroup "+tb.CgroupMode) {
-		t.Errorf("String() = %q", s)
+		t.Errorf("Summary() = %q", s)
 	}
 }
 

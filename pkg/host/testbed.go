@@ -1,6 +1,4 @@
-// Package testbed describes the host a measurement runs on, for the header
-// record: numbers without their machine are not comparable.
-package testbed
+package host
 
 import (
 	"bufio"
@@ -12,11 +10,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/coldbench/coldbench/pkg/host"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
-// Collect reads what the host exposes. Anything unreadable is left empty and
+// Collect describes the host a measurement runs on, for the header record
+// (numbers without their machine are not comparable): it reads what the host
+// exposes. Anything unreadable is left empty and
 // explained in Notes.
 func Collect() results.Testbed {
 	tb := results.Testbed{Cores: runtime.NumCPU()}
@@ -27,7 +26,7 @@ func Collect() results.Testbed {
 	}
 	tb.CgroupMode = CgroupMode()
 	tb.MemoryBytes = memTotal()
-	tb.CPUGovernor, tb.CPUBoost = host.CPUFreqState()
+	tb.CPUGovernor, tb.CPUBoost = CPUFreqState()
 	if tb.Hostname == "" {
 		tb.Notes = append(tb.Notes, "hostname: not available")
 	}
@@ -124,7 +123,7 @@ func CgroupMode() string {
 	return ""
 }
 
-// String is a one-line summary for logs.
-func String(tb results.Testbed) string {
+// Summary is a one-line summary of a testbed for logs.
+func Summary(tb results.Testbed) string {
 	return fmt.Sprintf("%s, %d cores, kernel %s, cgroup %s", tb.CPUModel, tb.Cores, tb.Kernel, tb.CgroupMode)
 }
