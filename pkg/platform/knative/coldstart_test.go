@@ -18,12 +18,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -822,6 +824,40 @@ func TestColdStartServiceNeverReadyIsATimeoutRecordAndTheOthersSucceed(t *testin
 	}
 	if h := l.hitsFor(name + "." + l.ns + ".example.com"); h != 0 {
 		t.Errorf("%d GETs were sent to the service that never got Ready", h)
+	}
+	checkCold(t, out[0], l, 0, l.name(3, 0, 0))
+	checkCold(t, out[2], l, 2, l.name(3, 0, 2))
+}
+
+// The API server goes away while a service waits to get Ready: the
+// readiness timeout is the platform's failure, not the function's timeout.
+func TestColdStartNotReadyWhileTheAPIServerIsDownIsAPlatformFailure(t *testing.T) {
+	l := newLab(t, labOptions{readiness: time.Second, behave: func(i int) behaviour {
+		return behaviour{neverReady: i == 1}
+	}})
+	var creates atomic.Int32
+	var down atomic.Bool
+	l.dyn.PrependReactor("create", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if creates.Add(1) == 3 {
+			down.Store(true)
+		}
+		return false, nil, nil
+	})
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	l.dyn.PrependReactor("list", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if down.CompareAndSwap(true, false) {
+			return true, nil, refused
+		}
+		return false, nil, nil
+	})
+	out := l.coldStart(l.cell(3, 0, 10*time.Second))
+	bad := out[1]
+	if bad.OK || bad.ErrorClass != results.ErrPlatform || !strings.Contains(bad.Error, "not Ready after 1s") ||
+		!strings.Contains(bad.Error, "the API server does not answer") || !strings.Contains(bad.Error, "connection refused") {
+		t.Errorf("service not Ready while the API server was down: class %q error %q, want platform with the reason", bad.ErrorClass, bad.Error)
+	}
+	if down.Load() {
+		t.Error("the API server's answer was never asked for after the readiness timeout")
 	}
 	checkCold(t, out[0], l, 0, l.name(3, 0, 0))
 	checkCold(t, out[2], l, 2, l.name(3, 0, 2))

@@ -391,21 +391,43 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		for i := range ts {
-			if ts[i].err == nil && ts[i].host == "" {
-				msg := fmt.Sprintf("ksvc %q not Ready after %v", ts[i].name, s.spec.ReadinessTimeout.Duration)
-				class := results.ErrTimeout
-				if u, ok := s.tr.service(ns, ts[i].name); ok {
-					st := readServiceStatus(u)
-					msg += ": " + st.Reason + ": " + st.Message
-					class = notReadyInTimeClass(st)
-				}
-				ts[i].err = &results.Attempt{Instance: i, ErrorClass: class, Error: msg}
-			}
-		}
+		s.notReadyInTime(ctx, ns, ts)
 	}
 	s.log.Debug("services ready", "n", cell.Scale, "took", time.Since(created))
 	return ts, nil
+}
+
+// apiCheckTimeout bounds the one request that asks, after a readiness
+// timeout, whether the API server answers at all.
+const apiCheckTimeout = 5 * time.Second
+
+// notReadyInTime records a failure for every service of ts that got neither
+// Ready nor a failure before the readiness timeout, with the reason its
+// status gives. If the API server does not answer now, that is the cause
+// (class platform): the tracker's watch was blind and Knative's
+// controllers could not work either, whatever the last status seen says.
+func (s *session) notReadyInTime(ctx context.Context, ns string, ts []target) {
+	cctx, cancel := context.WithTimeout(ctx, apiCheckTimeout)
+	_, apiErr := s.dyn.Resource(ServiceGVR).Namespace(ns).List(cctx, metav1.ListOptions{Limit: 1})
+	cancel()
+	down := unreachable(apiErr) && ctx.Err() == nil
+	for i := range ts {
+		if ts[i].err != nil || ts[i].host != "" {
+			continue
+		}
+		msg := fmt.Sprintf("ksvc %q not Ready after %v", ts[i].name, s.spec.ReadinessTimeout.Duration)
+		class := results.ErrTimeout
+		if u, ok := s.tr.service(ns, ts[i].name); ok {
+			st := readServiceStatus(u)
+			msg += ": " + st.Reason + ": " + st.Message
+			class = notReadyInTimeClass(st)
+		}
+		if down {
+			class = results.ErrPlatform
+			msg += fmt.Sprintf("; the API server does not answer: %v", apiErr)
+		}
+		ts[i].err = &results.Attempt{Instance: i, ErrorClass: class, Error: msg}
+	}
 }
 
 // Knative's network probe: answered by the activator or queue-proxy
