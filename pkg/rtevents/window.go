@@ -1,0 +1,242 @@
+package rtevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Window keeps the latest events, bounded by count and by age, for callers
+// that look for the events of given IDs after the fact: an event reaches
+// the subscriber asynchronously, after the call that caused it returned,
+// so a caller waits briefly for it, outside anything it times. The Window
+// also holds the subscription's state: once the stream is lost, waiters
+// learn why at once instead of waiting for events that can no longer come.
+// It is safe for concurrent use.
+type Window struct {
+	max    int
+	maxAge time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	evs     []held           // in arrival order, oldest first
+	index   map[Key]*indexed // the first event of each key still held
+	seq     uint64           // arrivals so far
+	dropped int              // events evicted by the bounds so far
+	lost    error
+	changed chan struct{} // closed (and replaced) at every Add and at Lose: wakes waiters
+}
+
+type held struct {
+	ev      Event
+	seq     uint64
+	arrived time.Time // by the Window's clock, for the age bound
+}
+
+// indexed is the first held event of a key and how many of the key are held.
+type indexed struct {
+	held
+	count int
+}
+
+// Default bounds of a Window. DefaultMax holds the events of a few steps
+// of 500 instances (each instance's pod brings about eight: two of each
+// kind but the sandbox ones) in a few MB; DefaultMaxAge is far beyond the
+// wait after an attempt's reply, which is all a caller needs.
+const (
+	DefaultMax    = 16384
+	DefaultMaxAge = 10 * time.Minute
+)
+
+// NewWindow keeps at most max events (the oldest go first) and none that
+// arrived more than maxAge ago by now; 0 takes the defaults, now nil takes
+// time.Now (tests give a fake clock). Age is counted from arrival, not from
+// the event's timestamp, so a clock difference with containerd cannot evict
+// events early.
+func NewWindow(max int, maxAge time.Duration, now func() time.Time) *Window {
+	if max <= 0 {
+		max = DefaultMax
+	}
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Window{max: max, maxAge: maxAge, now: now, index: map[Key]*indexed{}, changed: make(chan struct{})}
+}
+
+// Add keeps ev (a Sink's method: the subscription calls it).
+func (w *Window) Add(ev Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	h := held{ev: ev, seq: w.seq, arrived: w.now()}
+	w.evs = append(w.evs, h)
+	if ix, ok := w.index[ev.Key()]; ok {
+		ix.count++
+	} else {
+		w.index[ev.Key()] = &indexed{held: h, count: 1}
+	}
+	w.prune()
+	w.wake()
+}
+
+// Lose records that no more events will come, and why (a Sink's method).
+// The first reason stays: later ones (a Close after a loss) add nothing.
+func (w *Window) Lose(err error) {
+	if err == nil {
+		err = errors.New("event stream ended")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lost == nil {
+		w.lost = err
+		w.wake()
+	}
+}
+
+// Err is nil while events may still come, else why they cannot.
+func (w *Window) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lost
+}
+
+// Len is how many events the Window holds now.
+func (w *Window) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prune()
+	return len(w.evs)
+}
+
+// Dropped is how many events the bounds have evicted so far.
+func (w *Window) Dropped() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prune()
+	return w.dropped
+}
+
+// Get returns, for each key, the first event of it the Window holds;
+// keys without one are absent. It does not wait.
+func (w *Window) Get(keys ...Key) map[Key]Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prune()
+	found, _ := w.find(keys)
+	return found
+}
+
+// Wait returns when the Window holds an event of every key (nil error),
+// or when ctx ends or the stream is lost first: then with the events of
+// the keys it has and a *MissingError naming the others and why.
+func (w *Window) Wait(ctx context.Context, keys ...Key) (map[Key]Event, error) {
+	for {
+		w.mu.Lock()
+		w.prune()
+		found, missing := w.find(keys)
+		lost, changed, dropped := w.lost, w.changed, w.dropped
+		w.mu.Unlock()
+		switch {
+		case len(missing) == 0:
+			return found, nil
+		case lost != nil:
+			return found, &MissingError{Missing: missing, Err: lost, Dropped: dropped}
+		}
+		select {
+		case <-ctx.Done():
+			return found, &MissingError{Missing: missing, Err: context.Cause(ctx), Dropped: dropped}
+		case <-changed:
+		}
+	}
+}
+
+// find splits keys into those with an event held and those without.
+func (w *Window) find(keys []Key) (map[Key]Event, []Key) {
+	found := make(map[Key]Event, len(keys))
+	var missing []Key
+	for _, k := range keys {
+		if ix, ok := w.index[k]; ok {
+			found[k] = ix.ev
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	return found, missing
+}
+
+// prune evicts what is over the bounds, oldest first.
+func (w *Window) prune() {
+	cut := 0
+	if over := len(w.evs) - w.max; over > 0 {
+		cut = over
+	}
+	old := w.now().Add(-w.maxAge)
+	for cut < len(w.evs) && w.evs[cut].arrived.Before(old) {
+		cut++
+	}
+	if cut == 0 {
+		return
+	}
+	for _, h := range w.evs[:cut] {
+		w.unindex(h)
+	}
+	w.evs = w.evs[cut:]
+	w.dropped += cut
+}
+
+// unindex forgets h, an event being evicted. Only when a key repeats (it
+// should not: containerd IDs are unique) is the next one looked for.
+func (w *Window) unindex(h held) {
+	k := h.ev.Key()
+	ix := w.index[k]
+	ix.count--
+	if ix.count == 0 {
+		delete(w.index, k)
+		return
+	}
+	if ix.seq != h.seq {
+		return // a later one of the key is evicted before the first: cannot happen, the order is arrival's
+	}
+	for _, next := range w.evs {
+		if next.seq > h.seq && next.ev.Key() == k {
+			ix.held = next
+			return
+		}
+	}
+}
+
+func (w *Window) wake() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// MissingError is a Wait that ended without an event of every key.
+type MissingError struct {
+	Missing []Key
+	// Err is why the wait ended: the context's cause (e.g.
+	// context.DeadlineExceeded) or the stream's loss (Window.Err).
+	Err error
+	// Dropped is how many events the Window's bounds had evicted by then:
+	// when not 0, a missing event may have come and gone.
+	Dropped int
+}
+
+func (e *MissingError) Error() string {
+	names := make([]string, len(e.Missing))
+	for i, k := range e.Missing {
+		names[i] = k.String()
+	}
+	s := "no " + strings.Join(names, ", ") + ": " + e.Err.Error()
+	if e.Dropped > 0 {
+		s += fmt.Sprintf(" (%d events evicted by the window's bounds before)", e.Dropped)
+	}
+	return s
+}
+
+func (e *MissingError) Unwrap() error { return e.Err }

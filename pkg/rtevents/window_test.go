@@ -1,0 +1,204 @@
+package rtevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a Window's clock that only moves when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 12, 6, 18, 0, 0, 0, time.UTC)} }
+
+func start(id string) Event { return Event{Kind: TaskStart, ContainerID: id, Time: time.Unix(1, 0)} }
+
+// The count bound keeps the newest events.
+func TestWindowCountBound(t *testing.T) {
+	w := NewWindow(3, time.Hour, newClock().now)
+	for i := range 5 {
+		w.Add(start(fmt.Sprint(i)))
+	}
+	if w.Len() != 3 || w.Dropped() != 2 {
+		t.Fatalf("len %d, dropped %d; want 3, 2", w.Len(), w.Dropped())
+	}
+	got := w.Get(Key{TaskStart, "0"}, Key{TaskStart, "1"}, Key{TaskStart, "2"}, Key{TaskStart, "4"})
+	if len(got) != 2 || got[Key{TaskStart, "2"}].ContainerID != "2" || got[Key{TaskStart, "4"}].ContainerID != "4" {
+		t.Errorf("kept %v, want 2 and 4 of those asked", got)
+	}
+}
+
+// The age bound counts from arrival by the Window's clock (not from the
+// events' own timestamps, all in 1970 here).
+func TestWindowAgeBound(t *testing.T) {
+	clk := newClock()
+	w := NewWindow(100, time.Minute, clk.now)
+	w.Add(start("old"))
+	clk.advance(30 * time.Second)
+	w.Add(start("new"))
+	if w.Len() != 2 {
+		t.Fatalf("len %d after 30 s, want 2", w.Len())
+	}
+	clk.advance(31 * time.Second) // "old" arrived 61 s ago
+	if got := w.Get(Key{TaskStart, "old"}, Key{TaskStart, "new"}); len(got) != 1 || got[Key{TaskStart, "new"}].ContainerID != "new" {
+		t.Errorf("after 61 s: %v, want only new", got)
+	}
+	if w.Dropped() != 1 {
+		t.Errorf("dropped %d, want 1", w.Dropped())
+	}
+	clk.advance(time.Minute)
+	if w.Len() != 0 {
+		t.Errorf("len %d after both aged out", w.Len())
+	}
+	if _, err := w.Wait(canceled(), Key{TaskStart, "old"}); err == nil || !strings.Contains(err.Error(), "2 events evicted by the window's bounds") {
+		t.Errorf("waiting for an evicted event: %v, want it to say events were evicted", err)
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// A key seen twice (containerd IDs do not repeat, but nothing forbids it)
+// gives the first one held, and the next once the first is evicted.
+func TestWindowRepeatedKey(t *testing.T) {
+	w := NewWindow(2, time.Hour, newClock().now)
+	first, second := start("a"), start("a")
+	first.PID, second.PID = 1, 2
+	w.Add(first)
+	w.Add(second)
+	if got := w.Get(Key{TaskStart, "a"}); got[Key{TaskStart, "a"}].PID != 1 {
+		t.Errorf("got %v, want the first", got)
+	}
+	w.Add(start("b"))
+	if got := w.Get(Key{TaskStart, "a"}); got[Key{TaskStart, "a"}].PID != 2 {
+		t.Errorf("got %v after the first was evicted, want the second", got)
+	}
+	w.Add(start("c"))
+	if got := w.Get(Key{TaskStart, "a"}); len(got) != 0 {
+		t.Errorf("got %v after both were evicted", got)
+	}
+}
+
+// Wait returns as soon as the last key's event arrives, with all of them.
+func TestWindowWaitForLateEvents(t *testing.T) {
+	w := NewWindow(0, 0, nil)
+	keys := PodKeys("sb", "ctr")
+	w.Add(Event{Kind: ContainerCreate, ContainerID: "sb"})
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		w.Add(Event{Kind: TaskStart, ContainerID: "sb"})
+		w.Add(Event{Kind: ContainerCreate, ContainerID: "other"})
+		w.Add(Event{Kind: ContainerCreate, ContainerID: "ctr"})
+		time.Sleep(20 * time.Millisecond)
+		w.Add(Event{Kind: TaskStart, ContainerID: "ctr"})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := w.Wait(ctx, keys...)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("Wait: %v, %v", got, err)
+	}
+	for _, k := range keys {
+		if got[k].Key() != k {
+			t.Errorf("%v: got %+v", k, got[k])
+		}
+	}
+}
+
+// A wait that times out says which events are missing and why, and hands
+// back those that came.
+func TestWindowWaitTimesOut(t *testing.T) {
+	w := NewWindow(0, 0, nil)
+	w.Add(Event{Kind: ContainerCreate, ContainerID: "sb"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	got, err := w.Wait(ctx, PodKeys("sb", "ctr")...)
+	var miss *MissingError
+	if !errors.As(err, &miss) || !errors.Is(err, context.DeadlineExceeded) || len(miss.Missing) != 3 || len(got) != 1 {
+		t.Fatalf("Wait: %v, %v; want sb's ContainerCreate and a deadline naming 3 missing", got, err)
+	}
+	if want := "no task_start sb, container_create ctr, task_start ctr: context deadline exceeded"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// A lost stream ends every wait at once with its reason, and later waits
+// too; events that did come are still handed back, and a wait they
+// satisfy succeeds.
+func TestWindowLost(t *testing.T) {
+	w := NewWindow(0, 0, nil)
+	w.Add(Event{Kind: ContainerCreate, ContainerID: "sb"})
+	lost := errors.New("containerd event stream lost: EOF")
+	done := make(chan error)
+	go func() {
+		_, err := w.Wait(context.Background(), PodKeys("sb", "ctr")...)
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	w.Lose(lost)
+	w.Lose(ErrClosed) // the first reason stays
+	select {
+	case err := <-done:
+		if !errors.Is(err, lost) {
+			t.Errorf("waiter got %v, want the loss", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a waiter was not woken by the loss")
+	}
+	if !errors.Is(w.Err(), lost) {
+		t.Errorf("Err = %v", w.Err())
+	}
+	if got, err := w.Wait(context.Background(), Key{ContainerCreate, "sb"}); err != nil || len(got) != 1 {
+		t.Errorf("a wait the held events satisfy: %v, %v", got, err)
+	}
+}
+
+// Adds, waits and gets from many goroutines at once (run with -race).
+func TestWindowConcurrent(t *testing.T) {
+	w := NewWindow(64, time.Hour, nil)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for j := range 50 {
+				w.Add(start(fmt.Sprintf("%d-%d", i, j)))
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			// The event may come and go (evicted by the others') before
+			// the wait looks: then the wait must say events were evicted.
+			if _, err := w.Wait(ctx, Key{TaskStart, fmt.Sprintf("%d-49", i)}); err != nil {
+				var miss *MissingError
+				if !errors.As(err, &miss) || miss.Dropped == 0 {
+					t.Errorf("wait %d: %v", i, err)
+				}
+			}
+			w.Get(Key{TaskStart, "0-0"})
+		}()
+	}
+	wg.Wait()
+	if w.Len() != 64 || w.Dropped() != 20*50-64 {
+		t.Errorf("len %d, dropped %d", w.Len(), w.Dropped())
+	}
+}
