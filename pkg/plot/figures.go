@@ -517,6 +517,9 @@ func phaseReadingNotes(cells []*cell, order []string, groups []phaseGroup) []str
 	if slices.Contains(order, results.PhaseFunctionStart) {
 		clocks = append(clocks, "function_start is read from the function's own (wall) clock")
 	}
+	if slices.ContainsFunc(order, func(name string) bool { return strings.HasPrefix(name, results.RuntimePhasePrefix) }) {
+		clocks = append(clocks, "rt_ phases are when containerd published the runtime's events (their wall-clock timestamps)")
+	}
 	if slices.ContainsFunc(cells, func(c *cell) bool { return c.series.platform == "knative" }) &&
 		slices.ContainsFunc(order, func(name string) bool { return strings.HasPrefix(name, "pod_") || strings.HasSuffix(name, "_ready") }) {
 		clocks = append(clocks, "pod phases are when the API server reported them (kubelet status updates lag)")
