@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,11 +70,35 @@ func serve(t *testing.T) (*eventsServer, *grpc.ClientConn) {
 
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
+// warnings is a log handler that writes to the test's output and counts
+// the records at Warn or above.
+type warnings struct {
+	slog.Handler
+	n *atomic.Int32
+}
+
+func newWarnings(t *testing.T) warnings {
+	return warnings{Handler: slog.NewTextHandler(t.Output(), nil), n: new(atomic.Int32)}
+}
+
+func (w warnings) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.n.Add(1)
+	}
+	return w.Handler.Handle(ctx, r)
+}
+
 // subscribe subscribes w to es for the pod kinds in k8s.io and waits until
 // the server has the subscription.
 func subscribe(t *testing.T, es *eventsServer, conn *grpc.ClientConn, w *Window) *Subscription {
 	t.Helper()
-	sub, err := Subscribe(context.Background(), conn, "k8s.io", w, testLog(t), PodKinds...)
+	return subscribeLog(t, es, conn, w, testLog(t))
+}
+
+// subscribeLog is subscribe logging to log.
+func subscribeLog(t *testing.T, es *eventsServer, conn *grpc.ClientConn, w *Window, log *slog.Logger) *Subscription {
+	t.Helper()
+	sub, err := Subscribe(context.Background(), conn, "k8s.io", w, log, PodKinds...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +166,16 @@ func TestSubscribeStreamLost(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			es, conn := serve(t)
 			w := NewWindow(0, 0, nil)
-			sub := subscribe(t, es, conn, w)
+			warned := newWarnings(t)
+			sub := subscribeLog(t, es, conn, w, slog.New(warned))
 			es.end <- c.end
 			select {
 			case <-sub.Done():
 			case <-time.After(10 * time.Second):
 				t.Fatal("the subscription did not end with its stream")
+			}
+			if warned.n.Load() != 1 {
+				t.Errorf("%d warnings logged for the lost stream, want 1", warned.n.Load())
 			}
 			if w.Err() == nil || w.Err().Error() != c.want {
 				t.Errorf("Err = %v, want %q", w.Err(), c.want)
@@ -163,10 +192,14 @@ func TestSubscribeStreamLost(t *testing.T) {
 func TestSubscribeClose(t *testing.T) {
 	es, conn := serve(t)
 	w := NewWindow(0, 0, nil)
-	sub := subscribe(t, es, conn, w)
+	warned := newWarnings(t)
+	sub := subscribeLog(t, es, conn, w, slog.New(warned))
 	sub.Close()
 	if !errors.Is(w.Err(), ErrClosed) {
 		t.Errorf("Err = %v after Close, want ErrClosed", w.Err())
+	}
+	if warned.n.Load() != 0 {
+		t.Errorf("Close logged %d warnings, want none", warned.n.Load())
 	}
 	sub.Close() // twice is harmless
 }
