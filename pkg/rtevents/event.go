@@ -97,9 +97,12 @@ type Event struct {
 	// ExitStatus is a TaskExit's.
 	ExitStatus uint32
 	// Time is the envelope's timestamp: wall clock, stamped by whoever
-	// published the event: containerd for ContainerCreate, the shim for
-	// the task events (when it forwards them to containerd, a little after
-	// the runtime call returned).
+	// published the event: containerd for ContainerCreate (before the call
+	// that stored the container returns), the shim for the task events
+	// (when its event-forwarding goroutine forwards them to containerd:
+	// after the runtime call returned and the shim's earlier events were
+	// forwarded, asynchronously to its reply, so possibly after the CRI
+	// call that caused the event returned).
 	Time      time.Time
 	Topic     string
 	Namespace string

@@ -12,8 +12,10 @@ import (
 
 // rtEventsWait bounds how long an attempt waits, after its reply and
 // outside its timed part, for containerd's events of its pod. containerd
-// publishes /containers/create before the CRI call returns and the shim
-// /tasks/start as the runtime's start returns, and a subscriber got them
+// publishes /containers/create before the CRI call returns; the shim
+// stamps and forwards /tasks/start from its event-forwarding goroutine,
+// normally a moment after the runtime's start returns but asynchronously
+// to its reply (the CRI call can return first), and a subscriber got them
 // 1-3 ms (median) and at most 95 ms after their timestamps (≈ 580 events
 // on our loaded 2-core VM, load 5-13), so by the first reply, which needs
 // the function running, they have normally arrived. 2 s is 20 times that
