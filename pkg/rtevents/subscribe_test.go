@@ -135,7 +135,7 @@ func TestSubscribeDeliversThePod(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	got, err := w.Wait(ctx, PodKeys(sandbox, ctr)...)
+	got, err := w.Wait(ctx, time.Time{}, PodKeys(sandbox, ctr)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestSubscribeStreamLost(t *testing.T) {
 			if w.Err() == nil || w.Err().Error() != c.want {
 				t.Errorf("Err = %v, want %q", w.Err(), c.want)
 			}
-			_, err := w.Wait(context.Background(), PodKeys("sb", "ctr")...)
+			_, err := w.Wait(context.Background(), time.Time{}, PodKeys("sb", "ctr")...)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("Wait after the loss: %v", err)
 			}

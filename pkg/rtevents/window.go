@@ -3,7 +3,6 @@ package rtevents
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +25,7 @@ type Window struct {
 	index   map[Key]*indexed // the first event of each key still held
 	seq     uint64           // arrivals so far
 	dropped int              // events evicted by the bounds so far
+	evicted time.Time        // arrival of the newest event evicted (zero: none)
 	lost    error
 	changed chan struct{} // closed (and replaced) at every Add and at Lose: wakes waiters
 }
@@ -134,23 +134,27 @@ func (w *Window) Get(keys ...Key) map[Key]Event {
 
 // Wait returns when the Window holds an event of every key (nil error),
 // or when ctx ends or the stream is lost first: then with the events of
-// the keys it has and a *MissingError naming the others and why.
-func (w *Window) Wait(ctx context.Context, keys ...Key) (map[Key]Event, error) {
+// the keys it has and a *MissingError naming the others and why. since is
+// when the keys' events could first have arrived (e.g. the start of what
+// causes them), by the Window's clock: only evictions of events that
+// arrived at or after it can explain a missing one (zero: any can).
+func (w *Window) Wait(ctx context.Context, since time.Time, keys ...Key) (map[Key]Event, error) {
 	for {
 		w.mu.Lock()
 		w.prune()
 		found, missing := w.find(keys)
-		lost, changed, dropped := w.lost, w.changed, w.dropped
+		lost, changed := w.lost, w.changed
+		evicted := !w.evicted.IsZero() && !w.evicted.Before(since)
 		w.mu.Unlock()
 		switch {
 		case len(missing) == 0:
 			return found, nil
 		case lost != nil:
-			return found, &MissingError{Missing: missing, Err: lost, Dropped: dropped}
+			return found, &MissingError{Missing: missing, Err: lost, Evicted: evicted}
 		}
 		select {
 		case <-ctx.Done():
-			return found, &MissingError{Missing: missing, Err: context.Cause(ctx), Dropped: dropped}
+			return found, &MissingError{Missing: missing, Err: context.Cause(ctx), Evicted: evicted}
 		case <-changed:
 		}
 	}
@@ -186,6 +190,7 @@ func (w *Window) prune() {
 	for _, h := range w.evs[:cut] {
 		w.unindex(h)
 	}
+	w.evicted = w.evs[cut-1].arrived // the newest evicted: arrival order
 	w.evs = w.evs[cut:]
 	w.dropped += cut
 }
@@ -222,9 +227,10 @@ type MissingError struct {
 	// Err is why the wait ended: the context's cause (e.g.
 	// context.DeadlineExceeded) or the stream's loss (Window.Err).
 	Err error
-	// Dropped is how many events the Window's bounds had evicted by then:
-	// when not 0, a missing event may have come and gone.
-	Dropped int
+	// Evicted: the Window's bounds had evicted events that arrived at or
+	// after the wait's since, so a missing event may have come and gone.
+	// Older evictions are not reported: they cannot explain it.
+	Evicted bool
 }
 
 func (e *MissingError) Error() string {
@@ -233,8 +239,8 @@ func (e *MissingError) Error() string {
 		names[i] = k.String()
 	}
 	s := "no " + strings.Join(names, ", ") + ": " + e.Err.Error()
-	if e.Dropped > 0 {
-		s += fmt.Sprintf(" (%d events evicted by the window's bounds before)", e.Dropped)
+	if e.Evicted {
+		s += " (perhaps evicted: the window's bounds evicted events that arrived in the span waited for)"
 	}
 	return s
 }

@@ -64,8 +64,42 @@ func TestWindowAgeBound(t *testing.T) {
 	if w.Len() != 0 {
 		t.Errorf("len %d after both aged out", w.Len())
 	}
-	if _, err := w.Wait(canceled(), Key{TaskStart, "old"}); err == nil || !strings.Contains(err.Error(), "2 events evicted by the window's bounds") {
+	if _, err := w.Wait(canceled(), time.Time{}, Key{TaskStart, "old"}); err == nil || !strings.Contains(err.Error(), "perhaps evicted") {
 		t.Errorf("waiting for an evicted event: %v, want it to say events were evicted", err)
+	}
+}
+
+// A missing event is said perhaps evicted only when events that arrived
+// since the wait's since were evicted: older evictions, however many,
+// cannot explain it.
+func TestWindowEvictedSince(t *testing.T) {
+	clk := newClock()
+	w := NewWindow(2, time.Hour, clk.now)
+	for _, id := range []string{"a", "b", "c"} {
+		w.Add(start(id)) // "a" evicted
+	}
+	clk.advance(time.Second)
+	since := clk.now()
+	missing := func() *MissingError {
+		t.Helper()
+		_, err := w.Wait(canceled(), since, Key{TaskStart, "x"})
+		var miss *MissingError
+		if !errors.As(err, &miss) {
+			t.Fatalf("Wait: %v", err)
+		}
+		return miss
+	}
+	if miss := missing(); miss.Evicted || strings.Contains(miss.Error(), "evicted") {
+		t.Errorf("an eviction before since reported: %v", miss)
+	}
+	w.Add(start("d"))
+	w.Add(start("e")) // evicts "b" and "c", which arrived before since
+	if miss := missing(); miss.Evicted {
+		t.Errorf("evictions of events older than since reported: %v", miss)
+	}
+	w.Add(start("f")) // evicts "d", which arrived at since
+	if miss := missing(); !miss.Evicted || !strings.Contains(miss.Error(), "perhaps evicted") {
+		t.Errorf("an eviction of an event that arrived at since not reported: %v", miss)
 	}
 }
 
@@ -111,7 +145,7 @@ func TestWindowWaitForLateEvents(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	got, err := w.Wait(ctx, keys...)
+	got, err := w.Wait(ctx, time.Time{}, keys...)
 	if err != nil || len(got) != 4 {
 		t.Fatalf("Wait: %v, %v", got, err)
 	}
@@ -129,7 +163,7 @@ func TestWindowWaitTimesOut(t *testing.T) {
 	w.Add(Event{Kind: ContainerCreate, ContainerID: "sb"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	got, err := w.Wait(ctx, PodKeys("sb", "ctr")...)
+	got, err := w.Wait(ctx, time.Time{}, PodKeys("sb", "ctr")...)
 	var miss *MissingError
 	if !errors.As(err, &miss) || !errors.Is(err, context.DeadlineExceeded) || len(miss.Missing) != 3 || len(got) != 1 {
 		t.Fatalf("Wait: %v, %v; want sb's ContainerCreate and a deadline naming 3 missing", got, err)
@@ -148,7 +182,7 @@ func TestWindowLost(t *testing.T) {
 	lost := errors.New("containerd event stream lost: EOF")
 	done := make(chan error)
 	go func() {
-		_, err := w.Wait(context.Background(), PodKeys("sb", "ctr")...)
+		_, err := w.Wait(context.Background(), time.Time{}, PodKeys("sb", "ctr")...)
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond)
@@ -165,7 +199,7 @@ func TestWindowLost(t *testing.T) {
 	if !errors.Is(w.Err(), lost) {
 		t.Errorf("Err = %v", w.Err())
 	}
-	if got, err := w.Wait(context.Background(), Key{ContainerCreate, "sb"}); err != nil || len(got) != 1 {
+	if got, err := w.Wait(context.Background(), time.Time{}, Key{ContainerCreate, "sb"}); err != nil || len(got) != 1 {
 		t.Errorf("a wait the held events satisfy: %v, %v", got, err)
 	}
 }
@@ -188,9 +222,9 @@ func TestWindowConcurrent(t *testing.T) {
 			defer cancel()
 			// The event may come and go (evicted by the others') before
 			// the wait looks: then the wait must say events were evicted.
-			if _, err := w.Wait(ctx, Key{TaskStart, fmt.Sprintf("%d-49", i)}); err != nil {
+			if _, err := w.Wait(ctx, time.Time{}, Key{TaskStart, fmt.Sprintf("%d-49", i)}); err != nil {
 				var miss *MissingError
-				if !errors.As(err, &miss) || miss.Dropped == 0 {
+				if !errors.As(err, &miss) || !miss.Evicted {
 					t.Errorf("wait %d: %v", i, err)
 				}
 			}

@@ -87,14 +87,16 @@ func (in *instance) addRuntimePhases(ctx context.Context, a *results.Attempt) {
 // runtimePhases reads from w the events of the pod sandboxID (container
 // containerID, "" if not created) as phases of an attempt started at t0,
 // with the note for Attempt.RuntimePhases. complete: wait up to wait for
-// all of them, and give none unless all came.
+// all of them, and give none unless all came. t0 is also the wait's since
+// (w's clock is time.Now): the pod's events cannot arrive before it, so
+// only evictions after it can explain a missing one.
 func runtimePhases(ctx context.Context, w *rtevents.Window, wait time.Duration, t0 time.Time, sandboxID, containerID string, complete bool) ([]results.Phase, string) {
 	keys := rtevents.PodKeys(sandboxID, containerID)
 	var got map[rtevents.Key]rtevents.Event
 	var err error
 	if complete {
 		wctx, cancel := context.WithTimeoutCause(ctx, wait, fmt.Errorf("not seen within %v of the reply", wait))
-		got, err = w.Wait(wctx, keys...)
+		got, err = w.Wait(wctx, t0, keys...)
 		cancel()
 		if err != nil {
 			return nil, results.RuntimePhasesMissing + err.Error()
