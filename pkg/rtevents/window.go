@@ -27,7 +27,10 @@ type Window struct {
 	dropped int              // events evicted by the bounds so far
 	evicted time.Time        // arrival of the newest event evicted (zero: none)
 	lost    error
-	changed chan struct{} // closed (and replaced) at every Add and at Lose: wakes waiters
+	// waiters are the wake channels of the Waits for each key: an event
+	// wakes only those waiting for it (at 500 instances waking every
+	// waiter at every event would be 500² wake-ups), a loss all of them.
+	waiters map[Key]map[chan struct{}]struct{}
 }
 
 type held struct {
@@ -66,7 +69,7 @@ func NewWindow(max int, maxAge time.Duration, now func() time.Time) *Window {
 	if now == nil {
 		now = time.Now
 	}
-	return &Window{max: max, maxAge: maxAge, now: now, index: map[Key]*indexed{}, changed: make(chan struct{})}
+	return &Window{max: max, maxAge: maxAge, now: now, index: map[Key]*indexed{}, waiters: map[Key]map[chan struct{}]struct{}{}}
 }
 
 // Add keeps ev (a Sink's method: the subscription calls it).
@@ -82,7 +85,9 @@ func (w *Window) Add(ev Event) {
 		w.index[ev.Key()] = &indexed{held: h, count: 1}
 	}
 	w.prune()
-	w.wake()
+	for ch := range w.waiters[ev.Key()] {
+		wake(ch)
+	}
 }
 
 // Lose records that no more events will come, and why (a Sink's method).
@@ -95,7 +100,11 @@ func (w *Window) Lose(err error) {
 	defer w.mu.Unlock()
 	if w.lost == nil {
 		w.lost = err
-		w.wake()
+		for _, chs := range w.waiters {
+			for ch := range chs {
+				wake(ch)
+			}
+		}
 	}
 }
 
@@ -139,12 +148,24 @@ func (w *Window) Get(keys ...Key) map[Key]Event {
 // causes them), by the Window's clock: only evictions of events that
 // arrived at or after it can explain a missing one (zero: any can).
 func (w *Window) Wait(ctx context.Context, since time.Time, keys ...Key) (map[Key]Event, error) {
+	var woken chan struct{} // registered by the first look that misses a key, under its lock: no event falls between
+	defer func() {
+		if woken != nil {
+			w.mu.Lock()
+			w.unlisten(keys, woken)
+			w.mu.Unlock()
+		}
+	}()
 	for {
 		w.mu.Lock()
 		w.prune()
 		found, missing := w.find(keys)
-		lost, changed := w.lost, w.changed
+		lost := w.lost
 		evicted := !w.evicted.IsZero() && !w.evicted.Before(since)
+		if woken == nil && len(missing) > 0 && lost == nil {
+			woken = make(chan struct{}, 1)
+			w.listen(keys, woken)
+		}
 		w.mu.Unlock()
 		switch {
 		case len(missing) == 0:
@@ -155,7 +176,7 @@ func (w *Window) Wait(ctx context.Context, since time.Time, keys ...Key) (map[Ke
 		select {
 		case <-ctx.Done():
 			return found, &MissingError{Missing: missing, Err: context.Cause(ctx), Evicted: evicted}
-		case <-changed:
+		case <-woken:
 		}
 	}
 }
@@ -216,9 +237,37 @@ func (w *Window) unindex(h held) {
 	}
 }
 
-func (w *Window) wake() {
-	close(w.changed)
-	w.changed = make(chan struct{})
+// listen registers ch to be woken by an event of any of keys. All of
+// them, not only the missing ones: a key held may be evicted and come
+// again, and one already held will not wake anyone.
+func (w *Window) listen(keys []Key, ch chan struct{}) {
+	for _, k := range keys {
+		chs := w.waiters[k]
+		if chs == nil {
+			chs = map[chan struct{}]struct{}{}
+			w.waiters[k] = chs
+		}
+		chs[ch] = struct{}{}
+	}
+}
+
+// unlisten undoes listen.
+func (w *Window) unlisten(keys []Key, ch chan struct{}) {
+	for _, k := range keys {
+		delete(w.waiters[k], ch)
+		if len(w.waiters[k]) == 0 {
+			delete(w.waiters, k)
+		}
+	}
+}
+
+// wake tells a waiter to look again; one pending wake-up is enough (ch
+// has room for one), so it never blocks.
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // MissingError is a Wait that ended without an event of every key.

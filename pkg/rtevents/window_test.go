@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -201,6 +202,44 @@ func TestWindowLost(t *testing.T) {
 	}
 	if got, err := w.Wait(context.Background(), time.Time{}, Key{ContainerCreate, "sb"}); err != nil || len(got) != 1 {
 		t.Errorf("a wait the held events satisfy: %v, %v", got, err)
+	}
+}
+
+// A waiter is woken only by its keys' events: at 500 instances, waking
+// every waiter at every event would be 500² wake-ups. Its looks are
+// counted by the Window's clock, which each look reads once (pruning).
+func TestWindowWaiterSleepsThroughOthersEvents(t *testing.T) {
+	clk := newClock()
+	var reads atomic.Int64
+	w := NewWindow(0, time.Hour, func() time.Time { reads.Add(1); return clk.now() })
+	before := reads.Load()
+	w.Add(start("calibration"))
+	perAdd := reads.Load() - before
+	done := make(chan error)
+	go func() {
+		_, err := w.Wait(context.Background(), time.Time{}, Key{TaskStart, "mine"})
+		done <- err
+	}()
+	for reads.Load() == before+perAdd { // until the waiter's first look
+		time.Sleep(time.Millisecond)
+	}
+	before = reads.Load()
+	const others = 20
+	for i := range others {
+		w.Add(start(fmt.Sprint("other-", i)))
+		time.Sleep(2 * time.Millisecond) // time for a woken waiter to look
+	}
+	if looks := reads.Load() - before - others*perAdd; looks != 0 {
+		t.Errorf("the waiter looked %d times at %d events not its own, want 0", looks, others)
+	}
+	w.Add(start("mine"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter was not woken by its event")
 	}
 }
 
