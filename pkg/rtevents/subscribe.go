@@ -12,10 +12,11 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Sink receives a subscription's events, then, once, why they ended.
-// *Window is one.
+// Sink receives a subscription's events and the errors of those it could
+// not decode, then, once, why they ended. *Window is one.
 type Sink interface {
 	Add(Event)
+	Undecodable(error)
 	Lose(error)
 }
 
@@ -35,7 +36,8 @@ type Subscription struct {
 // service on conn into sink, until Close or ctx's end. Whatever ends the
 // stream (containerd's restart, a closed connection, a filter it refuses)
 // is handed to sink.Lose: missing events are never silent. An event of a
-// subscribed topic that cannot be decoded is logged and skipped.
+// subscribed kind and namespace that cannot be decoded is logged and handed
+// to sink.Undecodable.
 //
 // containerd sends no reply before the first event, so a subscription
 // that containerd refuses is only known when the stream ends, through
@@ -60,11 +62,11 @@ func Subscribe(ctx context.Context, conn grpc.ClientConnInterface, namespace str
 // wants checks what containerd's filters already selected: a containerd
 // that ignored them (or a newer one that filters differently) must not
 // put other namespaces' or other kinds' events in the Sink.
-func (s *Subscription) wants(ev Event) bool {
-	if s.namespace != "" && ev.Namespace != s.namespace {
+func (s *Subscription) wants(namespace string, kind Kind) bool {
+	if s.namespace != "" && namespace != s.namespace {
 		return false
 	}
-	return len(s.kinds) == 0 || slices.Contains(s.kinds, ev.Kind)
+	return len(s.kinds) == 0 || slices.Contains(s.kinds, kind)
 }
 
 // run receives until the stream ends, then tells sink why.
@@ -82,9 +84,12 @@ func (s *Subscription) run(ctx context.Context, stream eventsapi.Events_Subscrib
 		ev, ok, err := Decode(env)
 		if err != nil {
 			log.Warn("skipping a containerd event that cannot be decoded", "topic", env.GetTopic(), "err", err)
+			if s.wants(env.GetNamespace(), kindOfTopic[env.GetTopic()]) {
+				sink.Undecodable(err)
+			}
 			continue
 		}
-		if ok && s.wants(ev) {
+		if ok && s.wants(ev.Namespace, ev.Kind) {
 			sink.Add(ev)
 		}
 	}

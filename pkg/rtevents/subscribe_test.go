@@ -118,7 +118,8 @@ func subscribeLog(t *testing.T, es *eventsServer, conn *grpc.ClientConn, w *Wind
 // Window decoded: the pod's four moments at the envelopes' timestamps. The
 // kinds and namespaces not asked for (containerd filters them; a server
 // that did not) and an undecodable event are left out, and the stream
-// goes on after them.
+// goes on after them; the undecodable one, of a kind and namespace asked
+// for, is counted in the Window (not one of another namespace).
 func TestSubscribeDeliversThePod(t *testing.T) {
 	es, conn := serve(t)
 	w := NewWindow(0, 0, nil)
@@ -128,7 +129,10 @@ func TestSubscribeDeliversThePod(t *testing.T) {
 	foreign := envelope(t, "/tasks/start", "moby", time.Now(), &eventtypes.TaskStart{ContainerID: sandbox, Pid: 1})
 	broken := envelope(t, "/tasks/start", "k8s.io", time.Now(), &eventtypes.TaskStart{ContainerID: ctr})
 	broken.Event.Value = []byte{0xff}
+	brokenForeign := envelope(t, "/tasks/start", "moby", time.Now(), &eventtypes.TaskStart{ContainerID: ctr})
+	brokenForeign.Event.Value = []byte{0xff}
 	es.publish <- foreign
+	es.publish <- brokenForeign
 	es.publish <- broken
 	for _, env := range envs {
 		es.publish <- env
@@ -150,6 +154,10 @@ func TestSubscribeDeliversThePod(t *testing.T) {
 	}
 	if w.Err() != nil {
 		t.Errorf("Err = %v while the stream runs", w.Err())
+	}
+	_, err = w.Wait(canceled(), time.Time{}, Key{TaskStart, "never"})
+	if err == nil || !strings.Contains(err.Error(), "; 1 event could not be decoded: decoding event /tasks/start: ") {
+		t.Errorf("a missing event: %v, want it to say 1 event could not be decoded and why", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package rtevents
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,11 @@ type Window struct {
 	dropped int              // events evicted by the bounds so far
 	evicted time.Time        // arrival of the newest event evicted (zero: none)
 	lost    error
+	// undecodable counts the events the subscription could not decode;
+	// the latest's error and arrival say why and whether a wait cares.
+	undecodable     int
+	undecodableErr  error
+	undecodableTime time.Time
 	// waiters are the wake channels of the Waits for each key: an event
 	// wakes only those waiting for it (at 500 instances waking every
 	// waiter at every event would be 500² wake-ups), a loss all of them.
@@ -90,6 +96,16 @@ func (w *Window) Add(ev Event) {
 	}
 }
 
+// Undecodable records an event that could not be decoded (a Sink's
+// method): a wait missing an event says so, since a changed payload type
+// would otherwise show only as events that never came.
+func (w *Window) Undecodable(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.undecodable++
+	w.undecodableErr, w.undecodableTime = err, w.now()
+}
+
 // Lose records that no more events will come, and why (a Sink's method).
 // The first reason stays: later ones (a Close after a loss) add nothing.
 func (w *Window) Lose(err error) {
@@ -146,7 +162,8 @@ func (w *Window) Get(keys ...Key) map[Key]Event {
 // the keys it has and a *MissingError naming the others and why. since is
 // when the keys' events could first have arrived (e.g. the start of what
 // causes them), by the Window's clock: only evictions of events that
-// arrived at or after it can explain a missing one (zero: any can).
+// arrived at or after it can explain a missing one (zero: any can), and
+// only undecodable events that did.
 func (w *Window) Wait(ctx context.Context, since time.Time, keys ...Key) (map[Key]Event, error) {
 	var woken chan struct{} // registered by the first look that misses a key, under its lock: no event falls between
 	defer func() {
@@ -160,8 +177,7 @@ func (w *Window) Wait(ctx context.Context, since time.Time, keys ...Key) (map[Ke
 		w.mu.Lock()
 		w.prune()
 		found, missing := w.find(keys)
-		lost := w.lost
-		evicted := !w.evicted.IsZero() && !w.evicted.Before(since)
+		lost, why := w.lost, w.explain(since)
 		if woken == nil && len(missing) > 0 && lost == nil {
 			woken = make(chan struct{}, 1)
 			w.listen(keys, woken)
@@ -171,14 +187,26 @@ func (w *Window) Wait(ctx context.Context, since time.Time, keys ...Key) (map[Ke
 		case len(missing) == 0:
 			return found, nil
 		case lost != nil:
-			return found, &MissingError{Missing: missing, Err: lost, Evicted: evicted}
+			why.Missing, why.Err = missing, lost
+			return found, &why
 		}
 		select {
 		case <-ctx.Done():
-			return found, &MissingError{Missing: missing, Err: context.Cause(ctx), Evicted: evicted}
+			why.Missing, why.Err = missing, context.Cause(ctx)
+			return found, &why
 		case <-woken:
 		}
 	}
+}
+
+// explain is what may explain a missing event of a wait since since:
+// evictions and undecodable events, if the latest of each arrived since.
+func (w *Window) explain(since time.Time) MissingError {
+	why := MissingError{Evicted: !w.evicted.IsZero() && !w.evicted.Before(since)}
+	if w.undecodable > 0 && !w.undecodableTime.Before(since) {
+		why.Undecodable, why.UndecodableErr = w.undecodable, w.undecodableErr
+	}
+	return why
 }
 
 // find splits keys into those with an event held and those without.
@@ -280,6 +308,12 @@ type MissingError struct {
 	// after the wait's since, so a missing event may have come and gone.
 	// Older evictions are not reported: they cannot explain it.
 	Evicted bool
+	// Undecodable is how many events the subscription had failed to
+	// decode (a missing one may be among them) and UndecodableErr the
+	// latest's error; 0 and nil unless the latest arrived at or after
+	// the wait's since.
+	Undecodable    int
+	UndecodableErr error
 }
 
 func (e *MissingError) Error() string {
@@ -290,6 +324,12 @@ func (e *MissingError) Error() string {
 	s := "no " + strings.Join(names, ", ") + ": " + e.Err.Error()
 	if e.Evicted {
 		s += " (perhaps evicted: the window's bounds evicted events that arrived in the span waited for)"
+	}
+	switch {
+	case e.Undecodable == 1:
+		s += "; 1 event could not be decoded: " + e.UndecodableErr.Error()
+	case e.Undecodable > 1:
+		s += fmt.Sprintf("; %d events could not be decoded: %v", e.Undecodable, e.UndecodableErr)
 	}
 	return s
 }

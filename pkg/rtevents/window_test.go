@@ -104,6 +104,30 @@ func TestWindowEvictedSince(t *testing.T) {
 	}
 }
 
+// A missing event's error counts the events that could not be decoded
+// (a changed payload type would otherwise look like events that never
+// came) and gives the latest's error, when that one came since since.
+func TestWindowUndecodable(t *testing.T) {
+	clk := newClock()
+	w := NewWindow(0, time.Hour, clk.now)
+	w.Undecodable(errors.New("an old one"))
+	clk.advance(time.Second)
+	since := clk.now()
+	_, err := w.Wait(canceled(), since, Key{TaskStart, "x"})
+	if want := "no task_start x: context canceled"; err == nil || err.Error() != want {
+		t.Errorf("with an undecodable event before since: %v, want %q", err, want)
+	}
+	w.Undecodable(errors.New(`event /tasks/start carries "containerd.events.TaskStartV2", want containerd.events.TaskStart`))
+	_, err = w.Wait(canceled(), since, Key{TaskStart, "x"})
+	var miss *MissingError
+	if !errors.As(err, &miss) || miss.Undecodable != 2 {
+		t.Fatalf("Wait: %v, want a MissingError counting 2 undecodable", err)
+	}
+	if want := `no task_start x: context canceled; 2 events could not be decoded: event /tasks/start carries "containerd.events.TaskStartV2", want containerd.events.TaskStart`; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
 func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -58,6 +58,23 @@ func TestRuntimePhasesMissing(t *testing.T) {
 	}
 }
 
+// An event that could not be decoded is named in the note of an attempt
+// missing one: else a changed payload type would read as events that
+// never came, with the reason only in the log.
+func TestRuntimePhasesUndecodable(t *testing.T) {
+	t0 := time.Now()
+	w := rtevents.NewWindow(0, 0, nil)
+	evs := podEvents(t0, "sb", "ctr")
+	for _, ev := range evs[:3] {
+		w.Add(ev)
+	}
+	w.Undecodable(errors.New(`event /tasks/start carries "containerd.events.TaskStartV2", want containerd.events.TaskStart`))
+	_, note := runtimePhases(context.Background(), w, 20*time.Millisecond, t0, "sb", "ctr", true)
+	if want := `missing: no task_start ctr: not seen within 20ms of the reply; 1 event could not be decoded: event /tasks/start carries "containerd.events.TaskStartV2", want containerd.events.TaskStart`; note != want {
+		t.Errorf("note %q, want %q", note, want)
+	}
+}
+
 // A failed attempt records what containerd published, without waiting.
 func TestRuntimePhasesOfAFailure(t *testing.T) {
 	t0 := time.Now()
