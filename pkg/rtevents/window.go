@@ -51,10 +51,11 @@ type indexed struct {
 	count int
 }
 
-// Default bounds of a Window. DefaultMax holds the events of a few steps
-// of 500 instances (each instance's pod brings about eight: two of each
-// kind but the sandbox ones) in a few MB; DefaultMaxAge is far beyond the
-// wait after an attempt's reply, which is all a caller needs.
+// Default bounds of a Window. DefaultMax holds the events of about eight
+// steps of 500 instances in a few MB: with PodKinds, the node backend's
+// filter, a pod brings four (/containers/create and /tasks/start of its
+// sandbox and of its container). DefaultMaxAge is far beyond the wait
+// after an attempt's reply, which is all a caller needs.
 const (
 	DefaultMax    = 16384
 	DefaultMaxAge = 10 * time.Minute

@@ -28,6 +28,16 @@ func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 12, 6, 18, 0, 
 
 func start(id string) Event { return Event{Kind: TaskStart, ContainerID: id, Time: time.Unix(1, 0)} }
 
+// DefaultMax's comment holds: with PodKinds a pod brings one event per
+// key (TestSubscribeDeliversThePod: four from a real runc pod), so it
+// keeps about eight steps of 500 instances.
+func TestDefaultMaxHoldsEightSteps(t *testing.T) {
+	perPod := len(PodKeys("sb", "ctr"))
+	if perPod != len(PodKinds)*2 || DefaultMax/(500*perPod) != 8 {
+		t.Errorf("%d events per pod, DefaultMax %d: %d steps of 500, want the comment's 8", perPod, DefaultMax, DefaultMax/(500*perPod))
+	}
+}
+
 // The count bound keeps the newest events.
 func TestWindowCountBound(t *testing.T) {
 	w := NewWindow(3, time.Hour, newClock().now)
