@@ -260,3 +260,21 @@ func deltaE(a, b color.Color) float64 {
 	p, q := lab(a), lab(b)
 	return math.Sqrt((p[0]-q[0])*(p[0]-q[0]) + (p[1]-q[1])*(p[1]-q[1]) + (p[2]-q[2])*(p[2]-q[2]))
 }
+
+// A phases figure with runtime-observed phases says which clock they are
+// on, and who stamps each event: containerd /containers/create, the shim
+// /tasks/start, possibly after the CRI call returned.
+func TestPhaseNotesNameTheRuntimeClock(t *testing.T) {
+	notes := phaseReadingNotes(nil, []string{results.PhaseRTSandboxCreated, results.PhaseSandboxReady, results.PhaseFunctionStart, results.PhaseFirstByte}, nil)
+	if len(notes) != 2 || !strings.Contains(notes[1], "function_start is read from the function's own (wall) clock; rt_ phases are the wall-clock stamps") {
+		t.Errorf("notes %q", notes)
+	}
+	for _, want := range []string{"containerd stamps /containers/create", "shim stamps /tasks/start", "after the CRI call returned"} {
+		if len(notes) == 2 && !strings.Contains(notes[1], want) {
+			t.Errorf("notes %q do not say %q", notes[1], want)
+		}
+	}
+	if notes := phaseReadingNotes(nil, []string{results.PhaseSandboxReady, results.PhaseFirstByte}, nil); len(notes) != 1 {
+		t.Errorf("notes without wall-clock phases: %q", notes)
+	}
+}

@@ -517,6 +517,13 @@ func phaseReadingNotes(cells []*cell, order []string, groups []phaseGroup) []str
 	if slices.Contains(order, results.PhaseFunctionStart) {
 		clocks = append(clocks, "function_start is read from the function's own (wall) clock")
 	}
+	if slices.ContainsFunc(order, func(name string) bool { return strings.HasPrefix(name, results.RuntimePhasePrefix) }) {
+		// Who stamps each event differs: a started phase is not when the
+		// runtime's start returned, and can follow the CRI call's reply.
+		clocks = append(clocks, "rt_ phases are the wall-clock stamps of containerd's events: "+
+			"containerd stamps /containers/create (rt_*_created), the runtime's shim stamps /tasks/start (rt_*_started) "+
+			"when it forwards the event, which can be after the CRI call returned")
+	}
 	if slices.ContainsFunc(cells, func(c *cell) bool { return c.series.platform == "knative" }) &&
 		slices.ContainsFunc(order, func(name string) bool { return strings.HasPrefix(name, "pod_") || strings.HasSuffix(name, "_ready") }) {
 		clocks = append(clocks, "pod phases are when the API server reported them (kubelet status updates lag)")

@@ -15,14 +15,17 @@ import (
 )
 
 // attemptsCSVHeader: identity, outcome, latencies (ms with 3 decimals and
-// ns as recorded), probing and host load, the cold-start evidence, then one
-// "<phase>_ms" column per phase name in first-seen order.
+// ns as recorded), probing and host load, the cold-start evidence, where
+// the rt_ phases come from or why they are missing (runtime_phases: without
+// it a spreadsheet cannot tell an rt_ cell empty for a reason from one of
+// a run without them), then one "<phase>_ms" column per phase name in
+// first-seen order.
 var attemptsCSVHeader = []string{
 	"experiment_id", "platform", "runtime", "handler", "scale", "iteration", "instance", "warmup", "start",
 	"ok", "http_status", "error_class", "error",
 	"ttfb_ms", "total_ms", "ttfb_ns", "total_ns",
 	"probes", "release_skew_ns", "loadavg_1m", "loadavg_5m", "loadavg_15m",
-	"sandbox_id", "container_id", "pod", "revision", "address",
+	"sandbox_id", "container_id", "pod", "revision", "address", "runtime_phases",
 }
 
 // WriteAttemptsCSV writes one row per attempt record, warm-ups included
@@ -102,7 +105,7 @@ func (aw *attemptsWriter) write(a *results.Attempt) error {
 		strconv.FormatBool(a.OK), status, a.ErrorClass, a.Error,
 		ttfbMS, totalMS, ttfbNS, totalNS,
 		itoa(a.Probes), skew, load(a.LoadAvg[0]), load(a.LoadAvg[1]), load(a.LoadAvg[2]),
-		a.Cold.SandboxID, a.Cold.ContainerID, a.Cold.Pod, a.Cold.Revision, a.Cold.Address,
+		a.Cold.SandboxID, a.Cold.ContainerID, a.Cold.Pod, a.Cold.Revision, a.Cold.Address, a.RuntimePhases,
 	)
 	for _, name := range aw.phases {
 		cell := ""

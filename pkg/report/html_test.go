@@ -230,7 +230,7 @@ func TestAttemptsCSV(t *testing.T) {
 		for i, h := range head {
 			col[h] = i
 		}
-		want := []string{"runtime", "scale", "iteration", "warmup", "ok", "error_class", "ttfb_ms", "ttfb_ns"}
+		want := []string{"runtime", "scale", "iteration", "warmup", "ok", "error_class", "ttfb_ms", "ttfb_ns", "runtime_phases"}
 		for _, p := range tc.phases {
 			want = append(want, p+"_ms")
 		}
@@ -241,7 +241,8 @@ func TestAttemptsCSV(t *testing.T) {
 		}
 		for i, a := range set.Attempts {
 			r := recs[i+1]
-			if r[col["runtime"]] != a.Runtime || r[col["ttfb_ns"]] != strconv.FormatInt(a.TTFBNS, 10) || r[col["warmup"]] != strconv.FormatBool(a.Warmup) {
+			if r[col["runtime"]] != a.Runtime || r[col["ttfb_ns"]] != strconv.FormatInt(a.TTFBNS, 10) || r[col["warmup"]] != strconv.FormatBool(a.Warmup) ||
+				r[col["runtime_phases"]] != a.RuntimePhases {
 				t.Fatalf("%s: row %d = %v does not match attempt %+v", tc.file, i+1, r, a)
 			}
 			for _, p := range tc.phases {
@@ -254,7 +255,9 @@ func TestAttemptsCSV(t *testing.T) {
 	}
 
 	// Golden: a warm-up, a success and a failure that got half way (no
-	// latency, not 0; the phases it reached; a message that needs quoting).
+	// latency, not 0; the phases it reached; a message that needs quoting),
+	// with runtime_phases notes: a success missing its rt_ phases, one
+	// from before the notes (empty), a failure's partial: (quoted).
 	start := time.Date(2026, 11, 26, 5, 56, 7, 265700696, time.UTC)
 	phases := func(names ...string) []results.Phase {
 		var ps []results.Phase
@@ -268,7 +271,8 @@ func TestAttemptsCSV(t *testing.T) {
 			Iteration: -1, Warmup: true, Start: start, TTFBNS: 416_784_506, TotalNS: 416_911_965, OK: true, HTTPStatus: 200, Probes: 1,
 			Phases:  phases(results.PhaseSandboxReady, results.PhaseContainerCreated, results.PhaseFirstByte),
 			Cold:    results.Cold{SandboxID: "sb1", ContainerID: "c1", Address: "10.213.0.156:8080"},
-			LoadAvg: [3]float64{6.03, 4.7, 2.8}, ReleaseSkewNS: 56_106},
+			LoadAvg: [3]float64{6.03, 4.7, 2.8}, ReleaseSkewNS: 56_106,
+			RuntimePhases: results.RuntimePhasesMissing + "no task_start c1: not seen within 2s of the reply"},
 		{Type: results.TypeAttempt, ExperimentID: "cb-x", Platform: "node", Runtime: "crun", Handler: "crun", Scale: 2,
 			Iteration: 0, Instance: 1, Start: start.Add(time.Second), TTFBNS: 256_692_783, TotalNS: 256_964_042, OK: true,
 			HTTPStatus: 200, Probes: 3,
@@ -278,7 +282,9 @@ func TestAttemptsCSV(t *testing.T) {
 			Iteration: 0, Instance: 0, Start: start.Add(time.Second), ErrorClass: results.ErrContainer,
 			Error:  `StartContainer: rpc error: code = Unknown desc = open "/proc/9818/ns/pid", no such file`,
 			Phases: phases(results.PhaseSandboxReady, results.PhaseContainerCreated),
-			Cold:   results.Cold{SandboxID: "sb3", ContainerID: "c3"}},
+			Cold:   results.Cold{SandboxID: "sb3", ContainerID: "c3"},
+			RuntimePhases: results.RuntimePhasesPartial + "the attempt failed; containerd event stream lost: EOF; " +
+				"none for rt_sandbox_created, rt_sandbox_started, rt_user_container_created, rt_user_container_started"},
 	}}
 	var buf bytes.Buffer
 	if err := WriteAttemptsCSV(&buf, small); err != nil {

@@ -121,7 +121,7 @@ func checkConsistent(t *testing.T, s *Set) {
 			t.Fatalf("accepted measured iteration %d", a.Iteration)
 		}
 		for _, p := range a.Phases {
-			if p.OffsetNS < 0 && p.Name != PhaseFunctionStart {
+			if p.OffsetNS < 0 && !WallClockPhase(p.Name) {
 				t.Fatalf("accepted a negative phase offset: %+v", p)
 			}
 		}

@@ -83,7 +83,7 @@ type headerKey struct {
 //   - an attempt repeats (experiment, runtime, N, iteration, instance,
 //     warm-up) of an earlier one;
 //   - a time is negative (ttfb_ns, total_ns, a phase offset other than
-//     function_start, release skew),
+//     the wall-clock ones, function_start and rt_*, release skew),
 //     or ok is true without a positive ttfb_ns;
 //   - scale < 1, instance outside [0, scale), or a measured iteration < 0.
 type Reader struct {
@@ -327,9 +327,10 @@ func checkAttempt(a *Attempt) error {
 		// function_start is the function's own wall clock, and a process
 		// that started before the request (a not_cold sample, see
 		// pkg/platform/knative) has it negative: that is evidence, not an
-		// inconsistency. Every other phase is on the attempt's monotonic
-		// clock, from its start.
-		if p.OffsetNS < 0 && p.Name != PhaseFunctionStart {
+		// inconsistency. The rt_ phases are containerd's wall clock, which
+		// a clock step can put before the start. Every other phase is on
+		// the attempt's monotonic clock, from its start.
+		if p.OffsetNS < 0 && !WallClockPhase(p.Name) {
 			return fmt.Errorf("phase %q has a negative offset %d", p.Name, p.OffsetNS)
 		}
 	}

@@ -3,7 +3,10 @@
 // imports, so stats and report can depend on it.
 package results
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // SchemaVersion is written into every header; readers refuse newer majors.
 const SchemaVersion = "coldbench.dev/records/v1"
@@ -87,6 +90,42 @@ const (
 	PhaseFirstByte        = "first_byte"
 )
 
+// Runtime-observed phases (node platform): when containerd published the
+// event that marks each moment of the pod (pkg/rtevents says which event
+// marks which), read from the events' envelope timestamps rather than when
+// coldbench's CRI calls returned. Those timestamps are wall clock, turned
+// into the attempt's offsets as function_start is (event time − Start
+// without its monotonic reading), so a wall-clock step during an attempt
+// shows in them, and they are exact only to the clocks' agreement.
+const (
+	PhaseRTSandboxCreated       = "rt_sandbox_created"
+	PhaseRTSandboxStarted       = "rt_sandbox_started"
+	PhaseRTUserContainerCreated = "rt_user_container_created"
+	PhaseRTUserContainerStarted = "rt_user_container_started"
+)
+
+// RuntimePhasePrefix begins the name of every runtime-observed phase.
+const RuntimePhasePrefix = "rt_"
+
+// WallClockPhase reports whether the named phase is read from a wall clock
+// (function_start, the rt_ phases) rather than the attempt's monotonic one:
+// such an offset can be negative without the record being inconsistent.
+func WallClockPhase(name string) bool {
+	return name == PhaseFunctionStart || strings.HasPrefix(name, RuntimePhasePrefix)
+}
+
+// Values of Attempt.RuntimePhases.
+const (
+	// RuntimePhasesFromEvents: the attempt has all four rt_ phases.
+	RuntimePhasesFromEvents = "containerd events"
+	// RuntimePhasesMissing begins the reason a successful attempt has no
+	// rt_ phases: it has all four or none.
+	RuntimePhasesMissing = "missing: "
+	// RuntimePhasesPartial begins the note of a failed attempt that has
+	// the rt_ phases containerd published before it failed.
+	RuntimePhasesPartial = "partial: "
+)
+
 // Cold is the evidence that an attempt hit a freshly created instance.
 type Cold struct {
 	SandboxID   string `json:"sandbox_id,omitempty"`
@@ -139,6 +178,12 @@ type Attempt struct {
 	// on a node, even if it answered in the end (nil: it never waited, or
 	// the watches did not show it waiting).
 	Unschedulable *Unschedulable `json:"unschedulable,omitempty"`
+	// RuntimePhases (node) says where the attempt's rt_ phases come from,
+	// or why it has none or not all: RuntimePhasesFromEvents, or a
+	// RuntimePhasesMissing or RuntimePhasesPartial reason ("missing:
+	// containerd event stream lost: …"). Empty where a platform records
+	// no runtime phases, and in records written before they existed.
+	RuntimePhases string `json:"runtime_phases,omitempty"`
 }
 
 // Step is what one step (a cell: N instances at once) cost around its

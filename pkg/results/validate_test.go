@@ -71,7 +71,8 @@ func ptr[T any](v T) *T { return &v }
 // What coldbench itself writes stays readable: warm-ups numbered -w..-1
 // next to measured iterations 0.., a resumed session's header and cells,
 // several experiments in one file, a failure without a ttfb, and a
-// negative function_start (a process that predates the request).
+// negative function_start (a process that predates the request), negative
+// rt_ phases (containerd's wall clock, stepped back during the attempt).
 func TestReadAcceptsValidVariety(t *testing.T) {
 	h1, h2 := fullHeader("cb-1"), fullHeader("cb-2")
 	resumed := h1
@@ -82,15 +83,21 @@ func TestReadAcceptsValidVariety(t *testing.T) {
 	failed.OK, failed.TTFBNS, failed.TotalNS = false, 0, 0
 	early := validAttempt("cb-1", 1, 0)
 	early.Phases = append(early.Phases, Phase{Name: PhaseFunctionStart, OffsetNS: -2_000_000})
+	stepped := validAttempt("cb-1", 2, 0)
+	stepped.Phases = append([]Phase{{Name: PhaseRTSandboxCreated, OffsetNS: -1_000}, {Name: PhaseRTSandboxStarted, OffsetNS: -500}}, stepped.Phases...)
+	stepped.RuntimePhases = RuntimePhasesFromEvents
 	other := validAttempt("cb-2", 0, 0)
 	content := line(t, &h1) + line(t, &warm) + line(t, ptr(validAttempt("cb-1", 0, 0))) + line(t, &failed) +
-		line(t, &h2) + line(t, &other) + line(t, &resumed) + line(t, &early)
+		line(t, &h2) + line(t, &other) + line(t, &resumed) + line(t, &early) + line(t, &stepped)
 	s, err := Read(strings.NewReader(content))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Headers) != 3 || len(s.Attempts) != 5 {
-		t.Errorf("%d headers, %d attempts; want 3, 5", len(s.Headers), len(s.Attempts))
+	if len(s.Headers) != 3 || len(s.Attempts) != 6 {
+		t.Errorf("%d headers, %d attempts; want 3, 6", len(s.Headers), len(s.Attempts))
+	}
+	if got := s.Attempts[5]; got.RuntimePhases != RuntimePhasesFromEvents || got.Phases[0].Name != PhaseRTSandboxCreated {
+		t.Errorf("runtime phases read back as %q, %+v", got.RuntimePhases, got.Phases)
 	}
 }
 

@@ -187,17 +187,20 @@ func (hs handlers) names() []string {
 }
 
 // session is one run on the node: cells are independent of each other, so
-// it keeps nothing between them.
+// it keeps nothing between them but its subscription to containerd's
+// events.
 type session struct {
 	p            *Platform
 	exp          *bench.Experiment
 	id           string // the experiment's, whose leftovers Close removes
 	measurements bench.Measurements
+	events       *runtimeEvents
 }
 
-// Open returns the run's session; the node needs no set-up.
-func (p *Platform) Open(_ context.Context, exp *bench.Experiment, id string, _ map[bench.CellKey]bool) (bench.Session, error) {
-	s := &session{p: p, exp: exp, id: id}
+// Open returns the run's session. Its one set-up is the subscription to
+// containerd's events (the rt_ phases), which cannot fail the run.
+func (p *Platform) Open(ctx context.Context, exp *bench.Experiment, id string, _ map[bench.CellKey]bool) (bench.Session, error) {
+	s := &session{p: p, exp: exp, id: id, events: p.subscribeEvents(ctx)}
 	for _, mk := range measurementKinds {
 		s.measurements = append(s.measurements, mk(s))
 	}
@@ -208,6 +211,7 @@ func (p *Platform) Open(_ context.Context, exp *bench.Experiment, id string, _ m
 // context of its own (the run's may be canceled): the experiment's
 // sandboxes. A failure is the run's (it names what is left).
 func (s *session) Close() error {
+	s.events.close()
 	if s.id == "" {
 		return nil // Clean("") would take every coldbench sandbox
 	}
@@ -238,6 +242,9 @@ func (s *session) Describe(ctx context.Context, tb *results.Testbed) {
 	hs, err := s.p.loadHandlers(ctx)
 	if err != nil {
 		tb.Notes = append(tb.Notes, err.Error())
+	}
+	if err := s.events.window.Err(); err != nil {
+		tb.Notes = append(tb.Notes, "no runtime phases (rt_*) from containerd's events: "+err.Error())
 	}
 	tb.RuntimeVersions = map[string]string{}
 	for _, r := range s.exp.Spec.Runtimes {
@@ -281,6 +288,7 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		go func(i int) {
 			defer wg.Done()
 			insts[i] = newInstance(p, cell, i)
+			insts[i].events = s.events
 			ready.Done()
 			<-start
 			out[i] = insts[i].measure(ctx)
@@ -324,6 +332,7 @@ type instance struct {
 	podID    string
 	ctrID    string
 	requestT time.Duration
+	events   *runtimeEvents // the session's; nil: no rt_ phases
 }
 
 func newInstance(p *Platform, cell bench.Cell, i int) *instance {
@@ -362,8 +371,18 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// measure runs the timed path: sandbox → container → start → IP → first reply.
+// measure runs the timed path, then, untimed, adds the runtime-observed
+// phases. Phases are kept in time order for readers: function_start and the
+// rt_ phases come from other clocks and often precede user-space stamps.
 func (in *instance) measure(ctx context.Context) results.Attempt {
+	a := in.timed(ctx)
+	in.addRuntimePhases(ctx, &a)
+	sort.SliceStable(a.Phases, func(i, j int) bool { return a.Phases[i].OffsetNS < a.Phases[j].OffsetNS })
+	return a
+}
+
+// timed runs the timed path: sandbox → container → start → IP → first reply.
+func (in *instance) timed(ctx context.Context) results.Attempt {
 	p := in.p
 	var a results.Attempt
 	in.t0 = time.Now()
@@ -430,9 +449,6 @@ func (in *instance) measure(ctx context.Context) results.Attempt {
 		a.TotalNS = res.Done.Sub(in.t0).Nanoseconds()
 		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
 	}
-	// function_start comes from another clock and often precedes
-	// container_started: keep phases in time order for readers.
-	sort.SliceStable(a.Phases, func(i, j int) bool { return a.Phases[i].OffsetNS < a.Phases[j].OffsetNS })
 	if !res.OK {
 		return fail(res.ErrorClass, res.Err)
 	}

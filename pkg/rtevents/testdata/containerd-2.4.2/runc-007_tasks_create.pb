@@ -1,0 +1,5 @@
+
+•ÅÖØ£ÂÌ‡k8s.io/tasks/create"õ
+containerd.events.TaskCreateÔ
+@b3e72b75828fcaa5b6749053abbe4fd753e990ebc7baae2821eb8a73545f0bb6†/run/coldbench/containerd/state2/io.containerd.runtime.v2.task/k8s.io/b3e72b75828fcaa5b6749053abbe4fd753e990ebc7baae2821eb8a73545f0bb6Á
+overlayoverlay"aworkdir=/var/lib/coldbench/containerd2/io.containerd.snapshotter.v1.overlayfs/snapshots/6353/work"`upperdir=/var/lib/coldbench/containerd2/io.containerd.snapshotter.v1.overlayfs/snapshots/6353/fs"]lowerdir=/var/lib/coldbench/containerd2/io.containerd.snapshotter.v1.overlayfs/snapshots/3/fs"	index=off"¾Ü/run/coldbench/containerd/state2/io.containerd.grpc.v1.cri/containers/b3e72b75828fcaa5b6749053abbe4fd753e990ebc7baae2821eb8a73545f0bb6/io/3714400021/b3e72b75828fcaa5b6749053abbe4fd753e990ebc7baae2821eb8a73545f0bb6-stdoutÜ/run/coldbench/containerd/state2/io.containerd.grpc.v1.cri/containers/b3e72b75828fcaa5b6749053abbe4fd753e990ebc7baae2821eb8a73545f0bb6/io/3714400021/b3e72b75828fcaa5b6749053abbe4fd753e990ebc7baae2821eb8a73545f0bb6-stderr0º‹*
