@@ -169,7 +169,11 @@ failSwapOn: false
 # The images here cannot be pulled again: never garbage-collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+# 2Gi, not the default 100Mi: at the study's N, a runtime whose sandboxes
+# are heavy (gVisor's Sentry and Gofer per pod) can fill the node's memory;
+# the kubelet then evicts function pods (recorded as such) while the host's
+# own processes (control plane, coldbench, the shell running it) keep room.
+evictionHard: {memory.available: 2Gi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
 podLogsDir: $LAB_LOG/pods
 # The study's scale, 500 function pods at once, plus Knative's own (issue 14);
