@@ -18,9 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/coldbench/coldbench/pkg/outfile"
@@ -121,7 +122,7 @@ func (t *Tuner) Tune() ([]string, error) {
 		return nil, err
 	}
 	var changed []string
-	for _, p := range sortedKeys(want) {
+	for _, p := range slices.Sorted(maps.Keys(want)) {
 		if err := os.WriteFile(p, []byte(want[p]), 0o644); err != nil {
 			return changed, fmt.Errorf("writing %q to %s: %w (run `coldbench host restore` to undo the rest)", want[p], p, err)
 		}
@@ -143,7 +144,7 @@ func (t *Tuner) Restore() ([]string, error) {
 		return nil, err
 	}
 	var restored []string
-	for _, p := range sortedKeys(st.Files) {
+	for _, p := range slices.Sorted(maps.Keys(st.Files)) {
 		if err := os.WriteFile(p, []byte(st.Files[p]), 0o644); err != nil {
 			return restored, fmt.Errorf("restoring %s to %q: %w", p, st.Files[p], err)
 		}
@@ -174,13 +175,4 @@ func (t *Tuner) save(st *State) error {
 		_, err := w.Write(b)
 		return err
 	})
-}
-
-func sortedKeys(m map[string]string) []string {
-	k := make([]string, 0, len(m))
-	for p := range m {
-		k = append(k, p)
-	}
-	sort.Strings(k)
-	return k
 }

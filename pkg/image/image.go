@@ -17,7 +17,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -298,14 +297,4 @@ func checkStaticELF(file string, bin []byte) (arch string, err error) {
 		}
 	}
 	return elfArches[f.Machine], nil
-}
-
-// sortedKeys is shared by the writers that must be deterministic.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

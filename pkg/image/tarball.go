@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -45,7 +47,7 @@ func WriteTarball(path string, imgs map[string]v1.Image) (err error) {
 	if len(imgs) == 0 {
 		return errors.New("image: WriteTarball: no images")
 	}
-	refs := sortedKeys(imgs)
+	refs := slices.Sorted(maps.Keys(imgs))
 	for _, ref := range refs {
 		if _, err := name.ParseReference(ref); err != nil {
 			return fmt.Errorf("image: invalid ref %q: %w", ref, err)

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -574,7 +576,7 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	var pending atomic.Int64
 	failed := deleteServices(ctx, svcs, names, &pending)
 	var errs []error
-	for _, name := range sortedKeys(failed) {
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
 		errs = append(errs, failed[name])
 	}
 	if err := p.waitCleaned(ctx, sel, failed); err != nil {

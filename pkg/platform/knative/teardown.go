@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,7 +173,7 @@ func (s *session) teardown(ctx context.Context, ts []target) error {
 	defer stopHurry()
 	failed := deleteServices(ctx, s.dyn.Resource(ServiceGVR).Namespace(s.spec.Namespace), names, &w.pending)
 	var errs []error
-	for _, name := range sortedKeys(failed) {
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
 		errs = append(errs, failed[name])
 	}
 	// Woken by the watches at every change: no polling of an API server
@@ -346,15 +347,6 @@ func (w *teardownWait) progress() (stop func()) {
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // firstOf is up to n of names, for messages.
