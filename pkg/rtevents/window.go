@@ -148,6 +148,18 @@ func (w *Window) Dropped() int {
 	return w.dropped
 }
 
+// Evicted is how many events the bounds have evicted so far (Dropped) and
+// when the newest of them had arrived, by the Window's clock (zero: none),
+// read together: every event that arrived after that moment is still
+// held, so a reader that cannot Wait (the node agent answering over HTTP)
+// can still tell whether a missing event may have been evicted.
+func (w *Window) Evicted() (n int, newestArrival time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prune()
+	return w.dropped, w.evicted
+}
+
 // Get returns, for each key, the first event of it the Window holds;
 // keys without one are absent. It does not wait.
 func (w *Window) Get(keys ...Key) map[Key]Event {

@@ -41,6 +41,9 @@ func TestDefaultMaxHoldsEightSteps(t *testing.T) {
 // The count bound keeps the newest events.
 func TestWindowCountBound(t *testing.T) {
 	w := NewWindow(3, time.Hour, newClock().now)
+	if n, at := w.Evicted(); n != 0 || !at.IsZero() {
+		t.Fatalf("Evicted = %d, %v before any event", n, at)
+	}
 	for i := range 5 {
 		w.Add(start(fmt.Sprint(i)))
 	}
@@ -70,6 +73,9 @@ func TestWindowAgeBound(t *testing.T) {
 	}
 	if w.Dropped() != 1 {
 		t.Errorf("dropped %d, want 1", w.Dropped())
+	}
+	if n, at := w.Evicted(); n != 1 || !at.Equal(clk.now().Add(-61*time.Second)) {
+		t.Errorf("Evicted = %d, %v; want 1 and old's arrival", n, at)
 	}
 	clk.advance(time.Minute)
 	if w.Len() != 0 {
