@@ -43,13 +43,14 @@ func newImageBuildCmd(log *slog.Logger) *cobra.Command {
 		Example: `  coldbench image build --all -o images.tar && ctr -n k8s.io images import images.tar
   coldbench image build go-static --uid 1000 --push registry.local:5000/coldbench --insecure
   coldbench image build --binary ./myfn --ref dev.local/myfn:v1 -o myfn.tar
-  coldbench image build coldbench -o coldbench-image.tar   # coldbench itself, for deploy/job.yaml`,
+  coldbench image build coldbench -o coldbench-image.tar   # coldbench itself, for deploy/job.yaml
+  coldbench image build coldbench-agent -o agent-image.tar # its node agent, for deploy/agent.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, args, log)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&f.all, "all", false, "build every function (see `coldbench image list`; not the extras crash and coldbench)")
+	fl.BoolVar(&f.all, "all", false, "build every function (see `coldbench image list`; not the extras crash, coldbench and coldbench-agent)")
 	fl.StringVar(&f.functionsDir, "functions-dir", "functions", "directory holding the functions' sources")
 	fl.StringVar(&f.workDir, "work-dir", "", "where compiled binaries go (default: a temporary directory)")
 	fl.StringVarP(&f.output, "output", "o", "", "write one tarball (OCI layout + docker manifest) to this file")

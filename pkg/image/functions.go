@@ -50,7 +50,7 @@ var Functions = []Function{
 }
 
 // Extras are images built only when named (`coldbench image build NAME`),
-// never by --all: a test fixture and coldbench itself.
+// never by --all: a test fixture, coldbench itself and its node agent.
 var Extras = []Function{
 	// Exits 1 at start without listening: the fault tests' crashing function.
 	{Name: "crash", SourceDir: "crash", Source: "crash.c", Language: C,
@@ -60,6 +60,12 @@ var Extras = []Function{
 	// the functions root.
 	{Name: "coldbench", SourceDir: "../cmd/coldbench", Source: "main.go", Language: Go,
 		DefaultRef: "coldbench.local/coldbench:v1", UID: DefaultUID, InImagePath: "/coldbench"},
+	// coldbench's node agent, static, for its DaemonSet (deploy/agent.yaml):
+	// the module's cmd/coldbench-agent. Non-root like the others: the
+	// DaemonSet gives it containerd's socket through the socket's group
+	// (supplementalGroups), not through uid 0.
+	{Name: "coldbench-agent", SourceDir: "../cmd/coldbench-agent", Source: "main.go", Language: Go,
+		DefaultRef: "coldbench.local/coldbench-agent:v1", UID: DefaultUID, InImagePath: "/coldbench-agent"},
 }
 
 // LookupFunction returns the Functions or Extras entry called name.
