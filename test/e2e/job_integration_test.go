@@ -71,14 +71,17 @@ func loadManifests(t *testing.T, paths ...string) []*unstructured.Unstructured {
 
 // rename puts the manifests into namespace ns: every string that is exactly
 // "coldbench" (the namespace, and the names of the ServiceAccount, roles,
-// bindings and Job) becomes ns, and so does the Job's --namespace. It
-// returns how many values it changed.
+// bindings and Job) becomes ns, and so does the Job's --namespace; the node
+// agents' namespace "coldbench-system" becomes ns-system. It returns how
+// many values it changed.
 func rename(v any, ns string) (any, int) {
 	switch x := v.(type) {
 	case string:
 		switch x {
 		case "coldbench":
 			return ns, 1
+		case "coldbench-system":
+			return ns + "-system", 1
 		case "--namespace=coldbench":
 			return "--namespace=" + ns, 1
 		}
@@ -175,10 +178,23 @@ func TestKnativeInClusterJob(t *testing.T) {
 		{false, "get", "", "configmaps", "config-logging", "knative-serving"},
 		{false, "list", "", "services", "", ""},
 		{false, "delete", "", "nodes", "", ""},
+		// The node agents (deploy/agent.yaml): found and read through the
+		// pod proxy in their namespace only, GETs only.
+		{true, "list", "", "pods", "", ns + "-system"},
+		{true, "get", "", "pods/proxy", "coldbench-agent-x1y2z", ns + "-system"},
+		{false, "create", "", "pods/proxy", "coldbench-agent-x1y2z", ns + "-system"},
+		{false, "get", "", "pods/proxy", "", ns},
+		{false, "get", "", "pods/proxy", "", "knative-serving"},
+		{false, "delete", "", "pods", "", ns + "-system"},
+		{false, "create", "", "pods/exec", "", ns + "-system"},
+		{false, "list", "", "secrets", "", ns + "-system"},
+		{false, "get", "", "nodes/proxy", "", ""},
 	} {
+		// resource/subresource, as RBAC writes them.
+		resource, sub, _ := strings.Cut(c.resource, "/")
 		r, err := l.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
 			User: user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-			ResourceAttributes: &authzv1.ResourceAttributes{Verb: c.verb, Group: c.group, Resource: c.resource, Name: c.name, Namespace: c.nsp},
+			ResourceAttributes: &authzv1.ResourceAttributes{Verb: c.verb, Group: c.group, Resource: resource, Subresource: sub, Name: c.name, Namespace: c.nsp},
 		}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
