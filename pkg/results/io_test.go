@@ -84,6 +84,7 @@ func fullAttempt(id string, i int) Attempt {
 		LoadAvg:       [3]float64{0.5 + float64(i), 1.25, 2.125},
 		ReleaseSkewNS: 12345,
 		RuntimePhases: RuntimePhasesMissing + "containerd event stream lost: \"EOF\"",
+		RuntimeClock:  &RuntimeClock{Node: "node-1", OffsetNS: -1234, ErrorNS: 567},
 	}
 }
 

@@ -84,7 +84,8 @@ type headerKey struct {
 //     warm-up) of an earlier one;
 //   - a time is negative (ttfb_ns, total_ns, a phase offset other than
 //     the wall-clock ones, function_start and rt_*, release skew),
-//     or ok is true without a positive ttfb_ns;
+//     or ok is true without a positive ttfb_ns, or a runtime clock's
+//     error bound is negative;
 //   - scale < 1, instance outside [0, scale), or a measured iteration < 0.
 type Reader struct {
 	opt      ReadOptions
@@ -322,6 +323,10 @@ func checkAttempt(a *Attempt) error {
 	}
 	if u := a.Unschedulable; u != nil && u.WaitNS < 0 {
 		return fmt.Errorf("negative unschedulable.wait_ns %d", u.WaitNS)
+	}
+	if c := a.RuntimeClock; c != nil && c.ErrorNS < 0 {
+		// The offset has either sign; its bound, half a round trip, not.
+		return fmt.Errorf("negative runtime_clock.error_ns %d", c.ErrorNS)
 	}
 	for _, p := range a.Phases {
 		// function_start is the function's own wall clock, and a process

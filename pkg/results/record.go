@@ -90,18 +90,24 @@ const (
 	PhaseFirstByte        = "first_byte"
 )
 
-// Runtime-observed phases (node platform): when containerd published the
-// event that marks each moment of the pod (pkg/rtevents says which event
-// marks which), read from the events' envelope timestamps rather than when
-// coldbench's CRI calls returned. Those timestamps are wall clock, turned
-// into the attempt's offsets as function_start is (event time − Start
-// without its monotonic reading), so a wall-clock step during an attempt
-// shows in them, and they are exact only to the clocks' agreement.
+// Runtime-observed phases: when containerd published the event that marks
+// each moment of the pod (pkg/rtevents says which event marks which), read
+// from the events' envelope timestamps rather than when coldbench's CRI
+// calls returned (node) or the API server reported the pod (knative, from
+// the node agents, pkg/agent). Those timestamps are wall clock, turned into
+// the attempt's offsets as function_start is (event time − Start without
+// its monotonic reading; on knative first set on coldbench's clock, see
+// RuntimeClock), so a wall-clock step during an attempt shows in them, and
+// they are exact only to the clocks' agreement.
 const (
 	PhaseRTSandboxCreated       = "rt_sandbox_created"
 	PhaseRTSandboxStarted       = "rt_sandbox_started"
 	PhaseRTUserContainerCreated = "rt_user_container_created"
 	PhaseRTUserContainerStarted = "rt_user_container_started"
+	// Knative's queue-proxy, the pod's second container (knative only: the
+	// node platform's pods have the function alone).
+	PhaseRTQueueProxyCreated = "rt_queue_proxy_created"
+	PhaseRTQueueProxyStarted = "rt_queue_proxy_started"
 )
 
 // RuntimePhasePrefix begins the name of every runtime-observed phase.
@@ -116,13 +122,18 @@ func WallClockPhase(name string) bool {
 
 // Values of Attempt.RuntimePhases.
 const (
-	// RuntimePhasesFromEvents: the attempt has all four rt_ phases.
+	// RuntimePhasesFromEvents (node): the attempt has all four rt_ phases,
+	// from coldbench's own subscription to containerd's events.
 	RuntimePhasesFromEvents = "containerd events"
-	// RuntimePhasesMissing begins the reason a successful attempt has no
-	// rt_ phases: it has all four or none.
+	// RuntimePhasesFromAgent (knative): the attempt has all six rt_
+	// phases, from its node's agent (pkg/agent).
+	RuntimePhasesFromAgent = "node agent"
+	// RuntimePhasesMissing begins the reason an attempt has no rt_ phases
+	// (node: a successful attempt has all four or none).
 	RuntimePhasesMissing = "missing: "
-	// RuntimePhasesPartial begins the note of a failed attempt that has
-	// the rt_ phases containerd published before it failed.
+	// RuntimePhasesPartial begins the note of an attempt that has some of
+	// the rt_ phases, with why not the others (node: a failed attempt, with
+	// those containerd published before it failed).
 	RuntimePhasesPartial = "partial: "
 )
 
@@ -178,12 +189,34 @@ type Attempt struct {
 	// on a node, even if it answered in the end (nil: it never waited, or
 	// the watches did not show it waiting).
 	Unschedulable *Unschedulable `json:"unschedulable,omitempty"`
-	// RuntimePhases (node) says where the attempt's rt_ phases come from,
-	// or why it has none or not all: RuntimePhasesFromEvents, or a
-	// RuntimePhasesMissing or RuntimePhasesPartial reason ("missing:
-	// containerd event stream lost: …"). Empty where a platform records
-	// no runtime phases, and in records written before they existed.
+	// RuntimePhases says where the attempt's rt_ phases come from, or why
+	// it has none or not all: RuntimePhasesFromEvents (node),
+	// RuntimePhasesFromAgent (knative), or a RuntimePhasesMissing or
+	// RuntimePhasesPartial reason ("missing: containerd event stream lost:
+	// …"). Empty where a platform records no runtime phases, and in records
+	// written before they existed.
 	RuntimePhases string `json:"runtime_phases,omitempty"`
+	// RuntimeClock (knative) is how the node's clock, whose stamps the rt_
+	// phases are, was set against coldbench's (nil: no node agent answered
+	// for the attempt's pod, or a record written before it existed).
+	RuntimeClock *RuntimeClock `json:"runtime_clock,omitempty"`
+}
+
+// RuntimeClock is the offset between a node's wall clock and coldbench's,
+// estimated from one request to the node's agent (Cristian's method): with
+// coldbench's clock read at the request's send (s) and reply (r) and the
+// agent's at its answer (n), the offset is n − (s + r)/2, within ±(r − s)/2.
+// The agent's timestamps minus OffsetNS are on coldbench's clock, from
+// which the rt_ phases' offsets are taken.
+type RuntimeClock struct {
+	// Node is the node whose clock it is.
+	Node string `json:"node"`
+	// OffsetNS is the node's clock minus coldbench's.
+	OffsetNS int64 `json:"offset_ns"`
+	// ErrorNS bounds the estimate's error (± half the round trip of the
+	// request it comes from, the smallest of a few): every rt_ phase is
+	// uncertain by as much, on top of the stamps' own.
+	ErrorNS int64 `json:"error_ns"`
 }
 
 // Step is what one step (a cell: N instances at once) cost around its

@@ -44,6 +44,7 @@ func TestReadRefusesInconsistentRecords(t *testing.T) {
 		{"negative skew", line(t, &h) + line(t, mod(func(a *Attempt) { a.ReleaseSkewNS = -1 })), []string{"negative release_skew_ns"}},
 		{"negative step teardown", line(t, &h) + line(t, mod(func(a *Attempt) { a.Step = &Step{WallNS: 5, TeardownNS: -1} })), []string{"step has a negative figure"}},
 		{"negative unschedulable wait", line(t, &h) + line(t, mod(func(a *Attempt) { a.Unschedulable = &Unschedulable{Reason: "x", WaitNS: -2} })), []string{"negative unschedulable.wait_ns -2"}},
+		{"negative runtime clock error bound", line(t, &h) + line(t, mod(func(a *Attempt) { a.RuntimeClock = &RuntimeClock{Node: "n1", OffsetNS: 5, ErrorNS: -1} })), []string{"negative runtime_clock.error_ns -1"}},
 		{"negative phase", line(t, &h) + line(t, mod(func(a *Attempt) { a.Phases[1].OffsetNS = -3 })), []string{`phase "container_created" has a negative offset -3`}},
 		{"scale 0", line(t, &h) + line(t, mod(func(a *Attempt) { a.Scale, a.Instance = 0, 0 })), []string{"line 2", "scale 0: must be at least 1"}},
 		{"instance = scale", line(t, &h) + line(t, mod(func(a *Attempt) { a.Instance = 4 })), []string{"line 2", "instance 4: must be in [0, scale 4)"}},
@@ -72,7 +73,8 @@ func ptr[T any](v T) *T { return &v }
 // next to measured iterations 0.., a resumed session's header and cells,
 // several experiments in one file, a failure without a ttfb, and a
 // negative function_start (a process that predates the request), negative
-// rt_ phases (containerd's wall clock, stepped back during the attempt).
+// rt_ phases (containerd's wall clock, stepped back during the attempt, or
+// a node's clock behind coldbench's).
 func TestReadAcceptsValidVariety(t *testing.T) {
 	h1, h2 := fullHeader("cb-1"), fullHeader("cb-2")
 	resumed := h1
@@ -86,18 +88,26 @@ func TestReadAcceptsValidVariety(t *testing.T) {
 	stepped := validAttempt("cb-1", 2, 0)
 	stepped.Phases = append([]Phase{{Name: PhaseRTSandboxCreated, OffsetNS: -1_000}, {Name: PhaseRTSandboxStarted, OffsetNS: -500}}, stepped.Phases...)
 	stepped.RuntimePhases = RuntimePhasesFromEvents
+	// A node agent's (knative): a node clock behind coldbench's.
+	agent := validAttempt("cb-1", 3, 0)
+	agent.Phases = append([]Phase{{Name: PhaseRTQueueProxyCreated, OffsetNS: -700}}, agent.Phases...)
+	agent.RuntimePhases = RuntimePhasesPartial + "the attempt failed; none for " + PhaseRTQueueProxyStarted
+	agent.RuntimeClock = &RuntimeClock{Node: "n1", OffsetNS: -3_000_000, ErrorNS: 0}
 	other := validAttempt("cb-2", 0, 0)
 	content := line(t, &h1) + line(t, &warm) + line(t, ptr(validAttempt("cb-1", 0, 0))) + line(t, &failed) +
-		line(t, &h2) + line(t, &other) + line(t, &resumed) + line(t, &early) + line(t, &stepped)
+		line(t, &h2) + line(t, &other) + line(t, &resumed) + line(t, &early) + line(t, &stepped) + line(t, &agent)
 	s, err := Read(strings.NewReader(content))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Headers) != 3 || len(s.Attempts) != 6 {
-		t.Errorf("%d headers, %d attempts; want 3, 6", len(s.Headers), len(s.Attempts))
+	if len(s.Headers) != 3 || len(s.Attempts) != 7 {
+		t.Errorf("%d headers, %d attempts; want 3, 7", len(s.Headers), len(s.Attempts))
 	}
 	if got := s.Attempts[5]; got.RuntimePhases != RuntimePhasesFromEvents || got.Phases[0].Name != PhaseRTSandboxCreated {
 		t.Errorf("runtime phases read back as %q, %+v", got.RuntimePhases, got.Phases)
+	}
+	if got := s.Attempts[6]; got.RuntimeClock == nil || *got.RuntimeClock != *agent.RuntimeClock {
+		t.Errorf("runtime clock read back as %+v", got.RuntimeClock)
 	}
 }
 
