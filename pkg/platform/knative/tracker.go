@@ -37,6 +37,8 @@ const (
 // podTimeline is what was seen of one pod.
 type podTimeline struct {
 	name    string
+	uid     string // the pod's, and node once scheduled: where its node agent finds it
+	node    string
 	created time.Time // first event seen
 	seen    map[string]time.Time
 	// terminating: the deletion was asked for (deletionTimestamp seen). The
@@ -242,6 +244,10 @@ func (t *tracker) onPod(o any, deleted bool) {
 		pt = &podTimeline{name: p.Name, created: now, seen: map[string]time.Time{PhasePodCreated: now}}
 		r.pods = append(r.pods, pt)
 	}
+	pt.uid = string(p.UID)
+	if p.Spec.NodeName != "" {
+		pt.node = p.Spec.NodeName
+	}
 	if (deleted || p.DeletionTimestamp != nil) && pt.terminating.IsZero() {
 		pt.terminating = now
 	}
@@ -363,6 +369,8 @@ func (t *tracker) catchUp(pods []corev1.Pod, listed time.Time) {
 // attemptView is what the tracker knows about one attempt on rev started at t0.
 type attemptView struct {
 	pod      string
+	podUID   string // the cold pod's uid and node ("": not scheduled yet)
+	node     string
 	phases   []results.Phase
 	warmPod  string // a pod that already existed at t0 (not a cold start)
 	prior    int    // pods created before t0 (gone by t0 unless warmPod)
@@ -421,7 +429,7 @@ func (t *tracker) view(rev string, t0 time.Time) attemptView {
 		v.waitSince, v.waitReason = refused.failedAt, v.failMsg
 	}
 	if cold != nil {
-		v.pod = cold.name
+		v.pod, v.podUID, v.node = cold.name, cold.uid, cold.node
 		names := make([]string, 0, len(cold.seen))
 		for n := range cold.seen {
 			names = append(names, n)

@@ -1,0 +1,208 @@
+package knative
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/coldbench/coldbench/pkg/agent"
+)
+
+// fakeAPI is an API server as far as the node agents go: it lists the
+// agent pods and nodes, and serves the pod proxy
+// (/api/v1/namespaces/NS/pods/[http:]NAME:PORT/proxy/PATH) from fake agents.
+type fakeAPI struct {
+	t       *testing.T
+	srv     *httptest.Server
+	mu      sync.Mutex
+	agents  []corev1.Pod
+	nodes   []corev1.Node
+	fakes   map[string]*fakeAgent // by agent pod name
+	listErr int                   // non-zero: the agents' list answers this status
+}
+
+// fakeAgent answers as pkg/agent does, from what the test sets.
+type fakeAgent struct {
+	mu     sync.Mutex
+	uids   [][]string // of each /v1/events request, in order
+	status int        // non-zero: every request answers this, with body
+	body   string
+	state  agent.State
+	pods   map[string]agent.Pod
+	// heldFrom: a uid is held from that request on (counting every
+	// /v1/events request from 0): its events reached the agent late.
+	heldFrom map[string]int
+	// nodeTime is the node's clock at the answer to request j (nil: now).
+	nodeTime func(j int) int64
+}
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	f := &fakeAPI{t: t, fakes: map[string]*fakeAgent{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// kube is a real clientset talking to f.
+func (f *fakeAPI) kube() kubernetes.Interface {
+	k, err := kubernetes.NewForConfig(&rest.Config{Host: f.srv.URL, QPS: -1})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return k
+}
+
+// addAgent runs a fake agent on node, Ready and subscribed.
+func (f *fakeAPI) addAgent(node string) *fakeAgent {
+	name := "coldbench-agent-" + node
+	pod := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: AgentNamespace,
+		Labels: map[string]string{"app.kubernetes.io/name": "coldbench-agent"}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "agent",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	fa := &fakeAgent{pods: map[string]agent.Pod{}, heldFrom: map[string]int{},
+		state: agent.State{Subscription: agent.Subscription{Healthy: true, SinceUnixNS: time.Now().Add(-time.Hour).UnixNano()},
+			Window: agent.WindowState{MaxEvents: 16384, MaxAgeNS: int64(10 * time.Minute)}}}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.agents = append(f.agents, pod)
+	f.fakes[name] = fa
+	return fa
+}
+
+func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
+	const podsPath = "/api/v1/namespaces/" + AgentNamespace + "/pods"
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.URL.Path == podsPath:
+		if f.listErr != 0 {
+			writeStatus(w, f.listErr, "pods is forbidden: User \"x\" cannot list resource \"pods\" in the namespace \""+AgentNamespace+"\"")
+			return
+		}
+		sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
+		if err != nil || sel.String() != AgentSelector {
+			f.t.Errorf("agents listed with selector %q, want %q", r.URL.Query().Get("labelSelector"), AgentSelector)
+		}
+		writeJSON(w, &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: f.agents})
+	case r.URL.Path == "/api/v1/nodes":
+		writeJSON(w, &corev1.NodeList{TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"}, Items: f.nodes})
+	case strings.HasPrefix(r.URL.Path, podsPath+"/") && strings.Contains(r.URL.Path, "/proxy/"):
+		target, path, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, podsPath+"/"), "/proxy")
+		name := strings.TrimSuffix(strings.TrimPrefix(target, "http:"), ":8080")
+		fa := f.fakes[name]
+		if fa == nil || name == target {
+			writeStatus(w, http.StatusServiceUnavailable, "no endpoints available for pod "+target)
+			return
+		}
+		fa.serve(w, path, r.URL.Query()["uid"])
+	default:
+		writeStatus(w, http.StatusNotFound, "not served by the fake: "+r.URL.Path)
+	}
+}
+
+func (fa *fakeAgent) serve(w http.ResponseWriter, path string, uids []string) {
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	if fa.status != 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(fa.status)
+		fmt.Fprintln(w, fa.body)
+		return
+	}
+	switch path {
+	case "/healthz":
+		if !fa.state.Subscription.Healthy {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not subscribed to containerd's events: %s\n", fa.state.Subscription.Reason)
+			return
+		}
+		fmt.Fprintln(w, "ok: subscribed to containerd's events in namespace k8s.io since 2026-11-26T05:00:00Z")
+	case "/v1/events":
+		j := len(fa.uids)
+		fa.uids = append(fa.uids, slices.Clone(uids))
+		resp := agent.EventsResponse{Agent: fa.state, Pods: []agent.Pod{}, NodeTimeUnixNS: time.Now().UnixNano()}
+		if fa.nodeTime != nil {
+			resp.NodeTimeUnixNS = fa.nodeTime(j)
+		}
+		for _, u := range uids {
+			if p, ok := fa.pods[u]; ok && j >= fa.heldFrom[u] {
+				resp.Pods = append(resp.Pods, p)
+			} else {
+				resp.Unknown = append(resp.Unknown, u)
+			}
+		}
+		writeJSON(w, &resp)
+	default:
+		http.NotFound(w, nil)
+	}
+}
+
+// requests are the uids of every /v1/events request so far.
+func (fa *fakeAgent) requests() [][]string {
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	return slices.Clone(fa.uids)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeStatus answers as the API server does when it refuses.
+func writeStatus(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(&metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status: metav1.StatusFailure, Message: msg, Code: int32(code)})
+}
+
+// deploy/agent.yaml runs the agents where coldbench looks for them: in
+// AgentNamespace, labelled for AgentSelector, on a port named http.
+func TestAgentManifestMatchesWhereColdbenchLooks(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds *appsv1.DaemonSet
+	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		var d appsv1.DaemonSet
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Kind == "DaemonSet" {
+			ds = &d
+		}
+	}
+	if ds == nil {
+		t.Fatal("no DaemonSet in deploy/agent.yaml")
+	}
+	sel, err := labels.Parse(AgentSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: ds.Spec.Template.ObjectMeta, Spec: ds.Spec.Template.Spec}
+	if ds.Namespace != AgentNamespace || !sel.Matches(labels.Set(pod.Labels)) || agentPort(pod) != "8080" {
+		t.Errorf("DaemonSet in %q, pods labelled %v, port %s: want namespace %q, %s, port http 8080",
+			ds.Namespace, pod.Labels, agentPort(pod), AgentNamespace, AgentSelector)
+	}
+}
