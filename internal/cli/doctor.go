@@ -19,8 +19,10 @@ func newDoctorCmd(log *slog.Logger) *cobra.Command {
 		Long: `doctor runs the checks run makes before creating anything: on knative, that
 Knative Serving is installed (and its version), the runtimeclassname feature flag,
 allow-zero-initial-scale, every requested RuntimeClass, permissions in the
-namespace, and that the ingress answers; on node, that containerd answers CRI
-and has every handler and image. It changes nothing.`,
+namespace, that the ingress answers, and on every Ready node whether a node
+agent (deploy/agent.yaml) answers healthy (a warning, not a failure: without
+one the rt_ phases are missing); on node, that containerd answers CRI and has
+every handler and image. It changes nothing.`,
 		Example: `  coldbench doctor --platform knative --runtimes default,runc,crun,kata-fc`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,11 +50,14 @@ func doctor(ctx context.Context, cmd *cobra.Command, log *slog.Logger, exp *benc
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		mark := "ok"
-		if !c.OK {
+		switch {
+		case !c.OK:
 			mark = "FAIL"
+		case c.Warn:
+			mark = "warn"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", mark, c.Name, c.Detail)
-		if !c.OK {
+		if !c.OK || (c.Warn && c.Fix != "") {
 			fmt.Fprintf(tw, "\t\tfix: %s\n", c.Fix)
 		}
 	}

@@ -27,7 +27,8 @@ type scriptedPlatform struct {
 	fail      func(i, inst int) bool
 	hook      func(ctx context.Context, i int)
 	preflight error
-	open      error // Open's error: the run's set-up failed
+	warnings  []bench.Check // checks that hold with a warning
+	open      error         // Open's error: the run's set-up failed
 }
 
 func (p *scriptedPlatform) Name() string                               { return "scripted" }
@@ -35,12 +36,13 @@ func (p *scriptedPlatform) Describe(context.Context, *results.Testbed) {}
 func (p *scriptedPlatform) Clean(context.Context, string) (int, error) { return 0, nil }
 func (p *scriptedPlatform) Close() error                               { return nil }
 
-// Checks fails with the scripted preflight error, if any.
+// Checks fails with the scripted preflight error, if any, beside the
+// scripted warnings.
 func (p *scriptedPlatform) Checks(context.Context, *bench.Experiment) []bench.Check {
 	if p.preflight == nil {
-		return nil
+		return p.warnings
 	}
-	return []bench.Check{{Name: "scripted", Detail: p.preflight.Error(), Fix: "none"}}
+	return append([]bench.Check{{Name: "scripted", Detail: p.preflight.Error(), Fix: "none"}}, p.warnings...)
 }
 
 // Open returns the platform itself (it is its own session), or the
@@ -247,5 +249,21 @@ func TestUsageErrorsExit2(t *testing.T) {
 		if code, out, errOut := cliRun(t, context.Background(), args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s%s", args, code, ExitUsage, out, errOut)
 		}
+	}
+}
+
+// A check that holds with a warning refuses nothing: doctor marks it and
+// says the fix, run logs it and runs.
+func TestWarningChecksRefuseNothing(t *testing.T) {
+	warn := bench.Check{Name: "node agent on n1", OK: true, Warn: true, Detail: "no node agent runs on n1: runtime phases will be missing",
+		Fix: "kubectl apply -f deploy/rbac.yaml -f deploy/agent.yaml"}
+	usePlatform(t, &scriptedPlatform{warnings: []bench.Check{warn}}, nil)
+	code, out, errOut := cliRun(t, context.Background(), "doctor")
+	if code != ExitOK || !strings.Contains(out, "warn  node agent on n1  no node agent runs on n1") || !strings.Contains(out, "fix: kubectl apply") {
+		t.Errorf("doctor: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cliRun(t, context.Background(), runArgs(t)...)
+	if code != ExitOK || !strings.Contains(errOut, "preflight: node agent on n1: no node agent runs on n1") {
+		t.Errorf("run: exit %d\n%s%s", code, out, errOut)
 	}
 }

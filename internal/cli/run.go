@@ -253,8 +253,14 @@ func runExperiment(ctx context.Context, cmd *cobra.Command, lg *logs, exp *bench
 		return err
 	}
 	defer plat.Close()
-	if err := bench.Failed(plat.Checks(ctx, exp)); err != nil {
+	checks := plat.Checks(ctx, exp)
+	if err := bench.Failed(checks); err != nil {
 		return fmt.Errorf("preflight failed, nothing was created:\n%w", err)
+	}
+	for _, c := range checks {
+		if c.Warn { // the run goes on; its records say what is missing
+			log.Warn("preflight: "+c.Name+": "+c.Detail, "fix", c.Fix)
+		}
 	}
 
 	id := bench.NewExperimentID(time.Now())

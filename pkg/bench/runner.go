@@ -75,8 +75,12 @@ type Session interface {
 // Check is one finding of a platform's checks: what was checked, whether it
 // holds, what was seen, and what to do about it.
 type Check struct {
-	Name   string
-	OK     bool
+	Name string
+	OK   bool
+	// Warn, with OK: the experiment can run, but some of what it would
+	// record will be missing (Detail says what, Fix how to have it). Never
+	// a reason to refuse a run (Failed ignores it).
+	Warn   bool
 	Detail string
 	Fix    string
 }
