@@ -1,6 +1,7 @@
 package knative
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/coldbench/coldbench/pkg/agent"
+	"github.com/coldbench/coldbench/pkg/bench"
 )
 
 // fakeAPI is an API server as far as the node agents go: it lists the
@@ -204,5 +206,51 @@ func TestAgentManifestMatchesWhereColdbenchLooks(t *testing.T) {
 	if ds.Namespace != AgentNamespace || !sel.Matches(labels.Set(pod.Labels)) || agentPort(pod) != "8080" {
 		t.Errorf("DaemonSet in %q, pods labelled %v, port %s: want namespace %q, %s, port http 8080",
 			ds.Namespace, pod.Labels, agentPort(pod), AgentNamespace, AgentSelector)
+	}
+}
+
+// The doctor's node agent checks: one per Ready node, ok where a healthy
+// agent answers, a warning (never a failure) where none runs or it is not
+// healthy, with why and the fix; a cluster whose agents coldbench may not
+// list is one warning.
+func TestChecksNodeAgents(t *testing.T) {
+	api := newFakeAPI(t)
+	node := func(name string, ready corev1.ConditionStatus) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}}}
+	}
+	api.nodes = []corev1.Node{node("n1", corev1.ConditionTrue), node("n2", corev1.ConditionTrue), node("n3", corev1.ConditionTrue), node("n4", corev1.ConditionFalse)}
+	api.addAgent("n1")
+	api.addAgent("n2").state.Subscription = agent.Subscription{Reason: "containerd event stream lost: EOF"}
+	p := &Platform{kube: api.kube()}
+	got := p.checkAgents(context.Background())
+	want := []struct {
+		name, detail string
+		warn         bool
+	}{
+		{"node agent on n1", "coldbench-agent-n1: ok: subscribed to containerd's events in namespace k8s.io since 2026-11-26T05:00:00Z", false},
+		{"node agent on n2", "node agent coldbench-agent-n2 is not healthy: GET /healthz of coldbench-system/coldbench-agent-n2 through the API server's proxy: " +
+			"the server is currently unable to handle the request (get pods http:coldbench-agent-n2:8080): not subscribed to containerd's events: containerd event stream lost: EOF: " +
+			"runtime phases will be missing on this node", true},
+		{"node agent on n3", "no node agent runs on node n3: runtime phases will be missing; deploy deploy/agent.yaml", true},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("checks %+v, want one per Ready node", got)
+	}
+	for i, w := range want {
+		c := got[i]
+		if c.Name != w.name || c.Detail != w.detail || !c.OK || c.Warn != w.warn || (w.warn && c.Fix == "") {
+			t.Errorf("check %+v\nwant %+v", c, w)
+		}
+	}
+	if err := bench.Failed(got); err != nil {
+		t.Errorf("a node agent's check failed the preflight: %v", err)
+	}
+
+	api.listErr = http.StatusForbidden
+	got = p.checkAgents(context.Background())
+	if len(got) != 1 || !got[0].Warn || !got[0].OK || !strings.Contains(got[0].Detail, "listing the node agents in namespace coldbench-system") ||
+		!strings.Contains(got[0].Fix, "deploy/rbac.yaml") {
+		t.Errorf("agents not listable: %+v", got)
 	}
 }

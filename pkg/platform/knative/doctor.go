@@ -6,9 +6,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -90,7 +92,85 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Ch
 			add(c)
 		}
 	}
+	out = append(out, p.checkAgents(ctx)...)
 	return out
+}
+
+// agentChecksTimeout bounds the node agents' checks together: a proxy that
+// hangs must not hold doctor, or run's preflight, for long on every node.
+const agentChecksTimeout = 15 * time.Second
+
+// checkAgents says, for every Ready node (coldbench's pods may land on
+// any), whether a node agent runs there and answers /healthz through the
+// API server's proxy. Without one a run goes on and its attempts on that
+// node only miss their rt_ phases: a warning, never a failure.
+func (p *Platform) checkAgents(ctx context.Context) []bench.Check {
+	ctx, cancel := context.WithTimeout(ctx, agentChecksTimeout)
+	defer cancel()
+	nodes, err := p.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return []bench.Check{agentWarning("node agents", "listing the nodes: "+err.Error())}
+	}
+	agents, err := listAgents(ctx, p.kube)
+	if err != nil {
+		return []bench.Check{agentWarning("node agents", err.Error())}
+	}
+	var ready []string
+	for i := range nodes.Items {
+		if nodeReady(&nodes.Items[i]) {
+			ready = append(ready, nodes.Items[i].Name)
+		}
+	}
+	out := make([]bench.Check, len(ready))
+	proxy := newAgentProxy(p.kube)
+	slots := make(chan struct{}, maxAgentsInFlight)
+	var wg sync.WaitGroup
+	for i, node := range ready {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			out[i] = checkAgent(ctx, proxy, node, agents[node])
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// checkAgent checks node's agent ap (nil: none runs there).
+func checkAgent(ctx context.Context, proxy agentProxy, node string, ap *corev1.Pod) bench.Check {
+	name := "node agent on " + node
+	if ap == nil {
+		return agentWarning(name, "no node agent runs on node "+node)
+	}
+	body, err := proxy.get(ctx, ap, "/healthz", nil)
+	if err != nil {
+		return bench.Check{Name: name, OK: true, Warn: true,
+			Detail: "node agent " + ap.Name + " is not healthy: " + err.Error() + ": runtime phases will be missing on this node",
+			Fix:    fmt.Sprintf("see why: kubectl -n %s logs %s; kubectl -n %s describe pod %s", ap.Namespace, ap.Name, ap.Namespace, ap.Name)}
+	}
+	detail := ap.Name + ": " + strings.TrimSpace(string(body))
+	if !podReady(ap) { // its readiness probe lags /healthz by up to its period
+		detail += " (its pod is not Ready yet)"
+	}
+	return bench.Check{Name: name, OK: true, Detail: detail}
+}
+
+// agentWarning is the warning of a node agent's check when there is
+// none, or none that coldbench may find.
+func agentWarning(name, why string) bench.Check {
+	return bench.Check{Name: name, OK: true, Warn: true, Detail: why + ": runtime phases will be missing; deploy deploy/agent.yaml",
+		Fix: "kubectl apply -f deploy/rbac.yaml -f deploy/agent.yaml (README: The node agent)"}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func quoteOrUnset(v string) string {
