@@ -226,14 +226,7 @@ func (m *rtMeasurement) readNode(ctx context.Context, ap *corev1.Pod, pods []*co
 	}
 	deadline := time.Now().Add(m.pollFor)
 	for {
-		var ask []string
-		waiting := false
-		for _, p := range pods {
-			if got, ok := rd.pods[p.uid]; !ok || !complete(got) {
-				ask = append(ask, p.uid)
-				waiting = waiting || p.answered
-			}
-		}
+		ask := rd.incomplete(pods, false)
 		for len(ask) > 0 { // as many uids per request as the agent takes
 			n := min(len(ask), agent.MaxUIDs)
 			if rd.err = m.ask(ctx, ap, ask[:n], rd); rd.err != nil {
@@ -241,7 +234,7 @@ func (m *rtMeasurement) readNode(ctx context.Context, ap *corev1.Pod, pods []*co
 			}
 			ask = ask[n:]
 		}
-		if !waiting || !rd.state.Subscription.Healthy || !time.Now().Before(deadline) {
+		if len(rd.incomplete(pods, true)) == 0 || !rd.state.Subscription.Healthy || !time.Now().Before(deadline) {
 			return
 		}
 		select {
@@ -250,6 +243,18 @@ func (m *rtMeasurement) readNode(ctx context.Context, ap *corev1.Pod, pods []*co
 		case <-time.After(m.pollEvery):
 		}
 	}
+}
+
+// incomplete are the uids of pods (answeredOnly: of answered attempts'
+// pods) whose events rd lacks some of.
+func (rd *nodeRead) incomplete(pods []*coldPod, answeredOnly bool) []string {
+	var uids []string
+	for _, p := range pods {
+		if got, ok := rd.pods[p.uid]; (!ok || !complete(got)) && (p.answered || !answeredOnly) {
+			uids = append(uids, p.uid)
+		}
+	}
+	return uids
 }
 
 // ask asks agent ap about uids and keeps its answer in rd.

@@ -119,7 +119,12 @@ func TestRTPhasesOnColdbenchsClock(t *testing.T) {
 	const skew = time.Hour
 	exactClock(c, fa, skew)
 	fa.pods["uid-0"] = agentPod("uid-0", c.start.Add(skew).UnixNano(), 200, 250, 300, 600, 310, 400)
-	c.gather()
+	// Complete at the first ask: no poll waited for (a wait would outlast
+	// ctx, and the cut cell would have nothing).
+	c.m.pollEvery = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c.m.Gather(ctx, bench.Cell{}, c.out)
 
 	a := c.out[0]
 	if a.RuntimePhases != results.RuntimePhasesFromAgent || !a.OK {
