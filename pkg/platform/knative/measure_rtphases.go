@@ -282,7 +282,7 @@ func (m *rtMeasurement) record(a *results.Attempt, p *coldPod, rd *nodeRead) {
 		a.RuntimePhases = results.RuntimePhasesMissing + p.why
 		return
 	case rd.state == nil:
-		a.RuntimePhases = results.RuntimePhasesMissing + rd.err.Error()
+		a.RuntimePhases = results.RuntimePhasesMissing + fmt.Sprint(rd.err) // why it never answered
 		return
 	case rd.clock == nil:
 		a.RuntimePhases = results.RuntimePhasesMissing + "coldbench's wall clock stepped back during every request to node agent " +
