@@ -106,6 +106,10 @@ lab_ctr images import "$CB_STATE/images/coldbench-images.tar" >/dev/null
 for img in fn-go:v1 fn-c:v1; do   # also under dev.local/, which Knative never resolves
   lab_ctr images tag --force "coldbench.local/$img" "dev.local/coldbench/$img" >/dev/null 2>&1 || true
 done
+# coldbench's node agent (deploy/agent.yaml, issue 15), built by coldbench's
+# own image builder like the functions; the DaemonSet is applied below.
+"$CB_BIN" image build coldbench-agent --work-dir "$CB_STATE/build" --output "$LAB_STATE/agent-image.tar" >/dev/null
+lab_ctr images import "$LAB_STATE/agent-image.tar" >/dev/null
 tmp=$(mktemp -d)
 tar -C "$tmp" -xf "$LAB_CACHE/knative-serving-$KNATIVE_VERSION/images.tar"
 for t in "$tmp"/*.tar; do lab_ctr images import "$t" >/dev/null; done
@@ -225,6 +229,15 @@ kctl apply -f "$KNATIVE_YAML/crds.yaml" >/dev/null
 kctl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 kctl apply -f "$KNATIVE_YAML/core.yaml" >/dev/null
 wait_for "Knative deployments available" kctl -n knative-serving wait --for=condition=Available deployment --all --timeout=5s
+
+step "coldbench node agent"
+# deploy/agent.yaml as users apply it, but for the lab containerd's socket,
+# which is not at containerd's default path. Its namespace is the one
+# deploy/rbac.yaml declares; the rest of rbac.yaml (a ServiceAccount for
+# coldbench) is not needed here: the lab's kubeconfig is an administrator's.
+kctl create namespace coldbench-system --dry-run=client -o yaml | kctl apply -f - >/dev/null
+sed -e "s#/run/containerd/containerd.sock#$LAB_CRI_SOCK#g" "$COLDBENCH_ROOT/deploy/agent.yaml" | kctl apply -f - >/dev/null
+wait_for "the node agent's DaemonSet rolled out" kctl -n coldbench-system rollout status daemonset/coldbench-agent --timeout=5s
 
 step "Traefik"
 lab_start_daemon traefik
