@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
 )
 
 func att(exp, runtime string, scale, iter int, ok bool, phases ...results.Phase) results.Attempt {
@@ -265,16 +266,17 @@ func deltaE(a, b color.Color) float64 {
 // on, and who stamps each event: containerd /containers/create, the shim
 // /tasks/start, possibly after the CRI call returned.
 func TestPhaseNotesNameTheRuntimeClock(t *testing.T) {
-	notes := phaseReadingNotes(nil, []string{results.PhaseRTSandboxCreated, results.PhaseSandboxReady, results.PhaseFunctionStart, results.PhaseFirstByte}, nil)
-	if len(notes) != 2 || !strings.Contains(notes[1], "function_start is read from the function's own (wall) clock; rt_ phases are the wall-clock stamps") {
+	v := stats.ChoosePhaseView(nil)
+	notes := phaseReadingNotes(v, nil, []string{results.PhaseRTSandboxCreated, results.PhaseSandboxReady, results.PhaseFunctionStart, results.PhaseFirstByte}, nil)
+	if len(notes) != 3 || !strings.Contains(notes[2], "function_start is read from the function's own (wall) clock; rt_ phases are the wall-clock stamps") {
 		t.Errorf("notes %q", notes)
 	}
 	for _, want := range []string{"containerd stamps /containers/create", "shim stamps /tasks/start", "after the CRI call returned"} {
-		if len(notes) == 2 && !strings.Contains(notes[1], want) {
-			t.Errorf("notes %q do not say %q", notes[1], want)
+		if len(notes) == 3 && !strings.Contains(notes[2], want) {
+			t.Errorf("notes %q do not say %q", notes[2], want)
 		}
 	}
-	if notes := phaseReadingNotes(nil, []string{results.PhaseSandboxReady, results.PhaseFirstByte}, nil); len(notes) != 1 {
+	if notes := phaseReadingNotes(v, nil, []string{results.PhaseSandboxReady, results.PhaseFirstByte}, nil); len(notes) != 2 {
 		t.Errorf("notes without wall-clock phases: %q", notes)
 	}
 }
