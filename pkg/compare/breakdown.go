@@ -222,7 +222,12 @@ func (b Breakdown) Sentence(r RuntimeDiff) string {
 	if !grows {
 		what = "no segment grows; the largest shrink is"
 	}
-	return head + what + " " + s.Name() + ", " + signedMS(s.Diff.Estimate) + " ms " + ciWords(s.Diff)
+	out := head + what + " " + s.Name() + ", " + signedMS(s.Diff.Estimate) + " ms " + ciWords(s.Diff)
+	if s.Diff.CIOK && s.Diff.Lo <= 0 && s.Diff.Hi >= 0 {
+		// The largest point estimate is still not evidence of a change.
+		out += ", an interval that includes 0"
+	}
+	return out
 }
 
 // Name is "from→to".

@@ -84,6 +84,10 @@ func TestBreakdownKnownShift(t *testing.T) {
 	if got := b.Sentence(r); got != "x vs runc at N=1: no segment grows; the largest shrink is b→c, -5.000 ms [95% CI -6.000, -4.000]" {
 		t.Errorf("sentence %q", got)
 	}
+	r.Segments[0].Diff = Shift{Estimate: 1e6, Lo: -1e6, Hi: 3e6, CIOK: true}
+	if got := b.Sentence(r); got != "x vs runc at N=1: the largest growth is a→b, +1.000 ms [95% CI -1.000, +3.000], an interval that includes 0" {
+		t.Errorf("sentence %q", got)
+	}
 }
 
 // Without rt_ phases in one runtime there is no runtime view, so no

@@ -145,7 +145,7 @@ func (v PhaseView) Sentence() string {
 	if !v.Runtime {
 		return s + "."
 	}
-	s += "; the platform's sandbox, container and ready phases are left out (they stay in the records, CSV and JSON)"
+	s += "; the platform's own phases from the sandbox on are left out (they stay in the records, CSV and JSON)"
 	if v.Left > 0 {
 		s += fmt.Sprintf("; %d of %d successful attempts have no rt_ phases and are left out of these medians", v.Left, v.Successes)
 	}
