@@ -542,8 +542,9 @@ func phaseReadingNotes(v stats.PhaseView, cells []*cell, order []string, groups 
 // segment is negative, and the note says why that order can differ.
 func inversionNotes(cells []*cell) []string {
 	var parts []string
-	clock := false
+	clock, knative := false, false
 	for _, c := range cells {
+		knative = knative || c.series.platform == "knative"
 		var inv []string
 		for _, x := range stats.Inversions(stats.Medians(c.shown)) {
 			inv = append(inv, fmt.Sprintf("%s %s before %s %s", x.After, fmtMS(x.AfterMedian), x.Before, fmtMS(x.BeforeMedian)))
@@ -557,7 +558,10 @@ func inversionNotes(cells []*cell) []string {
 		return nil
 	}
 	why := "a phase's stamp can come after the moment it marks: the shim stamps /tasks/start (rt_*_started) when it " +
-		"forwards the event, after the process may already run, and the API server reports the pod's phases late"
+		"forwards the event, after the process may already run"
+	if knative {
+		why += ", and the API server reports the pod's phases late"
+	}
 	if clock {
 		why += "; on Knative the rt_ phases are on the node's clock, set against coldbench's within runtime_clock's error"
 	}
