@@ -309,7 +309,7 @@ func Files(ctx context.Context, a, b string, opt Options) (*Result, error) {
 	// Compare reads TTFB samples and counts only: no phase offsets.
 	load := func(path string) (*stats.Model, error) {
 		m := stats.NewModel()
-		m.NoPhases = true
+		m.NoPhases, m.NoRuntimeView = true, true
 		return m.Load(ctx, opt.Read, path)
 	}
 	ma, err := load(a)

@@ -34,8 +34,16 @@ type cell struct {
 	// number of successful attempts per iteration, against the target N.
 	responded []int
 	// phaseMS maps a phase name to the offsets (ms) of that phase in the
-	// successful attempts that recorded it.
+	// successful attempts that recorded it, ascending.
 	phaseMS map[string][]float64
+	// rtMS is the same for the runtime view (stats.PhaseView.Offsets): its
+	// phases, over the attempts with rt_ phases only.
+	rtMS map[string][]float64
+	// view is what stats.ChoosePhaseView reads of the cell.
+	view stats.ViewCell
+	// shown is phaseMS or rtMS: the offsets the phase figure of the cell's
+	// N stacks, by that N's view (data.views).
+	shown map[string][]float64
 }
 
 // data is a results set arranged for plotting.
@@ -45,6 +53,9 @@ type data struct {
 	cells      map[cellKey]*cell
 	phaseNames []string // first-seen order over successful attempts
 	platforms  []string
+	// views is each N's phase view (stats.ChoosePhaseView over the cells
+	// at N: a phase figure shows every runtime at its N).
+	views map[int]stats.PhaseView
 }
 
 func newData(set *results.Set) *data { return fromModel(stats.FromSet(set), false) }
@@ -80,28 +91,58 @@ func fromModel(m *stats.Model, consume bool) *data {
 		if !slices.Contains(d.scales, r.Scale) {
 			d.scales = append(d.scales, r.Scale)
 		}
-		c := &cell{series: s, scale: r.Scale, row: r, phaseMS: map[string][]float64{},
-			responded: mcell.Responded}
+		c := &cell{series: s, scale: r.Scale, row: r, responded: mcell.Responded}
 		c.okMS = make([]float64, len(mcell.TTFB))
 		for i, v := range mcell.TTFB {
 			c.okMS[i] = float64(v) / 1e6
 		}
 		slices.Sort(c.okMS)
-		for name, offs := range mcell.Phases {
-			v := make([]float64, len(offs))
-			for i, o := range offs {
-				v[i] = o / 1e6
-			}
-			slices.Sort(v)
-			c.phaseMS[name] = v
-		}
+		c.phaseMS = toMS(mcell.Phases)
+		c.view = mcell.ViewCell()
+		c.rtMS = toMS(stats.PhaseView{Runtime: true}.Offsets(mcell))
 		if consume {
-			mcell.Phases = nil
+			mcell.Phases, mcell.RTPhases = nil, nil
 		}
 		d.cells[cellKey{r.Platform, r.Runtime, r.Scale}] = c
 	}
 	slices.Sort(d.scales)
+	d.chooseViews()
 	return d
+}
+
+// toMS converts offsets (ns) to ms, each ascending.
+func toMS(offsets map[string][]float64) map[string][]float64 {
+	out := make(map[string][]float64, len(offsets))
+	for name, offs := range offsets {
+		v := make([]float64, len(offs))
+		for i, o := range offs {
+			v[i] = o / 1e6
+		}
+		slices.Sort(v)
+		out[name] = v
+	}
+	return out
+}
+
+// chooseViews decides each N's phase view and points its cells' shown
+// offsets at it: in the runtime view only its phases.
+func (d *data) chooseViews() {
+	d.views = map[int]stats.PhaseView{}
+	for _, n := range d.scales {
+		cells := d.cellsAt(n)
+		vcs := make([]stats.ViewCell, len(cells))
+		for i, c := range cells {
+			vcs[i] = c.view
+		}
+		v := stats.ChoosePhaseView(vcs)
+		d.views[n] = v
+		for _, c := range cells {
+			c.shown = c.phaseMS
+			if v.Runtime {
+				c.shown = c.rtMS
+			}
+		}
+	}
 }
 
 // cellsAt returns the cells at scale n in series order (series without a
@@ -163,7 +204,7 @@ type phaseStep struct {
 func (d *data) phaseOrder(cells []*cell) []string {
 	maps := make([]map[string][]float64, len(cells))
 	for i, c := range cells {
-		maps[i] = c.phaseMS
+		maps[i] = c.shown
 	}
 	return stats.PhaseOrder(d.phaseNames, maps)
 }
@@ -174,7 +215,7 @@ func (d *data) phaseOrder(cells []*cell) []string {
 func (d *data) phaseGroups(cells []*cell, order []string) []phaseGroup {
 	same := func(a, b string) bool {
 		for _, c := range cells {
-			va, vb := c.phaseMS[a], c.phaseMS[b]
+			va, vb := c.shown[a], c.shown[b]
 			if (len(va) == 0) != (len(vb) == 0) {
 				return false
 			}
@@ -205,7 +246,7 @@ func (d *data) phaseGroups(cells []*cell, order []string) []phaseGroup {
 func (c *cell) phaseSteps(groups []phaseGroup) []phaseStep {
 	var steps []phaseStep
 	for i, g := range groups {
-		if v := c.phaseMS[g.names[0]]; len(v) > 0 {
+		if v := c.shown[g.names[0]]; len(v) > 0 {
 			steps = append(steps, phaseStep{group: i, median: stats.Median(v)})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/coldbench/coldbench/pkg/results"
+	"github.com/coldbench/coldbench/pkg/stats"
 )
 
 func att(exp, runtime string, scale, iter int, ok bool, phases ...results.Phase) results.Attempt {
@@ -265,16 +266,76 @@ func deltaE(a, b color.Color) float64 {
 // on, and who stamps each event: containerd /containers/create, the shim
 // /tasks/start, possibly after the CRI call returned.
 func TestPhaseNotesNameTheRuntimeClock(t *testing.T) {
-	notes := phaseReadingNotes(nil, []string{results.PhaseRTSandboxCreated, results.PhaseSandboxReady, results.PhaseFunctionStart, results.PhaseFirstByte}, nil)
-	if len(notes) != 2 || !strings.Contains(notes[1], "function_start is read from the function's own (wall) clock; rt_ phases are the wall-clock stamps") {
+	v := stats.ChoosePhaseView(nil)
+	notes := phaseReadingNotes(v, nil, []string{results.PhaseRTSandboxCreated, results.PhaseSandboxReady, results.PhaseFunctionStart, results.PhaseFirstByte}, nil)
+	if len(notes) != 3 || !strings.Contains(notes[2], "function_start is read from the function's own (wall) clock; rt_ phases are the wall-clock stamps") {
 		t.Errorf("notes %q", notes)
 	}
 	for _, want := range []string{"containerd stamps /containers/create", "shim stamps /tasks/start", "after the CRI call returned"} {
-		if len(notes) == 2 && !strings.Contains(notes[1], want) {
-			t.Errorf("notes %q do not say %q", notes[1], want)
+		if len(notes) == 3 && !strings.Contains(notes[2], want) {
+			t.Errorf("notes %q do not say %q", notes[2], want)
 		}
 	}
-	if notes := phaseReadingNotes(nil, []string{results.PhaseSandboxReady, results.PhaseFirstByte}, nil); len(notes) != 1 {
+	if notes := phaseReadingNotes(v, nil, []string{results.PhaseSandboxReady, results.PhaseFirstByte}, nil); len(notes) != 2 {
 		t.Errorf("notes without wall-clock phases: %q", notes)
+	}
+}
+
+// With rt_ phases in every runtime at an N, its phase figure shows the
+// runtime view: the rt_ phases and those before the pod, not the API
+// server's sandbox_ready, over the attempts with rt_ phases only; its
+// notes say so and name the medians out of causal order (function_start
+// before rt_user_container_started), while each bar still stacks by median
+// (no negative segment). Without them at another N, that N is as before.
+func TestPhaseFigureRuntimeView(t *testing.T) {
+	set := &results.Set{}
+	for i := range 5 {
+		for _, rt := range []string{"runc", "gvisor"} {
+			d := int64(0)
+			if rt == "gvisor" {
+				d = 300
+			}
+			a := att("e", rt, 1, i, true, ph("pod_created", 10), ph(results.PhaseRTSandboxCreated, 30), ph(results.PhaseRTSandboxStarted, 60+d),
+				ph(results.PhaseRTUserContainerCreated, 70+d), ph(results.PhaseFunctionStart, 80+d), ph(results.PhaseRTUserContainerStarted, 85+d),
+				ph(results.PhaseSandboxReady, 200+d), ph(results.PhaseFirstByte, 100+d))
+			a.RuntimePhases = results.RuntimePhasesFromAgent
+			b := att("e", rt, 5, i, true, ph("pod_created", 10), ph(results.PhaseSandboxReady, 50), ph(results.PhaseFirstByte, 100))
+			set.Attempts = append(set.Attempts, a, b)
+		}
+	}
+	// A runc attempt without rt_ phases and a late first byte: left out.
+	set.Attempts = append(set.Attempts, att("e", "runc", 1, 9, true, ph("pod_created", 10), ph(results.PhaseFirstByte, 5000)))
+	d := newData(set)
+	if !d.views[1].Runtime || d.views[5].Runtime {
+		t.Fatalf("views %+v", d.views)
+	}
+	f := d.phasesFigure(1)
+	notes := strings.Join(f.Notes, "\n")
+	for _, want := range []string{"Runtime view: containerd's events (node agent)", "1 of 11 successful attempts have no rt_ phases",
+		"Stacked by median, which is not the order the phases happen in (ms): runc: function_start 80.0 before rt_user_container_started 85.0",
+		"the shim stamps /tasks/start"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	cells := d.cellsAt(1)
+	order := d.phaseOrder(cells)
+	if slices.Contains(order, results.PhaseSandboxReady) || !slices.Contains(order, "pod_created") {
+		t.Errorf("runtime view order %v", order)
+	}
+	for _, c := range cells {
+		top := 0.0
+		for _, st := range c.phaseSteps(d.phaseGroups(cells, order)) {
+			if st.to < st.from || st.from < top {
+				t.Errorf("%s: segment %+v is negative or overlaps", c.series.label, st)
+			}
+			top = st.to
+		}
+		if fb := stats.Median(c.shown[results.PhaseFirstByte]); c.series.runtime == "runc" && fb != 100 {
+			t.Errorf("runc's median first byte %g: the attempt without rt_ phases counted", fb)
+		}
+	}
+	if f5 := strings.Join(d.phasesFigure(5).Notes, "\n"); !strings.Contains(f5, "API-server view: no rt_ phases in these records.") {
+		t.Errorf("N=5 notes:\n%s", f5)
 	}
 }

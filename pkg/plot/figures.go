@@ -487,13 +487,14 @@ func (d *data) phasesFigure(n int) *Figure {
 	groups := d.phaseGroups(cells, order)
 	f := d.figure(n, fmt.Sprintf("phases-n%d", n), fmt.Sprintf("Where the cold-start time goes at N = %d", n))
 	f.Subtitle = d.subtitle(n, "successful attempts only")
-	f.Notes = phaseReadingNotes(cells, order, groups)
+	f.Notes = phaseReadingNotes(d.views[n], cells, order, groups)
 	b := newPhaseBars(d, cells, groups)
 	f.legend = b.legend()
 	p := f.plot
 	yGrid(p)
 	p.Y.Label.Text = "time since the start of the cold start (ms)"
 	f.Notes = append(f.Notes, b.stackNotes()...)
+	f.Notes = append(f.Notes, inversionNotes(cells)...)
 	var ticks []string
 	for _, c := range cells {
 		ticks = append(ticks, cellTick(c))
@@ -505,14 +506,16 @@ func (d *data) phasesFigure(n int) *Figure {
 	return f
 }
 
-// phaseReadingNotes say how to read a phases figure: what a segment is and
-// which clocks the phases come from.
-func phaseReadingNotes(cells []*cell, order []string, groups []phaseGroup) []string {
+// phaseReadingNotes say how to read a phases figure: which view it shows
+// (stats.PhaseView), what a segment is and which clocks the phases come
+// from.
+func phaseReadingNotes(v stats.PhaseView, cells []*cell, order []string, groups []phaseGroup) []string {
 	how := "Each segment ends at the median offset of its phase from the start of the cold start"
 	if slices.ContainsFunc(groups, func(g phaseGroup) bool { return len(g.names) > 1 }) {
 		how += "; phases with equal medians share one (= in the legend)"
 	}
-	notes := []string{how + "."}
+	viewNote := v.Sentence()
+	notes := []string{strings.ToUpper(viewNote[:1]) + viewNote[1:], how + "."}
 	var clocks []string
 	if slices.Contains(order, results.PhaseFunctionStart) {
 		clocks = append(clocks, "function_start is read from the function's own (wall) clock")
@@ -532,6 +535,38 @@ func phaseReadingNotes(cells []*cell, order []string, groups []phaseGroup) []str
 		notes = append(notes, strings.Join(clocks, "; ")+".")
 	}
 	return notes
+}
+
+// inversionNotes say where a bar's medians are not in the order the phases
+// happen (stats.Inversions): the bars stack by median all the same, so no
+// segment is negative, and the note says why that order can differ.
+func inversionNotes(cells []*cell) []string {
+	var parts []string
+	clock, knative := false, false
+	for _, c := range cells {
+		knative = knative || c.series.platform == "knative"
+		var inv []string
+		for _, x := range stats.Inversions(stats.Medians(c.shown)) {
+			inv = append(inv, fmt.Sprintf("%s %s before %s %s", x.After, fmtMS(x.AfterMedian), x.Before, fmtMS(x.BeforeMedian)))
+			clock = clock || (c.series.platform == "knative" && (strings.HasPrefix(x.After, results.RuntimePhasePrefix) || strings.HasPrefix(x.Before, results.RuntimePhasePrefix)))
+		}
+		if len(inv) > 0 {
+			parts = append(parts, c.series.label+": "+strings.Join(inv, ", "))
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	why := "a phase's stamp can come after the moment it marks: the shim stamps /tasks/start (rt_*_started) when it " +
+		"forwards the event, after the process may already run"
+	if knative {
+		why += ", and the API server reports the pod's phases late"
+	}
+	if clock {
+		why += "; on Knative the rt_ phases are on the node's clock, set against coldbench's within runtime_clock's error"
+	}
+	return []string{"Stacked by median, which is not the order the phases happen in (ms): " + strings.Join(parts, "; ") + ". " +
+		strings.ToUpper(why[:1]) + why[1:] + "."}
 }
 
 // phaseBarHalf is half a phase bar's width (categories are 1 apart).

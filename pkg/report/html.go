@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coldbench/coldbench/pkg/compare"
 	"github.com/coldbench/coldbench/pkg/outfile"
 	"github.com/coldbench/coldbench/pkg/plot"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -52,6 +53,8 @@ type htmlPage struct {
 	Footnotes         []string
 	Steps             *stepTable // nil: no step figures or waits recorded
 	FigureGroups      []htmlFigureGroup
+	Breakdowns        []htmlBreakdown
+	BreakdownNote     string
 	PhaseTables       []htmlPhaseTable
 	PhasePartial      bool
 	Failures          []htmlFailure
@@ -96,6 +99,7 @@ type htmlFigure struct {
 // Knative's dozen phases).
 type htmlPhaseTable struct {
 	Scale int
+	View  string   // stats.PhaseView.Sentence: which phases, over which attempts
 	Heads []string // "runc (n = 10)"
 	Rows  []htmlPhaseRow
 }
@@ -200,6 +204,7 @@ func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt 
 		// The SVG comes from our own renderer, which escapes all text.
 		g.Figures = append(g.Figures, htmlFigure{ID: "fig-" + f.Name, Name: f.Name, Title: f.Title, Number: i + 1, SVG: template.HTML(svg)})
 	}
+	page.Breakdowns, page.BreakdownNote = htmlBreakdowns(compare.Breakdowns(m), withPlatform), breakdownNote
 	page.PhaseTables, page.PhasePartial = phaseTables(m, rows)
 	page.Failures, page.FailureTotal = failures(m)
 
@@ -388,13 +393,15 @@ func factString(k string, v any) string {
 	return fmt.Sprint(v)
 }
 
-// phaseTables gives, per N, the median offset (ms) of every phase recorded
-// over each runtime's successful attempts, phases in time order (by the mean
-// of the runtimes' medians; ties in first-seen order). A median over fewer
-// attempts than succeeded carries their number, "(9)", and partial says so.
-// It reads the model's cells, whose phase offsets it sorts in place: the
-// model is this page's, and a copy of every offset would double its largest
-// part.
+// phaseTables gives, per N, the median offset (ms) of every phase its view
+// shows (stats.ChoosePhaseView over the cells at N, as the phase figure of
+// that N) over each runtime's successful attempts (in the runtime view,
+// those with rt_ phases), phases in time order (by the mean of the
+// runtimes' medians; ties in first-seen order). A median over fewer
+// attempts than the column's n carries their number, "(9)", and partial
+// says so. It reads the model's cells, whose phase offsets it sorts in
+// place (PhaseView.Offsets): the model is this page's, and a copy of every
+// offset would double its largest part.
 func phaseTables(m *stats.Model, rows []stats.Row) (tables []htmlPhaseTable, partial bool) {
 	if len(m.PhaseNames) == 0 {
 		return nil, false
@@ -406,54 +413,68 @@ func phaseTables(m *stats.Model, rows []stats.Row) (tables []htmlPhaseTable, par
 		if !slices.Contains(scales, c.Key.Scale) {
 			scales = append(scales, c.Key.Scale)
 		}
-		for _, v := range c.Phases {
-			slices.Sort(v)
-		}
 	}
 	slices.Sort(scales)
 	for _, n := range scales {
 		var cols []*stats.Cell
+		var vcs []stats.ViewCell
 		for _, c := range cells {
-			if c.Key.Scale == n && len(c.Phases) > 0 {
-				cols = append(cols, c)
+			if c.Key.Scale == n {
+				vcs = append(vcs, c.ViewCell())
+				if len(c.Phases) > 0 {
+					cols = append(cols, c)
+				}
 			}
 		}
 		if len(cols) == 0 {
 			continue
 		}
-		t, p := phaseTable(m.PhaseNames, n, cols, withPlatform)
+		v := stats.ChoosePhaseView(vcs)
+		names := m.PhaseNames
+		if v.Runtime {
+			names = m.RTPhaseNames
+		}
+		t, p := phaseTable(v, names, n, cols, withPlatform)
 		tables = append(tables, t)
 		partial = partial || p
 	}
 	return tables, partial
 }
 
-// phaseTable is the table of one N: a column per cell (in cols order).
-func phaseTable(names []string, n int, cols []*stats.Cell, withPlatform bool) (t htmlPhaseTable, partial bool) {
+// phaseTable is the table of one N in view v: a column per cell (in cols
+// order).
+func phaseTable(v stats.PhaseView, names []string, n int, cols []*stats.Cell, withPlatform bool) (t htmlPhaseTable, partial bool) {
 	offsets := make([]map[string][]float64, len(cols))
 	for i, c := range cols {
-		offsets[i] = c.Phases
+		offsets[i] = v.Offsets(c)
 	}
-	t.Scale = n
-	for _, c := range cols {
+	t.Scale, t.View = n, v.Sentence()
+	// n: the attempts the view reads (in the runtime view, those with rt_
+	// phases).
+	ns := make([]int, len(cols))
+	for i, c := range cols {
 		label := c.Key.Runtime
 		if withPlatform {
 			label = c.Key.Platform + "/" + label
 		}
-		t.Heads = append(t.Heads, fmt.Sprintf("%s (n = %d)", label, c.Successes))
+		ns[i] = c.Successes
+		if v.Runtime {
+			ns[i] = c.WithRT
+		}
+		t.Heads = append(t.Heads, fmt.Sprintf("%s (n = %d)", label, ns[i]))
 	}
 	for _, name := range stats.PhaseOrder(names, offsets) {
 		row := htmlPhaseRow{Name: name}
-		for _, c := range cols {
-			v := c.Phases[name]
+		for i := range cols {
+			o := offsets[i][name]
 			switch {
-			case len(v) == 0:
+			case len(o) == 0:
 				row.Cells = append(row.Cells, "-")
-			case len(v) < c.Successes:
-				row.Cells = append(row.Cells, fmt.Sprintf("%s (%d)", ms(stats.Median(v)), len(v)))
+			case len(o) < ns[i]:
+				row.Cells = append(row.Cells, fmt.Sprintf("%s (%d)", ms(stats.Median(o)), len(o)))
 				partial = true
 			default:
-				row.Cells = append(row.Cells, ms(stats.Median(v)))
+				row.Cells = append(row.Cells, ms(stats.Median(o)))
 			}
 		}
 		t.Rows = append(t.Rows, row)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coldbench/coldbench/pkg/compare"
 	"github.com/coldbench/coldbench/pkg/results"
 	"github.com/coldbench/coldbench/pkg/stats"
 )
@@ -41,10 +42,15 @@ const (
 	FormatMarkdown = "markdown"
 )
 
-// rowsReporter is a summary format: it needs only the cells' rows.
-func rowsReporter(write func(io.Writer, []stats.Row, Meta) error) Reporter {
+// rowsReporter is a summary format: it needs the cells' rows, and with
+// breakdowns the per-runtime differences (breakdown.go), which only the
+// text table shows.
+func rowsReporter(write func(io.Writer, []stats.Row, Meta) error, breakdowns bool) Reporter {
 	return ReporterFunc(func(_ context.Context, w io.Writer, m *stats.Model, meta Meta) error {
 		meta.Capacities = m.Capacities() // capacity.go: a capacity search's answer
+		if breakdowns {
+			meta.Breakdowns = compare.Breakdowns(m)
+		}
 		return write(w, m.Rows(), meta)
 	})
 }
@@ -55,10 +61,10 @@ var summaries = []struct {
 	name string
 	r    Reporter
 }{
-	{FormatTable, rowsReporter(writeTable)},
-	{FormatJSON, rowsReporter(writeJSON)},
-	{FormatCSV, rowsReporter(writeCSV)},
-	{FormatMarkdown, rowsReporter(writeMarkdown)},
+	{FormatTable, rowsReporter(writeTable, true)},
+	{FormatJSON, rowsReporter(writeJSON, false)},
+	{FormatCSV, rowsReporter(writeCSV, false)},
+	{FormatMarkdown, rowsReporter(writeMarkdown, false)},
 }
 
 // Formats lists the valid format names, default first.
@@ -100,6 +106,10 @@ type Meta struct {
 	// Capacities are the capacity searches' answers (capacity.go), filled
 	// from the model by the summary formats.
 	Capacities []stats.Capacity
+	// Breakdowns are the per-runtime differences in the runtime view
+	// (compare.Breakdowns), filled from the model by the text table, which
+	// they lead.
+	Breakdowns []compare.Breakdown
 }
 
 // MetaFromSet collects the experiment ids (in order, without repeats) and

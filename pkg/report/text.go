@@ -94,6 +94,9 @@ func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {
 		ew.printf("%s\n", l)
 	}
 	ew.printf("\n")
+	if err := writeBreakdownsText(ew, meta.Breakdowns, withPlatform); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(textHeader(withPlatform), "\t"))
 	for _, r := range rows {

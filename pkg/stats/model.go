@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"math"
 	"slices"
 	"time"
 
@@ -34,6 +35,17 @@ type Cell struct {
 	// measured attempts that recorded it, in record order (an output may
 	// sort them in place: no analysis depends on their order).
 	Phases map[string][]float64
+	// WithRT counts the successful measured attempts that carry an rt_
+	// phase: those the runtime view reads (view.go).
+	WithRT int
+	// RTPhases maps each phase the runtime view shows (RuntimeViewPhase)
+	// to its offsets (ns) in those WithRT attempts: one entry per attempt,
+	// in record order, NaN where the attempt lacks the phase. Columns
+	// aligned by attempt, because a segment between two phases is taken
+	// attempt by attempt (pkg/compare's breakdown), not as a difference of
+	// medians. Kept under Model.NoPhases (the text report's breakdown reads
+	// it), dropped under Model.NoRuntimeView.
+	RTPhases map[string][]float64
 	// Responded is, per iteration (experiment id and number, so sessions
 	// and experiments appended to one file stay apart; in order of first
 	// record), the number of successful measured attempts.
@@ -46,6 +58,9 @@ type Cell struct {
 	stepSeen map[iterKey]bool
 	waits    []float64
 	waitedOK int
+	// rtSources: the distinct RuntimePhases values of WithRT attempts that
+	// name a source (view.go's ViewCell).
+	rtSources []string
 }
 
 type iterKey struct {
@@ -81,6 +96,12 @@ type Model struct {
 	// PhaseNames empty: the text report needs no phase offsets, and they
 	// are most of the model's memory (8 per successful attempt).
 	NoPhases bool
+	// NoRuntimeView, set before adding attempts, leaves Cell.RTPhases,
+	// WithRT and RTPhaseNames empty: for readers that show no phases at
+	// all (compare).
+	NoRuntimeView bool
+	// RTPhaseNames are the names in Cell.RTPhases, in first-seen order.
+	RTPhaseNames []string
 
 	cells         map[CellKey]*Cell
 	keys          []CellKey
@@ -170,7 +191,8 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 	k := CellKey{a.Platform, a.Runtime, a.Scale}
 	c := m.cells[k]
 	if c == nil {
-		c = &Cell{Key: k, FailuresByClass: map[string]int{}, Phases: map[string][]float64{}, iterIdx: map[iterKey]int{}}
+		c = &Cell{Key: k, FailuresByClass: map[string]int{}, Phases: map[string][]float64{},
+			RTPhases: map[string][]float64{}, iterIdx: map[iterKey]int{}}
 		m.cells[k] = c
 		m.keys = append(m.keys, k)
 	}
@@ -194,6 +216,9 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		c.Successes++
 		c.Responded[it]++
 		c.TTFB = append(c.TTFB, a.TTFBNS)
+		if !m.NoRuntimeView && hasRuntimePhase(a) {
+			m.addRuntimeView(c, a)
+		}
 		if m.NoPhases {
 			return
 		}
@@ -223,6 +248,39 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		m.failures = append(m.failures, FailureGroup{Key: k, Class: class, Example: msg})
 	}
 	m.failures[i].Count++
+}
+
+// addRuntimeView adds a successful attempt with rt_ phases to c's
+// runtime-view columns, keeping them aligned: every column gets one entry,
+// NaN for a phase a lacks (or a column new since earlier attempts, padded).
+func (m *Model) addRuntimeView(c *Cell, a *results.Attempt) {
+	i := c.WithRT
+	c.WithRT++
+	for _, p := range a.Phases {
+		if !RuntimeViewPhase(p.Name) {
+			continue
+		}
+		col, seen := c.RTPhases[p.Name]
+		if !seen && !slices.Contains(m.RTPhaseNames, p.Name) {
+			m.RTPhaseNames = append(m.RTPhaseNames, p.Name)
+		}
+		if len(col) > i {
+			continue // a phase twice in one attempt: the first counts, as in PhaseOffset
+		}
+		for len(col) < i {
+			col = append(col, math.NaN())
+		}
+		c.RTPhases[p.Name] = append(col, float64(p.OffsetNS))
+	}
+	for name, col := range c.RTPhases {
+		if len(col) == i {
+			c.RTPhases[name] = append(col, math.NaN())
+		}
+	}
+	if s := a.RuntimePhases; (s == results.RuntimePhasesFromAgent || s == results.RuntimePhasesFromEvents) &&
+		!slices.Contains(c.rtSources, s) {
+		c.rtSources = append(c.rtSources, s)
+	}
 }
 
 // Cells returns the cells in row order: by platform, then runtime, each in

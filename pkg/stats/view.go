@@ -1,0 +1,226 @@
+package stats
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// Phase views. A record holds two families of phases: the platform's own
+// (on Knative the API server's sandbox_ready, *_started, *_ready, reported
+// by a kubelet that lags, so sandbox_ready is typically stamped after the
+// function already runs; on the node coldbench's CRI calls' replies) and the
+// runtime-observed rt_ phases, containerd's own event stamps. Stacked
+// together they contradict each other, so a figure or table shows one view:
+// the runtime view when the attempts it shows carry rt_ phases, else the
+// platform's view, as before rt_ phases existed. ChoosePhaseView is the one
+// place that decides; pkg/plot's phase figure, pkg/report's phase tables and
+// pkg/compare's per-runtime breakdown all call it.
+
+// Names of the views, as the figure notes and the reports print them.
+const (
+	ViewRuntime   = "runtime view"
+	ViewAPIServer = "API-server view" // knative
+	ViewCRI       = "CRI view"        // node
+	ViewPlatform  = "platform view"   // any other platform, or several
+)
+
+// prePodPhases are the platform's phases that come before the pod (or
+// sandbox) exists: coldbench's own request stamps and, on Knative, what the
+// API server reports of the scale-up before the kubelet has anything. The
+// runtime view keeps them (nothing of the runtime's could contradict them)
+// and drops every other platform phase. The Knative names are
+// pkg/platform/knative's (tracker.go; its test checks they are listed here):
+// stats cannot import that package.
+var prePodPhases = []string{"connected", results.PhaseRequestSent, "deployment_scaled", "pod_created", "pod_scheduled"}
+
+// RuntimeViewPhase reports whether the runtime view shows the named phase:
+// an rt_ phase, a phase before the pod exists, the function's own start or
+// the first byte.
+func RuntimeViewPhase(name string) bool {
+	return strings.HasPrefix(name, results.RuntimePhasePrefix) || name == results.PhaseFunctionStart ||
+		name == results.PhaseFirstByte || slices.Contains(prePodPhases, name)
+}
+
+// PrePodPhases lists the platform phases the runtime view keeps (a copy).
+func PrePodPhases() []string { return slices.Clone(prePodPhases) }
+
+// hasRuntimePhase reports whether a carries at least one rt_ phase: such an
+// attempt enters the runtime view (a phase it lacks is left out of that
+// phase's median only, as in the platform view).
+func hasRuntimePhase(a *results.Attempt) bool {
+	return slices.ContainsFunc(a.Phases, func(p results.Phase) bool {
+		return strings.HasPrefix(p.Name, results.RuntimePhasePrefix)
+	})
+}
+
+// ViewCell is what the choice of a view reads of one cell: small, so that
+// pkg/plot can keep it after dropping the model's offsets.
+type ViewCell struct {
+	Key CellKey
+	// Successes counts successful measured attempts, WithRT those of them
+	// carrying an rt_ phase.
+	Successes, WithRT int
+	// Sources are the distinct Attempt.RuntimePhases values that name a
+	// source (containerd events, node agent), in first-seen order.
+	Sources []string
+}
+
+// ViewCell returns what ChoosePhaseView reads of c.
+func (c *Cell) ViewCell() ViewCell {
+	return ViewCell{Key: c.Key, Successes: c.Successes, WithRT: c.WithRT, Sources: slices.Clone(c.rtSources)}
+}
+
+// PhaseView is the view a figure or table shows, and why.
+type PhaseView struct {
+	// Runtime: the runtime view (RuntimeViewPhase phases, over the attempts
+	// that carry rt_ phases); else every phase over every successful
+	// attempt, as before rt_ phases existed.
+	Runtime bool
+	// Name is one of the View* names.
+	Name string
+	// Why says where the view's phases come from (runtime view) or why
+	// there is no runtime view.
+	Why string
+	// Successes counts the successful measured attempts of the cells;
+	// Left (runtime view only) those of them without an rt_ phase, left out
+	// of the view's medians.
+	Successes, Left int
+}
+
+// ChoosePhaseView decides the view of the cells one figure or table shows.
+//
+// The runtime view needs every cell that has successful attempts to have at
+// least one with an rt_ phase, so that the runtimes set side by side are
+// always in the same view: one runtime whose node agent was down turns the
+// whole figure back to the platform's view (and the note names it) rather
+// than stacking one bar from the API server's stamps beside another from
+// containerd's. In the runtime view a successful attempt without an rt_
+// phase is left out of every median (not only of the rt_ ones), so that all
+// of a bar's medians come from the same attempts; the note counts them.
+func ChoosePhaseView(cells []ViewCell) PhaseView {
+	v := PhaseView{Name: platformViewName(cells)}
+	var without []string
+	var sources []string
+	some := false
+	for _, c := range cells {
+		v.Successes += c.Successes
+		v.Left += c.Successes - c.WithRT
+		if c.Successes == 0 {
+			continue
+		}
+		if c.WithRT == 0 {
+			without = append(without, fmt.Sprintf("%s at N=%d", runtimeLabel(c.Key), c.Key.Scale))
+			continue
+		}
+		some = true
+		for _, s := range c.Sources {
+			if !slices.Contains(sources, s) {
+				sources = append(sources, s)
+			}
+		}
+	}
+	switch {
+	case !some:
+		v.Left = 0
+		v.Why = "no rt_ phases in these records"
+	case len(without) > 0:
+		v.Left = 0
+		v.Why = "no rt_ phases in the successful attempts of " + strings.Join(without, ", ") +
+			", so every runtime is shown in the same view"
+	default:
+		v.Runtime, v.Name = true, ViewRuntime
+		v.Why = "containerd's events (" + sourceWords(sources) + ")"
+	}
+	return v
+}
+
+// Sentence is the view in words: its name, why, and in the runtime view
+// which attempts and phases are left out.
+func (v PhaseView) Sentence() string {
+	s := v.Name + ": " + v.Why
+	if !v.Runtime {
+		return s + "."
+	}
+	s += "; the platform's own phases from the sandbox on are left out (they stay in the records, CSV and JSON)"
+	if v.Left > 0 {
+		s += fmt.Sprintf("; %d of %d successful attempts have no rt_ phases and are left out of these medians", v.Left, v.Successes)
+	}
+	return s + "."
+}
+
+// Offsets returns the offsets (ns) of each phase the view shows in c,
+// ascending: in the runtime view from the attempts with rt_ phases only
+// (copies: c.RTPhases stays aligned by attempt), else c.Phases itself,
+// which is sorted in place (as the HTML report always did).
+func (v PhaseView) Offsets(c *Cell) map[string][]float64 {
+	if !v.Runtime {
+		for _, o := range c.Phases {
+			slices.Sort(o)
+		}
+		return c.Phases
+	}
+	out := make(map[string][]float64, len(c.RTPhases))
+	for name, col := range c.RTPhases {
+		var o []float64
+		for _, x := range col {
+			if !math.IsNaN(x) {
+				o = append(o, x)
+			}
+		}
+		if len(o) > 0 {
+			slices.Sort(o)
+			out[name] = o
+		}
+	}
+	return out
+}
+
+// sourceWords names where the rt_ phases came from.
+func sourceWords(sources []string) string {
+	var w []string
+	for _, s := range sources {
+		switch s {
+		case results.RuntimePhasesFromAgent:
+			w = append(w, "node agent")
+		case results.RuntimePhasesFromEvents:
+			w = append(w, "coldbench's subscription")
+		}
+	}
+	if len(w) == 0 {
+		return "source not recorded"
+	}
+	return strings.Join(w, "; ")
+}
+
+// platformViewName is the name of the platform's own view of the cells.
+func platformViewName(cells []ViewCell) string {
+	name := ""
+	for _, c := range cells {
+		n := ViewPlatform
+		switch c.Key.Platform {
+		case "knative":
+			n = ViewAPIServer
+		case "node":
+			n = ViewCRI
+		}
+		if name != "" && name != n {
+			return ViewPlatform
+		}
+		name = n
+	}
+	if name == "" {
+		return ViewPlatform
+	}
+	return name
+}
+
+func runtimeLabel(k CellKey) string {
+	if k.Runtime == "" {
+		return "(default)"
+	}
+	return k.Runtime
+}
