@@ -25,8 +25,10 @@ import (
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
-// Issue 15's acceptance on the lab: per runtime, a run at N = 1, 5, 10 and
-// 25 with the lab's node agent installed (lab/up.sh). Every answered
+// Issue 15's acceptance on the lab: per runtime, a run at N = 1, 5 and 10
+// (COLDBENCH_E2E_AGENT_SCALES=1,5,10,25 for the issue's full set: ~17 min
+// for the three runtimes here, too long for every CI run) with the lab's
+// node agent installed (lab/up.sh). Every answered
 // attempt has all its rt_ phases from the agent, in causal order, and the
 // agent's stamps are containerd's own: the test reads containerd's event
 // stream with containerd's own client (`ctr events`, a second subscriber
@@ -44,12 +46,13 @@ func TestKnativeRuntimePhasesFromTheNodeAgent(t *testing.T) {
 	if _, err := os.Stat(l.lab.Ctr); err != nil {
 		testenv.MissingLab(t, "ctr of the lab's containerd release ("+l.lab.Ctr+")")
 	}
-	scales := "1,5,10,25"
+	scales := "1,5,10"
 	if s := os.Getenv("COLDBENCH_E2E_AGENT_SCALES"); s != "" {
 		scales = s
 	}
 	for _, rt := range []string{"runc", "crun", "gvisor"} {
-		t.Run(rt, func(t *testing.T) { l.runtimePhasesOf(t, rt, scales, agents.Items[0].Name) })
+		ag := agents.Items[0] // one node, one agent
+		t.Run(rt, func(t *testing.T) { l.runtimePhasesOf(t, rt, scales, ag.Name, ag.Spec.NodeName) })
 	}
 }
 
@@ -57,7 +60,7 @@ func TestKnativeRuntimePhasesFromTheNodeAgent(t *testing.T) {
 // against the agent and containerd's event stream. One run per runtime:
 // the agent holds events for 10 minutes by default, and the test reads
 // them back right after the run.
-func (l *knativeLab) runtimePhasesOf(t *testing.T, rt, scales, agentPod string) {
+func (l *knativeLab) runtimePhasesOf(t *testing.T, rt, scales, agentPod, agentNode string) {
 	ns := "cb-e2e-" + suffix()
 	t.Cleanup(func() { l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 	uids := l.watchPodUIDs(t, ns)
@@ -133,10 +136,24 @@ func (l *knativeLab) runtimePhasesOf(t *testing.T, rt, scales, agentPod string) 
 			t.Errorf("%s: the pod's uid was not seen", where)
 			continue
 		}
+		// The lab is one machine: the node's clock is coldbench's, so the
+		// offset the run estimated is 0 within its bound (plus 1 ms for
+		// the clock's own reading), and the record's node is the agent's.
+		if off, bound := time.Duration(a.RuntimeClock.OffsetNS), slack+time.Millisecond; off > bound || off < -bound {
+			t.Errorf("%s: runtime clock offset %v beyond its bound ±%v on a one-machine lab", where, off, bound)
+		}
+		if a.RuntimeClock.Node != agentNode {
+			t.Errorf("%s: runtime clock of node %q, the lab's node is %q", where, a.RuntimeClock.Node, agentNode)
+		}
 		got := l.agentEvents(t, agentPod, uid)
 		if got == nil {
 			t.Errorf("%s: the agent holds nothing of pod uid %s after the run", where, uid)
 			continue
+		}
+		for _, c := range got.Containers {
+			if c[0].SandboxID != got.Sandboxes[0].ID {
+				t.Errorf("%s: container %s in sandbox %s, the pod's first sandbox is %s", where, c[0].ID, c[0].SandboxID, got.Sandboxes[0].ID)
+			}
 		}
 		start := a.Start.Round(0).UnixNano()
 		for _, c := range []struct {

@@ -77,32 +77,52 @@ func (m *rtMeasurement) Start(_ context.Context, _ bench.Cell, insts []bench.Ins
 	return nil
 }
 
-// rtMoments are the agent's stamps that make the rt_ phases, in order. Of
-// several sandboxes or containers of a name (the kubelet made another),
-// the first is the cold start's.
+// rtMoments are the agent's stamps that make the rt_ phases, in order, of
+// one sandbox of the pod and of its containers (podInstances).
 var rtMoments = []struct {
 	name string
-	at   func(agent.Pod) int64
+	at   func(podInstances) int64
 }{
-	{results.PhaseRTSandboxCreated, func(p agent.Pod) int64 { return first(p.Sandboxes).CreatedUnixNS }},
-	{results.PhaseRTSandboxStarted, func(p agent.Pod) int64 { return first(p.Sandboxes).StartedUnixNS }},
-	{results.PhaseRTUserContainerCreated, func(p agent.Pod) int64 { return first(p.Containers[UserContainer]).CreatedUnixNS }},
-	{results.PhaseRTUserContainerStarted, func(p agent.Pod) int64 { return first(p.Containers[UserContainer]).StartedUnixNS }},
-	{results.PhaseRTQueueProxyCreated, func(p agent.Pod) int64 { return first(p.Containers[QueueProxy]).CreatedUnixNS }},
-	{results.PhaseRTQueueProxyStarted, func(p agent.Pod) int64 { return first(p.Containers[QueueProxy]).StartedUnixNS }},
+	{results.PhaseRTSandboxCreated, func(p podInstances) int64 { return p.sandbox.CreatedUnixNS }},
+	{results.PhaseRTSandboxStarted, func(p podInstances) int64 { return p.sandbox.StartedUnixNS }},
+	{results.PhaseRTUserContainerCreated, func(p podInstances) int64 { return p.user.CreatedUnixNS }},
+	{results.PhaseRTUserContainerStarted, func(p podInstances) int64 { return p.user.StartedUnixNS }},
+	{results.PhaseRTQueueProxyCreated, func(p podInstances) int64 { return p.queueProxy.CreatedUnixNS }},
+	{results.PhaseRTQueueProxyStarted, func(p podInstances) int64 { return p.queueProxy.StartedUnixNS }},
 }
 
-func first(is []agent.Instance) agent.Instance {
-	if len(is) == 0 {
+// podInstances are the sandbox and containers of a pod whose stamps make
+// its rt_ phases.
+type podInstances struct{ sandbox, user, queueProxy agent.Instance }
+
+// coldInstances picks them from what the agent holds of p: its first
+// sandbox (the cold start's; the kubelet may have made another since), and
+// of each container the first that ran in that sandbox. A container whose
+// sandbox containerd did not record (SandboxID "") is taken as it comes:
+// nothing says it is another sandbox's. So a record never mixes the stamps
+// of two sandboxes, e.g. when the agent missed the first sandbox's events
+// and holds only those of a second one beside the first's containers.
+func coldInstances(p agent.Pod) podInstances {
+	if len(p.Sandboxes) == 0 {
+		return podInstances{}
+	}
+	sb := p.Sandboxes[0]
+	in := func(name string) agent.Instance {
+		for _, c := range p.Containers[name] {
+			if c.SandboxID == "" || c.SandboxID == sb.ID {
+				return c
+			}
+		}
 		return agent.Instance{}
 	}
-	return is[0]
+	return podInstances{sandbox: sb, user: in(UserContainer), queueProxy: in(QueueProxy)}
 }
 
-// complete: every stamp of the rt_ phases is there.
-func complete(p agent.Pod) bool {
+// agentPodComplete: every stamp of the rt_ phases is there.
+func agentPodComplete(p agent.Pod) bool {
+	in := coldInstances(p)
 	for _, mo := range rtMoments {
-		if mo.at(p) == 0 {
+		if mo.at(in) == 0 {
 			return false
 		}
 	}
@@ -250,7 +270,7 @@ func (m *rtMeasurement) readNode(ctx context.Context, ap *corev1.Pod, pods []*co
 func (rd *nodeRead) incomplete(pods []*coldPod, answeredOnly bool) []string {
 	var uids []string
 	for _, p := range pods {
-		if got, ok := rd.pods[p.uid]; (!ok || !complete(got)) && (p.answered || !answeredOnly) {
+		if got, ok := rd.pods[p.uid]; (!ok || !agentPodComplete(got)) && (p.answered || !answeredOnly) {
 			uids = append(uids, p.uid)
 		}
 	}
@@ -292,25 +312,53 @@ func (m *rtMeasurement) record(a *results.Attempt, p *coldPod, rd *nodeRead) {
 	c := *rd.clock
 	a.RuntimeClock = &c
 	start := a.Start.Round(0).UnixNano() // wall clock, as function_start
+	// function_start is the function's own clock, the node's: on
+	// coldbench's clock, with the rt_ phases, it is off by the same offset
+	// (0 when coldbench runs on the node).
+	for i := range a.Phases {
+		if a.Phases[i].Name == results.PhaseFunctionStart {
+			a.Phases[i].OffsetNS -= c.OffsetNS
+		}
+	}
 	got, held := rd.pods[p.uid]
+	in := coldInstances(got)
 	var phases []results.Phase
 	var missing []string
 	for _, mo := range rtMoments {
-		if at := mo.at(got); at != 0 {
+		if at := mo.at(in); at != 0 {
 			phases = append(phases, results.Phase{Name: mo.name, OffsetNS: at - c.OffsetNS - start})
 		} else {
 			missing = append(missing, mo.name)
 		}
 	}
 	a.Phases = mergePhases(a.Phases, phases)
+	gap := subscriptionGap(rd.state.Subscription, start+c.OffsetNS)
 	switch {
-	case len(missing) == 0:
+	case len(missing) == 0 && gap == "":
 		a.RuntimePhases = results.RuntimePhasesFromAgent
 	case len(phases) == 0:
 		a.RuntimePhases = results.RuntimePhasesMissing + m.whyMissing(p, rd, start+c.OffsetNS, held)
+	case len(missing) == 0:
+		// All there, but the agent may have missed earlier ones (a
+		// sandbox made before it was subscribed): they may not be the
+		// cold start's own.
+		a.RuntimePhases = results.RuntimePhasesPartial + "node agent " + rd.agent + " on node " + p.node + ": " + gap
 	default:
 		a.RuntimePhases = results.RuntimePhasesPartial + m.whyMissing(p, rd, start+c.OffsetNS, held) + "; none for " + strings.Join(missing, ", ")
 	}
+}
+
+// subscriptionGap says why the agent may have missed events published
+// since the attempt started (since, on the node's clock), or "".
+func subscriptionGap(sub agent.Subscription, since int64) string {
+	switch {
+	case sub.Healthy && sub.SinceUnixNS > since:
+		return fmt.Sprintf("subscribed to containerd's events only %v after the attempt started",
+			time.Duration(sub.SinceUnixNS-since).Round(time.Millisecond))
+	case sub.LastLossUnixNS > since:
+		return "lost its subscription to containerd's events after the attempt started (" + sub.LastLossReason + ")"
+	}
+	return ""
 }
 
 // whyMissing says why the agent did not give all of p's events; since is
@@ -325,12 +373,10 @@ func (m *rtMeasurement) whyMissing(p *coldPod, rd *nodeRead, since int64, held b
 	if rd.err != nil {
 		agentWhy = append(agentWhy, rd.err.Error())
 	}
-	switch sub := st.Subscription; {
-	case !sub.Healthy:
+	if sub := st.Subscription; !sub.Healthy {
 		agentWhy = append(agentWhy, "not subscribed to containerd's events: "+sub.Reason)
-	case sub.SinceUnixNS > since:
-		agentWhy = append(agentWhy, fmt.Sprintf("subscribed to containerd's events only %v after the attempt started",
-			time.Duration(sub.SinceUnixNS-since).Round(time.Millisecond)))
+	} else if gap := subscriptionGap(sub, since); gap != "" {
+		agentWhy = append(agentWhy, gap)
 	}
 	if w := st.Window; w.LastEvictedUnixNS > since {
 		agentWhy = append(agentWhy, fmt.Sprintf("evicted events that arrived after the attempt started (%d so far; it holds %d events for %v at most)",
