@@ -119,6 +119,9 @@ func TestRTPhasesOnColdbenchsClock(t *testing.T) {
 	const skew = time.Hour
 	exactClock(c, fa, skew)
 	fa.pods["uid-0"] = agentPod("uid-0", c.start.Add(skew).UnixNano(), 200, 250, 300, 600, 310, 400)
+	// The function's header is the node's clock too: 500 ms after the
+	// start on it, 1 h + 500 ms as coldbench recorded it.
+	c.out[0].Phases = mergePhases(c.out[0].Phases, []results.Phase{{Name: results.PhaseFunctionStart, OffsetNS: int64(skew + 500*time.Millisecond)}})
 	// Complete at the first ask: no poll waited for (a wait would outlast
 	// ctx, and the cut cell would have nothing).
 	c.m.pollEvery = time.Hour
@@ -136,7 +139,8 @@ func TestRTPhasesOnColdbenchsClock(t *testing.T) {
 	want := []results.Phase{{Name: PhasePodCreated, OffsetNS: 100e6},
 		{Name: results.PhaseRTSandboxCreated, OffsetNS: 200e6}, {Name: results.PhaseRTSandboxStarted, OffsetNS: 250e6},
 		{Name: results.PhaseRTUserContainerCreated, OffsetNS: 300e6}, {Name: results.PhaseRTQueueProxyCreated, OffsetNS: 310e6},
-		{Name: results.PhaseRTQueueProxyStarted, OffsetNS: 400e6}, {Name: results.PhaseRTUserContainerStarted, OffsetNS: 600e6},
+		{Name: results.PhaseRTQueueProxyStarted, OffsetNS: 400e6}, {Name: results.PhaseFunctionStart, OffsetNS: 500e6},
+		{Name: results.PhaseRTUserContainerStarted, OffsetNS: 600e6},
 		{Name: results.PhaseFirstByte, OffsetNS: 1000e6}}
 	if !slices.Equal(a.Phases, want) {
 		t.Errorf("phases\n%+v\nwant\n%+v", a.Phases, want)
@@ -298,6 +302,19 @@ func TestRTPhasesNotesSayWhy(t *testing.T) {
 			},
 			want: results.RuntimePhasesPartial + agentN1 + "subscribed to containerd's events only 2s after the attempt started; not all seen within 50ms of the reply; none for " +
 				results.PhaseRTSandboxCreated + ", " + results.PhaseRTSandboxStarted + ", " + results.PhaseRTUserContainerCreated + ", " + results.PhaseRTQueueProxyCreated},
+		{name: "all six, subscribed after the attempt's start", nodes: []string{"n1"}, clock: true,
+			set: func(_ *fakeAPI, fa *fakeAgent, start time.Time) {
+				fa.state.Subscription.SinceUnixNS = start.Add(50 * time.Millisecond).UnixNano()
+				fa.pods["uid-0"] = agentPod("uid-0", start.UnixNano(), 200, 250, 300, 600, 310, 400)
+			},
+			want: results.RuntimePhasesPartial + agentN1 + "subscribed to containerd's events only 50ms after the attempt started"},
+		{name: "all six, subscription lost and made again since the start", nodes: []string{"n1"}, clock: true,
+			set: func(_ *fakeAPI, fa *fakeAgent, start time.Time) {
+				fa.state.Subscription.SinceUnixNS = start.Add(-time.Hour).UnixNano() // as if not updated: the loss says it
+				fa.state.Subscription.LastLossUnixNS, fa.state.Subscription.LastLossReason = start.Add(time.Millisecond).UnixNano(), "EOF"
+				fa.pods["uid-0"] = agentPod("uid-0", start.UnixNano(), 200, 250, 300, 600, 310, 400)
+			},
+			want: results.RuntimePhasesPartial + agentN1 + "lost its subscription to containerd's events after the attempt started (EOF)"},
 		{name: "evicted after the pod's creation", nodes: []string{"n1"}, clock: true,
 			set: func(_ *fakeAPI, fa *fakeAgent, start time.Time) {
 				fa.state.Window.EvictedEvents, fa.state.Window.LastEvictedUnixNS = 40, start.Add(time.Second).UnixNano()
@@ -352,5 +369,32 @@ func TestRTPhasesNothingOnceInterrupted(t *testing.T) {
 	c.m.Gather(ctx, bench.Cell{}, c.out)
 	if a := c.out[0]; a.RuntimePhases != "" || a.RuntimeClock != nil || len(fa.requests()) != 0 {
 		t.Errorf("interrupted: note %q, clock %+v, %d requests", a.RuntimePhases, a.RuntimeClock, len(fa.requests()))
+	}
+}
+
+// A pod whose first sandbox the agent holds beside containers of another
+// sandbox (the kubelet made a second one, or the agent missed the first's
+// events): its rt_ phases are of one sandbox only, never a mix, and a
+// container of no recorded sandbox is taken as it comes.
+func TestColdInstancesNeverMixSandboxes(t *testing.T) {
+	p := agent.Pod{UID: "u",
+		Sandboxes: []agent.Instance{{ID: "sb2", CreatedUnixNS: 20, StartedUnixNS: 21}},
+		Containers: map[string][]agent.Instance{
+			UserContainer: {{ID: "uc1", SandboxID: "sb1", CreatedUnixNS: 5, StartedUnixNS: 6}, {ID: "uc2", SandboxID: "sb2", CreatedUnixNS: 22, StartedUnixNS: 23}},
+			QueueProxy:    {{ID: "qp1", SandboxID: "sb1", CreatedUnixNS: 7, StartedUnixNS: 8}},
+		}}
+	in := coldInstances(p)
+	if in.sandbox.ID != "sb2" || in.user.ID != "uc2" || in.queueProxy.ID != "" {
+		t.Errorf("picked %+v", in)
+	}
+	if agentPodComplete(p) {
+		t.Error("complete without a queue-proxy of sandbox sb2")
+	}
+	p.Containers[QueueProxy] = append(p.Containers[QueueProxy], agent.Instance{ID: "qp?", CreatedUnixNS: 24, StartedUnixNS: 25})
+	if in := coldInstances(p); in.queueProxy.ID != "qp?" || !agentPodComplete(p) {
+		t.Errorf("a container of no recorded sandbox not taken: %+v", in)
+	}
+	if in := coldInstances(agent.Pod{UID: "u", Containers: p.Containers}); in != (podInstances{}) {
+		t.Errorf("no sandbox held, yet picked %+v", in)
 	}
 }
