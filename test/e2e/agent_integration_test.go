@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -46,6 +47,7 @@ func TestKnativeRuntimePhasesFromTheNodeAgent(t *testing.T) {
 	if _, err := os.Stat(l.lab.Ctr); err != nil {
 		testenv.MissingLab(t, "ctr of the lab's containerd release ("+l.lab.Ctr+")")
 	}
+	t.Run("least privilege", func(t *testing.T) { l.agentHasNoRights(t, agents.Items[0]) })
 	scales := "1,5,10"
 	if s := os.Getenv("COLDBENCH_E2E_AGENT_SCALES"); s != "" {
 		scales = s
@@ -356,4 +358,40 @@ func (l *knativeLab) agentEvents(t *testing.T, agentPod, uid string) *agent.Pod 
 		}
 	}
 	return nil
+}
+
+// agentHasNoRights checks the agent as the lab deployed it (deploy/agent.yaml):
+// no token in its pod, and its ServiceAccount may do nothing with the API
+// server (SubjectAccessReviews, as the in-cluster Job's test does for
+// coldbench's own account).
+func (l *knativeLab) agentHasNoRights(t *testing.T, pod corev1.Pod) {
+	if a := pod.Spec.AutomountServiceAccountToken; a == nil || *a {
+		t.Errorf("agent pod %s mounts a service account token", pod.Name)
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.HostPath != nil && v.HostPath.Path != l.lab.CRISocket {
+			t.Errorf("agent pod %s mounts host path %s, beyond containerd's socket", pod.Name, v.HostPath.Path)
+		}
+	}
+	if pod.Spec.HostNetwork || pod.Spec.HostPID || pod.Spec.HostIPC {
+		t.Errorf("agent pod %s shares a host namespace", pod.Name)
+	}
+	ns := knative.AgentNamespace
+	user := "system:serviceaccount:" + ns + ":" + pod.Spec.ServiceAccountName
+	for _, c := range []struct{ verb, resource, name, nsp string }{
+		{"list", "pods", "", ""}, {"get", "pods", pod.Name, ns}, {"list", "secrets", "", ns}, {"get", "nodes", pod.Spec.NodeName, ""},
+		{"get", "nodes/proxy", pod.Spec.NodeName, ""}, {"create", "pods", "", ns}, {"watch", "events", "", ""},
+	} {
+		resource, sub, _ := strings.Cut(c.resource, "/")
+		r, err := l.kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User: user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &authzv1.ResourceAttributes{Verb: c.verb, Resource: resource, Subresource: sub, Name: c.name, Namespace: c.nsp},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.Allowed {
+			t.Errorf("the agent's account %s may %s %s %q in %q", user, c.verb, c.resource, c.name, c.nsp)
+		}
+	}
 }
