@@ -18,6 +18,7 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/coldbench/coldbench/internal/testenv"
@@ -392,6 +393,71 @@ func (l *knativeLab) agentHasNoRights(t *testing.T, pod corev1.Pod) {
 		}
 		if r.Status.Allowed {
 			t.Errorf("the agent's account %s may %s %s %q in %q", user, c.verb, c.resource, c.name, c.nsp)
+		}
+	}
+}
+
+// Without a node agent a run loses nothing: every attempt is measured as
+// before and says its runtime phases are missing and why. The lab's agent
+// is taken off the node (a nodeSelector no node has) for the run and put
+// back afterwards, whatever happens.
+func TestKnativeRunWithoutTheNodeAgent(t *testing.T) {
+	l := setupKnativeLab(t)
+	ctx := context.Background()
+	ds := l.kube.AppsV1().DaemonSets(knative.AgentNamespace)
+	if _, err := ds.Get(ctx, "coldbench-agent", metav1.GetOptions{}); err != nil {
+		testenv.MissingLab(t, "the lab's node agent DaemonSet (lab/up.sh installs it): "+err.Error())
+	}
+	patch := func(selector string) {
+		t.Helper()
+		body := `{"spec":{"template":{"spec":{"nodeSelector":` + selector + `}}}}`
+		if _, err := ds.Patch(ctx, "coldbench-agent", types.StrategicMergePatchType, []byte(body), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agentsRunning := func() int {
+		pods, err := l.kube.CoreV1().Pods(knative.AgentNamespace).List(ctx, metav1.ListOptions{LabelSelector: knative.AgentSelector})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Minute); !ok(); time.Sleep(time.Second) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		patch("null")
+		waitFor("the node agent back", func() bool { return agentsRunning() > 0 })
+	})
+	patch(`{"coldbench.test/no-such-node":"true"}`)
+	waitFor("the node agent gone", func() bool { return agentsRunning() == 0 })
+
+	set, _ := l.study(t, "--runtimes", "runc", "--scales", "2", "--iterations", "1", "--warmups", "0")
+	if len(set.Attempts) != 2 {
+		t.Fatalf("%d attempts recorded, want 2", len(set.Attempts))
+	}
+	for _, a := range set.Attempts {
+		if !a.OK {
+			t.Errorf("instance %d failed without the agent: %s: %s", a.Instance, a.ErrorClass, a.Error)
+		}
+		if want := results.RuntimePhasesMissing + "no node agent runs on node "; !strings.HasPrefix(a.RuntimePhases, want) || a.RuntimeClock != nil {
+			t.Errorf("instance %d: runtime phases %q, clock %+v: want %q… and no clock", a.Instance, a.RuntimePhases, a.RuntimeClock, want)
+		}
+		for _, p := range a.Phases {
+			if strings.HasPrefix(p.Name, results.RuntimePhasePrefix) {
+				t.Errorf("instance %d has %s without an agent", a.Instance, p.Name)
+			}
 		}
 	}
 }
