@@ -77,10 +77,7 @@ func fromModel(m *stats.Model, consume bool) *data {
 		k := [2]string{r.Platform, r.Runtime}
 		s := byName[k]
 		if s == nil {
-			label := r.Runtime
-			if label == "" {
-				label = "(default)"
-			}
+			label := stats.RuntimeLabel(r.Runtime)
 			if len(d.platforms) > 1 {
 				label = r.Platform + "/" + label
 			}

@@ -18,7 +18,7 @@ import (
 // all the same (a segment is never negative); Inversions names where that
 // order is not this one, so a note can say so.
 var causalChains = [][]string{
-	{"connected", results.PhaseRequestSent, "deployment_scaled", "pod_created", "pod_scheduled",
+	{"connected", results.PhaseRequestSent, results.PhaseDeploymentScaled, results.PhasePodCreated, results.PhasePodScheduled,
 		results.PhaseRTSandboxCreated, results.PhaseRTSandboxStarted,
 		results.PhaseRTUserContainerCreated, results.PhaseRTUserContainerStarted,
 		results.PhaseFunctionStart, results.PhaseFirstByte},

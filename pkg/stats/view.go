@@ -32,10 +32,11 @@ const (
 // sandbox) exists: coldbench's own request stamps and, on Knative, what the
 // API server reports of the scale-up before the kubelet has anything. The
 // runtime view keeps them (nothing of the runtime's could contradict them)
-// and drops every other platform phase. The Knative names are
-// pkg/platform/knative's (tracker.go; its test checks they are listed here):
-// stats cannot import that package.
-var prePodPhases = []string{"connected", results.PhaseRequestSent, "deployment_scaled", "pod_created", "pod_scheduled"}
+// and drops every other platform phase. "connected" is pkg/release's
+// PhaseConnected (stats cannot import release; pkg/platform/knative's
+// view_test checks the name).
+var prePodPhases = []string{"connected", results.PhaseRequestSent, results.PhaseDeploymentScaled,
+	results.PhasePodCreated, results.PhasePodScheduled}
 
 // RuntimeViewPhase reports whether the runtime view shows the named phase:
 // an rt_ phase, a phase before the pod exists, the function's own start or
@@ -113,7 +114,7 @@ func ChoosePhaseView(cells []ViewCell) PhaseView {
 			continue
 		}
 		if c.WithRT == 0 {
-			without = append(without, fmt.Sprintf("%s at N=%d", runtimeLabel(c.Key), c.Key.Scale))
+			without = append(without, fmt.Sprintf("%s at N=%d", RuntimeLabel(c.Key.Runtime), c.Key.Scale))
 			continue
 		}
 		some = true
@@ -218,9 +219,11 @@ func platformViewName(cells []ViewCell) string {
 	return name
 }
 
-func runtimeLabel(k CellKey) string {
-	if k.Runtime == "" {
+// RuntimeLabel is how a runtime is named in figures and notes: the
+// platform's default runtime has no name in the records.
+func RuntimeLabel(runtime string) string {
+	if runtime == "" {
 		return "(default)"
 	}
-	return k.Runtime
+	return runtime
 }
