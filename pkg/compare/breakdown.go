@@ -49,7 +49,7 @@ type SegmentDiff struct {
 // RuntimeDiff is one runtime against the baseline at one platform and N.
 type RuntimeDiff struct {
 	Runtime string
-	// Attempts counts its successful attempts with rt_ phases.
+	// Attempts counts its successful attempts in the runtime view (stats.InRuntimeView).
 	Attempts int
 	Segments []SegmentDiff
 }

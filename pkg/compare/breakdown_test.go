@@ -116,7 +116,9 @@ func TestBreakdownNeedsTheRuntimeView(t *testing.T) {
 // before function_start in odd attempts, after it in even ones.
 func knAttempt(rng *rand.Rand, runtime string, iter int, extra float64) results.Attempt {
 	j := func() float64 { return rng.Float64() * 4 }
-	ph := func(name string, ms float64) results.Phase { return results.Phase{Name: name, OffsetNS: int64((ms + j()) * 1e6)} }
+	ph := func(name string, ms float64) results.Phase {
+		return results.Phase{Name: name, OffsetNS: int64((ms + j()) * 1e6)}
+	}
 	uc := 300 + extra
 	shim := uc + 30
 	if iter%2 == 0 {

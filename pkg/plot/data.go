@@ -37,7 +37,7 @@ type cell struct {
 	// successful attempts that recorded it, ascending.
 	phaseMS map[string][]float64
 	// rtMS is the same for the runtime view (stats.PhaseView.Offsets): its
-	// phases, over the attempts with rt_ phases only.
+	// phases, over the attempts with all rt_ phases only (stats.InRuntimeView).
 	rtMS map[string][]float64
 	// view is what stats.ChoosePhaseView reads of the cell.
 	view stats.ViewCell
