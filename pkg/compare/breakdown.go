@@ -11,9 +11,14 @@ import (
 // The per-runtime breakdown: within one set of records, for each platform
 // and N with two runtimes or more in the runtime view, where in the cold
 // start each runtime spends more or less time than a baseline. A segment is
-// the time between two consecutive phases of the runtime view, taken
-// attempt by attempt (that attempt's two offsets), so a runtime's segment
-// is a sample of durations, never a difference of medians of offsets. The
+// a link of stats' causal chains (stats.CausalLinks: one phase of the
+// runtime view and the next one of the same chain, so never two containers
+// running side by side, as consecutive medians would give), taken attempt
+// by attempt (that attempt's two offsets), so a runtime's segment is a
+// sample of durations, never a difference of medians of offsets. The main
+// chain's segments add up, in each attempt, to its first byte; the shim's
+// report of the user container's start and Knative's queue-proxy follow
+// as side segments. The
 // difference from the baseline is the Hodges–Lehmann shift of those samples
 // (the median of all pairwise differences) with Moses' distribution-free
 // interval: the estimator compare already uses for TTFB (there on a log
@@ -44,7 +49,7 @@ type SegmentDiff struct {
 // RuntimeDiff is one runtime against the baseline at one platform and N.
 type RuntimeDiff struct {
 	Runtime string
-	// Attempts counts its successful attempts with rt_ phases.
+	// Attempts counts its successful attempts in the runtime view (stats.InRuntimeView).
 	Attempts int
 	Segments []SegmentDiff
 }
@@ -54,9 +59,10 @@ type Breakdown struct {
 	Platform string
 	Scale    int
 	View     stats.PhaseView
-	// Phases are the runtime view's phases in time order (stats.PhaseOrder
-	// over all the runtimes, so every runtime has the same segments).
-	Phases []string
+	// Links are the segments, the causal links among the phases any of
+	// the runtimes has (so every runtime has the same segments): the main
+	// chain from the attempt's start to the first byte, then the side ones.
+	Links []stats.Link
 	// Baseline is runc when present, else the first runtime in the records.
 	Baseline     string
 	BaseAttempts int
@@ -99,7 +105,7 @@ func Breakdowns(m *stats.Model) []Breakdown {
 	})
 	var out []Breakdown
 	for _, k := range keys {
-		if b, ok := breakdown(m.RTPhaseNames, groups[k]); ok {
+		if b, ok := breakdown(groups[k]); ok {
 			out = append(out, b)
 		}
 	}
@@ -108,7 +114,7 @@ func Breakdowns(m *stats.Model) []Breakdown {
 
 // breakdown is one platform and N's; ok is false when it has fewer than two
 // runtimes or is not in the runtime view.
-func breakdown(names []string, cells []*stats.Cell) (Breakdown, bool) {
+func breakdown(cells []*stats.Cell) (Breakdown, bool) {
 	if len(cells) < 2 {
 		return Breakdown{}, false
 	}
@@ -128,17 +134,22 @@ func breakdown(names []string, cells []*stats.Cell) (Breakdown, bool) {
 	if base < 0 {
 		base = 0
 	}
+	present := func(name string) bool {
+		return slices.ContainsFunc(offs, func(o map[string][]float64) bool { return len(o[name]) > 0 })
+	}
 	b := Breakdown{Platform: cells[0].Key.Platform, Scale: cells[0].Key.Scale, View: v,
-		Phases: stats.PhaseOrder(names, offs), Baseline: cells[base].Key.Runtime, BaseAttempts: cells[base].WithRT}
+		Links: stats.CausalLinks(present), Baseline: cells[base].Key.Runtime, BaseAttempts: cells[base].WithRT}
 	for i, c := range cells {
 		if i == base {
 			continue
 		}
 		rd := RuntimeDiff{Runtime: c.Key.Runtime, Attempts: c.WithRT}
-		from := SegmentStart
-		for _, to := range b.Phases {
-			rd.Segments = append(rd.Segments, segmentDiff(from, to, cells[base], c))
-			from = to
+		for _, l := range b.Links {
+			from := l.From
+			if from == "" {
+				from = SegmentStart
+			}
+			rd.Segments = append(rd.Segments, segmentDiff(from, l.To, cells[base], c))
 		}
 		b.Runtimes = append(b.Runtimes, rd)
 	}

@@ -50,10 +50,12 @@ func TestBreakdownKnownShift(t *testing.T) {
 	if b.Baseline != "runc" || b.Scale != 1 || !b.View.Runtime || len(b.Runtimes) != 2 || b.Runtimes[0].Runtime != "crun" {
 		t.Fatalf("breakdown %+v", b)
 	}
-	wantPhases := []string{results.PhaseRTSandboxCreated, results.PhaseRTSandboxStarted, results.PhaseRTUserContainerCreated,
-		results.PhaseRTUserContainerStarted, results.PhaseFunctionStart, results.PhaseFirstByte}
-	if !slices.Equal(b.Phases, wantPhases) {
-		t.Errorf("phases %v, want %v (the runtime view: no sandbox_ready)", b.Phases, wantPhases)
+	wantLinks := []stats.Link{{To: results.PhaseRTSandboxCreated}, {From: results.PhaseRTSandboxCreated, To: results.PhaseRTSandboxStarted},
+		{From: results.PhaseRTSandboxStarted, To: results.PhaseRTUserContainerCreated},
+		{From: results.PhaseRTUserContainerCreated, To: results.PhaseFunctionStart}, {From: results.PhaseFunctionStart, To: results.PhaseFirstByte},
+		{From: results.PhaseRTUserContainerCreated, To: results.PhaseRTUserContainerStarted}}
+	if !slices.Equal(b.Links, wantLinks) {
+		t.Errorf("links %v, want %v (the runtime view: no sandbox_ready)", b.Links, wantLinks)
 	}
 	g := b.Runtimes[1]
 	i, grows := g.Largest()
@@ -103,5 +105,81 @@ func TestBreakdownNeedsTheRuntimeView(t *testing.T) {
 	}
 	if bs := Breakdowns(m); len(bs) != 0 {
 		t.Errorf("breakdowns %+v", bs)
+	}
+}
+
+// knAttempt is a successful Knative attempt with every rt_ phase from the
+// node agent: the user container's create comes extra ms later after the
+// sandbox, and the queue-proxy's phases fall between the user container's,
+// so that ordering phases by median would make a segment from one container
+// to the other. The shim's report of the user container's start comes
+// before function_start in odd attempts, after it in even ones.
+func knAttempt(rng *rand.Rand, runtime string, iter int, extra float64) results.Attempt {
+	j := func() float64 { return rng.Float64() * 4 }
+	ph := func(name string, ms float64) results.Phase {
+		return results.Phase{Name: name, OffsetNS: int64((ms + j()) * 1e6)}
+	}
+	uc := 300 + extra
+	shim := uc + 30
+	if iter%2 == 0 {
+		shim = uc + 50
+	}
+	phases := []results.Phase{ph(results.PhaseRequestSent, 0), ph(results.PhaseDeploymentScaled, 20), ph(results.PhasePodCreated, 40),
+		ph(results.PhasePodScheduled, 50), ph(results.PhaseRTSandboxCreated, 100), ph(results.PhaseRTSandboxStarted, 250),
+		ph(results.PhaseRTQueueProxyCreated, 270+extra/2), ph(results.PhaseRTUserContainerCreated, uc),
+		ph(results.PhaseRTQueueProxyStarted, uc+10), ph(results.PhaseRTUserContainerStarted, shim),
+		ph(results.PhaseSandboxReady, uc+200), ph("user_container_ready", uc+300),
+		ph(results.PhaseFunctionStart, uc+40), ph(results.PhaseFirstByte, uc+80)}
+	return results.Attempt{Type: results.TypeAttempt, ExperimentID: "e", Platform: "knative", Runtime: runtime, Scale: 1,
+		Iteration: iter, OK: true, TTFBNS: phases[len(phases)-1].OffsetNS, Phases: phases,
+		RuntimePhases: results.RuntimePhasesFromAgent}
+}
+
+// On Knative the segments follow the causal chains: the platform's pre-pod
+// phases, the sandbox, the user container to the first byte, and beside
+// them the shim's report and the queue-proxy, never a segment from one
+// container to the other.
+func TestBreakdownKnative(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := stats.NewModel()
+	m.NoPhases = true
+	for i := range 20 {
+		for _, rt := range []string{"runc", "kata"} {
+			a := knAttempt(rng, rt, i, map[string]float64{"kata": 200}[rt])
+			m.AddAttempt(&a)
+		}
+	}
+	bs := Breakdowns(m)
+	if len(bs) != 1 || bs[0].Platform != "knative" || len(bs[0].Runtimes) != 1 {
+		t.Fatalf("breakdowns %+v", bs)
+	}
+	b := bs[0]
+	var names []string
+	for _, l := range b.Links {
+		names = append(names, l.From+"→"+l.To)
+	}
+	want := []string{"→request_sent", "request_sent→deployment_scaled", "deployment_scaled→pod_created", "pod_created→pod_scheduled",
+		"pod_scheduled→rt_sandbox_created", "rt_sandbox_created→rt_sandbox_started", "rt_sandbox_started→rt_user_container_created",
+		"rt_user_container_created→function_start", "function_start→first_byte",
+		"rt_user_container_created→rt_user_container_started",
+		"rt_sandbox_started→rt_queue_proxy_created", "rt_queue_proxy_created→rt_queue_proxy_started"}
+	if !slices.Equal(names, want) {
+		t.Errorf("links\n%s\nwant\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
+	}
+	k := b.Runtimes[0]
+	i, grows := k.Largest()
+	if !grows || k.Segments[i].Name() != "rt_sandbox_started→rt_user_container_created" {
+		t.Fatalf("largest %d %v: %+v", i, grows, k.Segments)
+	}
+	if s := k.Segments[i]; !s.Diff.CIOK || s.Diff.Lo <= 190e6 || s.Diff.Hi >= 210e6 {
+		t.Errorf("shift %+v, want about +200 ms", s.Diff)
+	}
+	for _, s := range k.Segments {
+		if s.Other.N != 20 || s.Base.N != 20 {
+			t.Errorf("%s: n %d and %d, want every attempt", s.Name(), s.Base.N, s.Other.N)
+		}
+		if s.Name() == "rt_user_container_created→function_start" && (s.Base.Median < 38e6 || s.Base.Median > 46e6) {
+			t.Errorf("%s: median %g, want about 40 ms whichever side of it the shim's stamp falls", s.Name(), s.Base.Median)
+		}
 	}
 }

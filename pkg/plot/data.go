@@ -37,7 +37,7 @@ type cell struct {
 	// successful attempts that recorded it, ascending.
 	phaseMS map[string][]float64
 	// rtMS is the same for the runtime view (stats.PhaseView.Offsets): its
-	// phases, over the attempts with rt_ phases only.
+	// phases, over the attempts with all rt_ phases only (stats.InRuntimeView).
 	rtMS map[string][]float64
 	// view is what stats.ChoosePhaseView reads of the cell.
 	view stats.ViewCell
@@ -77,10 +77,7 @@ func fromModel(m *stats.Model, consume bool) *data {
 		k := [2]string{r.Platform, r.Runtime}
 		s := byName[k]
 		if s == nil {
-			label := r.Runtime
-			if label == "" {
-				label = "(default)"
-			}
+			label := stats.RuntimeLabel(r.Runtime)
 			if len(d.platforms) > 1 {
 				label = r.Platform + "/" + label
 			}

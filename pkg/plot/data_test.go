@@ -297,6 +297,7 @@ func TestPhaseFigureRuntimeView(t *testing.T) {
 			}
 			a := att("e", rt, 1, i, true, ph("pod_created", 10), ph(results.PhaseRTSandboxCreated, 30), ph(results.PhaseRTSandboxStarted, 60+d),
 				ph(results.PhaseRTUserContainerCreated, 70+d), ph(results.PhaseFunctionStart, 80+d), ph(results.PhaseRTUserContainerStarted, 85+d),
+				ph(results.PhaseRTQueueProxyCreated, 65+d), ph(results.PhaseRTQueueProxyStarted, 75+d),
 				ph(results.PhaseSandboxReady, 200+d), ph(results.PhaseFirstByte, 100+d))
 			a.RuntimePhases = results.RuntimePhasesFromAgent
 			b := att("e", rt, 5, i, true, ph("pod_created", 10), ph(results.PhaseSandboxReady, 50), ph(results.PhaseFirstByte, 100))
@@ -311,7 +312,7 @@ func TestPhaseFigureRuntimeView(t *testing.T) {
 	}
 	f := d.phasesFigure(1)
 	notes := strings.Join(f.Notes, "\n")
-	for _, want := range []string{"Runtime view: containerd's events (node agent)", "1 of 11 successful attempts have no rt_ phases",
+	for _, want := range []string{"Runtime view: containerd's events (node agent)", "(runc at N=1: 5 of 6 successful attempts have all rt_ phases)",
 		"Stacked by median, which is not the order the phases happen in (ms): runc: function_start 80.0 before rt_user_container_started 85.0",
 		"the shim stamps /tasks/start"} {
 		if !strings.Contains(notes, want) {

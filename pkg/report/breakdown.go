@@ -55,7 +55,9 @@ func sideMS(s compare.SegmentSide) string {
 }
 
 // breakdownNote explains what the table's numbers are.
-const breakdownNote = "A segment runs from one phase of the runtime view to the next, taken in each attempt; " +
+const breakdownNote = "A segment runs from one phase to the next of the same causal chain, taken in each attempt: " +
+	"first the chain from the start to the first byte, then the shim's report of the user container's start " +
+	"and the queue-proxy's, which run beside it; " +
 	"a negative one means the later phase's stamp came first (see the phase figure's notes)."
 
 // writeBreakdownsText writes the breakdowns, each with its view, table and

@@ -396,8 +396,8 @@ func factString(k string, v any) string {
 // phaseTables gives, per N, the median offset (ms) of every phase its view
 // shows (stats.ChoosePhaseView over the cells at N, as the phase figure of
 // that N) over each runtime's successful attempts (in the runtime view,
-// those with rt_ phases), phases in time order (by the mean of the
-// runtimes' medians; ties in first-seen order). A median over fewer
+// those with all rt_ phases, stats.InRuntimeView), phases in time order (by
+// the mean of the runtimes' medians; ties in first-seen order). A median over fewer
 // attempts than the column's n carries their number, "(9)", and partial
 // says so. It reads the model's cells, whose phase offsets it sorts in
 // place (PhaseView.Offsets): the model is this page's, and a copy of every

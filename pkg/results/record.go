@@ -90,6 +90,16 @@ const (
 	PhaseFirstByte        = "first_byte"
 )
 
+// Knative's milestones before the pod has a sandbox, as coldbench's watch
+// of the API server first sees them (pkg/platform/knative stamps them).
+// Named here because pkg/stats' runtime view keeps them and orders them
+// causally, and stats cannot import the platform.
+const (
+	PhaseDeploymentScaled = "deployment_scaled"
+	PhasePodCreated       = "pod_created"
+	PhasePodScheduled     = "pod_scheduled"
+)
+
 // Runtime-observed phases: when containerd published the event that marks
 // each moment of the pod (pkg/rtevents says which event marks which), read
 // from the events' envelope timestamps rather than when coldbench's CRI

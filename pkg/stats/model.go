@@ -35,9 +35,10 @@ type Cell struct {
 	// measured attempts that recorded it, in record order (an output may
 	// sort them in place: no analysis depends on their order).
 	Phases map[string][]float64
-	// WithRT counts the successful measured attempts that carry an rt_
-	// phase: those the runtime view reads (view.go).
-	WithRT int
+	// WithRT counts the successful measured attempts the runtime view
+	// reads (view.go's InRuntimeView): every rt_ phase of the platform, no
+	// "partial: " note. AnyRT counts those with at least one rt_ phase.
+	WithRT, AnyRT int
 	// RTPhases maps each phase the runtime view shows (RuntimeViewPhase)
 	// to its offsets (ns) in those WithRT attempts: one entry per attempt,
 	// in record order, NaN where the attempt lacks the phase. Columns
@@ -97,7 +98,7 @@ type Model struct {
 	// are most of the model's memory (8 per successful attempt).
 	NoPhases bool
 	// NoRuntimeView, set before adding attempts, leaves Cell.RTPhases,
-	// WithRT and RTPhaseNames empty: for readers that show no phases at
+	// WithRT, AnyRT and RTPhaseNames empty: for readers that show no phases at
 	// all (compare).
 	NoRuntimeView bool
 	// RTPhaseNames are the names in Cell.RTPhases, in first-seen order.
@@ -217,7 +218,10 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		c.Responded[it]++
 		c.TTFB = append(c.TTFB, a.TTFBNS)
 		if !m.NoRuntimeView && hasRuntimePhase(a) {
-			m.addRuntimeView(c, a)
+			c.AnyRT++
+			if InRuntimeView(a) {
+				m.addRuntimeView(c, a)
+			}
 		}
 		if m.NoPhases {
 			return
@@ -250,7 +254,7 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 	m.failures[i].Count++
 }
 
-// addRuntimeView adds a successful attempt with rt_ phases to c's
+// addRuntimeView adds a successful attempt in the runtime view to c's
 // runtime-view columns, keeping them aligned: every column gets one entry,
 // NaN for a phase a lacks (or a column new since earlier attempts, padded).
 func (m *Model) addRuntimeView(c *Cell, a *results.Attempt) {

@@ -23,9 +23,9 @@ import (
 // Milestones of a pod, first seen locally (condition times have 1 s
 // resolution; informer events carry none, so coldbench stamps them itself).
 const (
-	PhaseDeploymentScaled = "deployment_scaled"
-	PhasePodCreated       = "pod_created"
-	PhasePodScheduled     = "pod_scheduled"
+	PhaseDeploymentScaled = results.PhaseDeploymentScaled
+	PhasePodCreated       = results.PhasePodCreated
+	PhasePodScheduled     = results.PhasePodScheduled
 	PhaseSandboxReady     = results.PhaseSandboxReady
 	PhaseQPStarted        = "queue_proxy_started"
 	PhaseUserStarted      = "user_container_started"

@@ -7,9 +7,10 @@ import (
 	"github.com/coldbench/coldbench/pkg/stats"
 )
 
-// The runtime view (pkg/stats) keeps the phases before the pod exists and
-// names them itself, since stats cannot import this package: check that
-// it knows this package's names, and leaves out the kubelet's.
+// The runtime view (pkg/stats) keeps the phases before the pod exists: the
+// pod's milestones are results' constants, shared with stats, but release's
+// connected is a name stats repeats, and the kubelet's phases, this
+// package's own, must stay out of it.
 func TestRuntimeViewKnowsThePrePodPhases(t *testing.T) {
 	for _, name := range []string{PhaseDeploymentScaled, PhasePodCreated, PhasePodScheduled, release.PhaseConnected} {
 		if !stats.RuntimeViewPhase(name) {
