@@ -9,6 +9,8 @@ import (
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/coldbench/coldbench/pkg/rtevents"
 )
 
 // The labels containerd's CRI plugin puts on the containers it stores
@@ -144,7 +146,7 @@ func (a *Agent) getContainer(ctx context.Context, id string) (*containersapi.Con
 	defer cancel()
 	r, err := a.containers.Get(ctx, &containersapi.GetContainerRequest{ID: id})
 	if err != nil {
-		return nil, fmt.Errorf("reading container %s from containerd: %w", short(id), err)
+		return nil, fmt.Errorf("reading container %s from containerd: %w", rtevents.ShortID(id), err)
 	}
 	return r.GetContainer(), nil
 }
@@ -161,12 +163,4 @@ func (a *Agent) listSandboxes(ctx context.Context, uid string) ([]*containersapi
 		return nil, fmt.Errorf("listing the sandboxes of pod %s from containerd: %w", uid, err)
 	}
 	return r.GetContainers(), nil
-}
-
-// short cuts a 64-hex-digit containerd ID to 12, as crictl shows them.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -127,10 +127,12 @@ type Key struct {
 	ID   string
 }
 
-func (k Key) String() string { return string(k.Kind) + " " + short(k.ID) }
+func (k Key) String() string { return string(k.Kind) + " " + ShortID(k.ID) }
 
 // short cuts a 64-hex-digit containerd ID to 12, as crictl shows them.
-func short(id string) string {
+// ShortID is a container ID as logs and messages print it: its first 12
+// characters, like ctr and crictl.
+func ShortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}

@@ -78,7 +78,7 @@ func TestDecodeCapturedRunc(t *testing.T) {
 	}
 	for i, id := range []string{sandbox, sandbox, sandbox, ctr, ctr, ctr, ctr} {
 		if evs[i].ID() != id || evs[i].Namespace != "k8s.io" || evs[i].Topic != evs[i].Kind.Topic() {
-			t.Errorf("event %d: %+v, want about %s in k8s.io", i, evs[i], short(id))
+			t.Errorf("event %d: %+v, want about %s in k8s.io", i, evs[i], ShortID(id))
 		}
 	}
 	if evs[2].PID == 0 || evs[2].PID != evs[1].PID || evs[5].PID == 0 {
@@ -110,7 +110,7 @@ func TestDecodeCapturedRunsc(t *testing.T) {
 		t.Fatalf("kinds %v, want %v", kinds, want)
 	}
 	if evs[0].ID() != evs[1].ID() || evs[2].ID() != evs[3].ID() || evs[0].ID() == evs[2].ID() {
-		t.Errorf("ids %s %s %s %s", short(evs[0].ID()), short(evs[1].ID()), short(evs[2].ID()), short(evs[3].ID()))
+		t.Errorf("ids %s %s %s %s", ShortID(evs[0].ID()), ShortID(evs[1].ID()), ShortID(evs[2].ID()), ShortID(evs[3].ID()))
 	}
 }
 
