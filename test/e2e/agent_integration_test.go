@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -460,4 +462,179 @@ func TestKnativeRunWithoutTheNodeAgent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An agent that dies mid-run costs no attempt and invents nothing. The
+// lab's agent answers the run's first cell; from the first record on, the
+// test kills every coldbench-agent process on the node (the lab is this
+// machine) every 50 ms, a crash loop the kubelet keeps restarting. Every
+// attempt released after the first kill is still measured and recorded,
+// and says its runtime phases are missing (or partial) and why: a pod's
+// events span far more than the 50 ms a restarted agent lives, so none can
+// have them all. Afterwards the agent's pod is deleted, so the DaemonSet
+// starts it again without the kubelet's crash back-off, and the test waits
+// until it is ready for the tests after it.
+func TestKnativeRunWhenTheNodeAgentDies(t *testing.T) {
+	l := setupKnativeLab(t)
+	ctx := context.Background()
+	pods := l.kube.CoreV1().Pods(knative.AgentNamespace)
+	readyAgent := func() bool {
+		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: knative.AgentSelector})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			for _, c := range p.Status.Conditions {
+				if p.DeletionTimestamp == nil && c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !readyAgent() {
+		testenv.MissingLab(t, "a ready node agent on the lab (lab/up.sh installs it)")
+	}
+
+	ns := "cb-e2e-" + suffix()
+	t.Cleanup(func() { l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	out := filepath.Join(t.TempDir(), "records.jsonl")
+	var logs syncBuffer
+	cmd := exec.Command(l.bin, l.args(ns, "--runtimes", "runc", "--scales", "1", "--iterations", "3", "--warmups", "0", "-o", out)...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- cmd.Wait() }()
+
+	var killedAt time.Time
+	var runErr error
+	stopKilling := make(chan struct{})
+	killing := make(chan struct{})
+	go func() {
+		defer close(killing)
+		for {
+			recorded := !killedAt.IsZero()
+			if !recorded {
+				b, _ := os.ReadFile(out)
+				recorded = strings.Contains(string(b), `"type":"attempt"`)
+			}
+			if recorded {
+				if n := killAgents(t); n > 0 && killedAt.IsZero() {
+					killedAt = time.Now()
+					t.Logf("killed the node agent (%d processes) after the first record", n)
+				}
+			}
+			select {
+			case <-stopKilling:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// A fresh pod: the DaemonSet's, without the kubelet's back-off.
+		if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: knative.AgentSelector}); err != nil {
+			t.Errorf("deleting the agent's pod: %v", err)
+		}
+		for deadline := time.Now().Add(3 * time.Minute); !readyAgent(); time.Sleep(time.Second) {
+			if time.Now().After(deadline) {
+				t.Errorf("the node agent is not ready again 3 minutes after the test")
+				return
+			}
+		}
+	})
+	select {
+	case runErr = <-ran:
+	case <-time.After(10 * time.Minute):
+		cmd.Process.Kill()
+		runErr = <-ran
+		t.Errorf("the run did not end within 10 minutes")
+	}
+	close(stopKilling)
+	<-killing
+	if runErr != nil {
+		t.Fatalf("run: %v\n%s", runErr, logs.String())
+	}
+	if killedAt.IsZero() {
+		t.Fatalf("no agent process was killed: none found on this machine after the first record\n%s", logs.String())
+	}
+
+	set, err := results.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Attempts) != 3 {
+		t.Fatalf("%d attempts recorded, want 3\n%s", len(set.Attempts), logs.String())
+	}
+	after := 0
+	for _, a := range set.Attempts {
+		where := fmt.Sprintf("iteration %d", a.Iteration)
+		if !a.OK {
+			t.Errorf("%s failed: %s: %s", where, a.ErrorClass, a.Error)
+		}
+		if !a.Start.After(killedAt) {
+			if a.RuntimePhases != results.RuntimePhasesFromAgent {
+				t.Errorf("%s, before the agent died: runtime phases %q, want %q", where, a.RuntimePhases, results.RuntimePhasesFromAgent)
+			}
+			continue
+		}
+		after++
+		rt := 0
+		for _, p := range a.Phases {
+			if strings.HasPrefix(p.Name, results.RuntimePhasePrefix) {
+				rt++
+			}
+		}
+		switch {
+		case strings.HasPrefix(a.RuntimePhases, results.RuntimePhasesMissing):
+			if rt != 0 || a.RuntimeClock != nil {
+				t.Errorf("%s: %d rt_ phases and clock %+v with %q", where, rt, a.RuntimeClock, a.RuntimePhases)
+			}
+		case strings.HasPrefix(a.RuntimePhases, results.RuntimePhasesPartial):
+			if rt >= 6 {
+				t.Errorf("%s: all %d rt_ phases but %q", where, rt, a.RuntimePhases)
+			}
+		default:
+			t.Errorf("%s, released %v after the agent died: runtime phases %q, want missing or partial with a reason",
+				where, a.Start.Sub(killedAt), a.RuntimePhases)
+		}
+		if len(a.RuntimePhases) <= len(results.RuntimePhasesMissing) {
+			t.Errorf("%s: no reason in %q", where, a.RuntimePhases)
+		}
+		t.Logf("%s, after the agent died: %s", where, a.RuntimePhases)
+	}
+	if after == 0 {
+		t.Fatalf("no attempt was released after the agent died (at %v): the test checked nothing", killedAt)
+	}
+	if s, r, p := l.leftovers(t, ns, set.Headers[0].ExperimentID); s+r+p != 0 {
+		t.Errorf("left behind: %d ksvcs, %d revisions, %d pods", s, r, p)
+	}
+}
+
+// killAgents SIGKILLs every coldbench-agent process on this machine and
+// returns how many it killed. It runs outside the test's goroutine, so it
+// reports with Errorf.
+func killAgents(t *testing.T) int {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Errorf("listing processes: %v", err)
+		return 0
+	}
+	n := 0
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "coldbench-agent" {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
 }
