@@ -23,9 +23,11 @@ import (
 // 2 min by default, and one that fails or times out is retried at the
 // pod's next sync, after a FailedKillPod event. A pod still there past its
 // grace period plus 3 min has had at least one such call time out, and the
-// kubelet's event for it is written by then. A node that is merely busy (a
-// step's 100 pods stopping at once, the garbage collector behind) takes
-// seconds to tens of seconds more, not minutes: it is not named.
+// kubelet's event for it is written by then. Such a pod is not always
+// stuck for good: on the lab at N = 100 with gVisor, an overloaded runtime
+// timed out kills that later succeeded, while a shim hung on a sandbox whose
+// start had been cut never answered again until it was killed. The warning
+// says what the kubelet said and claims no more.
 const stuckMargin = 3 * time.Minute
 
 // eventsListTimeout bounds the one List of events of a progress tick: the
@@ -37,8 +39,8 @@ const eventsListTimeout = 10 * time.Second
 // then runs Clean, which waits for the pods too (up to cleanWait), and
 // closeRun (internal/cli) prints what is left and the `coldbench clean`
 // command when that clean-up fails.
-var stuckWarning = fmt.Sprintf("teardown: a pod is still terminating long past its grace period: the node's container runtime "+
-	"could not stop the pod's sandbox (kubelet_event says why, if the kubelet recorded it); coldbench keeps waiting for it "+
+var stuckWarning = fmt.Sprintf("teardown: a pod is still terminating long past its grace period (kubelet_event: the kubelet's "+
+	"latest word on it, if any; FailedKillPod: the node's container runtime did not stop it in time, overloaded or hung); coldbench keeps waiting for it "+
 	"(said once per pod); Ctrl-C stops the wait, then the run's clean-up waits up to %v more and, if the pod is still there, "+
 	"prints the `coldbench clean` command", cleanWait)
 

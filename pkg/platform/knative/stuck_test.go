@@ -162,7 +162,7 @@ func TestTeardownNamesAPodStuckTerminatingOnceWithTheKubeletsEvent(t *testing.T)
 	for _, want := range []string{
 		"pod=fn-a-00001-deployment-x1", "node=node-1", "terminating_for=3m30s", "grace_period=1s",
 		"kubelet_event=FailedKillPod", "kubelet_event_count=2", strings.ReplaceAll(failedKill, `"`, `\"`),
-		"could not stop the pod's sandbox", "coldbench keeps waiting", "Ctrl-C stops the wait", "up to 5m0s more", "`coldbench clean`",
+		"did not stop it in time", "coldbench keeps waiting", "Ctrl-C stops the wait", "up to 5m0s more", "`coldbench clean`",
 	} {
 		if !strings.Contains(warns[0], want) {
 			t.Errorf("the warning lacks %q:\n%s", want, warns[0])
