@@ -166,6 +166,9 @@ func TestKnativeInClusterJob(t *testing.T) {
 	}{
 		{true, "create", "serving.knative.dev", "services", "", ns},
 		{true, "watch", "", "pods", "", ns},
+		{true, "list", "", "events", "", ns}, // a pod stuck terminating: the kubelet's events
+		{false, "list", "", "events", "", "default"},
+		{false, "create", "", "events", "", ns},
 		{true, "get", "", "configmaps", "config-features", "knative-serving"},
 		{true, "get", "", "namespaces", ns, ""},
 		{false, "create", "", "namespaces", "", ""},

@@ -167,7 +167,7 @@ func (s *session) teardown(ctx context.Context, ts []target) error {
 	}
 	w := &teardownWait{s: s, names: names}
 	w.pods.Store(-1)
-	stopProgress := w.progress()
+	stopProgress := w.progress(ctx)
 	defer stopProgress()
 	stopHurry := w.hurry(ctx)
 	defer stopHurry()
@@ -194,6 +194,18 @@ type teardownWait struct {
 	names   []string
 	pending atomic.Int64 // deletions not yet accepted
 	pods    atomic.Int64 // pods left at the last list; -1: not listed yet
+	// warned: the pods named stuck terminating (stuck.go), each once. The
+	// progress goroutine's alone.
+	warned map[types.UID]bool
+}
+
+// ours is the set of the torn-down services' names.
+func (w *teardownWait) ours() map[string]bool {
+	ours := make(map[string]bool, len(w.names))
+	for _, name := range w.names {
+		ours[name] = true
+	}
+	return ours
 }
 
 // servicesLeft lists the services the watches still see, but those in
@@ -256,10 +268,7 @@ func (w *teardownWait) hurry(ctx context.Context) (stop func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ours := map[string]bool{}
-		for _, name := range w.names {
-			ours[name] = true
-		}
+		ours := w.ours()
 		pods := w.s.kube.CoreV1().Pods(w.s.spec.Namespace)
 		sent := map[types.UID]bool{}
 		for {
@@ -321,8 +330,10 @@ func shortenGrace(ctx context.Context, pods typedcorev1.PodInterface, todo []*co
 }
 
 // progress logs, every progressEvery until stop is called, what the
-// teardown still waits for.
-func (w *teardownWait) progress() (stop func()) {
+// teardown still waits for, naming first the pods stuck terminating (see
+// stuck). ctx bounds the reading of their events.
+func (w *teardownWait) progress(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -336,17 +347,27 @@ func (w *teardownWait) progress() (stop func()) {
 				return
 			case <-tick.C:
 			}
-			left := w.servicesLeft(nil)
-			attrs := []any{"namespace", w.s.spec.Namespace, "ksvcs", len(w.names), "deletes_not_yet_accepted", w.pending.Load(),
-				"ksvcs_left", len(left), "some", strings.Join(firstOf(left, 3), ",")}
-			if n := w.pods.Load(); n >= 0 {
-				attrs = append(attrs, "pods_left", n)
-			}
-			w.s.log.Info("teardown: waiting for the cell's services and their pods to go", attrs...)
+			w.report(ctx)
 		}
 	}()
 	var once sync.Once
-	return func() { once.Do(func() { close(done); wg.Wait() }) }
+	return func() { once.Do(func() { cancel(); close(done); wg.Wait() }) }
+}
+
+// report is one tick of progress: the warnings about pods newly found stuck
+// terminating, then the progress line.
+func (w *teardownWait) report(ctx context.Context) {
+	stuck := w.stuck(ctx)
+	left := w.servicesLeft(nil)
+	attrs := []any{"namespace", w.s.spec.Namespace, "ksvcs", len(w.names), "deletes_not_yet_accepted", w.pending.Load(),
+		"ksvcs_left", len(left), "some", strings.Join(firstOf(left, 3), ",")}
+	if n := w.pods.Load(); n >= 0 {
+		attrs = append(attrs, "pods_left", n)
+	}
+	if stuck > 0 {
+		attrs = append(attrs, "stuck_terminating", stuck)
+	}
+	w.s.log.Info("teardown: waiting for the cell's services and their pods to go", attrs...)
 }
 
 // firstOf is up to n of names, for messages.
