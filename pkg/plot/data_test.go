@@ -219,12 +219,17 @@ func TestPhaseColours(t *testing.T) {
 			}
 		}
 	}
-	lab := newData(readSet(t, labRecords))
-	if len(lab.phaseNames) != len(knativePhases) {
-		t.Fatalf("lab records: %d phases, want %d", len(lab.phaseNames), len(knativePhases))
-	}
-	for _, n := range lab.scales {
-		check("lab", lab, n)
+	for _, f := range []struct {
+		path   string
+		phases int
+	}{{labBeforeAgent, len(knativePhases)}, {labRecords, len(knativePhases) + 6}} {
+		lab := newData(readSet(t, f.path))
+		if len(lab.phaseNames) != f.phases {
+			t.Fatalf("%s: %d phases, want %d", f.path, len(lab.phaseNames), f.phases)
+		}
+		for _, n := range lab.scales {
+			check(f.path, lab, n)
+		}
 	}
 	set := &results.Set{}
 	var phases []results.Phase
@@ -338,5 +343,37 @@ func TestPhaseFigureRuntimeView(t *testing.T) {
 	}
 	if f5 := strings.Join(d.phasesFigure(5).Notes, "\n"); !strings.Contains(f5, "API-server view: no rt_ phases in these records.") {
 		t.Errorf("N=5 notes:\n%s", f5)
+	}
+}
+
+// TestLabPhasesInCausalOrder is issue 15's acceptance on the lab's golden
+// records (with the node agent): each N's phase figure shows the runtime's
+// view, and no milestone that must come before the function's own start
+// (the pod scheduled, its sandbox created and started, its user container
+// created) has a median after function_start. The only inversions left
+// are those of a late stamp: the shim stamps /tasks/start (rt_*_started)
+// when it forwards the event, after the process may already run.
+func TestLabPhasesInCausalOrder(t *testing.T) {
+	d := newData(readSet(t, labRecords))
+	mustPrecede := []string{results.PhasePodScheduled, results.PhaseRTSandboxCreated, results.PhaseRTSandboxStarted,
+		results.PhaseRTUserContainerCreated}
+	for _, n := range d.scales {
+		if v := d.views[n]; !v.Runtime {
+			t.Errorf("N = %d: the %s view (%s), want the runtime's", n, v.Name, v.Why)
+		}
+		for _, c := range d.cellsAt(n) {
+			m := stats.Medians(c.shown)
+			for _, name := range mustPrecede {
+				if m[name] > m[results.PhaseFunctionStart] {
+					t.Errorf("%s at N = %d: %s median %.1f ms after function_start %.1f ms", c.series.label, n, name, m[name], m[results.PhaseFunctionStart])
+				}
+			}
+			for _, x := range stats.Inversions(m) {
+				if !strings.HasSuffix(x.Before, "_started") {
+					t.Errorf("%s at N = %d: %s (%.1f ms) before %s (%.1f ms), and %s is not a late shim stamp",
+						c.series.label, n, x.After, x.AfterMedian, x.Before, x.BeforeMedian, x.Before)
+				}
+			}
+		}
 	}
 }

@@ -88,7 +88,7 @@ func TestHTMLSaysWhichView(t *testing.T) {
 
 	// Records without rt_ phases: the API server's view, as before, and no
 	// breakdown.
-	m, err := stats.NewModel().Load(t.Context(), results.ReadOptions{}, labRecordsFile)
+	m, err := stats.NewModel().Load(t.Context(), results.ReadOptions{}, labBeforeAgentFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +98,25 @@ func TestHTMLSaysWhichView(t *testing.T) {
 	}
 	lab := buf.String()
 	if !strings.Contains(lab, "<p>API-server view: no rt_ phases in these records.</p>") || strings.Contains(lab, `id="differences"`) {
-		t.Error("the lab's page does not say it shows the API server's view, or has a breakdown")
+		t.Error("the lab's page from before the agent does not say it shows the API server's view, or has a breakdown")
+	}
+
+	// The lab's records with the node agent: its view, the breakdown first,
+	// no sandbox_ready (the kubelet's late report) in the phase tables.
+	if m, err = stats.NewModel().Load(t.Context(), results.ReadOptions{}, labRecordsFile); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := HTML(HTMLOptions{}).Report(t.Context(), &buf, m, Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	lab = html.UnescapeString(buf.String())
+	for _, want := range []string{`<section id="differences">`, "runtime view: containerd's events (node agent)", "crun vs runc at N=5: the largest"} {
+		if !strings.Contains(lab, want) {
+			t.Errorf("the lab's page with the agent lacks %q", want)
+		}
+	}
+	if phases := lab[strings.Index(lab, `<section id="phases">`):]; strings.Contains(phases[:strings.Index(phases, "</section>")], "<code>sandbox_ready</code>") {
+		t.Error("the lab's page with the agent: the phase tables have sandbox_ready")
 	}
 }
