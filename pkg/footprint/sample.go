@@ -61,7 +61,7 @@ func (fsys FS) SampleProcesses(pids []int) (Sample, error) {
 		if err != nil {
 			return Sample{}, err
 		}
-		if st.State == 'Z' { // exited; only its PID and stat remain until reaped
+		if st.State == 'Z' || st.State == 'X' { // exited (zombie) or dying: only its PID and stat remain
 			sample.Gone++
 			continue
 		}

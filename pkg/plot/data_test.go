@@ -357,23 +357,33 @@ func TestLabPhasesInCausalOrder(t *testing.T) {
 	d := newData(readSet(t, labRecords))
 	mustPrecede := []string{results.PhasePodScheduled, results.PhaseRTSandboxCreated, results.PhaseRTSandboxStarted,
 		results.PhaseRTUserContainerCreated}
+	checked := 0
 	for _, n := range d.scales {
 		if v := d.views[n]; !v.Runtime {
 			t.Errorf("N = %d: the %s view (%s), want the runtime's", n, v.Name, v.Why)
 		}
 		for _, c := range d.cellsAt(n) {
+			checked++
 			m := stats.Medians(c.shown)
+			for _, name := range append(mustPrecede, results.PhaseFunctionStart) {
+				if _, ok := m[name]; !ok {
+					t.Errorf("%s at N = %d: no median of %s", c.series.label, n, name)
+				}
+			}
 			for _, name := range mustPrecede {
 				if m[name] > m[results.PhaseFunctionStart] {
 					t.Errorf("%s at N = %d: %s median %.1f ms after function_start %.1f ms", c.series.label, n, name, m[name], m[results.PhaseFunctionStart])
 				}
 			}
 			for _, x := range stats.Inversions(m) {
-				if !strings.HasSuffix(x.Before, "_started") {
+				if !strings.HasPrefix(x.Before, results.RuntimePhasePrefix) || !strings.HasSuffix(x.Before, "_started") {
 					t.Errorf("%s at N = %d: %s (%.1f ms) before %s (%.1f ms), and %s is not a late shim stamp",
 						c.series.label, n, x.After, x.AfterMedian, x.Before, x.BeforeMedian, x.Before)
 				}
 			}
 		}
+	}
+	if checked != 6 {
+		t.Errorf("%d cells checked, want 6 (runc and crun at N = 1, 5, 10)", checked)
 	}
 }

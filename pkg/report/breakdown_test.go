@@ -111,7 +111,7 @@ func TestHTMLSaysWhichView(t *testing.T) {
 		t.Fatal(err)
 	}
 	lab = html.UnescapeString(buf.String())
-	for _, want := range []string{`<section id="differences">`, "runtime view: containerd's events (node agent)", "crun vs runc at N=5: the largest"} {
+	for _, want := range []string{`<section id="differences">`, "runtime view: containerd's events (node agent)", "crun vs runc at N=5: the largest growth is request_sent→deployment_scaled, +"} {
 		if !strings.Contains(lab, want) {
 			t.Errorf("the lab's page with the agent lacks %q", want)
 		}

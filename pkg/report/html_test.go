@@ -211,7 +211,8 @@ func TestAttemptsCSV(t *testing.T) {
 	}{
 		{labRecordsFile, []string{"request_sent", "deployment_scaled", "pod_created", "pod_scheduled", "sandbox_ready",
 			"queue_proxy_started", "user_container_started", "queue_proxy_ready", "user_container_ready", "pod_ready",
-			"function_start", "first_byte"}},
+			"function_start", "first_byte", "rt_sandbox_created", "rt_sandbox_started", "rt_user_container_created",
+			"rt_user_container_started", "rt_queue_proxy_created", "rt_queue_proxy_started"}},
 		{nodeRecordsFile, []string{"sandbox_ready", "container_created", "container_started", "address_known", "function_start", "first_byte"}},
 	} {
 		set, err := results.ReadFile(tc.file)

@@ -88,6 +88,13 @@ func (t *tracker) terminating(svcs map[string]bool) []terminatingPod {
 	return out
 }
 
+// graceSeen is a terminating pod's grace period and since when the
+// teardown has seen it with that one.
+type graceSeen struct {
+	grace time.Duration
+	since time.Time
+}
+
 // gracePeriod is the grace period p is being deleted with (the hurry's,
 // hurryGrace, once shortened).
 func gracePeriod(p *corev1.Pod) time.Duration {
@@ -110,8 +117,22 @@ func (w *teardownWait) stuck(ctx context.Context) int {
 	now := w.s.tr.now()
 	n := 0
 	var fresh []terminatingPod
+	if w.graces == nil {
+		w.graces = map[types.UID]graceSeen{}
+	}
 	for _, tp := range w.s.tr.terminating(w.ours()) {
-		if now.Sub(tp.since) <= gracePeriod(tp.pod)+stuckMargin {
+		// The bound runs from when the pod got the grace period it has
+		// now: a pod seen terminating with Knative's 300 s and hurried to
+		// 1 s later has had its 1 s only since then.
+		grace := gracePeriod(tp.pod)
+		g, ok := w.graces[tp.pod.UID]
+		if !ok {
+			g = graceSeen{grace: grace, since: tp.since}
+		} else if g.grace != grace {
+			g = graceSeen{grace: grace, since: now}
+		}
+		w.graces[tp.pod.UID] = g
+		if now.Sub(g.since) <= grace+stuckMargin {
 			continue
 		}
 		n++

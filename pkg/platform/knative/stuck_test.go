@@ -333,3 +333,24 @@ func TestCheckNamespaceWarnsWithoutListOnEvents(t *testing.T) {
 		t.Errorf("watch pods denied: %+v, want a failure", c)
 	}
 }
+
+// A pod seen terminating with Knative's 300 s and hurried to 1 s later has
+// had its 1 s only since the hurry: the bound runs from then (as the
+// progress ticks saw it), not from when the pod began terminating.
+func TestTeardownBoundRunsFromTheGracePeriodThePodHasNow(t *testing.T) {
+	l := newStuckLab(t)
+	t0 := l.clock
+	l.terminate("fn-a", "fn-a-00001-deployment-x1", 300)
+	l.tickAt(t0, 30*time.Second)
+	l.clock = t0.Add(time.Minute)
+	l.terminate("fn-a", "fn-a-00001-deployment-x1", hurryGrace)
+	l.tickAt(t0, time.Minute) // the hurried grace period is seen here
+	l.tickAt(t0, 3*time.Minute+30*time.Second)
+	if w := l.lines("WARN"); len(w) != 0 {
+		t.Fatalf("warned %v after the hurry, within 1 s + %v:\n%s", 3*time.Minute+30*time.Second-time.Minute, stuckMargin, strings.Join(w, "\n"))
+	}
+	l.tickAt(t0, 4*time.Minute+30*time.Second)
+	if w := l.lines("WARN"); len(w) != 1 || !strings.Contains(w[0], "grace_period=1s") {
+		t.Fatalf("warnings %q, want one, with grace_period=1s", w)
+	}
+}

@@ -197,6 +197,9 @@ type teardownWait struct {
 	// warned: the pods named stuck terminating (stuck.go), each once. The
 	// progress goroutine's alone.
 	warned map[types.UID]bool
+	// graces: per terminating pod, the grace period it was last seen with
+	// and since when (stuck.go): the hurry shortens it after the fact.
+	graces map[types.UID]graceSeen
 }
 
 // ours is the set of the torn-down services' names.
