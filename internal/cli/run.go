@@ -29,6 +29,8 @@ type runFlags struct {
 	timeout       time.Duration
 	deadline      time.Duration
 	probeInterval time.Duration
+	footprint     bool
+	settle        time.Duration
 	output        string
 	image         string
 	force         bool
@@ -93,6 +95,8 @@ func (f *runFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.timeout, "timeout", def.RequestTimeout.Duration, "per-attempt timeout: from the start of the cold start until the first reply")
 	fl.DurationVar(&f.deadline, "deadline", def.Deadline.Duration, "overall deadline; cells not started by then are skipped")
 	fl.DurationVar(&f.probeInterval, "probe-interval", def.ProbeInterval.Duration, "a new GET is started this often until the first reply")
+	fl.BoolVar(&f.footprint, "footprint", true, "measure each instance's memory and CPU (after its first byte: untimed); --footprint=false to compare latencies without it")
+	fl.DurationVar(&f.settle, "footprint-settle", bench.DefaultFootprintSettle, "idle time after a cell's last reply before its instances' memory and idle CPU are read")
 	fl.StringVarP(&f.output, "output", "o", "", "records file (JSONL, appended); default results/<experiment-id>.jsonl")
 	fl.StringVar(&f.image, "image", "", imageHelp())
 	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
@@ -204,6 +208,15 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	setDur("timeout", &s.RequestTimeout, f.timeout)
 	setDur("deadline", &s.Deadline, f.deadline)
 	setDur("probe-interval", &s.ProbeInterval, f.probeInterval)
+	if f.file == "" || changed("footprint") || changed("footprint-settle") {
+		if s.Footprint == nil {
+			s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: bench.DefaultFootprintSettle}}
+		}
+		if f.file == "" || changed("footprint") {
+			s.Footprint.Off = !f.footprint
+		}
+		setDur("footprint-settle", &s.Footprint.Settle, f.settle)
+	}
 	if changed("output") {
 		s.Output = f.output
 	}

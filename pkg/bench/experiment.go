@@ -98,6 +98,9 @@ type Spec struct {
 	// ProbeInterval: a new GET is started this often until one succeeds.
 	ProbeInterval Duration `json:"probeInterval"`
 	Output        string   `json:"output,omitempty"`
+	// Footprint sets how each instance's footprint (memory, CPU) is
+	// measured; Complete fills it in.
+	Footprint *FootprintSpec `json:"footprint,omitempty"`
 	// Search, when set, makes the run a capacity search (search.go): N is
 	// chosen probe by probe instead of taken from Scales, which stay empty.
 	Search *capacity.Search `json:"search,omitempty"`
@@ -106,6 +109,26 @@ type Spec struct {
 	// written after the fields above (wire.go).
 	Sections map[string]Section `json:"-"`
 }
+
+// FootprintSpec sets the footprint measurement (each platform's
+// measure_footprint.go).
+type FootprintSpec struct {
+	// Off measures no footprint: to compare latencies with and without it.
+	Off bool `json:"off,omitempty"`
+	// Settle is how long a cell's instances are left idle after its last
+	// reply before their memory and idle CPU are read; the teardown waits
+	// as long.
+	Settle Duration `json:"settle"`
+}
+
+// DefaultFootprintSettle: an idle Go function's PSS and cgroup memory on
+// the node backend are flat from well under a second after its reply (see
+// docs/footprint.md), and each cell waits this long before its teardown.
+const DefaultFootprintSettle = 2 * time.Second
+
+// MaxFootprintSettle bounds spec.footprint.settle: a settle this long is a
+// typo, and every cell waits it.
+const MaxFootprintSettle = 10 * time.Minute
 
 // Runtime is one column of the runtime matrix.
 type Runtime struct {
@@ -244,6 +267,9 @@ func (e *Experiment) Complete() {
 	if s.Search != nil {
 		s.Search.Complete(MaxScale)
 	}
+	if s.Footprint == nil {
+		s.Footprint = &FootprintSpec{Settle: Duration{DefaultFootprintSettle}}
+	}
 }
 
 // CompleteAndValidate completes the experiment, then validates it: what
@@ -369,6 +395,11 @@ func (s *Spec) validateCounts(errs *Problems) {
 		errs.Add("spec.probeInterval: %v; must be between 100µs and 1s (a new GET is started this often)", s.ProbeInterval.Duration)
 	} else if s.RequestTimeout.Duration > 0 && s.ProbeInterval.Duration >= s.RequestTimeout.Duration {
 		errs.Add("spec.probeInterval: %v is not shorter than spec.requestTimeout %v", s.ProbeInterval.Duration, s.RequestTimeout.Duration)
+	}
+	if f := s.Footprint; f == nil {
+		errs.Add("spec.footprint: not set; Complete sets its defaults")
+	} else if !f.Off && (f.Settle.Duration < time.Second || f.Settle.Duration > MaxFootprintSettle) {
+		errs.Add("spec.footprint.settle (--footprint-settle): %v; must be between 1s and %v (the instances idle this long before memory and idle CPU are read), or turn footprint off (--footprint=false)", f.Settle.Duration, MaxFootprintSettle)
 	}
 }
 

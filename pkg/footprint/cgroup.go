@@ -127,6 +127,16 @@ func (l CgroupLayout) Locate(v1Controller string, memberships ProcCgroups) (Cgro
 	return l.V2(path)
 }
 
+// At is the cgroup at path (as a CRI cgroup parent names it) that
+// accounts for v1Controller: in its v1 hierarchy where that controller is
+// mounted as v1, else in the unified one (as Locate chooses).
+func (l CgroupLayout) At(v1Controller, path string) (Cgroup, error) {
+	if _, mounted := l.V1Mounts[v1Controller]; mounted {
+		return l.V1(v1Controller, path)
+	}
+	return l.V2(path)
+}
+
 // CgroupMembership is one line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH",
 // "0::PATH" for the unified hierarchy.
 type CgroupMembership struct {

@@ -220,6 +220,9 @@ type Stat struct {
 	KernelThread bool
 	UserCPU      time.Duration // utime
 	SystemCPU    time.Duration // stime
+	// ReapedChildrenCPU is cutime + cstime: the CPU of the children it
+	// waited for (a shim's runtime commands, which exit in seconds).
+	ReapedChildrenCPU time.Duration
 	// StartAfterBoot is when the process started; with the PID it tells a
 	// process from a later one that reused the PID.
 	StartAfterBoot time.Duration
@@ -265,6 +268,8 @@ func parseStat(data []byte) (Stat, error) {
 		flagsField     = 6  // field 9
 		utimeField     = 11 // field 14
 		stimeField     = 12 // field 15
+		cutimeField    = 13 // field 16
+		cstimeField    = 14 // field 17
 		starttimeField = 19 // field 22
 	)
 	if len(rest) <= starttimeField {
@@ -279,14 +284,15 @@ func parseStat(data []byte) (Stat, error) {
 		return n
 	}
 	st := Stat{
-		PID:            pid,
-		PPID:           int(number(ppidField)),
-		Comm:           line[open+1 : closing],
-		State:          rest[stateField][0],
-		KernelThread:   number(flagsField)&pfKthread != 0,
-		UserCPU:        ticksToDuration(number(utimeField)),
-		SystemCPU:      ticksToDuration(number(stimeField)),
-		StartAfterBoot: ticksToDuration(number(starttimeField)),
+		PID:               pid,
+		PPID:              int(number(ppidField)),
+		Comm:              line[open+1 : closing],
+		State:             rest[stateField][0],
+		KernelThread:      number(flagsField)&pfKthread != 0,
+		UserCPU:           ticksToDuration(number(utimeField)),
+		SystemCPU:         ticksToDuration(number(stimeField)),
+		ReapedChildrenCPU: ticksToDuration(number(cutimeField)) + ticksToDuration(number(cstimeField)),
+		StartAfterBoot:    ticksToDuration(number(starttimeField)),
 	}
 	if parseErr != nil {
 		return Stat{}, parseErr
@@ -378,6 +384,52 @@ func (fsys FS) childrenByParent() (map[int][]int, error) {
 	return children, nil
 }
 
+// ProcessTree is every process's children, read once: finding the
+// descendants of many processes (a cell's shims) costs one pass over
+// /proc, not one each.
+type ProcessTree struct {
+	children map[int][]int
+}
+
+// ReadProcessTree reads every process's parent.
+func (fsys FS) ReadProcessTree() (ProcessTree, error) {
+	children, err := fsys.childrenByParent()
+	if err != nil {
+		return ProcessTree{}, err
+	}
+	return ProcessTree{children: children}, nil
+}
+
+// Parent is pid's parent, as read (ok false: pid was not in the tree).
+func (t ProcessTree) Parent(pid int) (int, bool) {
+	for ppid, kids := range t.children {
+		if slices.Contains(kids, pid) {
+			return ppid, true
+		}
+	}
+	return 0, false
+}
+
+// Descendants lists pid's children, their children and so on (not pid),
+// in increasing order, as the tree was read.
+func (t ProcessTree) Descendants(pid int) []int {
+	var found []int
+	seen := map[int]bool{pid: true} // a PID reused mid-scan could make a loop
+	queue := slices.Clone(t.children[pid])
+	for len(queue) > 0 {
+		next := queue[0]
+		queue = queue[1:]
+		if seen[next] {
+			continue
+		}
+		seen[next] = true
+		found = append(found, next)
+		queue = append(queue, t.children[next]...)
+	}
+	slices.Sort(found)
+	return found
+}
+
 // Children lists the processes whose parent is pid, in increasing order.
 func (fsys FS) Children(pid int) ([]int, error) {
 	children, err := fsys.childrenByParent()
@@ -391,23 +443,9 @@ func (fsys FS) Children(pid int) ([]int, error) {
 // in increasing order. A process whose parent exited is re-parented (to
 // init or a subreaper) and is no longer found here.
 func (fsys FS) Descendants(pid int) ([]int, error) {
-	children, err := fsys.childrenByParent()
+	tree, err := fsys.ReadProcessTree()
 	if err != nil {
 		return nil, err
 	}
-	var found []int
-	seen := map[int]bool{pid: true} // a PID reused mid-scan could make a loop
-	queue := slices.Clone(children[pid])
-	for len(queue) > 0 {
-		next := queue[0]
-		queue = queue[1:]
-		if seen[next] {
-			continue
-		}
-		seen[next] = true
-		found = append(found, next)
-		queue = append(queue, children[next]...)
-	}
-	slices.Sort(found)
-	return found, nil
+	return tree.Descendants(pid), nil
 }

@@ -135,7 +135,9 @@ func TestReadStat(t *testing.T) {
 		want Stat
 	}{
 		{hybridRoot, Stat{PID: shimPID, PPID: 1, Comm: "containerd-shim", State: 'S',
-			UserCPU: 1550 * time.Millisecond, SystemCPU: 1370 * time.Millisecond, StartAfterBoot: 68598640 * time.Millisecond}},
+			UserCPU: 1550 * time.Millisecond, SystemCPU: 1370 * time.Millisecond,
+			ReapedChildrenCPU: 260 * time.Millisecond, // cutime 11 + cstime 15 ticks: the runc commands it waited for
+			StartAfterBoot:    68598640 * time.Millisecond}},
 		// A binary named "a b) (c": spaces and parentheses in comm.
 		{edgeRoot, Stat{PID: 1698274, PPID: 1698272, Comm: "a b) (c", State: 'S', StartAfterBoot: 69755220 * time.Millisecond}},
 		{edgeRoot, Stat{PID: 1700073, PPID: 1700023, Comm: "sleep", State: 'Z', StartAfterBoot: 69795570 * time.Millisecond}},
@@ -211,6 +213,19 @@ func TestDiscovery(t *testing.T) {
 	none, err := hybrid.Descendants(pausePID)
 	if err != nil || len(none) != 0 {
 		t.Errorf("pause's descendants %v %v", none, err)
+	}
+	tree, err := hybrid.ReadProcessTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tree.Descendants(shimPID); !slices.Equal(got, []int{pausePID, activatorPID}) {
+		t.Errorf("the tree's descendants of the shim %v", got)
+	}
+	if ppid, ok := tree.Parent(activatorPID); !ok || ppid != shimPID {
+		t.Errorf("the activator's parent %d %v, want the shim %d", ppid, ok, shimPID)
+	}
+	if _, ok := tree.Parent(12345); ok {
+		t.Error("a PID not in the tree has a parent")
 	}
 	if _, err := NewFS(t.TempDir()).PIDs(); err == nil || !strings.Contains(err.Error(), "proc") {
 		t.Errorf("no /proc: %v", err)

@@ -52,6 +52,7 @@ type htmlPage struct {
 	StatsNotes        []string
 	Footnotes         []string
 	Steps             *stepTable // nil: no step figures or waits recorded
+	Footprint         *stepTable // nil: no footprint recorded
 	FigureGroups      []htmlFigureGroup
 	Breakdowns        []htmlBreakdown
 	BreakdownNote     string
@@ -176,6 +177,7 @@ func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt 
 	}
 	page.Footnotes = footnotes(rows)
 	page.Steps = stepsTable(rows, withPlatform)
+	page.Footprint = footprintTable(rows, withPlatform)
 
 	popt := opt.Plot
 	if len(popt.Scales) == 0 {

@@ -39,6 +39,52 @@ type jsonRow struct {
 	// Absent for records written before steps and waits were recorded.
 	Steps         *jsonSteps `json:"steps,omitempty"`
 	WaitedForNode *jsonWaits `json:"waited_for_node,omitempty"`
+	// Absent when no attempt of the row has a footprint record.
+	Footprint *jsonFootprint `json:"footprint,omitempty"`
+}
+
+// jsonFootprint is stats.FootprintSummary: bytes, ns and cores; a figure
+// measured in no attempt is null ("not measured"), never 0.
+type jsonFootprint struct {
+	Attempts                int           `json:"attempts"`
+	PSS                     *jsonEstimate `json:"pss_bytes"`
+	CgroupUsage             *jsonEstimate `json:"cgroup_usage_bytes"`
+	WorkingSet              *jsonEstimate `json:"cgroup_working_set_bytes"`
+	MemAvailablePerInstance *jsonEstimate `json:"mem_available_drop_per_instance_bytes"`
+	CPUToFirstByte          *jsonEstimate `json:"cpu_to_first_byte_ns"`
+	IdleCores               *jsonEstimate `json:"idle_cpu_cores"`
+	Sources                 []string      `json:"sources"`
+	Missing                 string        `json:"missing,omitempty"`
+}
+
+// jsonEstimate is a median over N values with its CI (null when N is too
+// small for one).
+type jsonEstimate struct {
+	N          int      `json:"n"`
+	Median     float64  `json:"median"`
+	MedianCILo *float64 `json:"median_ci_lo"`
+	MedianCIHi *float64 `json:"median_ci_hi"`
+}
+
+func toJSONEstimate(e stats.Estimate) *jsonEstimate {
+	if e.N == 0 {
+		return nil
+	}
+	j := &jsonEstimate{N: e.N, Median: e.Median}
+	if e.CI {
+		j.MedianCILo, j.MedianCIHi = ptr(e.Lo), ptr(e.Hi)
+	}
+	return j
+}
+
+func toJSONFootprint(f *stats.FootprintSummary) *jsonFootprint {
+	if f == nil {
+		return nil
+	}
+	return &jsonFootprint{Attempts: f.Attempts, PSS: toJSONEstimate(f.PSS), CgroupUsage: toJSONEstimate(f.CgroupUsage),
+		WorkingSet: toJSONEstimate(f.WorkingSet), MemAvailablePerInstance: toJSONEstimate(f.MemAvailablePerInstance),
+		CPUToFirstByte: toJSONEstimate(f.CPUToFirstByte), IdleCores: toJSONEstimate(f.IdleCores),
+		Sources: nonNil(f.Sources), Missing: f.Missing}
 }
 
 // jsonSteps is stats.StepSummary: durations in ns; the CPU share a
@@ -155,6 +201,7 @@ func writeJSON(w io.Writer, rows []stats.Row, meta Meta) error {
 			FailuresByClass: byClass, Warmups: r.Warmups,
 			TTFB:  toJSONSummary(r.TTFB),
 			Steps: toJSONSteps(r.Steps), WaitedForNode: toJSONWaits(r.Waited),
+			Footprint: toJSONFootprint(r.Footprint),
 		})
 	}
 	enc := json.NewEncoder(w)
@@ -182,7 +229,25 @@ var (
 	csvStepHeader = []string{"steps", "setup_p50_ns", "setup_max_ns", "teardown_p50_ns", "teardown_max_ns", "wall_p50_ns", "wall_max_ns",
 		"harness_cpu_share_max", "harness_peak_rss_bytes_max", "harness_peak_rss_scope"}
 	csvWaitHeader = []string{"waited_for_node", "waited_for_node_ok", "wait_p50_ns", "wait_max_ns"}
+	// csvFootprintHeader: medians, appended when some row has footprint
+	// records; empty where not measured.
+	csvFootprintHeader = []string{"footprint_attempts", "pss_p50_bytes", "cgroup_usage_p50_bytes", "cgroup_working_set_p50_bytes",
+		"mem_available_drop_per_instance_p50_bytes", "cpu_to_first_byte_p50_ns", "idle_cpu_p50_cores"}
 )
+
+func csvFootprintCells(f *stats.FootprintSummary) []string {
+	if f == nil {
+		return make([]string, len(csvFootprintHeader))
+	}
+	cell := func(e stats.Estimate) string {
+		if e.N == 0 {
+			return ""
+		}
+		return strconv.FormatFloat(e.Median, 'f', -1, 64)
+	}
+	return []string{strconv.Itoa(f.Attempts), cell(f.PSS), cell(f.CgroupUsage), cell(f.WorkingSet),
+		cell(f.MemAvailablePerInstance), cell(f.CPUToFirstByte), cell(f.IdleCores)}
+}
 
 func csvStepCells(s *stats.StepSummary) []string {
 	if s == nil {
@@ -209,10 +274,11 @@ func csvWaitCells(w *stats.WaitSummary, recorded bool) []string {
 
 func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows only (see Meta)
 	cw := csv.NewWriter(w)
-	var anySteps, anyWaits bool
+	var anySteps, anyWaits, anyFootprint bool
 	for _, r := range rows {
 		anySteps = anySteps || r.Steps != nil
 		anyWaits = anyWaits || r.Waited != nil
+		anyFootprint = anyFootprint || r.Footprint != nil
 	}
 	header := slices.Clone(csvHeader)
 	if anySteps {
@@ -220,6 +286,9 @@ func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows
 	}
 	if anyWaits {
 		header = append(header, csvWaitHeader...)
+	}
+	if anyFootprint {
+		header = append(header, csvFootprintHeader...)
 	}
 	if err := cw.Write(header); err != nil {
 		return err
@@ -248,6 +317,9 @@ func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows
 		}
 		if anyWaits {
 			rec = append(rec, csvWaitCells(r.Waited, r.Steps != nil)...)
+		}
+		if anyFootprint {
+			rec = append(rec, csvFootprintCells(r.Footprint)...)
 		}
 		if err := cw.Write(rec); err != nil {
 			return err

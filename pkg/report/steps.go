@@ -2,6 +2,8 @@ package report
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +22,7 @@ const (
 // node, and the attempts that waited for room on a node. Records written
 // before these figures have none, and then there is no table at all.
 type stepTable struct {
+	Title string // "steps" unless set
 	Head  []string
 	Rows  [][]string
 	Notes []string
@@ -82,6 +85,13 @@ func stepsTable(rows []stats.Row, withPlatform bool) *stepTable {
 	return t
 }
 
+func (t *stepTable) title() string {
+	if t.Title == "" {
+		return "steps"
+	}
+	return t.Title
+}
+
 // seconds renders nanoseconds as seconds with 3 decimals: set-up, teardown
 // and waits are seconds long.
 func seconds(ns float64) string { return strconv.FormatFloat(ns/1e9, 'f', 3, 64) }
@@ -129,7 +139,7 @@ func waitCells(w *stats.WaitSummary, recorded bool) []string {
 // writeText writes the table (tab-aligned) and its notes after the main
 // table of the text format.
 func (t *stepTable) writeText(ew *errWriter) error {
-	ew.printf("\nsteps\n")
+	ew.printf("\n%s\n", t.title())
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(t.Head, "\t"))
 	for _, r := range t.Rows {
@@ -147,7 +157,7 @@ func (t *stepTable) writeText(ew *errWriter) error {
 
 // writeMarkdown writes it as a GitHub table, names left, figures right.
 func (t *stepTable) writeMarkdown(ew *errWriter) {
-	ew.printf("\n**steps**\n\n|")
+	ew.printf("\n**%s**\n\n|", t.title())
 	for _, h := range t.Head {
 		ew.printf(" %s |", mdEscape(h))
 	}
@@ -171,4 +181,73 @@ func (t *stepTable) writeMarkdown(ew *errWriter) {
 	for _, l := range t.Notes {
 		ew.printf("%s  \n", mdEscape(l))
 	}
+}
+
+// footprintTable is the table of what each cell's instances cost their
+// node (nil: no row has footprint records). Every figure is the median
+// over the successful measured attempts with that figure, with its 95 %
+// CI where there are enough of them; "not measured" where none has it.
+func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
+	recorded := false
+	for _, r := range rows {
+		recorded = recorded || r.Footprint != nil
+	}
+	if !recorded {
+		return nil
+	}
+	t := &stepTable{Title: "footprint", Head: []string{"RUNTIME", "N"}, Names: 1}
+	if withPlatform {
+		t.Head, t.Names = append([]string{"PLATFORM"}, t.Head...), 2
+	}
+	t.Head = append(t.Head, "MEASURED", "PSS MiB", "CGROUP MiB", "WORKING SET MiB", "MEMAVAILABLE/N MiB", "PSS VS MEMAVAILABLE/N",
+		"CPU ms TO FIRST BYTE", "IDLE CPU millicores")
+	var sources, missing []string
+	for _, r := range rows {
+		f := r.Footprint
+		if f == nil {
+			continue
+		}
+		c := []string{r.Runtime, strconv.Itoa(r.Scale)}
+		if withPlatform {
+			c = append([]string{r.Platform}, c...)
+		}
+		mib := func(e stats.Estimate) string { return estimateCell(e, 1<<20, 1) }
+		agree := "-"
+		if d := stats.Agreement(f.PSS, f.MemAvailablePerInstance); !math.IsNaN(d) {
+			agree = strconv.FormatFloat(100*d, 'f', 0, 64) + "%"
+		}
+		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), mib(f.PSS), mib(f.CgroupUsage), mib(f.WorkingSet),
+			mib(f.MemAvailablePerInstance), agree, estimateCell(f.CPUToFirstByte, 1e6, 1), estimateCell(f.IdleCores, 1e-3, 1))
+		t.Rows = append(t.Rows, c)
+		for _, s := range f.Sources {
+			if !slices.Contains(sources, s) {
+				sources = append(sources, s)
+			}
+		}
+		if f.Missing != "" && len(missing) < 3 {
+			missing = append(missing, fmt.Sprintf("%s N=%d: %s", r.Runtime, r.Scale, f.Missing))
+		}
+	}
+	t.Notes = append(t.Notes,
+		"footprint: medians over the successful measured attempts, [95 % CI of the median] where there are enough; measured = attempts with a footprint record / successes. "+
+			"PSS sums the instance's processes (shim, runtime helpers, pause, function) after the settle; cgroup and working set are its pod cgroup's (the shim is outside it); "+
+			"MemAvailable/N is the node's drop in available memory over the step divided by the instances running, once per step; "+
+			"PSS vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half",
+		"sources: "+strings.Join(sources, ", "))
+	for _, m := range missing {
+		t.Notes = append(t.Notes, "not measured in some attempts: "+m)
+	}
+	return t
+}
+
+// estimateCell renders e in units of unit ("not measured" without values).
+func estimateCell(e stats.Estimate, unit float64, decimals int) string {
+	if e.N == 0 {
+		return "not measured"
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v/unit, 'f', decimals, 64) }
+	if !e.CI {
+		return f(e.Median)
+	}
+	return f(e.Median) + " [" + f(e.Lo) + ", " + f(e.Hi) + "]"
 }

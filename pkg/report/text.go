@@ -114,7 +114,10 @@ func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {
 			ew.printf("%s\n", l)
 		}
 	}
-	if st := stepsTable(rows, withPlatform); st != nil {
+	for _, st := range []*stepTable{stepsTable(rows, withPlatform), footprintTable(rows, withPlatform)} {
+		if st == nil {
+			continue
+		}
 		if err := st.writeText(ew); err != nil {
 			return err
 		}
@@ -171,8 +174,10 @@ func writeMarkdown(w io.Writer, rows []stats.Row, meta Meta) error {
 			ew.printf("%s\n", mdEscape(l))
 		}
 	}
-	if st := stepsTable(rows, withPlatform); st != nil {
-		st.writeMarkdown(ew)
+	for _, st := range []*stepTable{stepsTable(rows, withPlatform), footprintTable(rows, withPlatform)} {
+		if st != nil {
+			st.writeMarkdown(ew)
+		}
 	}
 	if ew.err == nil {
 		ew.err = writeCapacityMarkdown(w, meta.Capacities)

@@ -324,6 +324,11 @@ func checkAttempt(a *Attempt) error {
 	if u := a.Unschedulable; u != nil && u.WaitNS < 0 {
 		return fmt.Errorf("negative unschedulable.wait_ns %d", u.WaitNS)
 	}
+	if f := a.Footprint; f != nil {
+		if err := checkFootprint(f); err != nil {
+			return fmt.Errorf("footprint: %w", err)
+		}
+	}
 	if c := a.RuntimeClock; c != nil && c.ErrorNS < 0 {
 		// The offset has either sign; its bound, half a round trip, not.
 		return fmt.Errorf("negative runtime_clock.error_ns %d", c.ErrorNS)
@@ -338,6 +343,24 @@ func checkAttempt(a *Attempt) error {
 		if p.OffsetNS < 0 && !WallClockPhase(p.Name) {
 			return fmt.Errorf("phase %q has a negative offset %d", p.Name, p.OffsetNS)
 		}
+	}
+	return nil
+}
+
+// checkFootprint checks a footprint's figures are not negative, but for
+// the node's MemAvailable drop: the node may well have gained memory.
+func checkFootprint(f *Footprint) error {
+	for name, v := range map[string]*int64{
+		"pss_bytes": f.PSSBytes, "cgroup_usage_bytes": f.CgroupUsageBytes,
+		"cgroup_working_set_bytes": f.CgroupWorkingSetBytes, "cpu_to_first_byte_ns": f.CPUToFirstByteNS,
+		"idle_cpu_ns": f.IdleCPUNS,
+	} {
+		if v != nil && *v < 0 {
+			return fmt.Errorf("negative %s %d", name, *v)
+		}
+	}
+	if f.SettleNS < 0 || f.IdleWindowNS < 0 || f.NodeInstances < 0 {
+		return fmt.Errorf("negative settle_ns, idle_window_ns or node_instances (%d, %d, %d)", f.SettleNS, f.IdleWindowNS, f.NodeInstances)
 	}
 	return nil
 }

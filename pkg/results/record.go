@@ -210,7 +210,69 @@ type Attempt struct {
 	// phases are, was set against coldbench's (nil: no node agent answered
 	// for the attempt's pod, or a record written before it existed).
 	RuntimeClock *RuntimeClock `json:"runtime_clock,omitempty"`
+	// Footprint is what the instance cost the node (nil: footprint was not
+	// measured for the attempt, or a record written before it existed).
+	Footprint *Footprint `json:"footprint,omitempty"`
 }
+
+// Footprint is what one instance cost its node, read outside the timed
+// path: CPU up to its first byte, read just after it, and memory and idle
+// CPU after the cell's instances were left idle for a settle period. A
+// figure is nil where it was not measured (Missing says why): readers show
+// "not measured", never 0.
+type Footprint struct {
+	// Source says where the figures come from (FootprintFromNode, …).
+	Source string `json:"source"`
+	// SettleNS is how long the instance had been idle, from the cell's
+	// last reply, when memory and idle CPU were read.
+	SettleNS int64 `json:"settle_ns"`
+	// PSSBytes sums the proportional set size of the instance's processes:
+	// its shim and the shim's descendants (pause, the function, runtime
+	// helpers such as runsc's sentry and gofer). A page shared with other
+	// instances counts for its share.
+	PSSBytes *int64 `json:"pss_bytes,omitempty"`
+	// Processes are the processes PSSBytes sums, by name.
+	Processes []FootprintProcess `json:"processes,omitempty"`
+	// CgroupUsageBytes and CgroupWorkingSetBytes are the instance's pod
+	// cgroup's memory (v1 memory.usage_in_bytes, v2 memory.current; the
+	// working set without inactive file pages, as the kubelet reports
+	// it). The shim is outside that cgroup: its memory is not in them.
+	CgroupUsageBytes      *int64 `json:"cgroup_usage_bytes,omitempty"`
+	CgroupWorkingSetBytes *int64 `json:"cgroup_working_set_bytes,omitempty"`
+	// CPUToFirstByteNS is the CPU time the pod cgroup and the shim (with
+	// the children it reaped: the runtime's create and start commands)
+	// used from their creation to just after the first byte.
+	CPUToFirstByteNS *int64 `json:"cpu_to_first_byte_ns,omitempty"`
+	// IdleCPUNS is the CPU time the same used over IdleWindowNS while the
+	// instance was idle (between the two readings of the settle period).
+	IdleCPUNS    *int64 `json:"idle_cpu_ns,omitempty"`
+	IdleWindowNS int64  `json:"idle_window_ns,omitempty"`
+	// NodeMemAvailableDropBytes is the drop of the node's MemAvailable
+	// from before the cell's instances were created to after the settle,
+	// and NodeInstances the instances running then: the per-instance
+	// cross-check is the one over the other. The same on every attempt of
+	// the cell (a step-level figure).
+	NodeMemAvailableDropBytes *int64 `json:"node_mem_available_drop_bytes,omitempty"`
+	NodeInstances             int    `json:"node_instances,omitempty"`
+	// Sources names the file or API each figure came from.
+	Sources map[string]string `json:"sources,omitempty"`
+	// Missing says why figures are nil ("pss: …; cgroup: …").
+	Missing string `json:"missing,omitempty"`
+}
+
+// FootprintProcess is one of an instance's processes, as summed.
+type FootprintProcess struct {
+	Comm     string `json:"comm"`
+	PID      int    `json:"pid"`
+	PSSBytes int64  `json:"pss_bytes"`
+}
+
+// Values of Footprint.Source.
+const (
+	// FootprintFromNode: read by coldbench itself from the node's /proc
+	// and cgroup files (the node backend runs on the node).
+	FootprintFromNode = "node /proc and cgroups"
+)
 
 // RuntimeClock is the offset between a node's wall clock and coldbench's,
 // estimated from one request to the node's agent (Cristian's method): with

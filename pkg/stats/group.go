@@ -35,6 +35,9 @@ type Row struct {
 	// Waited summarizes the measured attempts whose pod waited for room on
 	// a node; nil when none did.
 	Waited *WaitSummary
+	// Footprint summarizes what the successful measured attempts' instances
+	// cost their node; nil when none has a footprint record.
+	Footprint *FootprintSummary
 }
 
 // Group splits set's attempts into rows by (Platform, Runtime, Scale).

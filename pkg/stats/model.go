@@ -62,6 +62,8 @@ type Cell struct {
 	// rtSources: the distinct RuntimePhases values of WithRT attempts that
 	// name a source (view.go's ViewCell).
 	rtSources []string
+	// footprint: the successful measured attempts' footprints (footprint.go).
+	footprint footprintSamples
 }
 
 type iterKey struct {
@@ -217,6 +219,7 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		c.Successes++
 		c.Responded[it]++
 		c.TTFB = append(c.TTFB, a.TTFBNS)
+		c.addFootprint(a, ik)
 		if !m.NoRuntimeView && hasRuntimePhase(a) {
 			c.AnyRT++
 			if InRuntimeView(a) {
@@ -338,5 +341,6 @@ func (c *Cell) Row() Row {
 	}
 	return Row{Platform: c.Key.Platform, Runtime: c.Key.Runtime, Scale: c.Key.Scale,
 		Attempts: c.Attempts, Successes: c.Successes, Failures: c.Failures, FailuresByClass: byClass,
-		Warmups: c.Warmups, TTFB: Summarize(c.TTFB), Steps: c.stepSummary(), Waited: c.waitSummary()}
+		Warmups: c.Warmups, TTFB: Summarize(c.TTFB), Steps: c.stepSummary(), Waited: c.waitSummary(),
+		Footprint: c.footprintSummary()}
 }

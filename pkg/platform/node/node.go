@@ -202,7 +202,9 @@ type session struct {
 func (p *Platform) Open(ctx context.Context, exp *bench.Experiment, id string, _ map[bench.CellKey]bool) (bench.Session, error) {
 	s := &session{p: p, exp: exp, id: id, events: p.subscribeEvents(ctx)}
 	for _, mk := range measurementKinds {
-		s.measurements = append(s.measurements, mk(s))
+		if m := mk(s); m != nil { // nil: the experiment turned it off
+			s.measurements = append(s.measurements, m)
+		}
 	}
 	return s, nil
 }
@@ -297,6 +299,9 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 	}
 	ready.Wait()
 	started := s.measurements.Start(ctx, cell, instances(insts), p.log)
+	for _, in := range insts {
+		in.observers = replyObservers(started) // read after <-start
+	}
 	setup := time.Since(began)
 	close(start)
 	wg.Wait()
@@ -333,6 +338,9 @@ type instance struct {
 	ctrID    string
 	requestT time.Duration
 	events   *runtimeEvents // the session's; nil: no rt_ phases
+	index    int            // in the cell
+	// observers read the instance just after its reply (untimed for it).
+	observers []replyObserver
 }
 
 func newInstance(p *Platform, cell bench.Cell, i int) *instance {
@@ -362,7 +370,7 @@ func newInstance(p *Platform, cell bench.Cell, i int) *instance {
 		Labels:   labels,
 		Linux:    &runtimeapi.LinuxContainerConfig{},
 	}
-	return &instance{p: p, cell: cell, sandbox: sb, ctr: ctr}
+	return &instance{p: p, cell: cell, sandbox: sb, ctr: ctr, index: i}
 }
 
 func randomHex(n int) string {
@@ -376,6 +384,9 @@ func randomHex(n int) string {
 // rt_ phases come from other clocks and often precede user-space stamps.
 func (in *instance) measure(ctx context.Context) results.Attempt {
 	a := in.timed(ctx)
+	for _, o := range in.observers {
+		o.afterReply(in, &a)
+	}
 	in.addRuntimePhases(ctx, &a)
 	sort.SliceStable(a.Phases, func(i, j int) bool { return a.Phases[i].OffsetNS < a.Phases[j].OffsetNS })
 	return a

@@ -1,0 +1,362 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/footprint"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// The footprint of each instance (memory and CPU), read from this node's
+// /proc and cgroup files, since the node backend runs on the node:
+//   - just after an instance's first byte, the CPU its pod cgroup and its
+//     shim have used (afterReply: a few small files, while the cell's
+//     other instances may still be starting);
+//   - after the cell's last reply and a settle period with every instance
+//     idle: the PSS of the instance's processes (its shim and the shim's
+//     descendants, plus whatever else is in its pod cgroup), the pod
+//     cgroup's memory, the CPU used over the settle's second half (idle),
+//     and the node's MemAvailable against its value before the cell.
+//
+// The pod cgroup is the one the session gives each sandbox as its cgroup
+// parent (/coldbench/pod<uid>), which containerd's cgroupfs driver makes
+// in every hierarchy. The shim runs outside it (containerd starts shims in
+// its own cgroup), so the shim's CPU is read from its /proc stat, with the
+// children it reaped (the runtime's create and start commands, which exit
+// before anything could read them).
+
+func init() { registerMeasurement(newFootprint) }
+
+// footprintMeasurement measures one session's cells, one at a time.
+type footprintMeasurement struct {
+	fs     footprint.FS
+	settle time.Duration
+	now    func() time.Time
+	// sleep waits d or until ctx ends (then its error).
+	sleep func(ctx context.Context, d time.Duration) error
+
+	layoutOnce sync.Once
+	layout     footprint.CgroupLayout
+	layoutErr  error
+
+	// The cell being measured: Start resets it.
+	mu        sync.Mutex
+	memBefore *int64
+	memErr    error
+	replies   map[int]*instanceReading // by instance index
+}
+
+// instanceReading is what afterReply found of an instance.
+type instanceReading struct {
+	cgroupPath string
+	shim       shimProcess
+	cpuAtReply *time.Duration
+	missing    []string
+}
+
+// shimProcess is the instance's shim as found at its reply. inCgroup: it
+// runs in the pod cgroup (Kata's sandbox_cgroup_only), whose CPU figure
+// then already holds it.
+type shimProcess struct {
+	pid      int
+	started  time.Duration // tells it from a later process with its PID
+	inCgroup bool
+}
+
+func newFootprint(s *session) bench.Measurement {
+	spec := s.exp.Spec.Footprint
+	if spec == nil || spec.Off {
+		return nil
+	}
+	return &footprintMeasurement{fs: footprint.NewFS("/"), settle: spec.Settle.Duration, now: time.Now, sleep: sleepCtx}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *footprintMeasurement) Name() string { return "footprint" }
+
+// Start reads the node's MemAvailable before any of the cell's sandboxes
+// exists (the node backend creates them in the timed part).
+func (m *footprintMeasurement) Start(ctx context.Context, cell bench.Cell, instances []bench.Instance) error {
+	m.layoutOnce.Do(func() { m.layout, m.layoutErr = m.fs.DetectCgroups() })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.replies = map[int]*instanceReading{}
+	m.memBefore, m.memErr = m.memAvailable()
+	return nil
+}
+
+func (m *footprintMeasurement) memAvailable() (*int64, error) {
+	mi, err := m.fs.ReadMemInfo()
+	if err != nil {
+		return nil, err
+	}
+	if mi.MemAvailableBytes == nil {
+		return nil, errors.New("/proc/meminfo has no MemAvailable (a kernel before 3.14)")
+	}
+	return mi.MemAvailableBytes, nil
+}
+
+// afterReply reads the instance's CPU so far, just after its first byte.
+func (m *footprintMeasurement) afterReply(in *instance, a *results.Attempt) {
+	if !a.OK {
+		return
+	}
+	r := &instanceReading{cgroupPath: in.sandbox.GetLinux().GetCgroupParent()}
+	if m.layoutErr != nil {
+		r.missing = append(r.missing, "cgroups: "+m.layoutErr.Error())
+	} else if shim, err := m.findShim(r.cgroupPath); err != nil {
+		r.missing = append(r.missing, "shim: "+err.Error())
+	} else {
+		r.shim = shim
+		if cpu, err := m.cpu(r); err != nil {
+			r.missing = append(r.missing, "cpu at the first byte: "+err.Error())
+		} else {
+			r.cpuAtReply = &cpu
+		}
+	}
+	m.mu.Lock()
+	m.replies[in.index] = r
+	m.mu.Unlock()
+}
+
+// findShim finds the instance's shim from its pod cgroup's processes:
+// those whose parent is outside the cgroup are the runtime's top
+// processes (pause and the function for runc, the sandbox and gofer for
+// runsc), and their one parent is the shim; a top process that is itself
+// a containerd shim means the shim runs in the cgroup.
+func (m *footprintMeasurement) findShim(cgroupPath string) (shimProcess, error) {
+	cg, err := m.layout.At("cpuacct", cgroupPath)
+	if err != nil {
+		return shimProcess{}, err
+	}
+	pids, err := cg.SubtreeProcs()
+	if err != nil {
+		return shimProcess{}, err
+	}
+	stats := map[int]footprint.Stat{}
+	for _, pid := range pids {
+		st, err := m.fs.ReadStat(pid)
+		if footprint.IsGone(err) {
+			continue
+		}
+		if err != nil {
+			return shimProcess{}, err
+		}
+		stats[pid] = st
+	}
+	var parents []int
+	for _, st := range stats {
+		if _, inside := stats[st.PPID]; inside {
+			continue
+		}
+		if strings.HasPrefix(st.Comm, "containerd-shim") {
+			return shimProcess{pid: st.PID, started: st.StartAfterBoot, inCgroup: true}, nil
+		}
+		if !slices.Contains(parents, st.PPID) {
+			parents = append(parents, st.PPID)
+		}
+	}
+	if len(parents) != 1 || parents[0] <= 1 {
+		slices.Sort(parents)
+		return shimProcess{}, fmt.Errorf("cannot tell the shim of cgroup %s: its %d processes' parents outside it are %v", cgroupPath, len(stats), parents)
+	}
+	st, err := m.fs.ReadStat(parents[0])
+	if err != nil {
+		return shimProcess{}, err
+	}
+	return shimProcess{pid: st.PID, started: st.StartAfterBoot}, nil
+}
+
+// cpu is the CPU the pod cgroup and, outside it, the shim (with its reaped
+// children) have used so far.
+func (m *footprintMeasurement) cpu(r *instanceReading) (time.Duration, error) {
+	cg, err := m.layout.At("cpuacct", r.cgroupPath)
+	if err != nil {
+		return 0, err
+	}
+	usage, err := cg.CPUUsage()
+	if err != nil {
+		return 0, err
+	}
+	if r.shim.inCgroup {
+		return usage.Usage, nil
+	}
+	st, err := m.fs.ReadStat(r.shim.pid)
+	if err != nil {
+		return 0, err
+	}
+	if st.StartAfterBoot != r.shim.started {
+		return 0, fmt.Errorf("the shim (pid %d) exited", r.shim.pid)
+	}
+	return usage.Usage + st.CPU() + st.ReapedChildrenCPU, nil
+}
+
+// cpuSources names where cpu's figure comes from.
+func (m *footprintMeasurement) cpuSources(r *instanceReading) string {
+	cg, err := m.layout.At("cpuacct", r.cgroupPath)
+	if err != nil {
+		return ""
+	}
+	src := fmt.Sprintf("pod cgroup %s (v%d cpu usage)", r.cgroupPath, cg.Version)
+	if !r.shim.inCgroup {
+		src += " + the shim's /proc/PID/stat utime+stime+cutime+cstime"
+	}
+	return src
+}
+
+// Gather lets the instances settle, reads each answered instance's
+// footprint and adds it to its attempt.
+func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, attempts []results.Attempt) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	began := m.now()
+	half := m.settle / 2
+	if err := m.sleep(ctx, half); err != nil {
+		m.record(attempts, "not measured: the run ended during the settle ("+err.Error()+")")
+		return
+	}
+	idleFrom := m.now()
+	cpuFrom := map[int]time.Duration{}
+	for i, r := range m.replies {
+		if r.cpuAtReply == nil {
+			continue
+		}
+		if cpu, err := m.cpu(r); err == nil {
+			cpuFrom[i] = cpu
+		} else {
+			r.missing = append(r.missing, "idle cpu: "+err.Error())
+		}
+	}
+	if err := m.sleep(ctx, m.settle-m.now().Sub(began)); err != nil {
+		m.record(attempts, "not measured: the run ended during the settle ("+err.Error()+")")
+		return
+	}
+	idleTo := m.now()
+	settled := idleTo.Sub(began)
+	var tree *footprint.ProcessTree
+	treeErr := errors.New("no instance to read")
+	if len(m.replies) > 0 {
+		t, err := m.fs.ReadProcessTree()
+		tree, treeErr = &t, err
+	}
+	running := 0
+	for i := range attempts {
+		if attempts[i].Cold.SandboxID != "" {
+			running++
+		}
+	}
+	var drop *int64
+	nodeMissing := ""
+	if m.memErr != nil {
+		nodeMissing = "node MemAvailable: " + m.memErr.Error()
+	} else if after, err := m.memAvailable(); err != nil {
+		nodeMissing = "node MemAvailable: " + err.Error()
+	} else {
+		d := *m.memBefore - *after
+		drop = &d
+	}
+	for i := range attempts {
+		r, ok := m.replies[attempts[i].Instance]
+		if !ok {
+			continue // failed before its first byte: nothing idle to measure
+		}
+		f := &results.Footprint{Source: results.FootprintFromNode, SettleNS: settled.Nanoseconds(),
+			NodeMemAvailableDropBytes: drop, NodeInstances: running, Sources: map[string]string{}}
+		missing := slices.Clone(r.missing)
+		if nodeMissing != "" {
+			missing = append(missing, nodeMissing)
+		} else {
+			f.Sources["node_mem_available"] = "/proc/meminfo MemAvailable before the cell and after the settle"
+		}
+		if r.cpuAtReply != nil {
+			f.CPUToFirstByteNS = ptr(r.cpuAtReply.Nanoseconds())
+			f.Sources["cpu"] = m.cpuSources(r)
+			if from, ok := cpuFrom[i]; ok {
+				if to, err := m.cpu(r); err != nil {
+					missing = append(missing, "idle cpu: "+err.Error())
+				} else {
+					f.IdleCPUNS, f.IdleWindowNS = ptr((to - from).Nanoseconds()), idleTo.Sub(idleFrom).Nanoseconds()
+				}
+			}
+		}
+		if r.shim.pid != 0 {
+			if treeErr != nil {
+				missing = append(missing, "pss: "+treeErr.Error())
+			} else if err := m.addMemory(f, r, tree); err != nil {
+				missing = append(missing, err.Error())
+			}
+		}
+		f.Missing = strings.Join(missing, "; ")
+		attempts[i].Footprint = f
+	}
+}
+
+// addMemory adds the PSS of the instance's processes and its pod cgroup's
+// memory to f.
+func (m *footprintMeasurement) addMemory(f *results.Footprint, r *instanceReading, tree *footprint.ProcessTree) error {
+	var errs []string
+	pids := append([]int{r.shim.pid}, tree.Descendants(r.shim.pid)...)
+	mem, err := m.layout.At("memory", r.cgroupPath)
+	if err == nil {
+		var cm footprint.CgroupMemory
+		if cm, err = mem.Memory(); err == nil {
+			f.CgroupUsageBytes = ptr(cm.UsageBytes)
+			f.CgroupWorkingSetBytes = cm.WorkingSetBytes
+			f.Sources["cgroup_memory"] = cm.Source + " of " + r.cgroupPath
+			if cm.WorkingSetBytes != nil {
+				f.Sources["cgroup_working_set"] = cm.WorkingSetSource
+			}
+		}
+		if procs, perr := mem.SubtreeProcs(); perr == nil {
+			pids = append(pids, procs...) // anything in its cgroup not under its shim
+		}
+	}
+	if err != nil {
+		errs = append(errs, "cgroup memory: "+err.Error())
+	}
+	sample, err := m.fs.SampleProcesses(pids)
+	switch {
+	case err != nil:
+		errs = append(errs, "pss: "+err.Error())
+	case sample.PSSBytes == nil:
+		errs = append(errs, "pss: every process of the instance had exited")
+	default:
+		f.PSSBytes = sample.PSSBytes
+		f.Sources["pss"] = sample.MemorySource + " of the shim, its descendants and the pod cgroup's processes"
+		for _, p := range sample.Processes {
+			f.Processes = append(f.Processes, results.FootprintProcess{Comm: p.Comm, PID: p.PID, PSSBytes: p.PSSBytes})
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// record marks every answered attempt's footprint as not measured.
+func (m *footprintMeasurement) record(attempts []results.Attempt, why string) {
+	for i := range attempts {
+		if _, ok := m.replies[attempts[i].Instance]; ok {
+			attempts[i].Footprint = &results.Footprint{Source: results.FootprintFromNode, Missing: why}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

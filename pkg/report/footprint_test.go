@@ -1,0 +1,107 @@
+package report
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+func i64(v int64) *int64 { return &v }
+
+// footprintFixture: runsc at N = 1 over 6 iterations with every figure
+// (PSS 60..65 MiB, MemAvailable drop 70 MiB a step); runc at N = 2 with
+// PSS not measured in either attempt; crun from records without
+// footprints.
+func footprintFixture() *results.Set {
+	set := &results.Set{Headers: []results.Header{{Type: results.TypeHeader, Schema: results.SchemaVersion, ExperimentID: "A"}}}
+	for it := range 6 {
+		a := ok("node", "runsc", 1, 1e9)
+		a.ExperimentID, a.Iteration = "A", it
+		a.Footprint = &results.Footprint{Source: results.FootprintFromNode, PSSBytes: i64(int64(60+it) << 20),
+			CgroupUsageBytes: i64(40 << 20), CgroupWorkingSetBytes: i64(38 << 20), CPUToFirstByteNS: i64(int64(300+it) * 1e6),
+			IdleCPUNS: i64(2e6), IdleWindowNS: 1e9, NodeMemAvailableDropBytes: i64(70 << 20), NodeInstances: 1}
+		set.Attempts = append(set.Attempts, a)
+	}
+	for i := range 2 {
+		a := ok("node", "runc", 2, 1e8)
+		a.ExperimentID, a.Instance = "A", i
+		a.Footprint = &results.Footprint{Source: results.FootprintFromNode, CPUToFirstByteNS: i64(80e6), Missing: "shim: cannot tell the shim"}
+		set.Attempts = append(set.Attempts, a)
+	}
+	set.Attempts = append(set.Attempts, ok("node", "crun", 1, 1e8))
+	return set
+}
+
+func TestFootprintTable(t *testing.T) {
+	out := string(render(t, FormatTable, footprintFixture(), Meta{}))
+	_, table, found := strings.Cut(out, "\nfootprint\n")
+	if !found {
+		t.Fatalf("no footprint table:\n%s", out)
+	}
+	want := map[string][]string{
+		// median of 60..65 is 62.5; the 95 % CI of a median of 6 is [min, max]
+		"runsc": {"6/6", "62.5 [60.0, 65.0]", "40.0 [40.0, 40.0]", "38.0 [38.0, 38.0]", "70.0 [70.0, 70.0]", "11%", "302.5 [300.0, 305.0]", "2.0 [2.0, 2.0]"},
+		"runc":  {"2/2", "not measured", "not measured", "not measured", "not measured", "-", "80.0", "not measured"},
+	}
+	for rt, cells := range want {
+		var got []string
+		for _, l := range strings.Split(table, "\n") {
+			if f := columns.Split(strings.TrimSpace(l), -1); len(f) > 2 && f[0] == rt {
+				got = f[2:]
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(cells, "|") {
+			t.Errorf("%s: footprint row %q, want %q\n%s", rt, got, cells, table)
+		}
+	}
+	if strings.Contains(table, "crun") {
+		t.Errorf("crun has no footprint records, yet a row:\n%s", table)
+	}
+	for _, note := range []string{"sources: " + results.FootprintFromNode, "not measured in some attempts: runc N=2: shim: cannot tell the shim"} {
+		if !strings.Contains(table, note) {
+			t.Errorf("no note %q:\n%s", note, table)
+		}
+	}
+	var rep struct {
+		Rows []struct {
+			Runtime   string
+			Footprint *struct {
+				Attempts int
+				PSS      *struct {
+					N          int
+					Median     float64
+					MedianCILo *float64 `json:"median_ci_lo"`
+				} `json:"pss_bytes"`
+			}
+		}
+	}
+	if err := json.Unmarshal(render(t, FormatJSON, footprintFixture(), Meta{}), &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Rows {
+		switch r.Runtime {
+		case "runsc":
+			if f := r.Footprint; f == nil || f.PSS == nil || f.PSS.N != 6 || f.PSS.Median != 62.5*(1<<20) || f.PSS.MedianCILo == nil {
+				t.Errorf("json runsc footprint %+v", f)
+			}
+		case "runc":
+			if f := r.Footprint; f == nil || f.PSS != nil {
+				t.Errorf("json runc: PSS not measured must be null, got %+v", f)
+			}
+		case "crun":
+			if r.Footprint != nil {
+				t.Errorf("json crun has a footprint")
+			}
+		}
+	}
+	csv := string(render(t, FormatCSV, footprintFixture(), Meta{}))
+	if !strings.Contains(strings.SplitN(csv, "\n", 2)[0], "pss_p50_bytes") {
+		t.Errorf("csv header without footprint columns:\n%s", csv)
+	}
+	html := renderHTML(t, footprintFixture(), Meta{})
+	if !strings.Contains(html, `<h3 id="footprint">Footprint</h3>`) || !strings.Contains(html, "62.5 [60.0, 65.0]") {
+		t.Error("the HTML report has no footprint table")
+	}
+}

@@ -1,0 +1,117 @@
+package stats
+
+import (
+	"math"
+	"slices"
+
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// FootprintConfidence is the confidence of the footprint figures' CIs.
+const FootprintConfidence = 0.95
+
+// Estimate is a median with its distribution-free CI over N values; CI is
+// false when N is too small for one (MinNForMedianCI). N = 0: not measured.
+type Estimate struct {
+	N              int
+	Median, Lo, Hi float64
+	CI             bool
+}
+
+func estimate(x []float64) Estimate {
+	if len(x) == 0 {
+		return Estimate{}
+	}
+	s := slices.Sorted(slices.Values(x))
+	e := Estimate{N: len(s), Median: Median(s)}
+	e.Lo, e.Hi, e.CI = MedianCI(s, FootprintConfidence)
+	return e
+}
+
+// FootprintSummary is what a cell's instances cost their node: per
+// successful measured attempt with a footprint record, and per step for
+// the node-level cross-check.
+type FootprintSummary struct {
+	// Attempts counts the successful measured attempts with a footprint
+	// record; each figure's N says in how many of them it was measured.
+	Attempts int
+	// Memory per instance (bytes) after the settle.
+	PSS, CgroupUsage, WorkingSet Estimate
+	// MemAvailablePerInstance is, per step (each once), the drop of the
+	// node's MemAvailable over the instances running (bytes).
+	MemAvailablePerInstance Estimate
+	// CPU (ns) from creation to the first byte, and idle CPU as a share of
+	// one core (CPU time over the idle window).
+	CPUToFirstByte, IdleCores Estimate
+	// Sources are the distinct Footprint.Source values, in order seen.
+	Sources []string
+	// Missing is one reason a figure was not measured (the first), if any.
+	Missing string
+}
+
+// footprintSamples accumulates a cell's footprints.
+type footprintSamples struct {
+	attempts                          int
+	pss, usage, workingSet, cpu, idle []float64
+	perInstance                       []float64
+	steps                             map[iterKey]bool
+	sources                           []string
+	missing                           string
+}
+
+// addFootprint adds a successful measured attempt's footprint.
+func (c *Cell) addFootprint(a *results.Attempt, ik iterKey) {
+	f := a.Footprint
+	if f == nil {
+		return
+	}
+	s := &c.footprint
+	s.attempts++
+	add := func(dst *[]float64, v *int64) {
+		if v != nil {
+			*dst = append(*dst, float64(*v))
+		}
+	}
+	add(&s.pss, f.PSSBytes)
+	add(&s.usage, f.CgroupUsageBytes)
+	add(&s.workingSet, f.CgroupWorkingSetBytes)
+	add(&s.cpu, f.CPUToFirstByteNS)
+	if f.IdleCPUNS != nil && f.IdleWindowNS > 0 {
+		s.idle = append(s.idle, float64(*f.IdleCPUNS)/float64(f.IdleWindowNS))
+	}
+	if f.NodeMemAvailableDropBytes != nil && f.NodeInstances > 0 {
+		if s.steps == nil {
+			s.steps = map[iterKey]bool{}
+		}
+		if !s.steps[ik] {
+			s.steps[ik] = true
+			s.perInstance = append(s.perInstance, float64(*f.NodeMemAvailableDropBytes)/float64(f.NodeInstances))
+		}
+	}
+	if f.Source != "" && !slices.Contains(s.sources, f.Source) {
+		s.sources = append(s.sources, f.Source)
+	}
+	if s.missing == "" && f.Missing != "" {
+		s.missing = f.Missing
+	}
+}
+
+// footprintSummary summarizes the cell's footprints (nil: none recorded).
+func (c *Cell) footprintSummary() *FootprintSummary {
+	s := &c.footprint
+	if s.attempts == 0 {
+		return nil
+	}
+	return &FootprintSummary{Attempts: s.attempts, PSS: estimate(s.pss), CgroupUsage: estimate(s.usage),
+		WorkingSet: estimate(s.workingSet), MemAvailablePerInstance: estimate(s.perInstance),
+		CPUToFirstByte: estimate(s.cpu), IdleCores: estimate(s.idle), Sources: slices.Clone(s.sources), Missing: s.missing}
+}
+
+// Agreement is how far two per-instance memory figures are apart,
+// relative to the larger: |a − b| / max(a, b); NaN when either is missing.
+func Agreement(a, b Estimate) float64 {
+	if a.N == 0 || b.N == 0 || math.Max(a.Median, b.Median) <= 0 {
+		return math.NaN()
+	}
+	return math.Abs(a.Median-b.Median) / math.Max(a.Median, b.Median)
+}
