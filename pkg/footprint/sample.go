@@ -19,7 +19,10 @@ type ProcessSample struct {
 	CPU            time.Duration // user + system since it started
 	PSSBytes       int64
 	RSSBytes       int64
-	MemorySource   string // SourceSmapsRollup or SourceSmapsSum
+	// PSSAnonBytes + PSSShmemBytes is the part of PSSBytes no file backs
+	// (nil before Linux 5.3 or from summed smaps).
+	PSSAnonBytes, PSSShmemBytes *int64
+	MemorySource                string // SourceSmapsRollup or SourceSmapsSum
 }
 
 // Sample is a set of processes (an instance's: shim, pause, runtime
@@ -31,10 +34,14 @@ type Sample struct {
 	PSSBytes *int64
 	// RSSBytes counts a page shared by two processes twice; PSSBytes
 	// splits it between them, so only PSS adds up across processes.
-	RSSBytes     *int64
-	CPU          *time.Duration
-	MemorySource string // the Processes' MemorySource; " + "-joined if they differ
-	CPUSource    string // SourceStatCPU
+	RSSBytes *int64
+	// PSSAnonShmemBytes sums the processes' Pss_Anon + Pss_Shmem: memory
+	// no file backs, which the page cache cannot give back (nil unless
+	// every process's rollup has both).
+	PSSAnonShmemBytes *int64
+	CPU               *time.Duration
+	MemorySource      string // the Processes' MemorySource; " + "-joined if they differ
+	CPUSource         string // SourceStatCPU
 	// Gone counts the processes that exited (or were zombies) between
 	// being listed and being read: expected, and left out of the sums.
 	Gone int
@@ -85,6 +92,8 @@ func (fsys FS) SampleProcesses(pids []int) (Sample, error) {
 			CPU:            st.CPU(),
 			PSSBytes:       smaps.PssBytes,
 			RSSBytes:       smaps.RssBytes,
+			PSSAnonBytes:   smaps.PssAnonBytes,
+			PSSShmemBytes:  smaps.PssShmemBytes,
 			MemorySource:   smaps.Source,
 		})
 		if !slices.Contains(memorySources, smaps.Source) {
@@ -94,14 +103,23 @@ func (fsys FS) SampleProcesses(pids []int) (Sample, error) {
 	if len(sample.Processes) == 0 {
 		return sample, nil
 	}
-	var pss, rss int64
+	var pss, rss, anonShmem int64
 	var cpu time.Duration
+	allAnon := true
 	for _, p := range sample.Processes {
 		pss += p.PSSBytes
 		rss += p.RSSBytes
 		cpu += p.CPU
+		if p.PSSAnonBytes == nil || p.PSSShmemBytes == nil {
+			allAnon = false
+		} else {
+			anonShmem += *p.PSSAnonBytes + *p.PSSShmemBytes
+		}
 	}
 	sample.PSSBytes, sample.RSSBytes, sample.CPU = &pss, &rss, &cpu
+	if allAnon {
+		sample.PSSAnonShmemBytes = &anonShmem
+	}
 	slices.Sort(memorySources)
 	sample.MemorySource = strings.Join(memorySources, " + ")
 	sample.CPUSource = SourceStatCPU

@@ -48,6 +48,7 @@ type jsonRow struct {
 type jsonFootprint struct {
 	Attempts                int           `json:"attempts"`
 	PSS                     *jsonEstimate `json:"pss_bytes"`
+	PSSAnonShmem            *jsonEstimate `json:"pss_anon_shmem_bytes"`
 	CgroupUsage             *jsonEstimate `json:"cgroup_usage_bytes"`
 	WorkingSet              *jsonEstimate `json:"cgroup_working_set_bytes"`
 	MemAvailablePerInstance *jsonEstimate `json:"mem_available_drop_per_instance_bytes"`
@@ -81,7 +82,7 @@ func toJSONFootprint(f *stats.FootprintSummary) *jsonFootprint {
 	if f == nil {
 		return nil
 	}
-	return &jsonFootprint{Attempts: f.Attempts, PSS: toJSONEstimate(f.PSS), CgroupUsage: toJSONEstimate(f.CgroupUsage),
+	return &jsonFootprint{Attempts: f.Attempts, PSS: toJSONEstimate(f.PSS), PSSAnonShmem: toJSONEstimate(f.PSSAnonShmem), CgroupUsage: toJSONEstimate(f.CgroupUsage),
 		WorkingSet: toJSONEstimate(f.WorkingSet), MemAvailablePerInstance: toJSONEstimate(f.MemAvailablePerInstance),
 		CPUToFirstByte: toJSONEstimate(f.CPUToFirstByte), IdleCores: toJSONEstimate(f.IdleCores),
 		Sources: nonNil(f.Sources), Missing: f.Missing}
@@ -231,7 +232,7 @@ var (
 	csvWaitHeader = []string{"waited_for_node", "waited_for_node_ok", "wait_p50_ns", "wait_max_ns"}
 	// csvFootprintHeader: medians, appended when some row has footprint
 	// records; empty where not measured.
-	csvFootprintHeader = []string{"footprint_attempts", "pss_p50_bytes", "cgroup_usage_p50_bytes", "cgroup_working_set_p50_bytes",
+	csvFootprintHeader = []string{"footprint_attempts", "pss_p50_bytes", "pss_anon_shmem_p50_bytes", "cgroup_usage_p50_bytes", "cgroup_working_set_p50_bytes",
 		"mem_available_drop_per_instance_p50_bytes", "cpu_to_first_byte_p50_ns", "idle_cpu_p50_cores"}
 )
 
@@ -245,7 +246,7 @@ func csvFootprintCells(f *stats.FootprintSummary) []string {
 		}
 		return strconv.FormatFloat(e.Median, 'f', -1, 64)
 	}
-	return []string{strconv.Itoa(f.Attempts), cell(f.PSS), cell(f.CgroupUsage), cell(f.WorkingSet),
+	return []string{strconv.Itoa(f.Attempts), cell(f.PSS), cell(f.PSSAnonShmem), cell(f.CgroupUsage), cell(f.WorkingSet),
 		cell(f.MemAvailablePerInstance), cell(f.CPUToFirstByte), cell(f.IdleCores)}
 }
 

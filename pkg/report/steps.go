@@ -199,7 +199,7 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 	if withPlatform {
 		t.Head, t.Names = append([]string{"PLATFORM"}, t.Head...), 2
 	}
-	t.Head = append(t.Head, "MEASURED", "PSS MiB", "CGROUP MiB", "WORKING SET MiB", "MEMAVAILABLE/N MiB", "PSS VS MEMAVAILABLE/N",
+	t.Head = append(t.Head, "MEASURED", "PSS MiB", "PSS ANON+SHMEM MiB", "CGROUP MiB", "WORKING SET MiB", "MEMAVAILABLE/N MiB", "ANON+SHMEM VS MEMAVAILABLE/N",
 		"CPU ms TO FIRST BYTE", "IDLE CPU millicores")
 	var sources, missing []string
 	for _, r := range rows {
@@ -213,10 +213,10 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 		}
 		mib := func(e stats.Estimate) string { return estimateCell(e, 1<<20, 1) }
 		agree := "-"
-		if d := stats.Agreement(f.PSS, f.MemAvailablePerInstance); !math.IsNaN(d) {
+		if d := stats.Agreement(f.PSSAnonShmem, f.MemAvailablePerInstance); !math.IsNaN(d) {
 			agree = strconv.FormatFloat(100*d, 'f', 0, 64) + "%"
 		}
-		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), mib(f.PSS), mib(f.CgroupUsage), mib(f.WorkingSet),
+		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), mib(f.PSS), mib(f.PSSAnonShmem), mib(f.CgroupUsage), mib(f.WorkingSet),
 			mib(f.MemAvailablePerInstance), agree, estimateCell(f.CPUToFirstByte, 1e6, 1), estimateCell(f.IdleCores, 1e-3, 1))
 		t.Rows = append(t.Rows, c)
 		for _, s := range f.Sources {
@@ -232,7 +232,8 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 		"footprint: medians over the successful measured attempts, [95 % CI of the median] where there are enough; measured = attempts with a footprint record / successes. "+
 			"PSS sums the instance's processes (shim, runtime helpers, pause, function) after the settle; cgroup and working set are its pod cgroup's (the shim is outside it); "+
 			"MemAvailable/N is the node's drop in available memory over the step divided by the instances running, once per step; "+
-			"PSS vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half",
+			"PSS anon+shmem is the part of PSS no file backs: a drop of MemAvailable does not show file pages (binaries' text), which the page cache can give back; "+
+			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half",
 		"sources: "+strings.Join(sources, ", "))
 	for _, m := range missing {
 		t.Notes = append(t.Notes, "not measured in some attempts: "+m)

@@ -351,7 +351,7 @@ func checkAttempt(a *Attempt) error {
 // the node's MemAvailable drop: the node may well have gained memory.
 func checkFootprint(f *Footprint) error {
 	for name, v := range map[string]*int64{
-		"pss_bytes": f.PSSBytes, "cgroup_usage_bytes": f.CgroupUsageBytes,
+		"pss_bytes": f.PSSBytes, "pss_anon_shmem_bytes": f.PSSAnonShmemBytes, "cgroup_usage_bytes": f.CgroupUsageBytes,
 		"cgroup_working_set_bytes": f.CgroupWorkingSetBytes, "cpu_to_first_byte_ns": f.CPUToFirstByteNS,
 		"idle_cpu_ns": f.IdleCPUNS,
 	} {

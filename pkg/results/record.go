@@ -231,6 +231,10 @@ type Footprint struct {
 	// helpers such as runsc's sentry and gofer). A page shared with other
 	// instances counts for its share.
 	PSSBytes *int64 `json:"pss_bytes,omitempty"`
+	// PSSAnonShmemBytes is the part of PSSBytes no file backs (Pss_Anon +
+	// Pss_Shmem): the part a drop of the node's MemAvailable shows, which
+	// counts the page cache (the binaries' text) as available.
+	PSSAnonShmemBytes *int64 `json:"pss_anon_shmem_bytes,omitempty"`
 	// Processes are the processes PSSBytes sums, by name.
 	Processes []FootprintProcess `json:"processes,omitempty"`
 	// CgroupUsageBytes and CgroupWorkingSetBytes are the instance's pod

@@ -35,8 +35,9 @@ type FootprintSummary struct {
 	// Attempts counts the successful measured attempts with a footprint
 	// record; each figure's N says in how many of them it was measured.
 	Attempts int
-	// Memory per instance (bytes) after the settle.
-	PSS, CgroupUsage, WorkingSet Estimate
+	// Memory per instance (bytes) after the settle; PSSAnonShmem is the
+	// part of PSS no file backs.
+	PSS, PSSAnonShmem, CgroupUsage, WorkingSet Estimate
 	// MemAvailablePerInstance is, per step (each once), the drop of the
 	// node's MemAvailable over the instances running (bytes).
 	MemAvailablePerInstance Estimate
@@ -52,7 +53,8 @@ type FootprintSummary struct {
 // footprintSamples accumulates a cell's footprints.
 type footprintSamples struct {
 	attempts                          int
-	pss, usage, workingSet, cpu, idle []float64
+	pss, anonShmem, usage, workingSet []float64
+	cpu, idle                         []float64
 	perInstance                       []float64
 	steps                             map[iterKey]bool
 	sources                           []string
@@ -73,6 +75,7 @@ func (c *Cell) addFootprint(a *results.Attempt, ik iterKey) {
 		}
 	}
 	add(&s.pss, f.PSSBytes)
+	add(&s.anonShmem, f.PSSAnonShmemBytes)
 	add(&s.usage, f.CgroupUsageBytes)
 	add(&s.workingSet, f.CgroupWorkingSetBytes)
 	add(&s.cpu, f.CPUToFirstByteNS)
@@ -102,7 +105,7 @@ func (c *Cell) footprintSummary() *FootprintSummary {
 	if s.attempts == 0 {
 		return nil
 	}
-	return &FootprintSummary{Attempts: s.attempts, PSS: estimate(s.pss), CgroupUsage: estimate(s.usage),
+	return &FootprintSummary{Attempts: s.attempts, PSS: estimate(s.pss), PSSAnonShmem: estimate(s.anonShmem), CgroupUsage: estimate(s.usage),
 		WorkingSet: estimate(s.workingSet), MemAvailablePerInstance: estimate(s.perInstance),
 		CPUToFirstByte: estimate(s.cpu), IdleCores: estimate(s.idle), Sources: slices.Clone(s.sources), Missing: s.missing}
 }

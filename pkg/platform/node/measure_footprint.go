@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -30,7 +31,10 @@ import (
 // in every hierarchy. The shim runs outside it (containerd starts shims in
 // its own cgroup), so the shim's CPU is read from its /proc stat, with the
 // children it reaped (the runtime's create and start commands, which exit
-// before anything could read them).
+// before anything could read them). An instance may have more than one
+// shim: gVisor's shim without its grouping option (which coldbench's
+// runsc set-up cannot use, see cmd/coldbench-runsc-shim) runs one per
+// container, so a pod has two.
 
 func init() { registerMeasurement(newFootprint) }
 
@@ -47,7 +51,10 @@ type footprintMeasurement struct {
 	layoutErr  error
 
 	// The cell being measured: Start resets it.
-	mu        sync.Mutex
+	mu sync.Mutex
+	// warmup: the cell is a warm-up, whose footprint no report reads; it
+	// is not measured, so its teardown does not wait the settle.
+	warmup    bool
 	memBefore *int64
 	memErr    error
 	replies   map[int]*instanceReading // by instance index
@@ -56,14 +63,14 @@ type footprintMeasurement struct {
 // instanceReading is what afterReply found of an instance.
 type instanceReading struct {
 	cgroupPath string
-	shim       shimProcess
+	shims      []shimProcess
 	cpuAtReply *time.Duration
 	missing    []string
 }
 
-// shimProcess is the instance's shim as found at its reply. inCgroup: it
-// runs in the pod cgroup (Kata's sandbox_cgroup_only), whose CPU figure
-// then already holds it.
+// shimProcess is one of the instance's shims as found at its reply.
+// inCgroup: it runs in the pod cgroup (Kata's sandbox_cgroup_only), whose
+// CPU figure then already holds it.
 type shimProcess struct {
 	pid      int
 	started  time.Duration // tells it from a later process with its PID
@@ -98,6 +105,9 @@ func (m *footprintMeasurement) Start(ctx context.Context, cell bench.Cell, insta
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.replies = map[int]*instanceReading{}
+	if m.warmup = cell.Warmup; m.warmup {
+		return nil
+	}
 	m.memBefore, m.memErr = m.memAvailable()
 	return nil
 }
@@ -115,16 +125,16 @@ func (m *footprintMeasurement) memAvailable() (*int64, error) {
 
 // afterReply reads the instance's CPU so far, just after its first byte.
 func (m *footprintMeasurement) afterReply(in *instance, a *results.Attempt) {
-	if !a.OK {
+	if !a.OK || m.warmup {
 		return
 	}
 	r := &instanceReading{cgroupPath: in.sandbox.GetLinux().GetCgroupParent()}
 	if m.layoutErr != nil {
 		r.missing = append(r.missing, "cgroups: "+m.layoutErr.Error())
-	} else if shim, err := m.findShim(r.cgroupPath); err != nil {
+	} else if shims, err := m.findShims(r.cgroupPath); err != nil {
 		r.missing = append(r.missing, "shim: "+err.Error())
 	} else {
-		r.shim = shim
+		r.shims = shims
 		if cpu, err := m.cpu(r); err != nil {
 			r.missing = append(r.missing, "cpu at the first byte: "+err.Error())
 		} else {
@@ -136,19 +146,24 @@ func (m *footprintMeasurement) afterReply(in *instance, a *results.Attempt) {
 	m.mu.Unlock()
 }
 
-// findShim finds the instance's shim from its pod cgroup's processes:
+// shimComm begins the name (comm, 15 bytes) of every containerd shim:
+// containerd-shim-runc-v2, -runsc-v1, -kata-v2, -urunc-v2...
+const shimComm = "containerd-shim"
+
+// findShims finds the instance's shims from its pod cgroup's processes:
 // those whose parent is outside the cgroup are the runtime's top
-// processes (pause and the function for runc, the sandbox and gofer for
-// runsc), and their one parent is the shim; a top process that is itself
-// a containerd shim means the shim runs in the cgroup.
-func (m *footprintMeasurement) findShim(cgroupPath string) (shimProcess, error) {
+// processes (pause and the function for runc; the sandbox and the gofers
+// for runsc), and their parents are the shims. A top process that is
+// itself a shim runs in the cgroup. A parent that is not a shim (init,
+// after its shim died; containerd) is refused rather than counted.
+func (m *footprintMeasurement) findShims(cgroupPath string) ([]shimProcess, error) {
 	cg, err := m.layout.At("cpuacct", cgroupPath)
 	if err != nil {
-		return shimProcess{}, err
+		return nil, err
 	}
 	pids, err := cg.SubtreeProcs()
 	if err != nil {
-		return shimProcess{}, err
+		return nil, err
 	}
 	stats := map[int]footprint.Stat{}
 	for _, pid := range pids {
@@ -157,31 +172,38 @@ func (m *footprintMeasurement) findShim(cgroupPath string) (shimProcess, error) 
 			continue
 		}
 		if err != nil {
-			return shimProcess{}, err
+			return nil, err
 		}
 		stats[pid] = st
 	}
-	var parents []int
-	for _, st := range stats {
+	var shims []shimProcess
+	seen := map[int]bool{}
+	for _, pid := range slices.Sorted(maps.Keys(stats)) {
+		st := stats[pid]
 		if _, inside := stats[st.PPID]; inside {
 			continue
 		}
-		if strings.HasPrefix(st.Comm, "containerd-shim") {
-			return shimProcess{pid: st.PID, started: st.StartAfterBoot, inCgroup: true}, nil
+		if strings.HasPrefix(st.Comm, shimComm) {
+			shims = append(shims, shimProcess{pid: st.PID, started: st.StartAfterBoot, inCgroup: true})
+			continue
 		}
-		if !slices.Contains(parents, st.PPID) {
-			parents = append(parents, st.PPID)
+		if seen[st.PPID] {
+			continue
 		}
+		seen[st.PPID] = true
+		parent, err := m.fs.ReadStat(st.PPID)
+		if err != nil {
+			return nil, fmt.Errorf("the parent (pid %d) of %s (pid %d) in cgroup %s: %w", st.PPID, st.Comm, st.PID, cgroupPath, err)
+		}
+		if !strings.HasPrefix(parent.Comm, shimComm) {
+			return nil, fmt.Errorf("cannot tell the shims of cgroup %s: %s (pid %d) in it has the parent %s (pid %d), not a %s*", cgroupPath, st.Comm, st.PID, parent.Comm, parent.PID, shimComm)
+		}
+		shims = append(shims, shimProcess{pid: parent.PID, started: parent.StartAfterBoot})
 	}
-	if len(parents) != 1 || parents[0] <= 1 {
-		slices.Sort(parents)
-		return shimProcess{}, fmt.Errorf("cannot tell the shim of cgroup %s: its %d processes' parents outside it are %v", cgroupPath, len(stats), parents)
+	if len(shims) == 0 {
+		return nil, fmt.Errorf("cgroup %s has no process", cgroupPath)
 	}
-	st, err := m.fs.ReadStat(parents[0])
-	if err != nil {
-		return shimProcess{}, err
-	}
-	return shimProcess{pid: st.PID, started: st.StartAfterBoot}, nil
+	return shims, nil
 }
 
 // cpu is the CPU the pod cgroup and, outside it, the shim (with its reaped
@@ -195,17 +217,21 @@ func (m *footprintMeasurement) cpu(r *instanceReading) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if r.shim.inCgroup {
-		return usage.Usage, nil
+	total := usage.Usage
+	for _, shim := range r.shims {
+		if shim.inCgroup {
+			continue
+		}
+		st, err := m.fs.ReadStat(shim.pid)
+		if err != nil {
+			return 0, err
+		}
+		if st.StartAfterBoot != shim.started {
+			return 0, fmt.Errorf("the shim (pid %d) exited", shim.pid)
+		}
+		total += st.CPU() + st.ReapedChildrenCPU
 	}
-	st, err := m.fs.ReadStat(r.shim.pid)
-	if err != nil {
-		return 0, err
-	}
-	if st.StartAfterBoot != r.shim.started {
-		return 0, fmt.Errorf("the shim (pid %d) exited", r.shim.pid)
-	}
-	return usage.Usage + st.CPU() + st.ReapedChildrenCPU, nil
+	return total, nil
 }
 
 // cpuSources names where cpu's figure comes from.
@@ -215,8 +241,14 @@ func (m *footprintMeasurement) cpuSources(r *instanceReading) string {
 		return ""
 	}
 	src := fmt.Sprintf("pod cgroup %s (v%d cpu usage)", r.cgroupPath, cg.Version)
-	if !r.shim.inCgroup {
-		src += " + the shim's /proc/PID/stat utime+stime+cutime+cstime"
+	outside := 0
+	for _, shim := range r.shims {
+		if !shim.inCgroup {
+			outside++
+		}
+	}
+	if outside > 0 {
+		src += fmt.Sprintf(" + %d shim(s) outside it, /proc/PID/stat utime+stime+cutime+cstime", outside)
 	}
 	return src
 }
@@ -226,6 +258,9 @@ func (m *footprintMeasurement) cpuSources(r *instanceReading) string {
 func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, attempts []results.Attempt) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.warmup {
+		return
+	}
 	began := m.now()
 	half := m.settle / 2
 	if err := m.sleep(ctx, half); err != nil {
@@ -296,7 +331,7 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 				}
 			}
 		}
-		if r.shim.pid != 0 {
+		if len(r.shims) > 0 {
 			if treeErr != nil {
 				missing = append(missing, "pss: "+treeErr.Error())
 			} else if err := m.addMemory(f, r, tree); err != nil {
@@ -312,7 +347,10 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 // memory to f.
 func (m *footprintMeasurement) addMemory(f *results.Footprint, r *instanceReading, tree *footprint.ProcessTree) error {
 	var errs []string
-	pids := append([]int{r.shim.pid}, tree.Descendants(r.shim.pid)...)
+	var pids []int
+	for _, shim := range r.shims {
+		pids = append(append(pids, shim.pid), tree.Descendants(shim.pid)...)
+	}
 	mem, err := m.layout.At("memory", r.cgroupPath)
 	if err == nil {
 		var cm footprint.CgroupMemory
@@ -338,8 +376,8 @@ func (m *footprintMeasurement) addMemory(f *results.Footprint, r *instanceReadin
 	case sample.PSSBytes == nil:
 		errs = append(errs, "pss: every process of the instance had exited")
 	default:
-		f.PSSBytes = sample.PSSBytes
-		f.Sources["pss"] = sample.MemorySource + " of the shim, its descendants and the pod cgroup's processes"
+		f.PSSBytes, f.PSSAnonShmemBytes = sample.PSSBytes, sample.PSSAnonShmemBytes
+		f.Sources["pss"] = sample.MemorySource + " of the shims, their descendants and the pod cgroup's processes"
 		for _, p := range sample.Processes {
 			f.Processes = append(f.Processes, results.FootprintProcess{Comm: p.Comm, PID: p.PID, PSSBytes: p.PSSBytes})
 		}

@@ -178,13 +178,14 @@ func TestFootprintOfAnInstance(t *testing.T) {
 	}
 }
 
-// A pod cgroup whose processes have different parents outside it: the
-// shim cannot be told, and the record says so instead of guessing.
+// A pod cgroup with a process whose parent outside it is not a shim: the
+// record says so instead of counting that parent.
 func TestFootprintShimNotTold(t *testing.T) {
 	n := newFakeNode(t)
 	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
 	n.process(101, 100, "pause", 0, 0, 0, 0, 50)
 	n.process(300, 7, "stray", 0, 0, 0, 0, 50)
+	n.process(7, 1, "init", 0, 0, 0, 0, 50)
 	n.pod("/coldbench/poda", 1, 1<<20, 0, map[string][]int{"sb": {101}, "x": {300}})
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	m := newTestFootprint(n, clock)
@@ -194,8 +195,8 @@ func TestFootprintShimNotTold(t *testing.T) {
 	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
 	m.Gather(context.Background(), cell, attempts)
 	f := attempts[0].Footprint
-	if f == nil || f.PSSBytes != nil || f.CPUToFirstByteNS != nil || !strings.Contains(f.Missing, "cannot tell the shim of cgroup /coldbench/poda") ||
-		!strings.Contains(f.Missing, "[7 100]") {
+	if f == nil || f.PSSBytes != nil || f.CPUToFirstByteNS != nil ||
+		!strings.Contains(f.Missing, "cannot tell the shims of cgroup /coldbench/poda: stray (pid 300) in it has the parent init (pid 7), not a containerd-shim*") {
 		t.Errorf("footprint %+v", f)
 	}
 	if f != nil && f.NodeMemAvailableDropBytes == nil {
@@ -252,5 +253,52 @@ func wantNS(t *testing.T, what string, got *int64, want int64) {
 		t.Errorf("%s: not measured, want %d", what, want)
 	} else if *got != want {
 		t.Errorf("%s: %d, want %d", what, *got, want)
+	}
+}
+
+// A warm-up cell is not measured: its teardown does not wait the settle.
+func TestFootprintSkipsWarmups(t *testing.T) {
+	n := newFakeNode(t)
+	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
+	n.process(101, 100, "pause", 0, 0, 0, 0, 50)
+	n.pod("/coldbench/poda", 1, 1<<20, 0, map[string][]int{"sb": {101}})
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	m := newTestFootprint(n, clock)
+	cell := bench.Cell{Scale: 1, Warmup: true}
+	_ = m.Start(context.Background(), cell, nil)
+	attempts := []results.Attempt{{Instance: 0, OK: true, Warmup: true}}
+	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
+	m.Gather(context.Background(), cell, attempts)
+	if attempts[0].Footprint != nil || len(clock.slept) != 0 {
+		t.Errorf("warm-up measured: %+v, slept %v", attempts[0].Footprint, clock.slept)
+	}
+}
+
+// gVisor's shim without grouping: one shim per container, both counted.
+func TestFootprintTwoShims(t *testing.T) {
+	n := newFakeNode(t)
+	n.process(100, 1, "containerd-shim", 3, 2, 1, 0, 20000)
+	n.process(101, 100, "exe", 0, 0, 0, 0, 30000)   // runsc-gofer of the sandbox
+	n.process(102, 100, "exe", 10, 10, 0, 0, 40000) // runsc-sandbox
+	n.process(103, 102, "exe", 1, 1, 0, 0, 1000)
+	n.process(104, 100, "runsc", 0, 0, 0, 0, 9000) // runsc wait, outside the cgroup
+	n.process(200, 1, "containerd-shim", 1, 1, 2, 0, 19000)
+	n.process(201, 200, "exe", 0, 0, 0, 0, 25000) // the function container's gofer
+	n.pod("/coldbench/poda", 500_000_000, 60<<20, 0, map[string][]int{"": {101, 102, 103, 201}})
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	m := newTestFootprint(n, clock)
+	cell := bench.Cell{Scale: 1}
+	_ = m.Start(context.Background(), cell, nil)
+	attempts := []results.Attempt{{Instance: 0, OK: true}}
+	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
+	m.Gather(context.Background(), cell, attempts)
+	f := attempts[0].Footprint
+	if f.Missing != "" {
+		t.Fatal(f.Missing)
+	}
+	wantNS(t, "cpu to first byte", f.CPUToFirstByteNS, 500_000_000+60_000_000+40_000_000)
+	wantNS(t, "pss", f.PSSBytes, (20000+30000+40000+1000+9000+19000+25000)*1024)
+	if len(f.Processes) != 7 || !strings.Contains(f.Sources["cpu"], "2 shim(s)") {
+		t.Errorf("processes %+v, cpu source %q", f.Processes, f.Sources["cpu"])
 	}
 }
