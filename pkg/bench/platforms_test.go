@@ -258,6 +258,11 @@ func TestValidate(t *testing.T) {
 			s.ProbeInterval.Duration = time.Second
 		}, false, "not shorter than"},
 		{"tiny probe interval", func(s *bench.Spec) { s.ProbeInterval.Duration = time.Microsecond }, false, "spec.probeInterval"},
+		{"footprint settle too short", func(s *bench.Spec) {
+			s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: 100 * time.Millisecond}}
+		}, false, "spec.footprint.settle (--footprint-settle): 100ms; must be between 1s and 10m0s"},
+		{"footprint settle too long", func(s *bench.Spec) { s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: time.Hour}} }, false, "or turn footprint off (--footprint=false)"},
+		{"footprint off, settle ignored", func(s *bench.Spec) { s.Footprint = &bench.FootprintSpec{Off: true} }, false, ""},
 		{"unknown platform", func(s *bench.Spec) { s.Platform = "lambda" }, false, `unknown platform "lambda"`},
 		{"bad port", func(s *bench.Spec) { s.SetSection(node.Name, &node.Spec{Port: 70000}) }, false, "spec.node.port"},
 		{"bad endpoint", func(s *bench.Spec) { s.SetSection(node.Name, &node.Spec{Endpoint: "tcp://1.2.3.4:1"}) }, false, "spec.node.endpoint"},
