@@ -268,7 +268,10 @@ func (e *Experiment) Complete() {
 		s.Search.Complete(MaxScale)
 	}
 	if s.Footprint == nil {
-		s.Footprint = &FootprintSpec{Settle: Duration{DefaultFootprintSettle}}
+		s.Footprint = &FootprintSpec{}
+	}
+	if !s.Footprint.Off && s.Footprint.Settle.Duration == 0 {
+		s.Footprint.Settle = Duration{DefaultFootprintSettle}
 	}
 }
 
@@ -397,7 +400,7 @@ func (s *Spec) validateCounts(errs *Problems) {
 		errs.Add("spec.probeInterval: %v is not shorter than spec.requestTimeout %v", s.ProbeInterval.Duration, s.RequestTimeout.Duration)
 	}
 	if f := s.Footprint; f == nil {
-		errs.Add("spec.footprint: not set; Complete sets its defaults")
+		errs.Add("spec.footprint: not set; complete the experiment first (bench.Experiment.Complete sets the defaults)")
 	} else if !f.Off && (f.Settle.Duration < time.Second || f.Settle.Duration > MaxFootprintSettle) {
 		errs.Add("spec.footprint.settle (--footprint-settle): %v; must be between 1s and %v (the instances idle this long before memory and idle CPU are read), or turn footprint off (--footprint=false)", f.Settle.Duration, MaxFootprintSettle)
 	}

@@ -60,6 +60,11 @@ func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error
 			f.FixRecorded()
 		}
 	}
+	// A header from before footprints were measured: the rest of the run
+	// measures what its first part did, no footprint and no settle.
+	if res.Exp.Spec.Footprint == nil {
+		res.Exp.Spec.Footprint = &FootprintSpec{Off: true}
+	}
 	if adjust != nil {
 		if err := adjust(res.Exp); err != nil {
 			return nil, err

@@ -52,3 +52,35 @@ func TestLoadResumeTwoSessionsAndDuplicateCell(t *testing.T) {
 		t.Error("a cell recorded twice was accepted")
 	}
 }
+
+// A file whose header predates footprints resumes without them (the rest
+// of the run measures as its first part did); one that has them keeps them.
+func TestLoadResumeKeepsTheFootprintSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		spec    *FootprintSpec
+		wantOff bool
+	}{
+		{"header without footprint", nil, true},
+		{"header with footprint", &FootprintSpec{Settle: Duration{3 * time.Second}}, false},
+	} {
+		exp := Default()
+		exp.Spec.Footprint = tc.spec
+		b, err := json.Marshal(results.Header{Type: results.TypeHeader, Schema: results.SchemaVersion,
+			ExperimentID: NewExperimentID(time.Now()), Created: time.Now(), Experiment: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "r.jsonl")
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := LoadResume(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := res.Exp.Spec.Footprint; f == nil || f.Off != tc.wantOff || (!f.Off && f.Settle.Duration != 3*time.Second) {
+			t.Errorf("%s: footprint %+v, want off %v", tc.name, f, tc.wantOff)
+		}
+	}
+}

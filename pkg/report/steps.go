@@ -13,6 +13,7 @@ import (
 
 // Marks in the steps table, explained below it when they appear.
 const (
+	mixedMark      = "†" // a MemAvailable drop over instances not all answered
 	overGoalMark   = "!" // a harness figure over its goal
 	processRSSMark = "+" // a peak RSS since the process started, not the step's
 )
@@ -202,6 +203,7 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 	t.Head = append(t.Head, "MEASURED", "PSS MiB", "PSS ANON+SHMEM MiB", "CGROUP MiB", "WORKING SET MiB", "MEMAVAILABLE/N MiB", "ANON+SHMEM VS MEMAVAILABLE/N",
 		"CPU ms TO FIRST BYTE", "IDLE CPU millicores")
 	var sources, missing []string
+	mixed, partial := false, false
 	for _, r := range rows {
 		f := r.Footprint
 		if f == nil {
@@ -211,13 +213,25 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 		if withPlatform {
 			c = append([]string{r.Platform}, c...)
 		}
-		mib := func(e stats.Estimate) string { return estimateCell(e, 1<<20, 1) }
+		// A figure measured in fewer of the attempts than the row's
+		// footprint records says in how many.
+		cell := func(e stats.Estimate, unit float64) string {
+			v := estimateCell(e, unit, 1)
+			if e.N > 0 && e.N < f.Attempts {
+				v, partial = fmt.Sprintf("%s (n=%d)", v, e.N), true
+			}
+			return v
+		}
 		agree := "-"
 		if d := stats.Agreement(f.PSSAnonShmem, f.MemAvailablePerInstance); !math.IsNaN(d) {
 			agree = strconv.FormatFloat(100*d, 'f', 0, 64) + "%"
+			if f.MixedSteps > 0 {
+				agree, mixed = agree+mixedMark, true
+			}
 		}
-		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), mib(f.PSS), mib(f.PSSAnonShmem), mib(f.CgroupUsage), mib(f.WorkingSet),
-			mib(f.MemAvailablePerInstance), agree, estimateCell(f.CPUToFirstByte, 1e6, 1), estimateCell(f.IdleCores, 1e-3, 1))
+		memAvail := estimateCell(f.MemAvailablePerInstance, 1<<20, 1) // per step, not per attempt
+		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), cell(f.PSS, 1<<20), cell(f.PSSAnonShmem, 1<<20), cell(f.CgroupUsage, 1<<20),
+			cell(f.WorkingSet, 1<<20), memAvail, agree, cell(f.CPUToFirstByte, 1e6), cell(f.IdleCores, 1e-3))
 		t.Rows = append(t.Rows, c)
 		for _, s := range f.Sources {
 			if !slices.Contains(sources, s) {
@@ -235,6 +249,12 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 			"PSS anon+shmem is the part of PSS no file backs: a drop of MemAvailable does not show file pages (binaries' text), which the page cache can give back; "+
 			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half",
 		"sources: "+strings.Join(sources, ", "))
+	if partial {
+		t.Notes = append(t.Notes, "(n=k): the figure was measured in k of the row's attempts with a footprint record")
+	}
+	if mixed {
+		t.Notes = append(t.Notes, mixedMark+" in some steps not every running instance had answered: those may still have been starting, and the node's drop is not only idle instances'")
+	}
 	for _, m := range missing {
 		t.Notes = append(t.Notes, "not measured in some attempts: "+m)
 	}

@@ -258,6 +258,10 @@ type Footprint struct {
 	// the cell (a step-level figure).
 	NodeMemAvailableDropBytes *int64 `json:"node_mem_available_drop_bytes,omitempty"`
 	NodeInstances             int    `json:"node_instances,omitempty"`
+	// NodeInstancesAnswered counts those of NodeInstances that answered:
+	// the others may have been still starting, at a cost unlike an idle
+	// instance's.
+	NodeInstancesAnswered int `json:"node_instances_answered,omitempty"`
 	// Sources names the file or API each figure came from.
 	Sources map[string]string `json:"sources,omitempty"`
 	// Missing says why figures are nil ("pss: …; cgroup: …").

@@ -41,6 +41,10 @@ type FootprintSummary struct {
 	// MemAvailablePerInstance is, per step (each once), the drop of the
 	// node's MemAvailable over the instances running (bytes).
 	MemAvailablePerInstance Estimate
+	// MixedSteps counts the steps of MemAvailablePerInstance in which not
+	// every running instance had answered (some may have been starting):
+	// their drop is not an idle instance's.
+	MixedSteps int
 	// CPU (ns) from creation to the first byte, and idle CPU as a share of
 	// one core (CPU time over the idle window).
 	CPUToFirstByte, IdleCores Estimate
@@ -56,6 +60,7 @@ type footprintSamples struct {
 	pss, anonShmem, usage, workingSet []float64
 	cpu, idle                         []float64
 	perInstance                       []float64
+	mixedSteps                        int
 	steps                             map[iterKey]bool
 	sources                           []string
 	missing                           string
@@ -89,6 +94,9 @@ func (c *Cell) addFootprint(a *results.Attempt, ik iterKey) {
 		if !s.steps[ik] {
 			s.steps[ik] = true
 			s.perInstance = append(s.perInstance, float64(*f.NodeMemAvailableDropBytes)/float64(f.NodeInstances))
+			if f.NodeInstancesAnswered > 0 && f.NodeInstancesAnswered < f.NodeInstances {
+				s.mixedSteps++
+			}
 		}
 	}
 	if f.Source != "" && !slices.Contains(s.sources, f.Source) {
@@ -106,7 +114,7 @@ func (c *Cell) footprintSummary() *FootprintSummary {
 		return nil
 	}
 	return &FootprintSummary{Attempts: s.attempts, PSS: estimate(s.pss), PSSAnonShmem: estimate(s.anonShmem), CgroupUsage: estimate(s.usage),
-		WorkingSet: estimate(s.workingSet), MemAvailablePerInstance: estimate(s.perInstance),
+		WorkingSet: estimate(s.workingSet), MemAvailablePerInstance: estimate(s.perInstance), MixedSteps: s.mixedSteps,
 		CPUToFirstByte: estimate(s.cpu), IdleCores: estimate(s.idle), Sources: slices.Clone(s.sources), Missing: s.missing}
 }
 

@@ -262,39 +262,33 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 		return
 	}
 	began := m.now()
-	half := m.settle / 2
-	if err := m.sleep(ctx, half); err != nil {
-		m.record(attempts, "not measured: the run ended during the settle ("+err.Error()+")")
+	if err := m.sleep(ctx, m.settle/2); err != nil {
+		m.record(attempts, "the run ended during the settle ("+err.Error()+")")
 		return
 	}
-	idleFrom := m.now()
-	cpuFrom := map[int]time.Duration{}
-	for i, r := range m.replies {
-		if r.cpuAtReply == nil {
-			continue
-		}
-		if cpu, err := m.cpu(r); err == nil {
-			cpuFrom[i] = cpu
-		} else {
-			r.missing = append(r.missing, "idle cpu: "+err.Error())
-		}
-	}
+	// Idle CPU: each instance's two readings, taken in tight loops at the
+	// start and the end of the settle's second half, before anything
+	// slower (the process tree, PSS) is read; each has its own window.
+	idleFrom := m.readCPUs()
 	if err := m.sleep(ctx, m.settle-m.now().Sub(began)); err != nil {
-		m.record(attempts, "not measured: the run ended during the settle ("+err.Error()+")")
+		m.record(attempts, "the run ended during the settle ("+err.Error()+")")
 		return
 	}
-	idleTo := m.now()
-	settled := idleTo.Sub(began)
+	idleTo := m.readCPUs()
+	settled := m.now().Sub(began)
 	var tree *footprint.ProcessTree
 	treeErr := errors.New("no instance to read")
 	if len(m.replies) > 0 {
 		t, err := m.fs.ReadProcessTree()
 		tree, treeErr = &t, err
 	}
-	running := 0
+	running, answered := 0, 0
 	for i := range attempts {
 		if attempts[i].Cold.SandboxID != "" {
 			running++
+			if attempts[i].OK {
+				answered++
+			}
 		}
 	}
 	var drop *int64
@@ -312,24 +306,23 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 		if !ok {
 			continue // failed before its first byte: nothing idle to measure
 		}
-		f := &results.Footprint{Source: results.FootprintFromNode, SettleNS: settled.Nanoseconds(),
-			NodeMemAvailableDropBytes: drop, NodeInstances: running, Sources: map[string]string{}}
+		f := m.base(r, settled.Nanoseconds())
+		f.NodeMemAvailableDropBytes, f.NodeInstances, f.NodeInstancesAnswered = drop, running, answered
 		missing := slices.Clone(r.missing)
 		if nodeMissing != "" {
 			missing = append(missing, nodeMissing)
 		} else {
 			f.Sources["node_mem_available"] = "/proc/meminfo MemAvailable before the cell and after the settle"
 		}
-		if r.cpuAtReply != nil {
-			f.CPUToFirstByteNS = ptr(r.cpuAtReply.Nanoseconds())
-			f.Sources["cpu"] = m.cpuSources(r)
-			if from, ok := cpuFrom[i]; ok {
-				if to, err := m.cpu(r); err != nil {
-					missing = append(missing, "idle cpu: "+err.Error())
-				} else {
-					f.IdleCPUNS, f.IdleWindowNS = ptr((to - from).Nanoseconds()), idleTo.Sub(idleFrom).Nanoseconds()
-				}
-			}
+		from, okFrom := idleFrom[attempts[i].Instance]
+		to, okTo := idleTo[attempts[i].Instance]
+		switch {
+		case r.cpuAtReply == nil:
+		case from.err != nil || to.err != nil:
+			missing = append(missing, "idle cpu: "+errors.Join(from.err, to.err).Error())
+		case okFrom && okTo:
+			f.IdleCPUNS, f.IdleWindowNS = ptr((to.cpu - from.cpu).Nanoseconds()), to.at.Sub(from.at).Nanoseconds()
+			f.Sources["idle_cpu"] = f.Sources["cpu"] + ", over the settle's second half (a shim's CPU moves in 10 ms ticks)"
 		}
 		if len(r.shims) > 0 {
 			if treeErr != nil {
@@ -343,12 +336,47 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 	}
 }
 
+// cpuReading is one instance's CPU so far, and when it was read.
+type cpuReading struct {
+	cpu time.Duration
+	at  time.Time
+	err error
+}
+
+// readCPUs reads the CPU of every instance read at its reply.
+func (m *footprintMeasurement) readCPUs() map[int]cpuReading {
+	out := map[int]cpuReading{}
+	for i, r := range m.replies {
+		if r.cpuAtReply == nil {
+			continue
+		}
+		cpu, err := m.cpu(r)
+		out[i] = cpuReading{cpu: cpu, at: m.now(), err: err}
+	}
+	return out
+}
+
+// base is an instance's footprint with what its reply gave: the CPU to
+// its first byte.
+func (m *footprintMeasurement) base(r *instanceReading, settleNS int64) *results.Footprint {
+	f := &results.Footprint{Source: results.FootprintFromNode, SettleNS: settleNS, Sources: map[string]string{}}
+	if r.cpuAtReply != nil {
+		f.CPUToFirstByteNS = ptr(r.cpuAtReply.Nanoseconds())
+		f.Sources["cpu"] = m.cpuSources(r)
+	}
+	return f
+}
+
 // addMemory adds the PSS of the instance's processes and its pod cgroup's
 // memory to f.
 func (m *footprintMeasurement) addMemory(f *results.Footprint, r *instanceReading, tree *footprint.ProcessTree) error {
 	var errs []string
 	var pids []int
 	for _, shim := range r.shims {
+		if st, err := m.fs.ReadStat(shim.pid); err != nil || st.StartAfterBoot != shim.started {
+			errs = append(errs, fmt.Sprintf("pss: the shim (pid %d) exited", shim.pid))
+			continue
+		}
 		pids = append(append(pids, shim.pid), tree.Descendants(shim.pid)...)
 	}
 	mem, err := m.layout.At("memory", r.cgroupPath)
@@ -388,11 +416,14 @@ func (m *footprintMeasurement) addMemory(f *results.Footprint, r *instanceReadin
 	return nil
 }
 
-// record marks every answered attempt's footprint as not measured.
+// record gives every answered attempt what its reply gave (the CPU to
+// its first byte), and why the rest is missing.
 func (m *footprintMeasurement) record(attempts []results.Attempt, why string) {
 	for i := range attempts {
-		if _, ok := m.replies[attempts[i].Instance]; ok {
-			attempts[i].Footprint = &results.Footprint{Source: results.FootprintFromNode, Missing: why}
+		if r, ok := m.replies[attempts[i].Instance]; ok {
+			f := m.base(r, 0)
+			f.Missing = strings.Join(append(slices.Clone(r.missing), "memory and idle cpu: "+why), "; ")
+			attempts[i].Footprint = f
 		}
 	}
 }

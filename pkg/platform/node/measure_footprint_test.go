@@ -165,8 +165,8 @@ func TestFootprintOfAnInstance(t *testing.T) {
 	wantNS(t, "cgroup usage", f.CgroupUsageBytes, 5<<20)
 	wantNS(t, "working set", f.CgroupWorkingSetBytes, 4<<20)
 	wantNS(t, "MemAvailable drop", f.NodeMemAvailableDropBytes, 30<<20)
-	if f.NodeInstances != 2 {
-		t.Errorf("node instances %d, want 2 (both sandboxes run)", f.NodeInstances)
+	if f.NodeInstances != 2 || f.NodeInstancesAnswered != 1 {
+		t.Errorf("node instances %d (%d answered), want 2 (both sandboxes run), 1", f.NodeInstances, f.NodeInstancesAnswered)
 	}
 	if len(f.Processes) != 3 || f.Processes[0].Comm != "containerd-shim" || f.Processes[2].Comm != "fn" {
 		t.Errorf("processes %+v", f.Processes)
@@ -242,8 +242,11 @@ func TestFootprintInterruptedSettle(t *testing.T) {
 	cancel()
 	m.Gather(ctx, cell, attempts)
 	f := attempts[0].Footprint
-	if f == nil || f.PSSBytes != nil || !strings.Contains(f.Missing, "the run ended during the settle") {
+	if f == nil || f.PSSBytes != nil || !strings.Contains(f.Missing, "memory and idle cpu: the run ended during the settle") {
 		t.Errorf("footprint %+v", f)
+	}
+	if f != nil && f.CPUToFirstByteNS == nil {
+		t.Error("the CPU read at the reply is lost with the settle")
 	}
 }
 
