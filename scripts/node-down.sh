@@ -25,6 +25,12 @@ for pid in $(pgrep -f "containerd-shim.*-address $CB_SOCK" || true); do
 done
 # gVisor sandboxes left without their shim (clean normally removes them).
 runsc_reap "$CB_RUN/runsc/k8s.io"
+# Empty pod cgroups under coldbench's cgroup parent (/coldbench/pod<uid>):
+# the runtimes make them and never remove them, and a teardown cut short
+# leaves its own. rmdir removes only empty ones; deepest first.
+for root in /sys/fs/cgroup/*/coldbench /sys/fs/cgroup/coldbench; do
+  [ -d "$root" ] && find "$root" -mindepth 1 -depth -type d -name '*' -exec rmdir {} + 2>/dev/null || true
+done
 if [ $purge = 1 ]; then
   log "purging $CB_STATE and $CB_RUN"
   umount -R "$CB_STATE/containerd" 2>/dev/null || true

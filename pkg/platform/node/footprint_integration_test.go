@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ func TestFootprintRealRuntimes(t *testing.T) {
 	}
 	id := bench.NewExperimentID(time.Now())
 	sess := open(t, p, exp, id)
+	var cgroups []string // the instances' pod cgroups
 	for _, rt := range exp.Spec.Runtimes {
 		const n = 2
 		batch := sess.ColdStart(ctx, bench.Cell{ExperimentID: id, Runtime: rt, Scale: n,
@@ -68,6 +71,9 @@ func TestFootprintRealRuntimes(t *testing.T) {
 			if f.IdleCPUNS == nil || f.IdleWindowNS <= 0 || f.NodeMemAvailableDropBytes == nil {
 				t.Errorf("%s #%d: idle %v over %d, node drop %v", rt.Name, i, f.IdleCPUNS, f.IdleWindowNS, f.NodeMemAvailableDropBytes)
 			}
+			if src := f.Sources["cgroup_memory"]; src != "" {
+				cgroups = append(cgroups, src[strings.LastIndex(src, " of ")+len(" of "):])
+			}
 			var comms []string
 			for _, p := range f.Processes {
 				comms = append(comms, p.Comm)
@@ -75,6 +81,16 @@ func TestFootprintRealRuntimes(t *testing.T) {
 			if len(comms) < 2 || !slices.ContainsFunc(comms, func(c string) bool { return len(c) >= 9 && (c[:9] == "container" || c[:9] == "coldbench") }) {
 				t.Errorf("%s #%d: processes %v: no shim among them", rt.Name, i, comms)
 			}
+		}
+	}
+	// The teardown removes each pod cgroup too, in every hierarchy (the
+	// runtimes make it from the cgroup parent and leave it).
+	if len(cgroups) != 6 {
+		t.Errorf("%d pod cgroups read, want 6: %v", len(cgroups), cgroups)
+	}
+	for _, path := range cgroups {
+		if dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + path); len(dirs) > 0 {
+			t.Errorf("pod cgroup %s left after the teardown: %v", path, dirs)
 		}
 	}
 }
