@@ -400,16 +400,6 @@ func (fsys FS) ReadProcessTree() (ProcessTree, error) {
 	return ProcessTree{children: children}, nil
 }
 
-// Parent is pid's parent, as read (ok false: pid was not in the tree).
-func (t ProcessTree) Parent(pid int) (int, bool) {
-	for ppid, kids := range t.children {
-		if slices.Contains(kids, pid) {
-			return ppid, true
-		}
-	}
-	return 0, false
-}
-
 // Descendants lists pid's children, their children and so on (not pid),
 // in increasing order, as the tree was read.
 func (t ProcessTree) Descendants(pid int) []int {

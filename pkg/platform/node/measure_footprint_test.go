@@ -113,6 +113,20 @@ func newTestFootprint(n *fakeNode, clock *fakeClock) *footprintMeasurement {
 		now: func() time.Time { return clock.now }, sleep: clock.sleep}
 }
 
+// measureOne measures one answered instance in /coldbench/poda of n, the
+// cell a warm-up or not, with ctx for the settle; it returns the
+// attempt's footprint and the clock.
+func measureOne(ctx context.Context, n *fakeNode, warmup bool) (*results.Footprint, *fakeClock) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	m := newTestFootprint(n, clock)
+	cell := bench.Cell{Scale: 1, Warmup: warmup}
+	_ = m.Start(context.Background(), cell, nil)
+	attempts := []results.Attempt{{Instance: 0, OK: true, Warmup: warmup, Cold: results.Cold{SandboxID: "sb"}}}
+	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
+	m.Gather(ctx, cell, attempts)
+	return attempts[0].Footprint, clock
+}
+
 // A runc-like instance: the shim (outside the pod cgroup) with pause and
 // the function under it.
 func TestFootprintOfAnInstance(t *testing.T) {
@@ -187,14 +201,7 @@ func TestFootprintShimNotTold(t *testing.T) {
 	n.process(300, 7, "stray", 0, 0, 0, 0, 50)
 	n.process(7, 1, "init", 0, 0, 0, 0, 50)
 	n.pod("/coldbench/poda", 1, 1<<20, 0, map[string][]int{"sb": {101}, "x": {300}})
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	m := newTestFootprint(n, clock)
-	cell := bench.Cell{Scale: 1}
-	_ = m.Start(context.Background(), cell, nil)
-	attempts := []results.Attempt{{Instance: 0, OK: true, Cold: results.Cold{SandboxID: "sb"}}}
-	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
-	m.Gather(context.Background(), cell, attempts)
-	f := attempts[0].Footprint
+	f, _ := measureOne(context.Background(), n, false)
 	if f == nil || f.PSSBytes != nil || f.CPUToFirstByteNS != nil ||
 		!strings.Contains(f.Missing, "cannot tell the shims of cgroup /coldbench/poda: stray (pid 300) in it has the parent init (pid 7), not a containerd-shim*") {
 		t.Errorf("footprint %+v", f)
@@ -211,14 +218,7 @@ func TestFootprintShimInTheCgroup(t *testing.T) {
 	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
 	n.process(101, 100, "qemu", 50, 50, 0, 0, 90000)
 	n.pod("/coldbench/poda", 2_000_000_000, 1<<20, 0, map[string][]int{"sb": {100, 101}})
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	m := newTestFootprint(n, clock)
-	cell := bench.Cell{Scale: 1}
-	_ = m.Start(context.Background(), cell, nil)
-	attempts := []results.Attempt{{Instance: 0, OK: true}}
-	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
-	m.Gather(context.Background(), cell, attempts)
-	f := attempts[0].Footprint
+	f, _ := measureOne(context.Background(), n, false)
 	wantNS(t, "cpu to first byte", f.CPUToFirstByteNS, 2_000_000_000)
 	wantNS(t, "pss", f.PSSBytes, (7000+90000)*1024)
 	if strings.Contains(f.Sources["cpu"], "shim") {
@@ -232,16 +232,9 @@ func TestFootprintInterruptedSettle(t *testing.T) {
 	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
 	n.process(101, 100, "pause", 0, 0, 0, 0, 50)
 	n.pod("/coldbench/poda", 1, 1<<20, 0, map[string][]int{"sb": {101}})
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	m := newTestFootprint(n, clock)
-	cell := bench.Cell{Scale: 1}
-	_ = m.Start(context.Background(), cell, nil)
-	attempts := []results.Attempt{{Instance: 0, OK: true}}
-	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	m.Gather(ctx, cell, attempts)
-	f := attempts[0].Footprint
+	f, _ := measureOne(ctx, n, false)
 	if f == nil || f.PSSBytes != nil || !strings.Contains(f.Missing, "memory and idle cpu: the run ended during the settle") {
 		t.Errorf("footprint %+v", f)
 	}
@@ -265,15 +258,9 @@ func TestFootprintSkipsWarmups(t *testing.T) {
 	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
 	n.process(101, 100, "pause", 0, 0, 0, 0, 50)
 	n.pod("/coldbench/poda", 1, 1<<20, 0, map[string][]int{"sb": {101}})
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	m := newTestFootprint(n, clock)
-	cell := bench.Cell{Scale: 1, Warmup: true}
-	_ = m.Start(context.Background(), cell, nil)
-	attempts := []results.Attempt{{Instance: 0, OK: true, Warmup: true}}
-	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
-	m.Gather(context.Background(), cell, attempts)
-	if attempts[0].Footprint != nil || len(clock.slept) != 0 {
-		t.Errorf("warm-up measured: %+v, slept %v", attempts[0].Footprint, clock.slept)
+	f, clock := measureOne(context.Background(), n, true)
+	if f != nil || len(clock.slept) != 0 {
+		t.Errorf("warm-up measured: %+v, slept %v", f, clock.slept)
 	}
 }
 
@@ -288,14 +275,7 @@ func TestFootprintTwoShims(t *testing.T) {
 	n.process(200, 1, "containerd-shim", 1, 1, 2, 0, 19000)
 	n.process(201, 200, "exe", 0, 0, 0, 0, 25000) // the function container's gofer
 	n.pod("/coldbench/poda", 500_000_000, 60<<20, 0, map[string][]int{"": {101, 102, 103, 201}})
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	m := newTestFootprint(n, clock)
-	cell := bench.Cell{Scale: 1}
-	_ = m.Start(context.Background(), cell, nil)
-	attempts := []results.Attempt{{Instance: 0, OK: true}}
-	m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
-	m.Gather(context.Background(), cell, attempts)
-	f := attempts[0].Footprint
+	f, _ := measureOne(context.Background(), n, false)
 	if f.Missing != "" {
 		t.Fatal(f.Missing)
 	}
