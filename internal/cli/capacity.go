@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -126,14 +125,4 @@ command); 130 SIGINT, 143 SIGTERM (--resume continues).`,
 
 // capacityRunFlags are run's flags that capacity has too: all but
 // notCapacityFlags.
-func capacityRunFlags() []string {
-	all := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	(&runFlags{}).register(all)
-	var names []string
-	all.VisitAll(func(fl *pflag.Flag) {
-		if !slices.Contains(notCapacityFlags, fl.Name) {
-			names = append(names, fl.Name)
-		}
-	})
-	return names
-}
+func capacityRunFlags() []string { return verbRunFlags(notCapacityFlags) }

@@ -141,7 +141,12 @@ func status(ctx context.Context, err error) int {
 // runExit decides run's status from the runner's Outcome of this session.
 func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experiment) error {
 	notRun := o.SkippedCells + o.CutCells
+	density := exp.Spec.Density != nil
 	switch {
+	case o.Interrupted && density:
+		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: the records measured so far are in %s; its instances were removed, and a density run does not resume: start a new one", out)}
+	case notRun > 0 && density:
+		return &exitError{code: ExitIncomplete, err: fmt.Errorf("deadline %v reached before every runtime's run stopped; the records so far are in %s; a density run does not resume: start a new one with a longer --deadline", exp.Spec.Deadline.Duration, out)}
 	case o.Interrupted:
 		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: %d cells not run; the records measured so far are in %s; continue with: coldbench run --resume %s", notRun, out, out)}
 	case notRun > 0:
@@ -151,8 +156,8 @@ func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experi
 		// session and the ones it resumes) is a broken set-up (image,
 		// RuntimeClass, ingress), not a capacity of 0.
 		return &exitError{code: ExitIncomplete, err: fmt.Errorf("all %d attempts failed; their error classes are in the summary above and in %s", o.Attempts, out)}
-	case exp.Spec.Search != nil:
-		return nil // a capacity search's failing probes are its findings (the capacity table)
+	case exp.Spec.Search != nil || density:
+		return nil // a capacity search's failing probes, a density run's failures, are its findings
 	case o.Failures > 0:
 		return &exitError{code: ExitSomeFailed, err: fmt.Errorf("%d of %d attempts failed; they are recorded in %s", o.Failures, o.Attempts, out)}
 	}

@@ -63,6 +63,7 @@ func NewRoot() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug-level log messages on stderr (run: one line per cell)")
 	root.AddCommand(newRunCmd(lg), newReportCmd(), newImageCmd(lg.log), newCleanCmd(lg.log), newVersionCmd(), newHostCmd(), newPlotCmd(), newCompareCmd(), newDoctorCmd(lg.log))
 	root.AddCommand(newCapacityCmd(lg))
+	root.AddCommand(newDensityCmd(lg))
 	// Flag syntax errors (including the list flags' own) are usage errors,
 	// named as the list flags word them.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

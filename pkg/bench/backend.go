@@ -32,6 +32,9 @@ type Backend struct {
 	// Open builds the platform for exp (completed and valid), logging
 	// through log (nil: not at all).
 	Open func(exp *Experiment, log *slog.Logger) (Platform, error)
+	// Density says its sessions keep instances between cells
+	// (DensitySession): the platform runs density experiments.
+	Density bool
 	// Cleaned names what the platform's Clean removes, for clean's message
 	// ("removed 3 coldbench <Cleaned>"); sec is the platform's section.
 	// nil: "object(s)".

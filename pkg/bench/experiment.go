@@ -104,6 +104,9 @@ type Spec struct {
 	// Search, when set, makes the run a capacity search (search.go): N is
 	// chosen probe by probe instead of taken from Scales, which stay empty.
 	Search *capacity.Search `json:"search,omitempty"`
+	// Density, when set, makes the run a density run (density.go):
+	// instances are kept between steps; Scales stay empty.
+	Density *DensitySpec `json:"density,omitempty"`
 	// Sections holds each platform's section (spec.<platform>, e.g.
 	// spec.node), owned by the platform's package (see Backend). They are
 	// written after the fields above (wire.go).
@@ -267,6 +270,9 @@ func (e *Experiment) Complete() {
 	if s.Search != nil {
 		s.Search.Complete(MaxScale)
 	}
+	if s.Density != nil {
+		s.Density.Complete()
+	}
 	if s.Footprint == nil {
 		s.Footprint = &FootprintSpec{}
 	}
@@ -291,9 +297,12 @@ func (e *Experiment) Validate(force bool) error {
 	var errs Problems
 	s.validatePlatform(&errs)
 	s.validateRuntimes(&errs)
-	if s.Search != nil {
+	switch {
+	case s.Density != nil:
+		s.validateDensity(&errs, force) // density.go
+	case s.Search != nil:
 		s.validateSearch(&errs, force) // search.go
-	} else {
+	default:
 		s.validateScales(&errs, force)
 	}
 	s.validateCounts(&errs)

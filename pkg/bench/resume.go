@@ -54,6 +54,9 @@ func LoadResume(path string, adjust func(*Experiment) error) (*Resumption, error
 	if res.Exp, err = Decode(raw); err != nil {
 		return nil, fmt.Errorf("--resume %s: header's experiment: %w", path, err)
 	}
+	if res.Exp.Spec.Density != nil {
+		return nil, fmt.Errorf("--resume %s: the file records a density run, which cannot be resumed: its instances were removed when it stopped, so the next step would start on an empty node while the records say it met the density built before; start a new density run with another -o file", path)
+	}
 	// Sections may accept what older versions recorded and now refuse.
 	for _, sec := range res.Exp.Spec.Sections {
 		if f, ok := sec.(RecordFixer); ok {

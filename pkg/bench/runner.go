@@ -214,6 +214,9 @@ type Outcome struct {
 
 // TotalAttempts is the number of attempts the experiment plans, warm-ups included.
 func (e *Experiment) TotalAttempts() int {
+	if e.Spec.Density != nil {
+		return e.densityTotal()
+	}
 	per := 0
 	for _, n := range e.Spec.Scales {
 		per += n
@@ -305,6 +308,9 @@ func (r *Runner) Run(ctx context.Context) (Outcome, error) {
 	if r.Exp.Spec.Search != nil {
 		return r.runSearch(ctx) // search.go: the cells are chosen as it goes
 	}
+	if r.Exp.Spec.Density != nil {
+		return r.runDensity(ctx) // density.go: instances kept between steps
+	}
 	var out Outcome
 	if err := r.Open(ctx); err != nil {
 		return out, err
@@ -362,10 +368,16 @@ func markEnd(ctx, dctx context.Context, out *Outcome) bool {
 // runCell measures one cell and records it, counting it in out. It returns
 // the batch and whether it was recorded (not when the cell was cut short).
 func (r *Runner) runCell(dctx context.Context, cell Cell, out *Outcome, log *slog.Logger) ([]results.Attempt, bool, error) {
+	return r.measureCell(dctx, cell, out, log, r.sess.ColdStart)
+}
+
+// measureCell is runCell with the measuring call given (a density run's
+// keeps its instances).
+func (r *Runner) measureCell(dctx context.Context, cell Cell, out *Outcome, log *slog.Logger, measure func(context.Context, Cell) []results.Attempt) ([]results.Attempt, bool, error) {
 	load := host.LoadAvg()
 	meter := host.StartStep()
 	began := time.Now()
-	batch := r.sess.ColdStart(dctx, cell)
+	batch := measure(dctx, cell)
 	step := stepFigures(batch, time.Since(began), meter)
 	if dctx.Err() != nil && cutShort(batch) {
 		out.CutCells++

@@ -24,6 +24,8 @@ type jsonReport struct {
 	Rows               []jsonRow `json:"rows"`
 	// Capacity: capacity.go; left out of a sweep's report.
 	Capacity []jsonCapacity `json:"capacity,omitempty"`
+	// Density: density.go; left out unless the records hold a density run.
+	Density []jsonDensity `json:"density,omitempty"`
 }
 
 type jsonRow struct {
@@ -190,6 +192,7 @@ func writeJSON(w io.Writer, rows []stats.Row, meta Meta) error {
 		Warnings:           nonNil(meta.Warnings),
 		Rows:               make([]jsonRow, 0, len(rows)),
 		Capacity:           capacityJSON(meta.Capacities),
+		Density:            densityJSON(meta.Densities),
 	}
 	for _, r := range rows {
 		byClass := r.FailuresByClass

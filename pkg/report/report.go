@@ -48,6 +48,7 @@ const (
 func rowsReporter(write func(io.Writer, []stats.Row, Meta) error, breakdowns bool) Reporter {
 	return ReporterFunc(func(_ context.Context, w io.Writer, m *stats.Model, meta Meta) error {
 		meta.Capacities = m.Capacities() // capacity.go: a capacity search's answer
+		meta.Densities = m.Densities()   // density.go: a density run's steps and capacity
 		if breakdowns {
 			meta.Breakdowns = compare.Breakdowns(m)
 		}
@@ -106,6 +107,9 @@ type Meta struct {
 	// Capacities are the capacity searches' answers (capacity.go), filled
 	// from the model by the summary formats.
 	Capacities []stats.Capacity
+	// Densities are the density runs' steps and capacities (density.go),
+	// filled from the model by the summary formats.
+	Densities []stats.Density
 	// Breakdowns are the per-runtime differences in the runtime view
 	// (compare.Breakdowns), filled from the model by the text table, which
 	// they lead.

@@ -125,6 +125,9 @@ func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {
 	if ew.err == nil {
 		ew.err = writeCapacityTable(w, meta.Capacities)
 	}
+	if dt := densityTable(meta.Densities); dt != nil && ew.err == nil {
+		ew.err = dt.writeText(ew)
+	}
 	return ew.err
 }
 
@@ -181,6 +184,9 @@ func writeMarkdown(w io.Writer, rows []stats.Row, meta Meta) error {
 	}
 	if ew.err == nil {
 		ew.err = writeCapacityMarkdown(w, meta.Capacities)
+	}
+	if dt := densityTable(meta.Densities); dt != nil && ew.err == nil {
+		dt.writeMarkdown(ew)
 	}
 	return ew.err
 }

@@ -329,6 +329,16 @@ func checkAttempt(a *Attempt) error {
 			return fmt.Errorf("footprint: %w", err)
 		}
 	}
+	if d := a.Density; d != nil {
+		switch {
+		case d.Alive < 0:
+			return fmt.Errorf("negative density.alive %d", d.Alive)
+		case d.MemAvailableBytes != nil && *d.MemAvailableBytes < 0:
+			return fmt.Errorf("negative density.mem_available_bytes %d", *d.MemAvailableBytes)
+		case a.Warmup:
+			return fmt.Errorf("density on a warm-up: warm-ups are torn down, they start no density step")
+		}
+	}
 	if c := a.RuntimeClock; c != nil && c.ErrorNS < 0 {
 		// The offset has either sign; its bound, half a round trip, not.
 		return fmt.Errorf("negative runtime_clock.error_ns %d", c.ErrorNS)

@@ -213,6 +213,30 @@ type Attempt struct {
 	// Footprint is what the instance cost the node (nil: footprint was not
 	// measured for the attempt, or a record written before it existed).
 	Footprint *Footprint `json:"footprint,omitempty"`
+	// Density (a density run: coldbench density) says what the instance
+	// started among: the instances of its runtime kept running from the
+	// run's earlier steps (nil: an ordinary cell, where every step starts
+	// on an empty node).
+	Density *Density `json:"density,omitempty"`
+}
+
+// Density is one step of a density run as each of its attempts records it.
+// Its step is the cell (iteration = step number); the instances that
+// answered are kept running for the next steps, the others are removed.
+type Density struct {
+	// Alive is how many instances of the runtime were running (kept from
+	// earlier steps) when the step's instances were started: the density
+	// each of them met.
+	Alive int `json:"alive"`
+	// MemAvailableBytes is the node's MemAvailable after the step (its
+	// failed instances removed), where the platform reads it (node); nil
+	// where it does not.
+	MemAvailableBytes *int64 `json:"mem_available_bytes,omitempty"`
+	// Stop, on the step that ended the runtime's run, says which stop
+	// conditions held after it ("failed 12/50 > 10%", "cap of 1000
+	// instances reached", …); empty on the other steps. A run cut short
+	// (interrupt, deadline) records no stop.
+	Stop []string `json:"stop,omitempty"`
 }
 
 // Footprint is what one instance cost its node, read outside the timed

@@ -114,6 +114,7 @@ type Model struct {
 	failures      []FailureGroup
 	failureIdx    map[failureKey]int
 	capacityLog   probeLog       // capacity.go: what a capacity search's report replays
+	densityLog    densityLog     // density.go: a density run's steps
 	cores         map[string]int // experiment id -> its header's testbed cores
 }
 
@@ -177,6 +178,7 @@ func (m *Model) Add(rec results.Record) error {
 func (m *Model) AddAttempt(a *results.Attempt) {
 	m.Records++
 	m.capacityLog.add(a)
+	m.densityLog.add(a)
 	if _, seen := m.platformOrder[a.Platform]; !seen {
 		m.platformOrder[a.Platform] = len(m.platformOrder)
 	}

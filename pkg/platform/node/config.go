@@ -71,6 +71,7 @@ func Backend() bench.Backend {
 			return New(n.Endpoint, n.Port, log)
 		},
 		Cleaned: func(bench.Section) string { return "sandbox(es)" },
+		Density: true,
 	}
 }
 

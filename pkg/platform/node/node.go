@@ -31,6 +31,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/footprint"
 	"github.com/coldbench/coldbench/pkg/probe"
 	"github.com/coldbench/coldbench/pkg/release"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -111,7 +112,11 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Ch
 		}
 		out = append(out, c)
 	}
-	return append(out, p.checkImages(cctx, exp)...)
+	out = append(out, p.checkImages(cctx, exp)...)
+	if d := exp.Spec.Density; d != nil {
+		out = append(out, checkMemoryFloor(footprint.NewFS(hostRoot), d.MinMemAvailable))
+	}
+	return out
 }
 
 // checkImages checks that every runtime's image is in containerd.
@@ -187,10 +192,14 @@ func (hs handlers) names() []string {
 	return names
 }
 
-// session is one run on the node: cells are independent of each other, so
-// it keeps nothing between them but its subscription to containerd's
-// events.
+// session is one run on the node: the cells of a sweep are independent of
+// each other, so it keeps nothing between them but its subscription to
+// containerd's events, and a density run's instances (density.go).
 type session struct {
+	// kept are a density run's instances kept between its steps
+	// (density.go); ColdStart keeps none.
+	kept []*instance
+
 	p            *Platform
 	exp          *bench.Experiment
 	id           string // the experiment's, whose leftovers Close removes
@@ -278,6 +287,21 @@ func binaryVersion(bin string) string {
 // step's set-up (instances prepared, measurements started: until the
 // release) and teardown (sandboxes stopped and removed) times.
 func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Attempt {
+	out, insts, setup := s.start(ctx, cell)
+	// Teardown only once every instance of the step is measured: removing a
+	// sandbox (kill, CNI DEL under the IPAM lock) while others still start
+	// would slow the starts being timed.
+	tornDown := time.Now()
+	removeAll(ctx, insts)
+	setStep(out, setup, time.Since(tornDown))
+	return out
+}
+
+// start prepares cell.Scale instances, starts the measurements, releases
+// the instances together and measures each; it returns their attempts
+// (in instance order, measurements gathered), the instances and the set-up
+// time (until the release).
+func (s *session) start(ctx context.Context, cell bench.Cell) ([]results.Attempt, []*instance, time.Duration) {
 	began := time.Now()
 	p := s.p
 	out := make([]results.Attempt, cell.Scale)
@@ -312,20 +336,25 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		out[i].ReleaseSkewNS = skew.Nanoseconds()
 	}
 	started.Gather(ctx, cell, out)
-	// Teardown only once every instance of the step is measured: removing a
-	// sandbox (kill, CNI DEL under the IPAM lock) while others still start
-	// would slow the starts being timed.
-	tornDown := time.Now()
-	wg.Add(cell.Scale)
+	return out, insts, setup
+}
+
+// setStep puts the step's set-up and teardown times on each attempt.
+func setStep(out []results.Attempt, setup, teardown time.Duration) {
+	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: teardown.Nanoseconds()}
+	for i := range out {
+		out[i].Step = step
+	}
+}
+
+// removeAll tears the instances down, all at once.
+func removeAll(ctx context.Context, insts []*instance) {
+	var wg sync.WaitGroup
+	wg.Add(len(insts))
 	for _, in := range insts {
 		go func() { defer wg.Done(); in.teardown(ctx) }()
 	}
 	wg.Wait()
-	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: time.Since(tornDown).Nanoseconds()}
-	for i := range out {
-		out[i].Step = step
-	}
-	return out
 }
 
 // instance is one sandbox + container, prepared before the timer starts.
