@@ -39,6 +39,12 @@ func newPlotCmd() *cobra.Command {
   cdf-nN         per runtime at N: share of attempts answered within x ms
   phases-nN      per runtime at N: median phase offsets as stacked bars (if recorded)
 
+and for a density run (coldbench density):
+
+  density-latency   per runtime: each step's median latency against the instances already running
+  density-memory    per runtime: memory per instance (PSS anon+shmem, MemAvailable drop/N) against those running
+  density-capacity  per runtime: the instances that answered before the run stopped, and why it stopped
+
 The per-N figures are drawn for the smallest N in the records unless --scales
 or --all-scales says otherwise. Warm-ups are excluded; latency statistics are
 over successful attempts.`,

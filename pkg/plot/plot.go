@@ -8,6 +8,7 @@
 //	responded     per N: target vs instances that answered, per runtime
 //	cdf-nN        per runtime at N: cumulative share of attempts answered
 //	phases-nN     per runtime at N: median phase offsets as stacked bars
+//	density-*     a density run's latency and memory vs density, and capacity
 //
 // Like stats and report it depends on no platform client.
 package plot
@@ -91,7 +92,7 @@ func modelFigures(m *stats.Model, opt Options, consume bool) ([]*Figure, error) 
 			figs = append(figs, ph)
 		}
 	}
-	return figs, nil
+	return append(figs, d.densityFigures(m.Densities())...), nil // density.go
 }
 
 // ErrScales marks an Options.Scales value the records do not have (bad
