@@ -31,6 +31,7 @@ type runFlags struct {
 	probeInterval time.Duration
 	footprint     bool
 	settle        time.Duration
+	interleave    bool
 	output        string
 	image         string
 	force         bool
@@ -97,6 +98,7 @@ func (f *runFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.probeInterval, "probe-interval", def.ProbeInterval.Duration, "a new GET is started this often until the first reply")
 	fl.BoolVar(&f.footprint, "footprint", true, "measure each instance's memory and CPU (node platform; after its first byte: untimed); --footprint=false to compare latencies without it")
 	fl.DurationVar(&f.settle, "footprint-settle", bench.DefaultFootprintSettle, "idle time after a cell's last reply before its instances' memory and idle CPU are read")
+	fl.BoolVar(&f.interleave, "footprint-interleave", false, "measure the footprint of odd iterations only, the even ones being the control of an A/B of latency with and without it (bench/footprint-ab reads it)")
 	fl.StringVarP(&f.output, "output", "o", "", "records file (JSONL, appended); default results/<experiment-id>.jsonl")
 	fl.StringVar(&f.image, "image", "", imageHelp())
 	fl.BoolVar(&f.force, "force", false, "allow N above the sane cap of "+fmt.Sprint(bench.MaxScale))
@@ -208,7 +210,7 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 	setDur("timeout", &s.RequestTimeout, f.timeout)
 	setDur("deadline", &s.Deadline, f.deadline)
 	setDur("probe-interval", &s.ProbeInterval, f.probeInterval)
-	if f.file == "" || changed("footprint") || changed("footprint-settle") {
+	if f.file == "" || changed("footprint") || changed("footprint-settle") || changed("footprint-interleave") {
 		if s.Footprint == nil {
 			s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: bench.DefaultFootprintSettle}}
 		}
@@ -216,6 +218,9 @@ func (f *runFlags) experiment(cmd *cobra.Command) (*bench.Experiment, error) {
 			s.Footprint.Off = !f.footprint
 		}
 		setDur("footprint-settle", &s.Footprint.Settle, f.settle)
+		if f.file == "" || changed("footprint-interleave") {
+			s.Footprint.Interleave = f.interleave
+		}
 	}
 	if changed("output") {
 		s.Output = f.output

@@ -122,6 +122,10 @@ type FootprintSpec struct {
 	// reply before their memory and idle CPU are read; the teardown waits
 	// as long.
 	Settle Duration `json:"settle"`
+	// Interleave measures the footprint of odd iterations only: the even
+	// ones, measured in the same run between them, are the control of an
+	// A/B that shows whether measuring changes latency (bench/footprint-ab).
+	Interleave bool `json:"interleave,omitempty"`
 }
 
 // DefaultFootprintSettle: an idle Go function's PSS and cgroup memory on
@@ -410,8 +414,19 @@ func (s *Spec) validateCounts(errs *Problems) {
 	}
 	if f := s.Footprint; f == nil {
 		errs.Add("spec.footprint: not set; complete the experiment first (bench.Experiment.Complete sets the defaults)")
-	} else if !f.Off && (f.Settle.Duration < time.Second || f.Settle.Duration > MaxFootprintSettle) {
-		errs.Add("spec.footprint.settle (--footprint-settle): %v; must be between 1s and %v (the instances idle this long before memory and idle CPU are read), or turn footprint off (--footprint=false)", f.Settle.Duration, MaxFootprintSettle)
+	} else {
+		if !f.Off && (f.Settle.Duration < time.Second || f.Settle.Duration > MaxFootprintSettle) {
+			errs.Add("spec.footprint.settle (--footprint-settle): %v; must be between 1s and %v (the instances idle this long before memory and idle CPU are read), or turn footprint off (--footprint=false)", f.Settle.Duration, MaxFootprintSettle)
+		}
+		switch {
+		case !f.Interleave:
+		case f.Off:
+			errs.Add("spec.footprint.interleave (--footprint-interleave): set with footprint off; an interleaved A/B measures the footprint of odd iterations: turn footprint on, or drop the interleave")
+		case s.Search != nil || s.Density != nil:
+			errs.Add("spec.footprint.interleave (--footprint-interleave): a capacity search's or density run's iterations are not repeats of one step; interleave only a sweep")
+		case s.Iterations < 2:
+			errs.Add("spec.footprint.interleave (--footprint-interleave): %d iteration(s); the A/B needs at least 2 (even ones without footprint, odd ones with)", s.Iterations)
+		}
 	}
 }
 

@@ -263,6 +263,14 @@ func TestValidate(t *testing.T) {
 		}, false, "spec.footprint.settle (--footprint-settle): 100ms; must be between 1s and 10m0s"},
 		{"footprint settle too long", func(s *bench.Spec) { s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: time.Hour}} }, false, "or turn footprint off (--footprint=false)"},
 		{"footprint off, settle ignored", func(s *bench.Spec) { s.Footprint = &bench.FootprintSpec{Off: true} }, false, ""},
+		{"footprint interleaved", func(s *bench.Spec) {
+			s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: time.Second}, Interleave: true}
+		}, false, ""},
+		{"interleave without footprint", func(s *bench.Spec) { s.Footprint = &bench.FootprintSpec{Off: true, Interleave: true} }, false, "set with footprint off"},
+		{"interleave with one iteration", func(s *bench.Spec) {
+			s.Iterations = 1
+			s.Footprint = &bench.FootprintSpec{Settle: bench.Duration{Duration: time.Second}, Interleave: true}
+		}, false, "1 iteration(s); the A/B needs at least 2"},
 		{"unknown platform", func(s *bench.Spec) { s.Platform = "lambda" }, false, `unknown platform "lambda"`},
 		{"bad port", func(s *bench.Spec) { s.SetSection(node.Name, &node.Spec{Port: 70000}) }, false, "spec.node.port"},
 		{"bad endpoint", func(s *bench.Spec) { s.SetSection(node.Name, &node.Spec{Endpoint: "tcp://1.2.3.4:1"}) }, false, "spec.node.endpoint"},

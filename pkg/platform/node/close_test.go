@@ -22,6 +22,10 @@ type fakeCRI struct {
 	mu        sync.Mutex
 	sandboxes map[string]*runtimeapi.PodSandbox
 	stopFails bool
+	// failStops refuses that many StopPodSandbox calls before it accepts
+	// them (a shim that answers again once the node is less loaded).
+	failStops int
+	stops     int
 }
 
 func (f *fakeCRI) ListPodSandbox(_ context.Context, r *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
@@ -43,7 +47,8 @@ func (f *fakeCRI) ListPodSandbox(_ context.Context, r *runtimeapi.ListPodSandbox
 func (f *fakeCRI) StopPodSandbox(context.Context, *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopFails {
+	f.stops++
+	if f.stopFails || f.stops <= f.failStops {
 		return nil, errors.New("shim did not answer")
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
@@ -113,5 +118,46 @@ func TestCloseRemovesWhatTeardownLeftOrSaysWhatIsLeft(t *testing.T) {
 		if got := strings.Join(p.CleanFlags(), " "); !strings.Contains(got, "--platform node --endpoint unix://") {
 			t.Errorf("clean flags %q", got)
 		}
+	}
+}
+
+// A sandbox that does not go at first (an overloaded runtime) is retried
+// until it is gone: by a sweep cell's teardown, and by a density run's
+// RemoveKept; a cancelled run stops the retries.
+func TestTeardownRetriesUntilGone(t *testing.T) {
+	newSandbox := func(f *fakeCRI, id string) *instance {
+		f.sandboxes[id] = &runtimeapi.PodSandbox{Id: id, Metadata: &runtimeapi.PodSandboxMetadata{Name: id, Namespace: Namespace}}
+		return &instance{podID: id, sandbox: &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Uid: ""}}}
+	}
+	f := &fakeCRI{failStops: 2, sandboxes: map[string]*runtimeapi.PodSandbox{}}
+	p := serveFakeCRI(t, f)
+	in := newSandbox(f, "a")
+	in.p = p
+	in.teardown(context.Background())
+	if _, left := f.sandboxes["a"]; left || f.stops != 3 {
+		t.Errorf("after teardown: sandbox left %v, %d stop calls; want it gone after 3", left, f.stops)
+	}
+
+	f.stops, f.failStops = 0, 3
+	s := &session{p: p}
+	for _, id := range []string{"b", "c"} {
+		in := newSandbox(f, id)
+		in.p = p
+		s.kept = append(s.kept, in)
+	}
+	if err := s.RemoveKept(context.Background()); err != nil || len(f.sandboxes) != 0 || len(s.kept) != 0 {
+		t.Errorf("RemoveKept = %v, sandboxes left %d, kept %d", err, len(f.sandboxes), len(s.kept))
+	}
+
+	f.stopFails = true
+	in = newSandbox(f, "d")
+	in.p = p
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	in.teardown(ctx) // one try, then no retry: the run is over
+	s.kept = []*instance{in}
+	err := s.RemoveKept(ctx)
+	if _, left := f.sandboxes["d"]; !left || err == nil || !strings.Contains(err.Error(), "1 of 1 kept sandboxes are not removed (first d") {
+		t.Errorf("cancelled: RemoveKept = %v, sandbox left %v", err, left)
 	}
 }

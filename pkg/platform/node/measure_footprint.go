@@ -42,7 +42,9 @@ func init() { registerMeasurement(newFootprint) }
 type footprintMeasurement struct {
 	fs     footprint.FS
 	settle time.Duration
-	now    func() time.Time
+	// interleave: measure odd iterations only (spec.footprint.interleave).
+	interleave bool
+	now        func() time.Time
 	// sleep waits d or until ctx ends (then its error).
 	sleep func(ctx context.Context, d time.Duration) error
 
@@ -52,9 +54,10 @@ type footprintMeasurement struct {
 
 	// The cell being measured: Start resets it.
 	mu sync.Mutex
-	// warmup: the cell is a warm-up, whose footprint no report reads; it
+	// skip: the cell is a warm-up, whose footprint no report reads, or an
+	// even iteration of an interleaved A/B (spec.footprint.interleave); it
 	// is not measured, so its teardown does not wait the settle.
-	warmup    bool
+	skip      bool
 	memBefore *int64
 	memErr    error
 	replies   map[int]*instanceReading // by instance index
@@ -82,7 +85,7 @@ func newFootprint(s *session) bench.Measurement {
 	if spec == nil || spec.Off {
 		return nil
 	}
-	return &footprintMeasurement{fs: footprint.NewFS("/"), settle: spec.Settle.Duration, now: time.Now, sleep: sleepCtx}
+	return &footprintMeasurement{fs: footprint.NewFS("/"), settle: spec.Settle.Duration, interleave: spec.Interleave, now: time.Now, sleep: sleepCtx}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -105,7 +108,7 @@ func (m *footprintMeasurement) Start(ctx context.Context, cell bench.Cell, insta
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.replies = map[int]*instanceReading{}
-	if m.warmup = cell.Warmup; m.warmup {
+	if m.skip = cell.Warmup || (m.interleave && cell.Iteration%2 == 0); m.skip {
 		return nil
 	}
 	m.memBefore, m.memErr = m.memAvailable()
@@ -125,7 +128,7 @@ func (m *footprintMeasurement) memAvailable() (*int64, error) {
 
 // afterReply reads the instance's CPU so far, just after its first byte.
 func (m *footprintMeasurement) afterReply(in *instance, a *results.Attempt) {
-	if !a.OK || m.warmup {
+	if !a.OK || m.skip {
 		return
 	}
 	r := &instanceReading{cgroupPath: in.sandbox.GetLinux().GetCgroupParent()}
@@ -258,7 +261,7 @@ func (m *footprintMeasurement) cpuSources(r *instanceReading) string {
 func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, attempts []results.Attempt) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.warmup {
+	if m.skip {
 		return
 	}
 	began := m.now()

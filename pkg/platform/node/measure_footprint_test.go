@@ -264,6 +264,28 @@ func TestFootprintSkipsWarmups(t *testing.T) {
 	}
 }
 
+// An interleaved A/B measures odd iterations only; the even ones, its
+// control, are not measured and do not wait the settle.
+func TestFootprintInterleaved(t *testing.T) {
+	n := newFakeNode(t)
+	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
+	n.process(101, 100, "pause", 0, 0, 0, 0, 50)
+	n.pod("/coldbench/poda", 1, 1<<20, 0, map[string][]int{"sb": {101}})
+	for it, want := range []bool{false, true, false, true} {
+		clock := &fakeClock{now: time.Unix(1000, 0)}
+		m := newTestFootprint(n, clock)
+		m.interleave = true
+		cell := bench.Cell{Scale: 1, Iteration: it}
+		_ = m.Start(context.Background(), cell, nil)
+		attempts := []results.Attempt{{Instance: 0, OK: true, Iteration: it, Cold: results.Cold{SandboxID: "sb"}}}
+		m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
+		m.Gather(context.Background(), cell, attempts)
+		if got := attempts[0].Footprint != nil; got != want || got != (len(clock.slept) > 0) {
+			t.Errorf("iteration %d: measured %v (slept %v), want %v", it, got, clock.slept, want)
+		}
+	}
+}
+
 // gVisor's shim without grouping: one shim per container, both counted.
 func TestFootprintTwoShims(t *testing.T) {
 	n := newFakeNode(t)

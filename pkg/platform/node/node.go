@@ -519,19 +519,30 @@ func classifyCRI(def string, err error) string {
 }
 
 // teardown removes the instance; untimed, and done also after errors and
-// interrupts (with a context of its own). A failure is logged, not recorded:
-// the measurement is done, and the session's Close removes what is left.
+// interrupts (a first try with a context of its own). A sandbox that does
+// not go (an overloaded or hung runtime: gVisor at N = 50 here) is retried
+// until it is gone, as long as the run goes on: Ctrl-C or the deadline
+// stops that, and the session's Close removes what is left, or names it.
+// A failure is logged, not recorded: the measurement is done.
 func (in *instance) teardown(parent context.Context) {
 	if in.podID == "" {
 		return // RunPodSandbox failed: nothing was created
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), teardownTimeout)
-	defer cancel()
-	if err := in.p.removeSandbox(ctx, in.podID); err != nil {
+	err := in.p.removeSandbox(ctx, in.podID)
+	cancel()
+	if err == nil {
+		removePodCgroup(in.sandbox.Metadata.Uid)
+		return
+	}
+	if parent.Err() != nil {
 		in.p.log.Warn("tearing down an instance", "sandbox", in.podID, "err", err)
 		return
 	}
-	removePodCgroup(in.sandbox.Metadata.Uid)
+	in.p.log.Warn("tearing down an instance: retrying until it is gone (Ctrl-C stops it)", "sandbox", in.podID, "err", err)
+	if err := in.removeUntilGone(parent); err != nil {
+		in.p.log.Warn("tearing down an instance: stopped retrying", "sandbox", in.podID, "err", err)
+	}
 }
 
 // podCgroupParent is the cgroup parent a sandbox of uid is given: its pod
