@@ -119,6 +119,10 @@ type Row struct {
 	// Exceeds: Significant and the change crosses the threshold in the
 	// direction asked for.
 	Exceeds bool
+	// Footprint compares the footprint figures (footprint.go); nil when
+	// neither side recorded footprints. The threshold is the latency's
+	// alone.
+	Footprint []FootprintChange
 }
 
 // Result is a whole comparison.
@@ -262,6 +266,7 @@ func compareCell(platform string, n int, p Pair, sa, sb *stats.Cell, opt Options
 	if r.A.Successes == 0 || r.B.Successes == 0 {
 		return r
 	}
+	r.Footprint = compareFootprints(sa, sb, opt)
 	r.Tested = true
 	la, lb := logs(sa.TTFB), logs(sb.TTFB)
 	r.Test = MannWhitneyU(la, lb)

@@ -208,6 +208,9 @@ func (r *Result) writeTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := r.writeFootprintTable(&b, conf, multi); err != nil {
+		return err
+	}
 	if o.ThresholdPct > 0 {
 		var over []string
 		for _, row := range r.Rows {
@@ -270,6 +273,25 @@ type jsonRow struct {
 	Exact       bool     `json:"exact"`
 	Significant bool     `json:"significant"`
 	Exceeds     bool     `json:"exceeds"`
+	// Footprint: left out when neither side recorded footprints.
+	Footprint []jsonFootprint `json:"footprint,omitempty"`
+}
+
+// jsonFootprint is one footprint figure's comparison; medians in bytes
+// (pss_anon_shmem) or ns (cpu_to_first_byte), null without values.
+type jsonFootprint struct {
+	Figure      string   `json:"figure"`
+	NA          int      `json:"n_a"`
+	NB          int      `json:"n_b"`
+	MedianA     *float64 `json:"median_a"`
+	MedianB     *float64 `json:"median_b"`
+	Tested      bool     `json:"tested"`
+	Change      *float64 `json:"change"`
+	ChangeLo    *float64 `json:"change_lo"`
+	ChangeHi    *float64 `json:"change_hi"`
+	CIOK        bool     `json:"ci_ok"`
+	P           *float64 `json:"p"`
+	Significant bool     `json:"significant"`
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -301,6 +323,19 @@ func (r *Result) writeJSON(w io.Writer) error {
 		if row.Tested {
 			j.Change, j.ChangeLo, j.ChangeHi = ptr(row.Change), ptr(row.ChangeLo), ptr(row.ChangeHi)
 			j.U, j.P = ptr(row.Test.U), ptr(row.Test.P)
+		}
+		for _, f := range row.Footprint {
+			jf := jsonFootprint{Figure: f.Figure, NA: f.NA, NB: f.NB, Tested: f.Tested, CIOK: f.CIOK, Significant: f.Significant}
+			if f.NA > 0 {
+				jf.MedianA = ptr(f.MedianA)
+			}
+			if f.NB > 0 {
+				jf.MedianB = ptr(f.MedianB)
+			}
+			if f.Tested {
+				jf.Change, jf.ChangeLo, jf.ChangeHi, jf.P = ptr(f.Change), ptr(f.ChangeLo), ptr(f.ChangeHi), ptr(f.Test.P)
+			}
+			j.Footprint = append(j.Footprint, jf)
 		}
 		out.Rows = append(out.Rows, j)
 	}

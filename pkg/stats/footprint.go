@@ -126,3 +126,16 @@ func Agreement(a, b Estimate) float64 {
 	}
 	return math.Abs(a.Median-b.Median) / math.Max(a.Median, b.Median)
 }
+
+// FootprintSamples are a cell's per-attempt footprint figures that compare
+// tests: one value per successful measured attempt that has it, in record
+// order (the cell's own slices: read, do not change).
+type FootprintSamples struct {
+	// PSSAnonShmem in bytes, CPUToFirstByte in ns.
+	PSSAnonShmem, CPUToFirstByte []float64
+}
+
+// Footprints returns the cell's FootprintSamples.
+func (c *Cell) Footprints() FootprintSamples {
+	return FootprintSamples{PSSAnonShmem: c.footprint.anonShmem, CPUToFirstByte: c.footprint.cpu}
+}
