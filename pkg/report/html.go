@@ -53,6 +53,7 @@ type htmlPage struct {
 	Footnotes         []string
 	Steps             *stepTable // nil: no step figures or waits recorded
 	Footprint         *stepTable // nil: no footprint recorded
+	Density           *stepTable // nil: no density run in the records
 	FigureGroups      []htmlFigureGroup
 	Breakdowns        []htmlBreakdown
 	BreakdownNote     string
@@ -178,6 +179,7 @@ func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt 
 	page.Footnotes = footnotes(rows)
 	page.Steps = stepsTable(rows, withPlatform)
 	page.Footprint = footprintTable(rows, withPlatform)
+	page.Density = densityTable(m.Densities())
 
 	popt := opt.Plot
 	if len(popt.Scales) == 0 {
@@ -196,8 +198,11 @@ func writeHTML(ctx context.Context, w io.Writer, m *stats.Model, meta Meta, opt 
 			return err
 		}
 		heading := "Across N"
-		if f.Scale > 0 {
+		switch {
+		case f.Scale > 0:
 			heading = fmt.Sprintf("N = %d", f.Scale)
+		case strings.HasPrefix(f.Name, "density-"):
+			heading = "Density"
 		}
 		if len(page.FigureGroups) == 0 || page.FigureGroups[len(page.FigureGroups)-1].Heading != heading {
 			page.FigureGroups = append(page.FigureGroups, htmlFigureGroup{Heading: heading})
