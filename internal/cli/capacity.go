@@ -63,8 +63,9 @@ func (sf *searchFlags) apply(s *bench.Spec, changed func(string) bool, fromFile 
 }
 
 // notCapacityFlags are run's flags capacity does not have: the search
-// chooses N, and its iterations are per probe (capacity's --iterations).
-var notCapacityFlags = []string{"scales", "iterations"}
+// chooses N, and its iterations are per probe (capacity's --iterations),
+// no A/B to interleave.
+var notCapacityFlags = []string{"scales", "iterations", "footprint-interleave"}
 
 func newCapacityCmd(lg *logs) *cobra.Command {
 	f := &runFlags{}

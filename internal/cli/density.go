@@ -70,8 +70,8 @@ func (df *densityFlags) apply(s *bench.Spec, changed func(string) bool, fromFile
 }
 
 // notDensityFlags are run's flags density does not have: it sets its own
-// steps, each measured once, and does not resume.
-var notDensityFlags = []string{"scales", "iterations"}
+// steps, each measured once (no A/B of iterations to interleave).
+var notDensityFlags = []string{"scales", "iterations", "footprint-interleave"}
 
 func newDensityCmd(lg *logs) *cobra.Command {
 	f := &runFlags{}

@@ -144,7 +144,7 @@ func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experi
 	density := exp.Spec.Density != nil
 	switch {
 	case o.Interrupted && density:
-		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: the records measured so far are in %s; its instances were removed, and a density run does not resume: start a new one", out)}
+		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: the records measured so far are in %s; a density run does not resume (its kept instances were removed: anything left is listed above, with the clean command): start a new one", out)}
 	case notRun > 0 && density:
 		return &exitError{code: ExitIncomplete, err: fmt.Errorf("deadline %v reached before every runtime's run stopped; the records so far are in %s; a density run does not resume: start a new one with a longer --deadline", exp.Spec.Deadline.Duration, out)}
 	case o.Interrupted:
@@ -156,6 +156,8 @@ func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experi
 		// session and the ones it resumes) is a broken set-up (image,
 		// RuntimeClass, ingress), not a capacity of 0.
 		return &exitError{code: ExitIncomplete, err: fmt.Errorf("all %d attempts failed; their error classes are in the summary above and in %s", o.Attempts, out)}
+	case density && o.DensityNoAnswer != "":
+		return &exitError{code: ExitIncomplete, err: fmt.Errorf("no instance of %s answered in its density run: a broken set-up (image, handler), not a capacity of 0; the records are in %s", o.DensityNoAnswer, out)}
 	case exp.Spec.Search != nil || density:
 		return nil // a capacity search's failing probes, a density run's failures, are its findings
 	case o.Failures > 0:

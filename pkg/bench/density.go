@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -132,6 +133,9 @@ type DensitySession interface {
 	// MemAvailable is the node's available memory now, in bytes; false
 	// where the platform cannot read it.
 	MemAvailable(ctx context.Context) (int64, bool)
+	// KeptRunning counts the instances Add kept that still run (one the
+	// OOM killer took does not).
+	KeptRunning(ctx context.Context) (int, error)
 	// RemoveKept removes every instance Add kept and returns once they are
 	// gone, retrying what fails until ctx ends; the error names what is
 	// left.
@@ -192,7 +196,10 @@ func (r *Runner) runDensity(ctx context.Context) (Outcome, error) {
 				progress(cell, batch)
 			}
 		}
-		err := r.densitySteps(dctx, ds, rt, &out, log, progress)
+		var err error
+		if dctx.Err() == nil { // a cut warm-up is counted in CutCells already
+			err = r.densitySteps(dctx, ds, rt, &out, log, progress)
+		}
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), removeKeptTimeout)
 		began := time.Now()
 		rerr := ds.RemoveKept(rctx)
@@ -222,15 +229,28 @@ func (r *Runner) densityCell(rt Runtime, n, it int) Cell {
 // ctx ends.
 func (r *Runner) densitySteps(ctx context.Context, ds DensitySession, rt Runtime, out *Outcome, log *slog.Logger, progress func(Cell, []results.Attempt)) error {
 	d := r.Exp.Spec.Density
-	alive := 0
+	alive, everAnswered := 0, false
 	before, hasBefore := ds.MemAvailable(ctx)
 	for step := 0; ctx.Err() == nil; step++ {
 		cell := r.densityCell(rt, min(d.Step, d.Max-alive), step)
 		var stop []string
+		var kept int
 		measure := func(ctx context.Context, c Cell) []results.Attempt {
 			batch := ds.Add(ctx, c)
+			if r.Exp.Spec.Footprint == nil || r.Exp.Spec.Footprint.Off {
+				// The footprint's settle did not run: let the new
+				// instances reach their idle size before MemAvailable is
+				// read for the floor.
+				sleepCtx(ctx, DefaultFootprintSettle)
+			}
+			st := densityState{alive: alive, batch: batch, next: min(d.Step, d.Max-alive-answered(batch))}
+			kept = alive + answered(batch)
+			if running, err := ds.KeptRunning(ctx); err != nil {
+				log.Warn("counting the density run's running instances", "runtime", rt.Name, "err", err)
+			} else if running < kept {
+				st.lost, kept = kept-running, running
+			}
 			after, hasAfter := ds.MemAvailable(ctx)
-			st := densityState{alive: alive, batch: batch}
 			if hasAfter {
 				st.memAvailable = &after
 				if hasBefore {
@@ -240,7 +260,7 @@ func (r *Runner) densitySteps(ctx context.Context, ds DensitySession, rt Runtime
 			before, hasBefore = after, hasAfter
 			stop = d.stops(st)
 			for i := range batch {
-				batch[i].Density = &results.Density{Alive: alive, MemAvailableBytes: st.memAvailable, Stop: stop}
+				batch[i].Density = &results.Density{Alive: alive, Lost: st.lost, MemAvailableBytes: st.memAvailable, Stop: stop}
 			}
 			return batch
 		}
@@ -252,14 +272,27 @@ func (r *Runner) densitySteps(ctx context.Context, ds DensitySession, rt Runtime
 			return nil // cut short: the run ends (RemoveKept follows)
 		}
 		progress(cell, batch)
-		alive += answered(batch)
+		everAnswered = everAnswered || answered(batch) > 0
+		alive = kept
 		if len(stop) > 0 {
+			if !everAnswered {
+				out.DensityNoAnswer = strings.TrimPrefix(out.DensityNoAnswer+", "+rt.Name, ", ")
+			}
 			log.Info("density run stopped", "runtime", rt.Name, "alive", alive, "steps", step+1, "because", stop)
 			return nil
 		}
 	}
 	out.SkippedCells++ // ended between steps, before a stop condition held
 	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func answered(batch []results.Attempt) int {
@@ -276,6 +309,9 @@ func answered(batch []results.Attempt) int {
 type densityState struct {
 	alive int // kept before the step
 	batch []results.Attempt
+	// lost: kept instances (earlier ones or the step's) found not running
+	// after the step; next: the size of the step that would follow.
+	lost, next int
 	// memAvailable after the step (nil: not known); lastDrop is how much
 	// the step took from it (0: not known).
 	memAvailable *int64
@@ -307,15 +343,25 @@ func (d *DensitySpec) stops(st densityState) []string {
 			why = append(why, fmt.Sprintf("median first byte %v, above maxLatency %v", med.Round(time.Millisecond), d.MaxLatency.Duration))
 		}
 	}
+	if st.lost > 0 {
+		why = append(why, fmt.Sprintf("%d kept instance(s) no longer running after the step (OOM-killed or crashed)", st.lost))
+	}
 	if floor := d.floor(); floor > 0 && st.memAvailable != nil {
+		// The next step's cost, foreseen from what each instance kept by
+		// this one took: a step with failures kept fewer than the next
+		// will start.
+		next := int64(0)
+		if ok > 0 && st.lastDrop > 0 {
+			next = st.lastDrop / int64(ok) * int64(st.next)
+		}
 		switch avail := *st.memAvailable; {
 		case avail < floor:
 			why = append(why, fmt.Sprintf("MemAvailable %s, below minMemAvailable %s", mib(avail), mib(floor)))
-		case st.lastDrop > 0 && avail-st.lastDrop < floor:
-			why = append(why, fmt.Sprintf("MemAvailable %s would fall below minMemAvailable %s after one more step like this one (which took %s)", mib(avail), mib(floor), mib(st.lastDrop)))
+		case next > 0 && avail-next < floor:
+			why = append(why, fmt.Sprintf("MemAvailable %s would fall below minMemAvailable %s after the next step of %d (this one took %s for %d kept)", mib(avail), mib(floor), st.next, mib(st.lastDrop), ok))
 		}
 	}
-	if st.alive+ok >= d.Max {
+	if st.alive+ok-st.lost >= d.Max {
 		why = append(why, fmt.Sprintf("cap of %d instances reached (spec.density.max)", d.Max))
 	}
 	return why

@@ -55,6 +55,8 @@ type densePlatform struct {
 	rmCtxErr []error
 	// cancelAt, if set, runs at the start of Add call i.
 	cancelAt func(i int)
+	// lose[i] kept instances stop running after Add call i (OOM-killed).
+	lose map[int]int
 }
 
 func (*densePlatform) Name() string                                            { return "dense" }
@@ -103,8 +105,11 @@ func (p *densePlatform) Add(ctx context.Context, cell bench.Cell) []results.Atte
 			p.running++
 		}
 	}
+	p.running -= p.lose[i]
 	return out
 }
+
+func (p *densePlatform) KeptRunning(context.Context) (int, error) { return p.running, nil }
 
 func (p *densePlatform) MemAvailable(context.Context) (int64, bool) {
 	if p.spec.Total == 0 {
@@ -271,6 +276,36 @@ func TestDensityStopConditions(t *testing.T) {
 	}
 }
 
+// Kept instances that stop running (the OOM killer) are counted, stop the
+// run, and are not in the capacity.
+func TestDensityLostInstances(t *testing.T) {
+	exp := densityExp(t, "{step: 5, max: 100}", "{capacity: {a: 100, b: 100}}")
+	p := &densePlatform{spec: *exp.Spec.Section("dense").(*denseSpec), lose: map[int]int{1: 2}}
+	_, attempts, path := runDensity(t, context.Background(), exp, p)
+	steps, stop := densitySteps(attempts, "a")
+	if want := []string{"0+5:5", "5+5:5"}; !slices.Equal(steps, want) || len(stop) != 1 || !strings.Contains(stop[0], "2 kept instance(s) no longer running") {
+		t.Errorf("steps %v, stop %q; want %v and the loss", steps, stop, want)
+	}
+	m, err := stats.NewModel().Load(context.Background(), results.ReadOptions{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Densities()[0]; d.Capacity != 8 || d.Steps[1].Lost != 2 {
+		t.Errorf("density %+v: want capacity 8, 2 lost at step 1", d)
+	}
+}
+
+// A runtime none of whose instances answered is a broken set-up: the
+// outcome names it (exit 4), it is not a capacity of 0.
+func TestDensityNoAnswer(t *testing.T) {
+	exp := densityExp(t, "{step: 5, max: 100}", "{capacity: {a: 0, b: 7}}")
+	p := &densePlatform{spec: *exp.Spec.Section("dense").(*denseSpec)}
+	out, _, _ := runDensity(t, context.Background(), exp, p)
+	if out.DensityNoAnswer != "a" {
+		t.Errorf("DensityNoAnswer %q, want a", out.DensityNoAnswer)
+	}
+}
+
 func TestDensityInterruptRemovesKeptAndSkipsTheRest(t *testing.T) {
 	exp := densityExp(t, "{step: 5, max: 100}", "{capacity: {a: 100, b: 100}}")
 	p := &densePlatform{spec: *exp.Spec.Section("dense").(*denseSpec)}
@@ -358,7 +393,7 @@ func TestDensityReport(t *testing.T) {
 	if err := report.Write(&text, report.FormatTable, m, report.MetaFromModel(m, path)); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"density", "a (" + ds[0].ExperimentID + "): capacity 23 instances; stopped: failed 2/5", "b (" + ds[1].ExperimentID + "): capacity 12 instances"} {
+	for _, want := range []string{"density", "a density run's rows pool its steps", "a (" + ds[0].ExperimentID + "): capacity 23 instances; stopped: failed 2/5", "b (" + ds[1].ExperimentID + "): capacity 12 instances"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}

@@ -208,6 +208,10 @@ type Outcome struct {
 	// (measured ones, not warm-ups): a resumed capacity search whose
 	// remaining probes all fail has still found something.
 	ResumedAnswered int
+	// DensityNoAnswer names the runtimes (comma-separated: Outcome stays
+	// comparable) of a density run none of whose instances answered: a
+	// broken set-up, not a capacity of 0.
+	DensityNoAnswer string
 	Interrupted     bool
 	DeadlineHit     bool
 }
@@ -381,7 +385,11 @@ func (r *Runner) measureCell(dctx context.Context, cell Cell, out *Outcome, log 
 	step := stepFigures(batch, time.Since(began), meter)
 	if dctx.Err() != nil && cutShort(batch) {
 		out.CutCells++
-		log.Warn("cell cut short by the interrupt or deadline: not recorded; --resume measures it again",
+		again := "--resume measures it again"
+		if r.Exp.Spec.Density != nil {
+			again = "a density run does not resume"
+		}
+		log.Warn("cell cut short by the interrupt or deadline: not recorded; "+again,
 			"runtime", cell.Runtime.Name, "n", cell.Scale, "iteration", cell.Iteration)
 		return batch, false, nil
 	}

@@ -172,6 +172,13 @@ func CompareModels(a, b *stats.Model, opt Options) (*Result, error) {
 	}
 	ca, rtA, plA := measured(a)
 	cb, rtB, plB := measured(b)
+	for side, cells := range map[string]map[stats.CellKey]*stats.Cell{"A": ca, "B": cb} {
+		for _, c := range cells {
+			if c.Row().DensitySteps > 0 {
+				return nil, fmt.Errorf("%s holds a density run (%s): its steps met different densities, so a cell of it is no sample to compare; compare the density tables of `coldbench report`, or sweeps", side, c.Key.Runtime)
+			}
+		}
+	}
 	if len(ca) == 0 {
 		return nil, fmt.Errorf("A has no measured attempts")
 	}

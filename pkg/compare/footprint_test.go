@@ -69,3 +69,16 @@ func TestFootprintsCompared(t *testing.T) {
 		t.Errorf("records without footprints: %+v\n%s", res.Rows[0].Footprint, table.String())
 	}
 }
+
+// A density run's cells pool steps at different densities: compare refuses
+// them rather than test a mixture.
+func TestCompareRefusesDensityRuns(t *testing.T) {
+	d := attempts("runc", 5, 100, 101, 102)
+	for i := range d {
+		d[i].Density = &results.Density{Alive: 5 * i}
+	}
+	_, err := Compare(&results.Set{Attempts: d}, &results.Set{Attempts: attempts("runc", 5, 100, 101, 102)}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "A holds a density run (runc)") {
+		t.Errorf("compare of a density run: %v", err)
+	}
+}

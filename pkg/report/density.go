@@ -31,11 +31,15 @@ func densityTable(ds []stats.Density) *stepTable {
 			if s.MemAvailable != nil {
 				after = strconv.FormatFloat(float64(*s.MemAvailable)/(1<<20), 'f', 0, 64)
 			}
-			t.Rows = append(t.Rows, append(append([]string{d.Runtime, strconv.Itoa(s.Step), strconv.Itoa(s.Alive), strconv.Itoa(s.N), strconv.Itoa(s.Answered)}, lat...),
+			answered := strconv.Itoa(s.Answered)
+			if s.Lost > 0 {
+				answered += fmt.Sprintf(" (%d lost)", s.Lost)
+			}
+			t.Rows = append(t.Rows, append(append([]string{d.Runtime, strconv.Itoa(s.Step), strconv.Itoa(s.Alive), strconv.Itoa(s.N), answered}, lat...),
 				estimateCell(s.PSSAnonShmem, 1<<20, 1), estimateCell(s.MemAvailablePerInstance, 1<<20, 1), after))
 		}
 	}
-	t.Notes = append(t.Notes, "density: each step started STARTED instances among ALIVE BEFORE kept from the earlier steps; those that answered were kept. "+
+	t.Notes = append(t.Notes, "density: each step started STARTED instances among ALIVE BEFORE kept from the earlier steps; those that answered were kept ((k lost): kept instances found no longer running after the step). "+
 		"Latencies are the step's answered instances'; PSS anon+shmem is their median after the settle; MemAvailable drop/N is the node's drop over the step divided by its instances")
 	for _, d := range ds {
 		t.Notes = append(t.Notes, densityVerdict(d))
@@ -56,7 +60,7 @@ type jsonDensity struct {
 	ExperimentID string `json:"experiment_id"`
 	Platform     string `json:"platform"`
 	Runtime      string `json:"runtime"`
-	// Capacity: instances that answered (kept) before the stop; Stop is
+	// Capacity: instances that answered (kept, less those lost) before the stop; Stop is
 	// empty when the run was cut short before a stop condition held.
 	Capacity int               `json:"capacity"`
 	Stop     []string          `json:"stop"`
@@ -68,6 +72,7 @@ type jsonDensityStep struct {
 	Alive    int `json:"alive_before"`
 	Started  int `json:"started"`
 	Answered int `json:"answered"`
+	Lost     int `json:"lost"`
 	// TTFB of the answered instances, ms (null: none answered).
 	P50MS *float64 `json:"p50_ms"`
 	P90MS *float64 `json:"p90_ms"`
@@ -87,7 +92,7 @@ func densityJSON(ds []stats.Density) []jsonDensity {
 			j.Stop = []string{}
 		}
 		for _, s := range d.Steps {
-			js := jsonDensityStep{Step: s.Step, Alive: s.Alive, Started: s.N, Answered: s.Answered, MemAvailableAfterBytes: s.MemAvailable}
+			js := jsonDensityStep{Step: s.Step, Alive: s.Alive, Started: s.N, Answered: s.Answered, Lost: s.Lost, MemAvailableAfterBytes: s.MemAvailable}
 			if s.TTFB.N > 0 {
 				p50, p90, mx := s.TTFB.P50/1e6, s.TTFB.P90/1e6, s.TTFB.Max/1e6
 				js.P50MS, js.P90MS, js.MaxMS = &p50, &p90, &mx

@@ -79,12 +79,21 @@ func preamble(rows []stats.Row, meta Meta) (context, notes []string, withPlatfor
 
 // footnotes explain marks that actually appear in the table.
 func footnotes(rows []stats.Row) []string {
+	var out []string
 	for _, r := range rows {
 		if r.TTFB.N > 0 && !r.TTFB.P99Reliable {
-			return []string{fmt.Sprintf("%s p99 from fewer than %d samples: interpolated between the two largest, read it as ≈ max", p99Mark, stats.P99MinN)}
+			out = append(out, fmt.Sprintf("%s p99 from fewer than %d samples: interpolated between the two largest, read it as ≈ max", p99Mark, stats.P99MinN))
+			break
 		}
 	}
-	return nil
+	for _, r := range rows {
+		if r.DensitySteps > 0 {
+			out = append(out, "a density run's rows pool its steps (N = the step's size), each started at another density: they count every attempt, "+
+				"but their latency and footprint are of no one density; the density table has each step")
+			break
+		}
+	}
+	return out
 }
 
 func writeTable(w io.Writer, rows []stats.Row, meta Meta) error {

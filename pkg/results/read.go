@@ -331,8 +331,8 @@ func checkAttempt(a *Attempt) error {
 	}
 	if d := a.Density; d != nil {
 		switch {
-		case d.Alive < 0:
-			return fmt.Errorf("negative density.alive %d", d.Alive)
+		case d.Alive < 0 || d.Lost < 0:
+			return fmt.Errorf("negative density.alive %d or density.lost %d", d.Alive, d.Lost)
 		case d.MemAvailableBytes != nil && *d.MemAvailableBytes < 0:
 			return fmt.Errorf("negative density.mem_available_bytes %d", *d.MemAvailableBytes)
 		case a.Warmup:

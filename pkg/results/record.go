@@ -228,6 +228,10 @@ type Density struct {
 	// earlier steps) when the step's instances were started: the density
 	// each of them met.
 	Alive int `json:"alive"`
+	// Lost counts the kept instances (earlier steps' or this one's) found
+	// no longer running after the step (OOM-killed, crashed): they are not
+	// part of the density the next step meets.
+	Lost int `json:"lost,omitempty"`
 	// MemAvailableBytes is the node's MemAvailable after the step (its
 	// failed instances removed), where the platform reads it (node); nil
 	// where it does not.

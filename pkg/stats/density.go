@@ -17,8 +17,8 @@ type Density struct {
 	ExperimentID, Platform, Runtime string
 	// Steps in the order they ran.
 	Steps []DensityStep
-	// Capacity is how many instances answered over the steps: those kept
-	// running when the run stopped.
+	// Capacity is how many instances answered over the steps less those
+	// lost after (OOM-killed, crashed): those running when the run stopped.
 	Capacity int
 	// Stop is why the run stopped (the last step's stop conditions); empty
 	// when it was cut short (interrupt, deadline) before one held.
@@ -29,8 +29,9 @@ type Density struct {
 type DensityStep struct {
 	Step int // its number (the cell's iteration)
 	// Alive is the instances running when the step's were started; N the
-	// step's instances, Answered those that answered (and were kept).
-	Alive, N, Answered int
+	// step's instances, Answered those that answered (and were kept); Lost
+	// the kept instances found no longer running after the step.
+	Alive, N, Answered, Lost int
 	// TTFB of the answered ones (ns).
 	TTFB Summary
 	// PSSAnonShmem is the median per answered instance with a footprint
@@ -56,6 +57,7 @@ type densityKey struct {
 
 type densityAcc struct {
 	alive, n, answered int
+	lost               int
 	ttfb               []int64
 	anonShmem          []float64
 	perInstance        *float64
@@ -74,7 +76,7 @@ func (l *densityLog) add(a *results.Attempt) {
 	k := densityKey{a.ExperimentID, a.Platform, a.Runtime, a.Iteration}
 	s := l.steps[k]
 	if s == nil {
-		s = &densityAcc{alive: d.Alive, memAvailable: d.MemAvailableBytes}
+		s = &densityAcc{alive: d.Alive, lost: d.Lost, memAvailable: d.MemAvailableBytes}
 		l.steps[k] = s
 		l.order = append(l.order, k)
 	}
@@ -110,13 +112,13 @@ func (m *Model) Densities() []Density {
 			idx[rk] = i
 			out = append(out, Density{ExperimentID: k.experiment, Platform: k.platform, Runtime: k.runtime})
 		}
-		st := DensityStep{Step: k.step, Alive: s.alive, N: s.n, Answered: s.answered, TTFB: Summarize(s.ttfb),
+		st := DensityStep{Step: k.step, Alive: s.alive, N: s.n, Answered: s.answered, Lost: s.lost, TTFB: Summarize(s.ttfb),
 			PSSAnonShmem: estimate(s.anonShmem), MemAvailable: s.memAvailable, Stop: s.stop}
 		if s.perInstance != nil {
 			st.MemAvailablePerInstance = Estimate{N: 1, Median: *s.perInstance}
 		}
 		out[i].Steps = append(out[i].Steps, st)
-		out[i].Capacity += s.answered
+		out[i].Capacity += s.answered - s.lost
 	}
 	for i := range out {
 		d := &out[i]

@@ -38,6 +38,10 @@ type Row struct {
 	// Footprint summarizes what the successful measured attempts' instances
 	// cost their node; nil when none has a footprint record.
 	Footprint *FootprintSummary
+	// DensitySteps counts the density run steps pooled in the row (0: a
+	// sweep's cell): each met another density, so the row is no sample of
+	// one; the density section has them apart.
+	DensitySteps int
 }
 
 // Group splits set's attempts into rows by (Platform, Runtime, Scale).

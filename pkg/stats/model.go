@@ -64,6 +64,9 @@ type Cell struct {
 	rtSources []string
 	// footprint: the successful measured attempts' footprints (footprint.go).
 	footprint footprintSamples
+	// densitySteps counts the density run steps (iterations with a density
+	// record) among the cell's.
+	densitySteps int
 }
 
 type iterKey struct {
@@ -215,6 +218,9 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		it = len(c.Responded)
 		c.iterIdx[ik] = it
 		c.Responded = append(c.Responded, 0)
+		if a.Density != nil {
+			c.densitySteps++
+		}
 	}
 	m.addStep(c, a, ik)
 	if a.OK {
@@ -344,5 +350,5 @@ func (c *Cell) Row() Row {
 	return Row{Platform: c.Key.Platform, Runtime: c.Key.Runtime, Scale: c.Key.Scale,
 		Attempts: c.Attempts, Successes: c.Successes, Failures: c.Failures, FailuresByClass: byClass,
 		Warmups: c.Warmups, TTFB: Summarize(c.TTFB), Steps: c.stepSummary(), Waited: c.waitSummary(),
-		Footprint: c.footprintSummary()}
+		Footprint: c.footprintSummary(), DensitySteps: c.densitySteps}
 }

@@ -7,7 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/api/resource"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/footprint"
@@ -87,18 +90,61 @@ func (s *session) RemoveKept(ctx context.Context) error {
 // removeParallel bounds the removals RemoveKept runs at once.
 const removeParallel = 32
 
+// retryRemovalFor bounds the retries of one sandbox's removal: a run does
+// not stall on a sandbox the runtime cannot stop (its Close names it).
+var retryRemovalFor = 5 * time.Minute
+
+// isNotFound says whether err (wrapped or not) is a gRPC NotFound.
+func isNotFound(err error) bool {
+	var se interface{ GRPCStatus() *status.Status }
+	return errors.As(err, &se) && se.GRPCStatus().Code() == codes.NotFound
+}
+
+// KeptRunning counts the kept instances whose function container is still
+// running (one CRI list of the experiment's running containers): one the
+// OOM killer took, or that crashed, is not part of the density any more.
+func (s *session) KeptRunning(ctx context.Context) (int, error) {
+	if len(s.kept) == 0 {
+		return 0, nil
+	}
+	resp, err := s.p.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+		LabelSelector: map[string]string{bench.LabelExperiment: s.id},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("listing the running containers of %s: %w", s.id, err)
+	}
+	running := map[string]bool{}
+	for _, c := range resp.Containers {
+		running[c.Id] = true
+	}
+	n := 0
+	for _, in := range s.kept {
+		if running[in.ctrID] {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // removeUntilGone removes the instance's sandbox, retrying with a growing
-// pause until it is gone or ctx ends (each try bounded by teardownTimeout).
+// pause until it is gone, ctx ends or retryRemovalFor has passed (each try
+// bounded by teardownTimeout); what is left then is the session Close's
+// to remove or to name. A sandbox containerd no longer knows is gone: an
+// earlier try's removal may have finished after its client gave up, and
+// containerd before 1.6.35/1.7.21 answers StopPodSandbox with NotFound then.
 func (in *instance) removeUntilGone(ctx context.Context) error {
 	if in.podID == "" {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, retryRemovalFor)
+	defer cancel()
 	pause := 500 * time.Millisecond
 	for {
 		tctx, cancel := context.WithTimeout(ctx, teardownTimeout)
 		err := in.p.removeSandbox(tctx, in.podID)
 		cancel()
-		if err == nil {
+		if err == nil || isNotFound(err) {
 			removePodCgroup(in.sandbox.Metadata.Uid)
 			return nil
 		}

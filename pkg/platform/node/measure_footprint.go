@@ -58,6 +58,7 @@ type footprintMeasurement struct {
 	// even iteration of an interleaved A/B (spec.footprint.interleave); it
 	// is not measured, so its teardown does not wait the settle.
 	skip      bool
+	control   bool // an even iteration of an interleaved A/B: idles the settle unmeasured
 	memBefore *int64
 	memErr    error
 	replies   map[int]*instanceReading // by instance index
@@ -108,7 +109,8 @@ func (m *footprintMeasurement) Start(ctx context.Context, cell bench.Cell, insta
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.replies = map[int]*instanceReading{}
-	if m.skip = cell.Warmup || (m.interleave && cell.Iteration%2 == 0); m.skip {
+	m.control = !cell.Warmup && m.interleave && cell.Iteration%2 == 0
+	if m.skip = cell.Warmup || m.control; m.skip {
 		return nil
 	}
 	m.memBefore, m.memErr = m.memAvailable()
@@ -262,6 +264,12 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.skip {
+		if m.control {
+			// The A/B's control idles as long as a measured cell, so that
+			// the next cell starts as long after this one's replies
+			// whichever it follows.
+			_ = m.sleep(ctx, m.settle)
+		}
 		return
 	}
 	began := m.now()

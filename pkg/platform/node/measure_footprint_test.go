@@ -265,7 +265,8 @@ func TestFootprintSkipsWarmups(t *testing.T) {
 }
 
 // An interleaved A/B measures odd iterations only; the even ones, its
-// control, are not measured and do not wait the settle.
+// control, are not measured but idle the settle all the same, so that
+// every cell starts as long after the one before.
 func TestFootprintInterleaved(t *testing.T) {
 	n := newFakeNode(t)
 	n.process(100, 1, "containerd-shim", 3, 2, 0, 0, 7000)
@@ -280,8 +281,12 @@ func TestFootprintInterleaved(t *testing.T) {
 		attempts := []results.Attempt{{Instance: 0, OK: true, Iteration: it, Cold: results.Cold{SandboxID: "sb"}}}
 		m.afterReply(testInstance(0, "/coldbench/poda"), &attempts[0])
 		m.Gather(context.Background(), cell, attempts)
-		if got := attempts[0].Footprint != nil; got != want || got != (len(clock.slept) > 0) {
-			t.Errorf("iteration %d: measured %v (slept %v), want %v", it, got, clock.slept, want)
+		var slept time.Duration
+		for _, d := range clock.slept {
+			slept += d
+		}
+		if got := attempts[0].Footprint != nil; got != want || slept != 2*time.Second {
+			t.Errorf("iteration %d: measured %v (slept %v), want %v after the 2 s settle", it, got, clock.slept, want)
 		}
 	}
 }

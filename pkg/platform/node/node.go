@@ -521,8 +521,9 @@ func classifyCRI(def string, err error) string {
 // teardown removes the instance; untimed, and done also after errors and
 // interrupts (a first try with a context of its own). A sandbox that does
 // not go (an overloaded or hung runtime: gVisor at N = 50 here) is retried
-// until it is gone, as long as the run goes on: Ctrl-C or the deadline
-// stops that, and the session's Close removes what is left, or names it.
+// until it is gone, for up to retryRemovalFor and as long as the run goes
+// on (Ctrl-C, the deadline); the session's Close removes what is left, or
+// names it.
 // A failure is logged, not recorded: the measurement is done.
 func (in *instance) teardown(parent context.Context) {
 	if in.podID == "" {
@@ -531,7 +532,7 @@ func (in *instance) teardown(parent context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), teardownTimeout)
 	err := in.p.removeSandbox(ctx, in.podID)
 	cancel()
-	if err == nil {
+	if err == nil || isNotFound(err) {
 		removePodCgroup(in.sandbox.Metadata.Uid)
 		return
 	}
