@@ -106,18 +106,7 @@ func (r *Result) writeFootprintTable(b *strings.Builder, conf string, multi bool
 				}
 				return fmt.Sprintf("%s (%d)", strconv.FormatFloat(v/unit, 'f', 1, 64), n)
 			}
-			delta, ci, p := "-", "-", "-"
-			if f.Tested {
-				delta = pct(f.Change)
-				if !f.Significant {
-					delta = "~"
-				}
-				ci = "[" + pct(f.ChangeLo) + ", " + pct(f.ChangeHi) + "]"
-				if !f.CIOK {
-					ci = "n/a"
-				}
-				p = pval(f.Test.P)
-			}
+			delta, ci, p := changeCells(f.Tested, f.Significant, f.CIOK, f.Change, f.ChangeLo, f.ChangeHi, f.Test.P)
 			cells := []string{row.runtimeLabel(), strconv.Itoa(row.Scale), name, side(f.NA, f.MedianA), side(f.NB, f.MedianB), delta, ci, p}
 			if multi {
 				cells = append([]string{row.Platform}, cells...)

@@ -84,6 +84,23 @@ func pct(f float64) string {
 	return s + "%"
 }
 
+// changeCells are the Δ, CI and p columns of a tested change ("-" when
+// not tested; "~" for Δ when not significant).
+func changeCells(tested, significant, ciOK bool, change, lo, hi, p float64) (delta, ci, pv string) {
+	if !tested {
+		return "-", "-", "-"
+	}
+	delta = pct(change)
+	if !significant {
+		delta = "~"
+	}
+	ci = "[" + pct(lo) + ", " + pct(hi) + "]"
+	if !ciOK {
+		ci = "n/a"
+	}
+	return delta, ci, pval(p)
+}
+
 func pval(p float64) string {
 	if p < 0.001 {
 		return "<0.001"
@@ -186,18 +203,7 @@ func (r *Result) writeTable(w io.Writer) error {
 	}
 	fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	for _, row := range r.Rows {
-		delta, ci, p := "-", "-", "-"
-		if row.Tested {
-			delta = pct(row.Change)
-			if !row.Significant {
-				delta = "~"
-			}
-			ci = "[" + pct(row.ChangeLo) + ", " + pct(row.ChangeHi) + "]"
-			if !row.CIOK {
-				ci = "n/a"
-			}
-			p = pval(row.Test.P)
-		}
+		delta, ci, p := changeCells(row.Tested, row.Significant, row.CIOK, row.Change, row.ChangeLo, row.ChangeHi, row.Test.P)
 		cells := []string{row.runtimeLabel(), strconv.Itoa(row.Scale), msCell(row.A), okCell(row.A), msCell(row.B), okCell(row.B),
 			delta, ci, p, row.note()}
 		if multi {
