@@ -81,18 +81,13 @@ func (t *searchTurn) record(cell Cell, batch []results.Attempt, log *slog.Logger
 		t.warmups = t.warmups[1:]
 		return
 	}
-	answered := 0
-	for _, a := range batch {
-		if a.OK {
-			answered++
-		}
-	}
-	t.outcomes.Add(cell.Scale, cell.Iteration, answered)
+	ok := answered(batch) // density.go
+	t.outcomes.Add(cell.Scale, cell.Iteration, ok)
 	search := t.exp.Spec.Search
 	if v, _ := search.Verdict(cell.Scale, t.outcomes[cell.Scale]); v != capacity.Pending {
 		r := search.Result(t.outcomes)
 		log.Info("capacity probe", "runtime", t.rt.Name, "n", cell.Scale, "verdict", v.String(),
-			"answered", fmt.Sprintf("%d/%d", answered, cell.Scale), "required", search.Required(cell.Scale),
+			"answered", fmt.Sprintf("%d/%d", ok, cell.Scale), "required", search.Required(cell.Scale),
 			"largest_passing", r.Largest, "smallest_failing", r.SmallestFailing)
 	}
 }
