@@ -96,7 +96,7 @@ func (f *runFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.timeout, "timeout", def.RequestTimeout.Duration, "per-attempt timeout: from the start of the cold start until the first reply")
 	fl.DurationVar(&f.deadline, "deadline", def.Deadline.Duration, "overall deadline; cells not started by then are skipped")
 	fl.DurationVar(&f.probeInterval, "probe-interval", def.ProbeInterval.Duration, "a new GET is started this often until the first reply")
-	fl.BoolVar(&f.footprint, "footprint", true, "measure each instance's memory and CPU (node platform; after its first byte: untimed); --footprint=false to compare latencies without it")
+	fl.BoolVar(&f.footprint, "footprint", true, "measure each instance's memory and CPU (node: after its first byte and a settle; knative: after a settle, through the node agent and the kubelet's Summary API; untimed); --footprint=false to compare latencies without it")
 	fl.DurationVar(&f.settle, "footprint-settle", bench.DefaultFootprintSettle, "idle time after a cell's last reply before its instances' memory and idle CPU are read")
 	fl.BoolVar(&f.interleave, "footprint-interleave", false, "measure the footprint of odd iterations only, the even ones being the control of an A/B of latency with and without it (bench/footprint-ab reads it)")
 	fl.StringVarP(&f.output, "output", "o", "", "records file (JSONL, appended); default results/<experiment-id>.jsonl")

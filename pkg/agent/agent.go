@@ -58,6 +58,7 @@ import (
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	"google.golang.org/grpc"
 
+	"github.com/coldbench/coldbench/pkg/footprint"
 	"github.com/coldbench/coldbench/pkg/rtevents"
 )
 
@@ -90,6 +91,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the back-off between subscriptions
 	// after one is lost (defaults DefaultRetryMin, DefaultRetryMax).
 	RetryMin, RetryMax time.Duration
+	// HostRoot is where the node's /proc and /sys/fs/cgroup are found
+	// (default "/": the agent runs in the host's namespaces; the
+	// DaemonSet mounts them under /host).
+	HostRoot string
 	// Log gets the agent's logs (nil: none).
 	Log *slog.Logger
 	// now is the agent's clock (tests: a fake); nil is time.Now.
@@ -112,6 +117,9 @@ func (c Config) complete() Config {
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
 	}
+	if c.HostRoot == "" {
+		c.HostRoot = "/"
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -129,10 +137,11 @@ type Agent struct {
 	log        *slog.Logger
 	now        func() time.Time
 
-	window *rtevents.Window // coldbench's pods' events only
-	pods   *pods
-	owners *owners
-	state  *state
+	footprint *footprintReader
+	window    *rtevents.Window // coldbench's pods' events only
+	pods      *pods
+	owners    *owners
+	state     *state
 }
 
 // New makes an Agent reading containerd on conn; Run subscribes.
@@ -140,10 +149,11 @@ func New(conn grpc.ClientConnInterface, cfg Config) *Agent {
 	cfg = cfg.complete()
 	return &Agent{
 		cfg: cfg, conn: conn, containers: containersapi.NewContainersClient(conn), log: cfg.Log, now: cfg.now,
-		window: rtevents.NewWindow(cfg.MaxEvents, cfg.MaxAge, cfg.now),
-		pods:   newPods(cfg.MaxEvents, cfg.MaxAge, cfg.now),
-		owners: newOwners(cfg.MaxEvents, cfg.MaxAge, cfg.now),
-		state:  newState(cfg.now()),
+		window:    rtevents.NewWindow(cfg.MaxEvents, cfg.MaxAge, cfg.now),
+		pods:      newPods(cfg.MaxEvents, cfg.MaxAge, cfg.now),
+		owners:    newOwners(cfg.MaxEvents, cfg.MaxAge, cfg.now),
+		state:     newState(cfg.now()),
+		footprint: &footprintReader{fs: footprint.NewFS(cfg.HostRoot)},
 	}
 }
 

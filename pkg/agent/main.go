@@ -71,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.port, "port", DefaultPort, "port to serve /v1/events and /healthz on")
 	fs.IntVar(&o.cfg.MaxEvents, "max-events", rtevents.DefaultMax, "most events held (the pods and labels remembered are bounded alike)")
 	fs.DurationVar(&o.cfg.MaxAge, "max-age", rtevents.DefaultMaxAge, "events older than this (since they arrived) are evicted")
+	fs.StringVar(&o.cfg.HostRoot, "host-root", "/", "where the node's /proc and /sys/fs/cgroup are mounted (read for /v1/footprint)")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -48,9 +48,12 @@ func decode(t *testing.T, docs map[string][]string, kind string, v any) {
 }
 
 // deploy/agent.yaml is least privilege: a ServiceAccount with no token and
-// no rights, and a DaemonSet on every node with no host namespace, no
-// privilege, not root, no capability, a read-only root, and of the host
-// only containerd's socket (a hostPath that must be a socket).
+// no rights, and a DaemonSet on every node with no host namespace but the
+// PID one (a cgroup's cgroup.procs lists only the reader's namespace's), no
+// privilege, one capability (SYS_PTRACE: reading the PSS of the host's
+// root processes takes it, and only root keeps it across exec), a
+// read-only root, and of the host only containerd's socket (a hostPath
+// that must be a socket), /proc and /sys/fs/cgroup, all mounted read-only.
 func TestAgentManifestLeastPrivilege(t *testing.T) {
 	docs := manifests(t, "agent.yaml")
 	for kind := range docs {
@@ -72,20 +75,24 @@ func TestAgentManifestLeastPrivilege(t *testing.T) {
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Error("the pod mounts a token")
 	}
-	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
-		t.Errorf("host namespaces: network %v pid %v ipc %v", pod.HostNetwork, pod.HostPID, pod.HostIPC)
+	if pod.HostNetwork || !pod.HostPID || pod.HostIPC {
+		t.Errorf("host namespaces: network %v pid %v ipc %v: want the PID one only", pod.HostNetwork, pod.HostPID, pod.HostIPC)
 	}
 	psc := pod.SecurityContext
-	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 ||
-		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("pod securityContext %+v: want non-root, seccomp RuntimeDefault", psc)
+	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || len(psc.SupplementalGroups) != 0 {
+		t.Errorf("pod securityContext %+v: want seccomp RuntimeDefault, no supplemental group", psc)
 	}
-	if !slices.Equal(psc.SupplementalGroups, []int64{0}) {
-		t.Errorf("supplementalGroups %v: want [0], containerd's socket's group, and nothing more", psc.SupplementalGroups)
+	wantHost := map[string]corev1.HostPathType{DefaultSocket: corev1.HostPathSocket, "/proc": corev1.HostPathDirectory, "/sys/fs/cgroup": corev1.HostPathDirectory}
+	hostOf := map[string]string{} // volume name → host path
+	for _, v := range pod.Volumes {
+		if v.HostPath == nil || v.HostPath.Type == nil || wantHost[v.HostPath.Path] == "" || *v.HostPath.Type != wantHost[v.HostPath.Path] {
+			t.Errorf("volume %+v: want only hostPaths %v, each of its type", v, wantHost)
+			continue
+		}
+		hostOf[v.Name] = v.HostPath.Path
 	}
-	if len(pod.Volumes) != 1 || pod.Volumes[0].HostPath == nil || pod.Volumes[0].HostPath.Path != DefaultSocket ||
-		pod.Volumes[0].HostPath.Type == nil || *pod.Volumes[0].HostPath.Type != corev1.HostPathSocket {
-		t.Fatalf("volumes %+v: want only containerd's socket, a hostPath of type Socket", pod.Volumes)
+	if len(hostOf) != len(wantHost) {
+		t.Fatalf("volumes %+v: want %d host paths %v", pod.Volumes, len(wantHost), wantHost)
 	}
 	if len(pod.InitContainers) != 0 || len(pod.Containers) != 1 {
 		t.Fatalf("%d init containers, %d containers: want one container", len(pod.InitContainers), len(pod.Containers))
@@ -94,17 +101,26 @@ func TestAgentManifestLeastPrivilege(t *testing.T) {
 	sc := c.SecurityContext
 	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil ||
-		!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 ||
-		(sc.RunAsUser != nil && *sc.RunAsUser == 0) || (sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot) {
-		t.Errorf("container securityContext %+v: want unprivileged, no escalation, read-only root, every capability dropped", sc)
+		!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"SYS_PTRACE"}) {
+		t.Errorf("container securityContext %+v: want unprivileged, no escalation, read-only root, every capability dropped but SYS_PTRACE", sc)
 	}
 	for _, p := range c.Ports {
 		if p.HostPort != 0 || p.HostIP != "" {
 			t.Errorf("port %+v opens the node's network", p)
 		}
 	}
-	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != DefaultSocket || c.VolumeMounts[0].Name != pod.Volumes[0].Name {
-		t.Errorf("mounts %+v", c.VolumeMounts)
+	if len(c.VolumeMounts) != len(hostOf) {
+		t.Errorf("mounts %+v: want each host path once", c.VolumeMounts)
+	}
+	for _, m := range c.VolumeMounts {
+		host, ok := hostOf[m.Name]
+		want := "/host" + host
+		if host == DefaultSocket {
+			want = DefaultSocket
+		}
+		if !ok || !m.ReadOnly || m.MountPath != want {
+			t.Errorf("mount %+v: want host path %q read-only at %s", m, host, want)
+		}
 	}
 }
 
@@ -141,8 +157,8 @@ func TestAgentManifestRunsTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("args %q: %v", c.Args, err)
 	}
-	if o.ip != "10.0.0.7" || o.socket != DefaultSocket || o.cfg.Namespace != DefaultNamespace {
-		t.Errorf("args %q: ip %s, socket %s, namespace %s", c.Args, o.ip, o.socket, o.cfg.Namespace)
+	if o.ip != "10.0.0.7" || o.socket != DefaultSocket || o.cfg.Namespace != DefaultNamespace || o.cfg.HostRoot != "/host" {
+		t.Errorf("args %q: ip %s, socket %s, namespace %s, host root %s", c.Args, o.ip, o.socket, o.cfg.Namespace, o.cfg.HostRoot)
 	}
 	if len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != o.port || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil ||
 		c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe.HTTPGet.Port.String() != c.Ports[0].Name {
@@ -207,5 +223,30 @@ func TestRBACForTheAgent(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// deploy/rbac-kubelet-summary.yaml, the optional grant of the kubelets'
+// Summary API, grants get on nodes/proxy and nothing else, to coldbench's
+// own ServiceAccount only.
+func TestRBACForTheKubeletSummary(t *testing.T) {
+	docs := manifests(t, "rbac-kubelet-summary.yaml")
+	if len(docs["ClusterRole"]) != 1 || len(docs["ClusterRoleBinding"]) != 1 || len(docs) != 2 {
+		t.Fatalf("documents %v: want one ClusterRole and its binding", docs)
+	}
+	var r rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict([]byte(docs["ClusterRole"][0]), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rules) != 1 || !slices.Equal(r.Rules[0].APIGroups, []string{""}) || !slices.Equal(r.Rules[0].Resources, []string{"nodes/proxy"}) ||
+		!slices.Equal(r.Rules[0].Verbs, []string{"get"}) {
+		t.Errorf("rules %+v: want get nodes/proxy only", r.Rules)
+	}
+	var b rbacv1.ClusterRoleBinding
+	if err := yaml.UnmarshalStrict([]byte(docs["ClusterRoleBinding"][0]), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.RoleRef.Name != r.Name || len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" || b.Subjects[0].Name != "coldbench" || b.Subjects[0].Namespace != "coldbench" {
+		t.Errorf("binding %+v: want %s to coldbench/coldbench only", b, r.Name)
 	}
 }

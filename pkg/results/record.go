@@ -294,6 +294,33 @@ type Footprint struct {
 	Sources map[string]string `json:"sources,omitempty"`
 	// Missing says why figures are nil ("pss: …; cgroup: …").
 	Missing string `json:"missing,omitempty"`
+	// Kubelet (knative) is the pod as the kubelet's Summary API gave it
+	// at the same reads, beside the node agent's figures above (nil: not
+	// read, or a record written before it existed).
+	Kubelet *KubeletFootprint `json:"kubelet,omitempty"`
+}
+
+// KubeletFootprint is a pod's cgroup as the kubelet's Summary API gave it
+// (GET /api/v1/nodes/NODE/proxy/stats/summary): cAdvisor's figures, each
+// as it last read them (every 10 s or so), so a figure may predate the
+// settle; its time says when. The pod cgroup only: no shim, no PSS.
+type KubeletFootprint struct {
+	WorkingSetBytes *int64 `json:"working_set_bytes,omitempty"`
+	UsageBytes      *int64 `json:"usage_bytes,omitempty"`
+	// MemoryUnixNS is when the kubelet read the memory (node clock, to
+	// the second).
+	MemoryUnixNS int64 `json:"memory_unix_ns,omitempty"`
+	// CPUNS is the pod cgroup's CPU since it was made, as read at
+	// CPUUnixNS (the second read of the settle).
+	CPUNS     *int64 `json:"cpu_ns,omitempty"`
+	CPUUnixNS int64  `json:"cpu_unix_ns,omitempty"`
+	// IdleCPUNS is what CPUNS grew by between the kubelet's readings seen
+	// at the settle's two reads, over IdleWindowNS (nil: the kubelet had
+	// not read it again in between).
+	IdleCPUNS    *int64 `json:"idle_cpu_ns,omitempty"`
+	IdleWindowNS int64  `json:"idle_window_ns,omitempty"`
+	// Missing says why figures are nil.
+	Missing string `json:"missing,omitempty"`
 }
 
 // FootprintProcess is one of an instance's processes, as summed.
@@ -308,6 +335,12 @@ const (
 	// FootprintFromNode: read by coldbench itself from the node's /proc
 	// and cgroup files (the node backend runs on the node).
 	FootprintFromNode = "node /proc and cgroups"
+	// FootprintFromAgent: read by coldbench's node agent (knative) from
+	// the node's /proc and cgroup files, as the node backend reads them.
+	FootprintFromAgent = "node agent: /proc and cgroups"
+	// FootprintFromKubelet: no node agent answered (knative); the figures
+	// are the kubelet Summary API's (Footprint.Kubelet).
+	FootprintFromKubelet = "kubelet Summary API"
 )
 
 // RuntimeClock is the offset between a node's wall clock and coldbench's,

@@ -170,3 +170,21 @@ func clockOffset(node string, s, r time.Time, n int64) *results.RuntimeClock {
 	rtt := rn - sn
 	return &results.RuntimeClock{Node: node, OffsetNS: n - (sn + rtt/2), ErrorNS: (rtt + 1) / 2}
 }
+
+// footprint asks agent pod p for the footprints of the pods uids (none:
+// the node's MemAvailable only), withMemory their memory too.
+func (ap agentProxy) footprint(ctx context.Context, p *corev1.Pod, uids []string, withMemory bool) (*agent.FootprintResponse, error) {
+	q := url.Values{"uid": uids}
+	if withMemory {
+		q.Set("memory", "1")
+	}
+	body, err := ap.get(ctx, p, "/v1/footprint", q)
+	if err != nil {
+		return nil, err
+	}
+	var resp agent.FootprintResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("decoding the footprint answer of node agent %s: %w", p.Name, err)
+	}
+	return &resp, nil
+}

@@ -1,6 +1,7 @@
 package knative
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,6 +39,9 @@ type fakeAPI struct {
 	nodes   []corev1.Node
 	fakes   map[string]*fakeAgent // by agent pod name
 	listErr int                   // non-zero: the agents' list answers this status
+	// summaries answer the kubelet's Summary API of a node, the k-th
+	// request with the k-th (the last once they run out); none: 404.
+	summaries map[string][][]byte
 }
 
 // fakeAgent answers as pkg/agent does, from what the test sets.
@@ -53,6 +57,9 @@ type fakeAgent struct {
 	heldFrom map[string]int
 	// nodeTime is the node's clock at the answer to request j (nil: now).
 	nodeTime func(j int) int64
+	// footprint answers the j-th /v1/footprint request (nil: 404).
+	footprint  func(j int, uids []string, memory bool) agent.FootprintResponse
+	footprints int
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -104,6 +111,19 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			f.t.Errorf("agents listed with selector %q, want %q", r.URL.Query().Get("labelSelector"), AgentSelector)
 		}
 		writeJSON(w, &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: f.agents})
+	case strings.HasPrefix(r.URL.Path, "/api/v1/nodes/") && strings.HasSuffix(r.URL.Path, "/proxy/stats/summary"):
+		node := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/nodes/"), "/proxy/stats/summary")
+		bodies := f.summaries[node]
+		if len(bodies) == 0 {
+			writeStatus(w, http.StatusNotFound, "nodes \""+node+"\" not found")
+			return
+		}
+		body := bodies[0]
+		if len(bodies) > 1 {
+			f.summaries[node] = bodies[1:]
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
 	case r.URL.Path == "/api/v1/nodes":
 		writeJSON(w, &corev1.NodeList{TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"}, Items: f.nodes})
 	case strings.HasPrefix(r.URL.Path, podsPath+"/") && strings.Contains(r.URL.Path, "/proxy/"):
@@ -112,6 +132,10 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		fa := f.fakes[name]
 		if fa == nil || name == target {
 			writeStatus(w, http.StatusServiceUnavailable, "no endpoints available for pod "+target)
+			return
+		}
+		if path == "/v1/footprint" {
+			fa.serveFootprint(w, r.URL.Query()["uid"], r.URL.Query().Get("memory") == "1")
 			return
 		}
 		fa.serve(w, path, r.URL.Query()["uid"])
@@ -156,6 +180,20 @@ func (fa *fakeAgent) serve(w http.ResponseWriter, path string, uids []string) {
 	default:
 		http.NotFound(w, nil)
 	}
+}
+
+func (fa *fakeAgent) serveFootprint(w http.ResponseWriter, uids []string, memory bool) {
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	if fa.status != 0 || fa.footprint == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(cmp.Or(fa.status, http.StatusNotFound))
+		fmt.Fprintln(w, fa.body)
+		return
+	}
+	resp := fa.footprint(fa.footprints, uids, memory)
+	fa.footprints++
+	writeJSON(w, &resp)
 }
 
 // requests are the uids of every /v1/events request so far.

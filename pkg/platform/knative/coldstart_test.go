@@ -162,6 +162,9 @@ func newLab(t *testing.T, o labOptions) *lab {
 	exp.Spec.SetSection(Name, &Spec{Namespace: "cb-test", Protocol: o.protocol,
 		ReadinessTimeout: bench.Duration{Duration: o.readiness}, ScaleToZeroTimeout: bench.Duration{Duration: o.scaleToZero},
 		PoolSize: o.poolSize, HTTP: o.http})
+	// No footprint: the fake cluster has no node agent nor kubelet, and its
+	// settle would only delay every cell (measure_settled_test.go tests it).
+	exp.Spec.Footprint = &bench.FootprintSpec{Off: true}
 	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,31 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Ch
 		}
 	}
 	out = append(out, p.checkAgents(ctx)...)
+	if f := exp.Spec.Footprint; f != nil && !f.Off {
+		add(p.checkKubeletSummary(ctx))
+	}
 	return out
+}
+
+// checkKubeletSummary says whether the footprint may read the kubelets'
+// Summary API through the API server (get nodes/proxy): its figures stand
+// beside the node agents', and in for them where none answers. Without it
+// a run goes on: a warning.
+func (p *Platform) checkKubeletSummary(ctx context.Context) bench.Check {
+	c := bench.Check{Name: "kubelet Summary API (footprint)", OK: true}
+	r, err := p.kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
+		Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "proxy"}},
+	}, metav1.CreateOptions{})
+	switch {
+	case err != nil:
+		c.Warn, c.Detail, c.Fix = true, "checking get nodes/proxy: "+err.Error(), "grant create on selfsubjectaccessreviews.authorization.k8s.io"
+	case !r.Status.Allowed:
+		c.Warn, c.Detail = true, "not allowed: get nodes/proxy: each pod's footprint will lack the kubelet's figures (and be empty where no node agent runs)"
+		c.Fix = "kubectl apply -f deploy/rbac-kubelet-summary.yaml (read its warning first), or rely on the node agents (deploy/agent.yaml)"
+	default:
+		c.Detail = "get nodes/proxy allowed: the kubelets' pod figures are read beside the node agents'"
+	}
+	return c
 }
 
 // agentChecksTimeout bounds the node agents' checks together: a proxy that

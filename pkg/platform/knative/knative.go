@@ -157,7 +157,9 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, don
 	}
 	s.tr = tr
 	for _, mk := range measurementKinds {
-		s.measurements = append(s.measurements, mk(s))
+		if m := mk(s); m != nil { // nil: turned off (e.g. --footprint=false)
+			s.measurements = append(s.measurements, m)
+		}
 	}
 	return s, nil
 }

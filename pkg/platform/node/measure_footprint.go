@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -66,19 +65,9 @@ type footprintMeasurement struct {
 
 // instanceReading is what afterReply found of an instance.
 type instanceReading struct {
-	cgroupPath string
-	shims      []shimProcess
+	inst       footprint.Instance
 	cpuAtReply *time.Duration
 	missing    []string
-}
-
-// shimProcess is one of the instance's shims as found at its reply.
-// inCgroup: it runs in the pod cgroup (Kata's sandbox_cgroup_only), whose
-// CPU figure then already holds it.
-type shimProcess struct {
-	pid      int
-	started  time.Duration // tells it from a later process with its PID
-	inCgroup bool
 }
 
 func newFootprint(s *session) bench.Measurement {
@@ -133,14 +122,14 @@ func (m *footprintMeasurement) afterReply(in *instance, a *results.Attempt) {
 	if !a.OK || m.skip {
 		return
 	}
-	r := &instanceReading{cgroupPath: in.sandbox.GetLinux().GetCgroupParent()}
+	r := &instanceReading{}
 	if m.layoutErr != nil {
 		r.missing = append(r.missing, "cgroups: "+m.layoutErr.Error())
-	} else if shims, err := m.findShims(r.cgroupPath); err != nil {
+	} else if inst, err := m.fs.FindInstance(m.layout, in.sandbox.GetLinux().GetCgroupParent()); err != nil {
 		r.missing = append(r.missing, "shim: "+err.Error())
 	} else {
-		r.shims = shims
-		if cpu, err := m.cpu(r); err != nil {
+		r.inst = inst
+		if cpu, err := m.fs.CPU(m.layout, inst); err != nil {
 			r.missing = append(r.missing, "cpu at the first byte: "+err.Error())
 		} else {
 			r.cpuAtReply = &cpu
@@ -149,113 +138,6 @@ func (m *footprintMeasurement) afterReply(in *instance, a *results.Attempt) {
 	m.mu.Lock()
 	m.replies[in.index] = r
 	m.mu.Unlock()
-}
-
-// shimComm begins the name (comm, 15 bytes) of every containerd shim:
-// containerd-shim-runc-v2, -runsc-v1, -kata-v2, -urunc-v2...
-const shimComm = "containerd-shim"
-
-// findShims finds the instance's shims from its pod cgroup's processes:
-// those whose parent is outside the cgroup are the runtime's top
-// processes (pause and the function for runc; the sandbox and the gofers
-// for runsc), and their parents are the shims. A top process that is
-// itself a shim runs in the cgroup. A parent that is not a shim (init,
-// after its shim died; containerd) is refused rather than counted.
-func (m *footprintMeasurement) findShims(cgroupPath string) ([]shimProcess, error) {
-	cg, err := m.layout.At("cpuacct", cgroupPath)
-	if err != nil {
-		return nil, err
-	}
-	pids, err := cg.SubtreeProcs()
-	if err != nil {
-		return nil, err
-	}
-	stats := map[int]footprint.Stat{}
-	for _, pid := range pids {
-		st, err := m.fs.ReadStat(pid)
-		if footprint.IsGone(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		stats[pid] = st
-	}
-	var shims []shimProcess
-	seen := map[int]bool{}
-	for _, pid := range slices.Sorted(maps.Keys(stats)) {
-		st := stats[pid]
-		if _, inside := stats[st.PPID]; inside {
-			continue
-		}
-		if strings.HasPrefix(st.Comm, shimComm) {
-			shims = append(shims, shimProcess{pid: st.PID, started: st.StartAfterBoot, inCgroup: true})
-			continue
-		}
-		if seen[st.PPID] {
-			continue
-		}
-		seen[st.PPID] = true
-		parent, err := m.fs.ReadStat(st.PPID)
-		if err != nil {
-			return nil, fmt.Errorf("the parent (pid %d) of %s (pid %d) in cgroup %s: %w", st.PPID, st.Comm, st.PID, cgroupPath, err)
-		}
-		if !strings.HasPrefix(parent.Comm, shimComm) {
-			return nil, fmt.Errorf("cannot tell the shims of cgroup %s: %s (pid %d) in it has the parent %s (pid %d), not a %s*", cgroupPath, st.Comm, st.PID, parent.Comm, parent.PID, shimComm)
-		}
-		shims = append(shims, shimProcess{pid: parent.PID, started: parent.StartAfterBoot})
-	}
-	if len(shims) == 0 {
-		return nil, fmt.Errorf("cgroup %s has no process", cgroupPath)
-	}
-	return shims, nil
-}
-
-// cpu is the CPU the pod cgroup and, outside it, the shim (with its reaped
-// children) have used so far.
-func (m *footprintMeasurement) cpu(r *instanceReading) (time.Duration, error) {
-	cg, err := m.layout.At("cpuacct", r.cgroupPath)
-	if err != nil {
-		return 0, err
-	}
-	usage, err := cg.CPUUsage()
-	if err != nil {
-		return 0, err
-	}
-	total := usage.Usage
-	for _, shim := range r.shims {
-		if shim.inCgroup {
-			continue
-		}
-		st, err := m.fs.ReadStat(shim.pid)
-		if err != nil {
-			return 0, err
-		}
-		if st.StartAfterBoot != shim.started {
-			return 0, fmt.Errorf("the shim (pid %d) exited", shim.pid)
-		}
-		total += st.CPU() + st.ReapedChildrenCPU
-	}
-	return total, nil
-}
-
-// cpuSources names where cpu's figure comes from.
-func (m *footprintMeasurement) cpuSources(r *instanceReading) string {
-	cg, err := m.layout.At("cpuacct", r.cgroupPath)
-	if err != nil {
-		return ""
-	}
-	src := fmt.Sprintf("pod cgroup %s (v%d cpu usage)", r.cgroupPath, cg.Version)
-	outside := 0
-	for _, shim := range r.shims {
-		if !shim.inCgroup {
-			outside++
-		}
-	}
-	if outside > 0 {
-		src += fmt.Sprintf(" + %d shim(s) outside it, /proc/PID/stat utime+stime+cutime+cstime", outside)
-	}
-	return src
 }
 
 // Gather lets the instances settle, reads each answered instance's
@@ -335,11 +217,11 @@ func (m *footprintMeasurement) Gather(ctx context.Context, cell bench.Cell, atte
 			f.IdleCPUNS, f.IdleWindowNS = ptr((to.cpu - from.cpu).Nanoseconds()), to.at.Sub(from.at).Nanoseconds()
 			f.Sources["idle_cpu"] = f.Sources["cpu"] + ", over the settle's second half (a shim's CPU moves in 10 ms ticks)"
 		}
-		if len(r.shims) > 0 {
+		if len(r.inst.Shims) > 0 {
 			if treeErr != nil {
 				missing = append(missing, "pss: "+treeErr.Error())
-			} else if err := m.addMemory(f, r, tree); err != nil {
-				missing = append(missing, err.Error())
+			} else {
+				missing = append(missing, addMemory(f, m.fs.ReadMemory(m.layout, r.inst, *tree))...)
 			}
 		}
 		f.Missing = strings.Join(missing, "; ")
@@ -361,7 +243,7 @@ func (m *footprintMeasurement) readCPUs() map[int]cpuReading {
 		if r.cpuAtReply == nil {
 			continue
 		}
-		cpu, err := m.cpu(r)
+		cpu, err := m.fs.CPU(m.layout, r.inst)
 		out[i] = cpuReading{cpu: cpu, at: m.now(), err: err}
 	}
 	return out
@@ -373,58 +255,20 @@ func (m *footprintMeasurement) base(r *instanceReading, settleNS int64) *results
 	f := &results.Footprint{Source: results.FootprintFromNode, SettleNS: settleNS, Sources: map[string]string{}}
 	if r.cpuAtReply != nil {
 		f.CPUToFirstByteNS = ptr(r.cpuAtReply.Nanoseconds())
-		f.Sources["cpu"] = m.cpuSources(r)
+		f.Sources["cpu"] = r.inst.CPUSource(m.layout)
 	}
 	return f
 }
 
-// addMemory adds the PSS of the instance's processes and its pod cgroup's
-// memory to f.
-func (m *footprintMeasurement) addMemory(f *results.Footprint, r *instanceReading, tree *footprint.ProcessTree) error {
-	var errs []string
-	var pids []int
-	for _, shim := range r.shims {
-		if st, err := m.fs.ReadStat(shim.pid); err != nil || st.StartAfterBoot != shim.started {
-			errs = append(errs, fmt.Sprintf("pss: the shim (pid %d) exited", shim.pid))
-			continue
-		}
-		pids = append(append(pids, shim.pid), tree.Descendants(shim.pid)...)
+// addMemory adds memory's figures to f and returns why some are missing.
+func addMemory(f *results.Footprint, mem footprint.Memory) []string {
+	f.PSSBytes, f.PSSAnonShmemBytes = mem.PSSBytes, mem.PSSAnonShmemBytes
+	f.CgroupUsageBytes, f.CgroupWorkingSetBytes = mem.CgroupUsageBytes, mem.CgroupWorkingSetBytes
+	for _, p := range mem.Processes {
+		f.Processes = append(f.Processes, results.FootprintProcess{Comm: p.Comm, PID: p.PID, PSSBytes: p.PSSBytes})
 	}
-	mem, err := m.layout.At("memory", r.cgroupPath)
-	if err == nil {
-		var cm footprint.CgroupMemory
-		if cm, err = mem.Memory(); err == nil {
-			f.CgroupUsageBytes = ptr(cm.UsageBytes)
-			f.CgroupWorkingSetBytes = cm.WorkingSetBytes
-			f.Sources["cgroup_memory"] = cm.Source + " of " + r.cgroupPath
-			if cm.WorkingSetBytes != nil {
-				f.Sources["cgroup_working_set"] = cm.WorkingSetSource
-			}
-		}
-		if procs, perr := mem.SubtreeProcs(); perr == nil {
-			pids = append(pids, procs...) // anything in its cgroup not under its shim
-		}
-	}
-	if err != nil {
-		errs = append(errs, "cgroup memory: "+err.Error())
-	}
-	sample, err := m.fs.SampleProcesses(pids)
-	switch {
-	case err != nil:
-		errs = append(errs, "pss: "+err.Error())
-	case sample.PSSBytes == nil:
-		errs = append(errs, "pss: every process of the instance had exited")
-	default:
-		f.PSSBytes, f.PSSAnonShmemBytes = sample.PSSBytes, sample.PSSAnonShmemBytes
-		f.Sources["pss"] = sample.MemorySource + " of the shims, their descendants and the pod cgroup's processes"
-		for _, p := range sample.Processes {
-			f.Processes = append(f.Processes, results.FootprintProcess{Comm: p.Comm, PID: p.PID, PSSBytes: p.PSSBytes})
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
+	maps.Copy(f.Sources, mem.Sources)
+	return mem.Missing
 }
 
 // record gives every answered attempt what its reply gave (the CPU to

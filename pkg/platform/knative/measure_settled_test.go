@@ -1,0 +1,210 @@
+package knative
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/coldbench/coldbench/pkg/agent"
+	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/footprint"
+	"github.com/coldbench/coldbench/pkg/results"
+)
+
+// The kubelet's summary as the lab's kubelet served it (trimmed to three
+// pods) is read by uid with each figure and its time.
+func TestParseSummaryOfTheLab(t *testing.T) {
+	body, err := os.ReadFile("testdata/kubelet-summary.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := parseSummary(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := pods["e86d53d2-8f5c-4790-acdc-70c4a22483d8"]
+	if len(pods) != 3 || !ok {
+		t.Fatalf("pods %v", pods)
+	}
+	if p.Memory == nil || *p.Memory.WorkingSetBytes != 25628672 || *p.Memory.UsageBytes != 25640960 ||
+		p.CPU == nil || *p.CPU.UsageCoreNanoSeconds != 9175016248 || !p.CPU.Time.Equal(time.Date(2026, 12, 7, 11, 43, 58, 0, time.UTC)) {
+		t.Errorf("pod %+v", p)
+	}
+	if _, err := parseSummary([]byte("<html>")); err == nil {
+		t.Error("a body that is not JSON was read")
+	}
+}
+
+// summaryJSON is a node's summary with one pod: working set ws, usage and
+// CPU cpu read at at.
+func summaryJSON(uid string, ws, usage, cpu uint64, at time.Time) []byte {
+	ts := at.UTC().Format(time.RFC3339)
+	return fmt.Appendf(nil, `{"node":{"nodeName":"n1"},"pods":[{"podRef":{"name":"p","namespace":"cb","uid":%q},`+
+		`"cpu":{"time":%q,"usageCoreNanoSeconds":%d},"memory":{"time":%q,"usageBytes":%d,"workingSetBytes":%d}}]}`, uid, ts, cpu, ts, usage, ws)
+}
+
+// settledCell is one answered attempt on revision rev-0 whose pod uid-0
+// runs on node n1, with a settle of 2 s on a fake clock.
+func settledCell(t *testing.T, api *fakeAPI) (*settledFootprint, []results.Attempt, *[]time.Duration) {
+	t.Helper()
+	kube := api.kube()
+	start := time.Now() // the tracker takes a pod seen after it as the attempt's
+	clock := start.Add(3 * time.Second)
+	var slept []time.Duration
+	m := &settledFootprint{tr: newTracker(), kube: kube, rc: kube.CoreV1().RESTClient(), proxy: newAgentProxy(kube), log: bench.LoggerOrDiscard(nil),
+		settle: 2 * time.Second, now: func() time.Time { return clock },
+		sleep: func(_ context.Context, d time.Duration) error {
+			slept = append(slept, d)
+			clock = clock.Add(d)
+			return nil
+		}, warned: map[string]bool{}}
+	m.tr.onPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-0", UID: types.UID("uid-0"), Labels: map[string]string{LabelRevision: "rev-0"}},
+		Spec: corev1.PodSpec{NodeName: "n1"}}, false)
+	out := []results.Attempt{{Instance: 0, OK: true, Start: start, TTFBNS: int64(time.Second), TotalNS: int64(time.Second)}}
+	return m, out, &slept
+}
+
+func i64(v int64) *int64 { return &v }
+
+// With an agent and a kubelet on the node, the record has the agent's
+// figures (PSS, cgroup memory, idle CPU over the settle's second half,
+// MemAvailable's drop since before the cell) and the kubelet's beside
+// them; the CPU to the first byte is said to be not read.
+func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
+	api := newFakeAPI(t)
+	fa := api.addAgent("n1")
+	fa.footprint = func(j int, uids []string, memory bool) agent.FootprintResponse {
+		resp := agent.FootprintResponse{NodeTimeUnixNS: 1, MemAvailableBytes: i64(10 << 30)}
+		switch j {
+		case 0: // Start: the node only
+			if len(uids) != 0 || memory {
+				t.Errorf("request %d: uids %v, memory %v: want the node only", j, uids, memory)
+			}
+		case 1: // the settle's half: CPU
+			if len(uids) != 1 || uids[0] != "uid-0" || memory {
+				t.Errorf("request %d: uids %v, memory %v", j, uids, memory)
+			}
+			resp.Pods = []agent.PodFootprint{{UID: "uid-0", CPUNS: i64(100e6), CPUReadUnixNS: 5e9, CPUSource: "pod cgroup /kubepods/pod-0 (v1 cpu usage)"}}
+		case 2: // the end: CPU and memory
+			if !memory {
+				t.Errorf("request %d without memory", j)
+			}
+			resp.MemAvailableBytes = i64(10<<30 - 30<<20)
+			resp.Pods = []agent.PodFootprint{{UID: "uid-0", CPUNS: i64(103e6), CPUReadUnixNS: 6e9, CPUSource: "pod cgroup /kubepods/pod-0 (v1 cpu usage)",
+				Memory: &footprint.Memory{PSSBytes: i64(20 << 20), PSSAnonShmemBytes: i64(12 << 20), CgroupUsageBytes: i64(24 << 20), CgroupWorkingSetBytes: i64(22 << 20),
+					Processes: []footprint.ProcessMemory{{Comm: "containerd-shim", PID: 7, PSSBytes: 5 << 20}, {Comm: "queue-proxy", PID: 9, PSSBytes: 15 << 20}},
+					Sources:   map[string]string{"pss": "smaps_rollup"}}}}
+		default:
+			t.Errorf("request %d: more than three", j)
+		}
+		return resp
+	}
+	at := time.Date(2026, 12, 7, 12, 0, 4, 0, time.UTC)
+	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 21<<20, 23<<20, 90e6, at), summaryJSON("uid-0", 22<<20, 24<<20, 95e6, at.Add(time.Second))}}
+	m, out, slept := settledCell(t, api)
+	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
+		t.Fatal(err)
+	}
+	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
+	f := out[0].Footprint
+	if f == nil {
+		t.Fatal("no footprint")
+	}
+	if f.Source != results.FootprintFromAgent || f.SettleNS != int64(2*time.Second) || len(*slept) != 2 {
+		t.Errorf("source %q, settle %d, sleeps %v", f.Source, f.SettleNS, *slept)
+	}
+	if *f.PSSBytes != 20<<20 || *f.PSSAnonShmemBytes != 12<<20 || *f.CgroupUsageBytes != 24<<20 || *f.CgroupWorkingSetBytes != 22<<20 || len(f.Processes) != 2 {
+		t.Errorf("memory %+v", f)
+	}
+	if *f.IdleCPUNS != 3e6 || f.IdleWindowNS != 1e9 || *f.NodeMemAvailableDropBytes != 30<<20 || f.NodeInstances != 1 || f.NodeInstancesAnswered != 1 {
+		t.Errorf("idle cpu %d over %d, drop %d, instances %d/%d", *f.IdleCPUNS, f.IdleWindowNS, *f.NodeMemAvailableDropBytes, f.NodeInstancesAnswered, f.NodeInstances)
+	}
+	if f.CPUToFirstByteNS != nil || !strings.Contains(f.Missing, "cpu to first byte: not read on knative") {
+		t.Errorf("cpu to first byte %v, missing %q", f.CPUToFirstByteNS, f.Missing)
+	}
+	k := f.Kubelet
+	if k == nil || *k.WorkingSetBytes != 22<<20 || *k.UsageBytes != 24<<20 || *k.CPUNS != 95e6 || *k.IdleCPUNS != 5e6 || k.IdleWindowNS != 1e9 || k.Missing != "" {
+		t.Errorf("kubelet %+v", k)
+	}
+}
+
+// Without an agent the figures are the kubelet's, and the record says so
+// and why; a kubelet that did not read the pod again within the settle
+// gives no idle CPU, and says it.
+func TestSettledFootprintWithoutAnAgent(t *testing.T) {
+	api := newFakeAPI(t)
+	at := time.Date(2026, 12, 7, 12, 0, 1, 0, time.UTC)
+	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 22<<20, 24<<20, 95e6, at)}}
+	m, out, _ := settledCell(t, api)
+	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
+		t.Fatal(err)
+	}
+	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
+	f := out[0].Footprint
+	if f == nil || f.Source != results.FootprintFromKubelet || f.PSSBytes != nil || *f.CgroupWorkingSetBytes != 22<<20 || *f.CgroupUsageBytes != 24<<20 || f.IdleCPUNS != nil {
+		t.Fatalf("footprint %+v", f)
+	}
+	if !strings.Contains(f.Missing, "no node agent runs on node n1") || !strings.Contains(f.Kubelet.Missing, "did not read the pod's cpu again") {
+		t.Errorf("missing %q; kubelet's %q", f.Missing, f.Kubelet.Missing)
+	}
+}
+
+// An interleaved A/B's control cell idles the settle and reads nothing;
+// a warm-up neither.
+func TestSettledFootprintControlAndWarmup(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		cell  bench.Cell
+		sleep []time.Duration
+	}{
+		{"control", bench.Cell{Iteration: 2}, []time.Duration{2 * time.Second}},
+		{"warm-up", bench.Cell{Iteration: 0, Warmup: true}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			api := newFakeAPI(t)
+			m, out, slept := settledCell(t, api)
+			m.interleave = true
+			if err := m.Start(context.Background(), c.cell, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
+				t.Fatal(err)
+			}
+			m.Gather(context.Background(), c.cell, out)
+			if out[0].Footprint != nil || fmt.Sprint(*slept) != fmt.Sprint(c.sleep) {
+				t.Errorf("footprint %+v, sleeps %v, want %v", out[0].Footprint, *slept, c.sleep)
+			}
+		})
+	}
+}
+
+// doctor says whether the kubelet's Summary API may be read (get
+// nodes/proxy): a warning naming the optional RBAC file when not.
+func TestDoctorChecksTheKubeletSummary(t *testing.T) {
+	for _, allowed := range []bool{true, false} {
+		kube := fake.NewClientset()
+		var asked *authv1.ResourceAttributes
+		kube.PrependReactor("create", "selfsubjectaccessreviews", func(a clienttesting.Action) (bool, runtime.Object, error) {
+			r := a.(clienttesting.CreateAction).GetObject().(*authv1.SelfSubjectAccessReview)
+			asked = r.Spec.ResourceAttributes
+			r.Status.Allowed = allowed
+			return true, r, nil
+		})
+		p := &Platform{kube: kube}
+		c := p.checkKubeletSummary(context.Background())
+		if asked == nil || asked.Verb != "get" || asked.Resource != "nodes" || asked.Subresource != "proxy" || asked.Namespace != "" {
+			t.Errorf("asked %+v: want get nodes/proxy, cluster-wide", asked)
+		}
+		if !c.OK || c.Warn == allowed || (!allowed && !strings.Contains(c.Fix, "deploy/rbac-kubelet-summary.yaml")) {
+			t.Errorf("allowed %v: check %+v", allowed, c)
+		}
+	}
+}
