@@ -110,3 +110,28 @@ func TestFootprintTable(t *testing.T) {
 		t.Error("the HTML report has no footprint table")
 	}
 }
+
+// Knative records with the kubelet's figures beside the node agent's get
+// a kubelet column, with (n=k) where the kubelet had read only some pods;
+// records without them (the node backend's) get none.
+func TestFootprintTableKubeletColumn(t *testing.T) {
+	set := &results.Set{Headers: []results.Header{{Type: results.TypeHeader, Schema: results.SchemaVersion, ExperimentID: "K"}}}
+	for i := range 3 {
+		a := ok("knative", "gvisor", 3, 1e9)
+		a.ExperimentID, a.Instance = "K", i
+		a.Footprint = &results.Footprint{Source: results.FootprintFromAgent, PSSBytes: i64(130 << 20), CgroupWorkingSetBytes: i64(40 << 20),
+			Kubelet: &results.KubeletFootprint{Missing: "memory: the kubelet had not read the pod's yet"}}
+		if i == 0 {
+			a.Footprint.Kubelet = &results.KubeletFootprint{WorkingSetBytes: i64(41 << 20)}
+		}
+		set.Attempts = append(set.Attempts, a)
+	}
+	out := string(render(t, FormatTable, set, Meta{}))
+	_, table, _ := strings.Cut(out, "\nfootprint\n")
+	if !strings.Contains(table, "KUBELET WORKING SET MiB") || !strings.Contains(table, "41.0 (n=1)") || !strings.Contains(table, "kubelet working set: the pod cgroup's") {
+		t.Errorf("no kubelet column with its figure and note:\n%s", table)
+	}
+	if node := string(render(t, FormatTable, footprintFixture(), Meta{})); strings.Contains(node, "KUBELET") {
+		t.Errorf("a kubelet column without kubelet figures:\n%s", node)
+	}
+}

@@ -53,6 +53,7 @@ type jsonFootprint struct {
 	PSSAnonShmem            *jsonEstimate `json:"pss_anon_shmem_bytes"`
 	CgroupUsage             *jsonEstimate `json:"cgroup_usage_bytes"`
 	WorkingSet              *jsonEstimate `json:"cgroup_working_set_bytes"`
+	KubeletWorkingSet       *jsonEstimate `json:"kubelet_working_set_bytes,omitempty"` // knative, where the kubelet had read the pod
 	MemAvailablePerInstance *jsonEstimate `json:"mem_available_drop_per_instance_bytes"`
 	CPUToFirstByte          *jsonEstimate `json:"cpu_to_first_byte_ns"`
 	IdleCores               *jsonEstimate `json:"idle_cpu_cores"`
@@ -85,7 +86,7 @@ func toJSONFootprint(f *stats.FootprintSummary) *jsonFootprint {
 		return nil
 	}
 	return &jsonFootprint{Attempts: f.Attempts, PSS: toJSONEstimate(f.PSS), PSSAnonShmem: toJSONEstimate(f.PSSAnonShmem), CgroupUsage: toJSONEstimate(f.CgroupUsage),
-		WorkingSet: toJSONEstimate(f.WorkingSet), MemAvailablePerInstance: toJSONEstimate(f.MemAvailablePerInstance),
+		WorkingSet: toJSONEstimate(f.WorkingSet), KubeletWorkingSet: toJSONEstimate(f.KubeletWorkingSet), MemAvailablePerInstance: toJSONEstimate(f.MemAvailablePerInstance),
 		CPUToFirstByte: toJSONEstimate(f.CPUToFirstByte), IdleCores: toJSONEstimate(f.IdleCores),
 		Sources: nonNil(f.Sources), Missing: f.Missing}
 }

@@ -202,6 +202,11 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 	}
 	t.Head = append(t.Head, "MEASURED", "PSS MiB", "PSS ANON+SHMEM MiB", "CGROUP MiB", "WORKING SET MiB", "MEMAVAILABLE/N MiB", "ANON+SHMEM VS MEMAVAILABLE/N",
 		"CPU ms TO FIRST BYTE", "IDLE CPU millicores")
+	// The kubelet's view (knative) gets a column where any row has it.
+	kubelet := slices.ContainsFunc(rows, func(r stats.Row) bool { return r.Footprint != nil && r.Footprint.KubeletWorkingSet.N > 0 })
+	if kubelet {
+		t.Head = append(t.Head, "KUBELET WORKING SET MiB")
+	}
 	var sources, missing []string
 	mixed, partial := false, false
 	for _, r := range rows {
@@ -232,6 +237,9 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 		memAvail := estimateCell(f.MemAvailablePerInstance, 1<<20, 1) // per step, not per attempt
 		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), cell(f.PSS, 1<<20), cell(f.PSSAnonShmem, 1<<20), cell(f.CgroupUsage, 1<<20),
 			cell(f.WorkingSet, 1<<20), memAvail, agree, cell(f.CPUToFirstByte, 1e6), cell(f.IdleCores, 1e-3))
+		if kubelet {
+			c = append(c, cell(f.KubeletWorkingSet, 1<<20))
+		}
 		t.Rows = append(t.Rows, c)
 		for _, s := range f.Sources {
 			if !slices.Contains(sources, s) {
@@ -247,7 +255,8 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 			"PSS sums the instance's processes (shim, runtime helpers, pause, function) after the settle; cgroup and working set are its pod cgroup's (the shim is outside it); "+
 			"MemAvailable/N is the node's drop in available memory over the step divided by the instances running, once per step; "+
 			"PSS anon+shmem is the part of PSS no file backs: a drop of MemAvailable does not show file pages (binaries' text), which the page cache can give back; "+
-			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half",
+			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half"+
+			kubeletNote(kubelet),
 		"sources: "+strings.Join(sources, ", "))
 	if partial {
 		t.Notes = append(t.Notes, "(n=k): the figure was measured in k of the row's attempts with a footprint record")
@@ -271,4 +280,12 @@ func estimateCell(e stats.Estimate, unit float64, decimals int) string {
 		return f(e.Median)
 	}
 	return f(e.Median) + " [" + f(e.Lo) + ", " + f(e.Hi) + "]"
+}
+
+// kubeletNote explains the kubelet's column where there is one.
+func kubeletNote(shown bool) string {
+	if !shown {
+		return ""
+	}
+	return "; kubelet working set: the pod cgroup's as the kubelet's Summary API gave it beside the node agent's (cAdvisor's latest reading, every 10 s or so: (n=k) where it had read the pod)"
 }

@@ -372,5 +372,12 @@ func checkFootprint(f *Footprint) error {
 	if f.SettleNS < 0 || f.IdleWindowNS < 0 || f.NodeInstances < 0 {
 		return fmt.Errorf("negative settle_ns, idle_window_ns or node_instances (%d, %d, %d)", f.SettleNS, f.IdleWindowNS, f.NodeInstances)
 	}
+	if k := f.Kubelet; k != nil {
+		for name, v := range map[string]*int64{"working_set_bytes": k.WorkingSetBytes, "usage_bytes": k.UsageBytes, "cpu_ns": k.CPUNS, "idle_cpu_ns": k.IdleCPUNS} {
+			if v != nil && *v < 0 {
+				return fmt.Errorf("negative kubelet.%s %d", name, *v)
+			}
+		}
+	}
 	return nil
 }

@@ -38,6 +38,9 @@ type FootprintSummary struct {
 	// Memory per instance (bytes) after the settle; PSSAnonShmem is the
 	// part of PSS no file backs.
 	PSS, PSSAnonShmem, CgroupUsage, WorkingSet Estimate
+	// KubeletWorkingSet is the pod's working set as the kubelet's Summary
+	// API gave it beside (knative), where it had read the pod.
+	KubeletWorkingSet Estimate
 	// MemAvailablePerInstance is, per step (each once), the drop of the
 	// node's MemAvailable over the instances running (bytes).
 	MemAvailablePerInstance Estimate
@@ -58,6 +61,7 @@ type FootprintSummary struct {
 type footprintSamples struct {
 	attempts                          int
 	pss, anonShmem, usage, workingSet []float64
+	kubeletWorkingSet                 []float64
 	cpu, idle                         []float64
 	perInstance                       []float64
 	mixedSteps                        int
@@ -83,6 +87,9 @@ func (c *Cell) addFootprint(a *results.Attempt, ik iterKey) {
 	add(&s.anonShmem, f.PSSAnonShmemBytes)
 	add(&s.usage, f.CgroupUsageBytes)
 	add(&s.workingSet, f.CgroupWorkingSetBytes)
+	if f.Kubelet != nil {
+		add(&s.kubeletWorkingSet, f.Kubelet.WorkingSetBytes)
+	}
 	add(&s.cpu, f.CPUToFirstByteNS)
 	if f.IdleCPUNS != nil && f.IdleWindowNS > 0 {
 		s.idle = append(s.idle, float64(*f.IdleCPUNS)/float64(f.IdleWindowNS))
@@ -114,7 +121,7 @@ func (c *Cell) footprintSummary() *FootprintSummary {
 		return nil
 	}
 	return &FootprintSummary{Attempts: s.attempts, PSS: estimate(s.pss), PSSAnonShmem: estimate(s.anonShmem), CgroupUsage: estimate(s.usage),
-		WorkingSet: estimate(s.workingSet), MemAvailablePerInstance: estimate(s.perInstance), MixedSteps: s.mixedSteps,
+		WorkingSet: estimate(s.workingSet), KubeletWorkingSet: estimate(s.kubeletWorkingSet), MemAvailablePerInstance: estimate(s.perInstance), MixedSteps: s.mixedSteps,
 		CPUToFirstByte: estimate(s.cpu), IdleCores: estimate(s.idle), Sources: slices.Clone(s.sources), Missing: s.missing}
 }
 
