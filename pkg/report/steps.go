@@ -255,7 +255,7 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 			"PSS sums the instance's processes (shim, runtime helpers, pause, function) after the settle; cgroup and working set are its pod cgroup's (the shim is outside it); "+
 			"MemAvailable/N is the node's drop in available memory over the step divided by the instances running, once per step; "+
 			"PSS anon+shmem is the part of PSS no file backs: a drop of MemAvailable does not show file pages (binaries' text), which the page cache can give back; "+
-			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half"+
+			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half (from the kubelet's Summary API: between two of its readings after the replies)"+
 			kubeletNote(kubelet),
 		"sources: "+strings.Join(sources, ", "))
 	if partial {

@@ -295,8 +295,9 @@ type Footprint struct {
 	// Missing says why figures are nil ("pss: …; cgroup: …").
 	Missing string `json:"missing,omitempty"`
 	// Kubelet (knative) is the pod as the kubelet's Summary API gave it
-	// at the same reads, beside the node agent's figures above (nil: not
-	// read, or a record written before it existed).
+	// at the same reads, beside the node agent's figures above; its
+	// Missing says what the kubelet did not give (nil: another platform,
+	// or a record written before it existed).
 	Kubelet *KubeletFootprint `json:"kubelet,omitempty"`
 }
 

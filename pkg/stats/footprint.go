@@ -65,9 +65,17 @@ type footprintSamples struct {
 	cpu, idle                         []float64
 	perInstance                       []float64
 	mixedSteps                        int
-	steps                             map[iterKey]bool
+	steps                             map[stepNode]bool
 	sources                           []string
 	missing                           string
+}
+
+// stepNode is one node's part of a step: on Knative a step's pods may be
+// on several nodes, each with its own MemAvailable drop (the node is the
+// one of the attempt's runtime clock, its agent's; "" on the node backend).
+type stepNode struct {
+	ik   iterKey
+	node string
 }
 
 // addFootprint adds a successful measured attempt's footprint.
@@ -96,10 +104,14 @@ func (c *Cell) addFootprint(a *results.Attempt, ik iterKey) {
 	}
 	if f.NodeMemAvailableDropBytes != nil && f.NodeInstances > 0 {
 		if s.steps == nil {
-			s.steps = map[iterKey]bool{}
+			s.steps = map[stepNode]bool{}
 		}
-		if !s.steps[ik] {
-			s.steps[ik] = true
+		sn := stepNode{ik: ik}
+		if a.RuntimeClock != nil {
+			sn.node = a.RuntimeClock.Node
+		}
+		if !s.steps[sn] {
+			s.steps[sn] = true
 			s.perInstance = append(s.perInstance, float64(*f.NodeMemAvailableDropBytes)/float64(f.NodeInstances))
 			if f.NodeInstancesAnswered > 0 && f.NodeInstancesAnswered < f.NodeInstances {
 				s.mixedSteps++

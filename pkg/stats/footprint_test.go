@@ -57,3 +57,21 @@ func TestFootprintSummary(t *testing.T) {
 		t.Error("a footprint summary without footprint records")
 	}
 }
+
+// On Knative a step's pods may be on several nodes: each node's drop of
+// MemAvailable counts once for the step.
+func TestFootprintMemAvailablePerNode(t *testing.T) {
+	m := NewModel()
+	for i := range 4 {
+		node, drop := "n1", int64(20<<20) // 2 pods on n1: 10 MiB each
+		if i >= 2 {
+			node, drop = "n2", 60<<20 // 2 on n2: 30 MiB each
+		}
+		m.AddAttempt(&results.Attempt{ExperimentID: "e", Platform: "knative", Runtime: "runc", Scale: 4, Instance: i, OK: true, TTFBNS: 1e6,
+			RuntimeClock: &results.RuntimeClock{Node: node},
+			Footprint:    &results.Footprint{Source: results.FootprintFromAgent, NodeMemAvailableDropBytes: i64(drop), NodeInstances: 2}})
+	}
+	if f := m.Rows()[0].Footprint; f.MemAvailablePerInstance.N != 2 || f.MemAvailablePerInstance.Median != 20<<20 {
+		t.Errorf("MemAvailable per instance %+v: want one per node, 10 and 30 MiB", f.MemAvailablePerInstance)
+	}
+}

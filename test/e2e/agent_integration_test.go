@@ -63,7 +63,7 @@ func TestKnativeRuntimePhasesFromTheNodeAgent(t *testing.T) {
 	}
 	// As every published figure says (and the node backend finds): a
 	// gVisor sandbox costs more memory than a runc container.
-	if pss["gvisor"] <= pss["runc"] {
+	if pss["gvisor"] > 0 && pss["runc"] > 0 && pss["gvisor"] <= pss["runc"] { // 0: its subtest failed, said there
 		t.Errorf("median PSS per pod: gvisor %d, runc %d bytes: want gvisor's larger", pss["gvisor"], pss["runc"])
 	}
 }
@@ -107,9 +107,10 @@ func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 			}
 		}
 		pss = append(pss, *f.PSSBytes)
-		if f.Kubelet == nil {
-			t.Errorf("%s: no kubelet figures beside the agent's", where)
-		} else if f.Kubelet.WorkingSetBytes != nil {
+		switch k := f.Kubelet; {
+		case k == nil || (k.WorkingSetBytes == nil && k.Missing == ""):
+			t.Errorf("%s: kubelet %+v: want its figures beside the agent's, or why not", where, k)
+		case k.WorkingSetBytes != nil:
 			kubelet++
 		}
 	}

@@ -58,7 +58,9 @@ type settledFootprint struct {
 	skip      bool // a warm-up, or the control half of an interleaved A/B
 	control   bool
 	memBefore map[string]nodeMem // by node, read at Start
-	warned    map[string]bool
+	// memBeforeErr: the agents could not be listed at Start.
+	memBeforeErr string
+	warned       map[string]bool
 }
 
 // nodeMem is a node's MemAvailable as its agent read it, or why not.
@@ -98,13 +100,14 @@ func (*settledFootprint) Name() string { return "footprint" }
 func (m *settledFootprint) Start(ctx context.Context, cell bench.Cell, insts []bench.Instance) error {
 	m.insts = insts
 	m.control = !cell.Warmup && m.interleave && cell.Iteration%2 == 0
-	m.memBefore = map[string]nodeMem{}
+	m.memBefore, m.memBeforeErr = map[string]nodeMem{}, ""
 	if m.skip = cell.Warmup || m.control; m.skip {
 		return nil
 	}
 	agents, err := listAgents(ctx, m.kube)
 	if err != nil {
-		return nil // Gather says why per node
+		m.memBeforeErr = err.Error() // Gather says it per pod
+		return nil
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -127,6 +130,12 @@ func (m *settledFootprint) Start(ctx context.Context, cell bench.Cell, insts []b
 	wg.Wait()
 	return nil
 }
+
+// footprintBatch bounds the pods of one /v1/footprint request: the agent
+// lists each pod's sandbox from containerd and reads the PSS of every one
+// of its processes within the request's 5 s (agentRequestTimeout), which a
+// step of hundreds of pods on a loaded node would not fit in one request.
+const footprintBatch = 50
 
 // footprintPod is an answered attempt's pod.
 type footprintPod struct {
@@ -192,7 +201,7 @@ func (m *settledFootprint) Gather(ctx context.Context, _ bench.Cell, out []resul
 	settled := m.now().Sub(began)
 	for _, p := range pods {
 		c := cellPods[p.node]
-		out[p.attempt].Footprint = m.record(p, first[p.node], second[p.node], m.memBefore[p.node], settled, c[0], c[1])
+		out[p.attempt].Footprint = m.record(p, first[p.node], second[p.node], m.memBefore[p.node], began, settled, c[0], c[1])
 	}
 }
 
@@ -215,7 +224,7 @@ func (m *settledFootprint) read(ctx context.Context, byNode map[string][]string,
 				rd.agentErr = fmt.Errorf("no node agent runs on node %s (deploy deploy/agent.yaml)", node)
 			default:
 				for len(uids) > 0 {
-					n := min(len(uids), agent.MaxUIDs)
+					n := min(len(uids), footprintBatch)
 					resp, err := m.proxy.footprint(ctx, ap, uids[:n], withMemory)
 					if err != nil {
 						rd.agentErr = err
@@ -241,11 +250,11 @@ func (m *settledFootprint) read(ctx context.Context, byNode map[string][]string,
 }
 
 // record makes pod p's footprint from the settle's two reads of its node.
-func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, before nodeMem, settled time.Duration, onNode, answered int) *results.Footprint {
+func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, before nodeMem, repliedBy time.Time, settled time.Duration, onNode, answered int) *results.Footprint {
 	f := &results.Footprint{Source: results.FootprintFromAgent, SettleNS: settled.Nanoseconds(), Sources: map[string]string{},
 		NodeInstances: onNode, NodeInstancesAnswered: answered}
 	missing := []string{"cpu to first byte: not read on knative (the node agent is read after the cell's replies)"}
-	f.Kubelet = kubeletFootprint(p.uid, first, second)
+	f.Kubelet = kubeletFootprint(p.uid, first, second, repliedBy)
 	ap, ok := second.pods[p.uid]
 	switch {
 	case second.agentErr != nil:
@@ -268,9 +277,15 @@ func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, be
 			f.Sources["idle_cpu"] = ap.CPUSource + ", over the settle's second half, by the node agent"
 		} else if first.agentErr != nil {
 			missing = append(missing, "idle cpu: node agent at the settle's half: "+first.agentErr.Error())
+		} else if from, ok := first.pods[p.uid]; !ok || from.CPUNS == nil {
+			why := "it did not answer for the pod"
+			if ok {
+				why = cmp.Or(strings.Join(from.Missing, "; "), "no cpu figure")
+			}
+			missing = append(missing, "idle cpu: node agent at the settle's half: "+why)
 		}
 		if before.bytes == nil {
-			missing = append(missing, "node MemAvailable before the cell: "+cmp.Or(before.why, "no node agent answered"))
+			missing = append(missing, "node MemAvailable before the cell: "+cmp.Or(before.why, m.memBeforeErr, "no node agent answered before the cell"))
 		} else if after := second.agentResp.MemAvailableBytes; after == nil {
 			missing = append(missing, "node MemAvailable after the settle: "+second.agentResp.MemAvailableMissing)
 		} else {
@@ -280,9 +295,20 @@ func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, be
 	}
 	if second.agentErr != nil || !ok {
 		f.Source = results.FootprintFromKubelet
-		if k := f.Kubelet; k != nil {
-			f.CgroupUsageBytes, f.CgroupWorkingSetBytes, f.IdleCPUNS, f.IdleWindowNS = k.UsageBytes, k.WorkingSetBytes, k.IdleCPUNS, k.IdleWindowNS
-			f.Sources["cgroup_memory"] = "kubelet Summary API (cAdvisor), pod " + p.uid
+		k := f.Kubelet
+		f.CgroupUsageBytes, f.CgroupWorkingSetBytes, f.IdleCPUNS, f.IdleWindowNS = k.UsageBytes, k.WorkingSetBytes, k.IdleCPUNS, k.IdleWindowNS
+		const src = "kubelet Summary API (cAdvisor's reading of the pod cgroup)"
+		if k.UsageBytes != nil {
+			f.Sources["cgroup_memory"] = src
+		}
+		if k.WorkingSetBytes != nil {
+			f.Sources["cgroup_working_set"] = src
+		}
+		if k.IdleCPUNS != nil {
+			f.Sources["idle_cpu"] = src + ", between two of its readings after the cell's replies"
+		}
+		if k.Missing != "" {
+			missing = append(missing, "kubelet: "+k.Missing)
 		}
 	}
 	f.Missing = strings.Join(slices.Compact(missing), "; ")
@@ -290,8 +316,11 @@ func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, be
 }
 
 // kubeletFootprint is pod uid as the kubelet's summaries gave it at the
-// two reads (nil: neither read had it).
-func kubeletFootprint(uid string, first, second *nodeReading) *results.KubeletFootprint {
+// two reads (its Missing says what they lacked). The idle CPU is taken
+// only between two of cAdvisor's readings both after repliedBy, the cell's
+// last reply (the node's clock read as coldbench's, to the second: a
+// reading from before may hold the cold start's CPU).
+func kubeletFootprint(uid string, first, second *nodeReading, repliedBy time.Time) *results.KubeletFootprint {
 	k := &results.KubeletFootprint{}
 	s, ok := second.summary[uid]
 	switch {
@@ -306,21 +335,32 @@ func kubeletFootprint(uid string, first, second *nodeReading) *results.KubeletFo
 	// "nothing read yet" (cAdvisor had not read a new pod's cgroup).
 	var missing []string
 	if mem := s.Memory; mem != nil && (positive(mem.WorkingSetBytes) || positive(mem.UsageBytes)) {
-		k.WorkingSetBytes, k.UsageBytes, k.MemoryUnixNS = int64Of(mem.WorkingSetBytes), int64Of(mem.UsageBytes), mem.Time.UnixNano()
+		k.MemoryUnixNS = mem.Time.UnixNano()
+		if positive(mem.WorkingSetBytes) {
+			k.WorkingSetBytes = int64Of(mem.WorkingSetBytes)
+		}
+		if positive(mem.UsageBytes) {
+			k.UsageBytes = int64Of(mem.UsageBytes)
+		}
 	} else {
 		missing = append(missing, "memory: the kubelet had not read the pod's yet")
 	}
-	if cpu := s.CPU; cpu != nil && positive(cpu.UsageCoreNanoSeconds) {
-		k.CPUNS, k.CPUUnixNS = int64Of(cpu.UsageCoreNanoSeconds), cpu.Time.UnixNano()
-		if f, ok := first.summary[uid]; ok && f.CPU != nil && positive(f.CPU.UsageCoreNanoSeconds) && cpu.Time.After(f.CPU.Time) {
-			k.IdleCPUNS = ptr(int64(*cpu.UsageCoreNanoSeconds) - int64(*f.CPU.UsageCoreNanoSeconds))
-			k.IdleWindowNS = cpu.Time.Sub(f.CPU.Time).Nanoseconds()
-		}
-	} else {
+	cpu := s.CPU
+	if cpu == nil || !positive(cpu.UsageCoreNanoSeconds) {
 		missing = append(missing, "cpu: the kubelet had not read the pod's yet")
+		k.Missing = strings.Join(missing, "; ")
+		return k
 	}
-	if k.CPUNS != nil && k.IdleCPUNS == nil {
+	k.CPUNS, k.CPUUnixNS = int64Of(cpu.UsageCoreNanoSeconds), cpu.Time.UnixNano()
+	f, ok := first.summary[uid]
+	switch {
+	case !ok || f.CPU == nil || !positive(f.CPU.UsageCoreNanoSeconds) || !cpu.Time.After(f.CPU.Time):
 		missing = append(missing, "idle cpu: the kubelet did not read the pod's cpu again within the settle's second half")
+	case f.CPU.Time.Before(repliedBy):
+		missing = append(missing, "idle cpu: the kubelet's reading at the settle's half was from before the cell's last reply")
+	default:
+		k.IdleCPUNS = ptr(int64(*cpu.UsageCoreNanoSeconds) - int64(*f.CPU.UsageCoreNanoSeconds))
+		k.IdleWindowNS = cpu.Time.Sub(f.CPU.Time).Nanoseconds()
 	}
 	k.Missing = strings.Join(missing, "; ")
 	return k

@@ -110,9 +110,11 @@ func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
 		}
 		return resp
 	}
-	at := time.Date(2026, 12, 7, 12, 0, 4, 0, time.UTC)
-	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 21<<20, 23<<20, 90e6, at), summaryJSON("uid-0", 22<<20, 24<<20, 95e6, at.Add(time.Second))}}
 	m, out, slept := settledCell(t, api)
+	// The kubelet's readings (to the second) after the replies, which the
+	// cell's clock puts 3 s after the start.
+	at := out[0].Start.Add(5 * time.Second)
+	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 21<<20, 23<<20, 90e6, at), summaryJSON("uid-0", 22<<20, 24<<20, 95e6, at.Add(time.Second))}}
 	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +146,8 @@ func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
 // gives no idle CPU, and says it.
 func TestSettledFootprintWithoutAnAgent(t *testing.T) {
 	api := newFakeAPI(t)
-	at := time.Date(2026, 12, 7, 12, 0, 1, 0, time.UTC)
-	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 22<<20, 24<<20, 95e6, at)}}
 	m, out, _ := settledCell(t, api)
+	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 22<<20, 24<<20, 95e6, out[0].Start.Add(5*time.Second))}}
 	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +156,26 @@ func TestSettledFootprintWithoutAnAgent(t *testing.T) {
 	if f == nil || f.Source != results.FootprintFromKubelet || f.PSSBytes != nil || *f.CgroupWorkingSetBytes != 22<<20 || *f.CgroupUsageBytes != 24<<20 || f.IdleCPUNS != nil {
 		t.Fatalf("footprint %+v", f)
 	}
-	if !strings.Contains(f.Missing, "no node agent runs on node n1") || !strings.Contains(f.Kubelet.Missing, "did not read the pod's cpu again") {
-		t.Errorf("missing %q; kubelet's %q", f.Missing, f.Kubelet.Missing)
+	if !strings.Contains(f.Missing, "no node agent runs on node n1") || !strings.Contains(f.Kubelet.Missing, "did not read the pod's cpu again") ||
+		f.Sources["cgroup_working_set"] == "" || f.Sources["idle_cpu"] != "" {
+		t.Errorf("missing %q; kubelet's %q; sources %v", f.Missing, f.Kubelet.Missing, f.Sources)
+	}
+}
+
+// A kubelet reading from before the cell's last reply may hold the cold
+// start's CPU: no idle CPU is taken from it.
+func TestSettledFootprintKubeletReadingBeforeTheReplies(t *testing.T) {
+	api := newFakeAPI(t)
+	m, out, _ := settledCell(t, api)
+	before := out[0].Start.Add(-2 * time.Second)
+	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 22<<20, 24<<20, 90e6, before), summaryJSON("uid-0", 22<<20, 24<<20, 300e6, out[0].Start.Add(8*time.Second))}}
+	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
+		t.Fatal(err)
+	}
+	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
+	k := out[0].Footprint.Kubelet
+	if k.IdleCPUNS != nil || !strings.Contains(k.Missing, "from before the cell's last reply") || out[0].Footprint.IdleCPUNS != nil {
+		t.Errorf("kubelet %+v, idle cpu %v", k, out[0].Footprint.IdleCPUNS)
 	}
 }
 
