@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -557,8 +558,11 @@ var cgroupRoot = "/sys/fs/cgroup"
 // removePodCgroup removes the sandbox's pod cgroup, made by the runtime
 // from the cgroup parent coldbench asked for and never removed by it
 // (about 1200 were left in every hierarchy after a day's runs), in each
-// hierarchy (v1: one per controller; v2: the unified one). rmdir refuses
-// a cgroup that still has processes or children: then it stays.
+// hierarchy (v1: one per controller; v2: the unified one), with the
+// container cgroups below it, deepest first: a container whose start was
+// cut (StartContainer past its deadline, seen at 700 instances) can leave
+// its empty cgroup, which would keep the pod's. rmdir refuses a cgroup
+// that still has processes or children: then it stays.
 func removePodCgroup(uid string) {
 	if uid == "" {
 		return
@@ -566,7 +570,16 @@ func removePodCgroup(uid string) {
 	parent := podCgroupParent(uid)
 	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", parent))
 	for _, dir := range append(dirs, filepath.Join(cgroupRoot, parent)) {
-		_ = os.Remove(dir) // gone already (a symlinked hierarchy), or not empty
+		var tree []string
+		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				tree = append(tree, path)
+			}
+			return nil // gone already (a symlinked hierarchy), or unreadable: skip
+		})
+		for _, d := range slices.Backward(tree) { // children before their parent
+			_ = os.Remove(d) // not empty: it stays
+		}
 	}
 }
 
