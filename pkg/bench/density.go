@@ -241,7 +241,7 @@ func (r *Runner) densitySteps(ctx context.Context, ds DensitySession, rt Runtime
 				// The footprint's settle did not run: let the new
 				// instances reach their idle size before MemAvailable is
 				// read for the floor.
-				sleepCtx(ctx, DefaultFootprintSettle)
+				_ = Sleep(ctx, DefaultFootprintSettle) // an interrupt ends the run just after
 			}
 			st := densityState{alive: alive, batch: batch, next: min(d.Step, d.Max-alive-answered(batch))}
 			kept = alive + answered(batch)
@@ -286,12 +286,16 @@ func (r *Runner) densitySteps(ctx context.Context, ds DensitySession, rt Runtime
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
+// Sleep waits d, or until ctx ends (then it returns ctx's error): the
+// settles of the footprint measurements and of a density run.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

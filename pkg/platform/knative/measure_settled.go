@@ -79,18 +79,7 @@ func newSettledFootprint(s *session) bench.Measurement {
 		rc = s.kube.CoreV1().RESTClient()
 	}
 	return &settledFootprint{tr: s.tr, kube: s.kube, rc: rc, proxy: newAgentProxy(s.kube), log: s.log,
-		settle: spec.Settle.Duration, interleave: spec.Interleave, now: time.Now, sleep: sleepCtx, warned: map[string]bool{}}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+		settle: spec.Settle.Duration, interleave: spec.Interleave, now: time.Now, sleep: bench.Sleep, warned: map[string]bool{}}
 }
 
 func (*settledFootprint) Name() string { return "footprint" }

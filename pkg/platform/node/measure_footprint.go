@@ -75,18 +75,7 @@ func newFootprint(s *session) bench.Measurement {
 	if spec == nil || spec.Off {
 		return nil
 	}
-	return &footprintMeasurement{fs: footprint.NewFS("/"), settle: spec.Settle.Duration, interleave: spec.Interleave, now: time.Now, sleep: sleepCtx}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return &footprintMeasurement{fs: footprint.NewFS("/"), settle: spec.Settle.Duration, interleave: spec.Interleave, now: time.Now, sleep: bench.Sleep}
 }
 
 func (m *footprintMeasurement) Name() string { return "footprint" }
