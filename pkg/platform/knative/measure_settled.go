@@ -74,11 +74,8 @@ func newSettledFootprint(s *session) bench.Measurement {
 	if spec == nil || spec.Off {
 		return nil
 	}
-	var rc rest.Interface
-	if c, ok := s.kube.CoreV1().RESTClient().(*rest.RESTClient); !ok || c != nil {
-		rc = s.kube.CoreV1().RESTClient()
-	}
-	return &settledFootprint{tr: s.tr, kube: s.kube, rc: rc, proxy: newAgentProxy(s.kube), log: s.log,
+	proxy := newAgentProxy(s.kube) // its REST client (nil with a fake clientset) reads the Summary API too
+	return &settledFootprint{tr: s.tr, kube: s.kube, rc: proxy.rc, proxy: proxy, log: s.log,
 		settle: spec.Settle.Duration, interleave: spec.Interleave, now: time.Now, sleep: bench.Sleep, warned: map[string]bool{}}
 }
 
