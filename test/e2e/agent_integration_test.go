@@ -133,7 +133,7 @@ func (l *knativeLab) runtimePhasesOf(t *testing.T, rt, scales, agentPod, agentNo
 	stream := l.containerdEvents(t)
 
 	out := filepath.Join(t.TempDir(), rt+".jsonl")
-	o, err := exec.Command(l.bin, l.args(ns, "--runtimes", rt, "--scales", scales, "--iterations", "1", "--warmups", "0", "-o", out)...).CombinedOutput()
+	o, err := exec.Command(l.bin, l.args(ns, "--runtimes", rt, "--scales", scales, "--iterations", "1", "--warmups", "0", "--footprint", "-o", out)...).CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
 		t.Fatalf("run: %v\n%s", err, o)
@@ -507,14 +507,18 @@ func TestKnativeRunWithoutTheNodeAgent(t *testing.T) {
 	patch(`{"coldbench.test/no-such-node":"true"}`)
 	waitFor("the node agent gone", func() bool { return agentsRunning() == 0 })
 
-	set, _ := l.study(t, "--runtimes", "runc", "--scales", "2", "--iterations", "1", "--warmups", "0")
+	// The settle is long enough for cAdvisor to have read the new pods
+	// (it reads each container on creation, then every 10-15 s).
+	set, _ := l.study(t, "--runtimes", "runc", "--scales", "2", "--iterations", "1", "--warmups", "0", "--footprint", "--footprint-settle", "25s")
 	if len(set.Attempts) != 2 {
 		t.Fatalf("%d attempts recorded, want 2", len(set.Attempts))
 	}
 	for _, a := range set.Attempts {
 		if !a.OK {
 			t.Errorf("instance %d failed without the agent: %s: %s", a.Instance, a.ErrorClass, a.Error)
+			continue
 		}
+		kubeletOnly(t, a)
 		if want := results.RuntimePhasesMissing + "no node agent runs on node "; !strings.HasPrefix(a.RuntimePhases, want) || a.RuntimeClock != nil {
 			t.Errorf("instance %d: runtime phases %q, clock %+v: want %q… and no clock", a.Instance, a.RuntimePhases, a.RuntimeClock, want)
 		}
@@ -524,6 +528,39 @@ func TestKnativeRunWithoutTheNodeAgent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// kubeletOnly checks an attempt's footprint made without a node agent: the
+// kubelet Summary API's pod cgroup figures in the agent's place, each
+// named with its source, and nothing only the agent can read (PSS, the
+// shim's processes, MemAvailable) invented.
+func kubeletOnly(t *testing.T, a results.Attempt) {
+	t.Helper()
+	f := a.Footprint
+	if f == nil || f.Source != results.FootprintFromKubelet || f.Kubelet == nil {
+		t.Errorf("instance %d: footprint %+v: want the kubelet Summary API's", a.Instance, f)
+		return
+	}
+	k := f.Kubelet
+	if k.WorkingSetBytes == nil || *k.WorkingSetBytes <= 0 || k.UsageBytes == nil || *k.UsageBytes < *k.WorkingSetBytes || k.CPUNS == nil || *k.CPUNS <= 0 {
+		t.Errorf("instance %d: kubelet %+v (missing: %s): want the pod's working set, usage and cpu after a 25 s settle", a.Instance, k, k.Missing)
+		return
+	}
+	if f.CgroupWorkingSetBytes == nil || *f.CgroupWorkingSetBytes != *k.WorkingSetBytes || f.CgroupUsageBytes == nil || *f.CgroupUsageBytes != *k.UsageBytes ||
+		!strings.HasPrefix(f.Sources["cgroup_working_set"], "kubelet Summary API") {
+		t.Errorf("instance %d: footprint %+v, sources %v: want the kubelet's working set and usage as the pod cgroup's, named so", a.Instance, f, f.Sources)
+	}
+	if f.PSSBytes != nil || len(f.Processes) > 0 || f.NodeMemAvailableDropBytes != nil {
+		t.Errorf("instance %d: footprint %+v: PSS, processes or MemAvailable without an agent", a.Instance, f)
+	}
+	if !strings.Contains(f.Missing, "node agent") {
+		t.Errorf("instance %d: missing %q: want it to say the node agent did not answer", a.Instance, f.Missing)
+	}
+	idle := "not read: " + f.Missing
+	if f.IdleCPUNS != nil {
+		idle = fmt.Sprintf("%.1f millicores over %v", float64(*f.IdleCPUNS)/float64(f.IdleWindowNS)*1000, time.Duration(f.IdleWindowNS))
+	}
+	t.Logf("instance %d: kubelet working set %.1f MiB, usage %.1f MiB; idle cpu %s", a.Instance, float64(*k.WorkingSetBytes)/(1<<20), float64(*k.UsageBytes)/(1<<20), idle)
 }
 
 // An agent that dies mid-run costs no attempt and invents nothing. The

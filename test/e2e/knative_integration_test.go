@@ -63,9 +63,15 @@ func suffix() string {
 	return hex.EncodeToString(b)
 }
 
+// args is a run on the lab in namespace ns. The footprint is off unless
+// extra turns it on ("--footprint", the last occurrence wins): its settle
+// and two reads per node add 2-4 s to every cell (testdata/lab/footprint.jsonl:
+// the reads took 0.03-1.4 s), and only the tests that check footprints need
+// them (the node agent's tests; the fault tests' experiment files keep the
+// default, on).
 func (l *knativeLab) args(ns string, extra ...string) []string {
 	return append([]string{"run", "--platform", "knative", "--kubeconfig", l.kubeconfig, "--ingress", l.ingress,
-		"-n", ns, "--timeout", "90s"}, extra...)
+		"-n", ns, "--timeout", "90s", "--footprint=false"}, extra...)
 }
 
 // study runs `coldbench run` on the lab in a new namespace (deleted at
