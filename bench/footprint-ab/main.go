@@ -13,8 +13,8 @@
 // cell start together and share its conditions, and the host drifts from
 // cell to cell: at N > 1 they overstate the evidence. The paired test below
 // them takes each cell's median as one sample and pairs each control cell
-// (iteration 2k) with the measured one right after it (2k+1), which shares
-// its drift: the median change over the pairs, how many pairs were slower
+// (iteration 2k) with the same runtime's measured cell of the next iteration
+// (2k+1; the other runtimes' cells run in between), which shares its drift: the median change over the pairs, how many pairs were slower
 // when measured, and the exact Wilcoxon signed-rank p of the log ratios.
 // Several runs' files pool their attempts and their pairs (a pair never
 // spans two runs).
@@ -127,8 +127,8 @@ func pairedCells(set *results.Set, alpha float64) error {
 		id := cellID{a.ExperimentID, a.Iteration}
 		ttfb[k][id] = append(ttfb[k][id], float64(a.TTFBNS)/1e6)
 	}
-	fmt.Printf("\npaired cells: each control cell (iteration 2k) with the measured one after it (2k+1); a cell's sample is its median time to first byte\n")
-	fmt.Printf("change = median over the pairs of B/A − 1; B slower = pairs whose measured cell was slower; p = exact Wilcoxon signed-rank test of log(B/A), two-sided\n\n")
+	fmt.Printf("\npaired cells: each control cell (iteration 2k) with the same runtime and N's measured cell of the next iteration (2k+1); a cell's sample is the median time to first byte of its successful attempts\n")
+	fmt.Printf("change = median over the pairs of B/A − 1; B slower = pairs whose measured cell was slower; p = exact Wilcoxon signed-rank test of log(B/A), two-sided (pairs with no difference dropped)\n\n")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUNTIME\tN\tPAIRS\tCHANGE\tB SLOWER\tP\t")
 	for _, k := range keys {
@@ -143,9 +143,14 @@ func pairedCells(set *results.Set, alpha float64) error {
 			ma, mb := stats.Median(c), stats.Median(m)
 			a, b, d = append(a, ma), append(b, mb), append(d, math.Log(mb/ma))
 		}
+		if len(d) == 0 {
+			fmt.Fprintf(tw, "%s\t%d\t0\t-\t-\t-\t\n", k.runtime, k.scale)
+			continue
+		}
 		_, p, _, err := stats.SignedRank(d)
 		if err != nil {
-			return fmt.Errorf("%s N=%d: %w", k.runtime, k.scale, err)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t- (%v)\t\n", k.runtime, k.scale, len(d), err)
+			continue
 		}
 		slower := 0
 		for _, v := range d {

@@ -7,13 +7,15 @@ import (
 	"sort"
 )
 
-// MaxSignedRankPairs bounds SignedRank's exact enumeration (2^n sign
-// assignments): paired A/B designs here have a handful of pairs.
-const MaxSignedRankPairs = 24
+// MaxSignedRankPairs bounds SignedRank's exact distribution, computed over
+// the sums of doubled ranks (n² cells and n·n² steps, and 2^n, the count of
+// sign assignments, within float64): far more pairs than an A/B here has.
+const MaxSignedRankPairs = 500
 
 // SignedRank is the Wilcoxon signed-rank test of paired differences d
-// against a median of 0, exact (every assignment of signs to the ranks
-// enumerated, ties given their average rank): the test for an A/B whose
+// against a median of 0, exact (the distribution of W+ over every
+// assignment of signs to the ranks, ties given their average rank: the
+// exact conditional test): the test for an A/B whose
 // samples come in pairs that share their conditions, as adjacent cells of
 // an interleaved run do. Zeros are dropped. It returns W+ (the sum of the
 // positive differences' ranks), the two-sided p and the pairs used.

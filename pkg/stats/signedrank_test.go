@@ -5,8 +5,10 @@ import (
 	"testing"
 )
 
-// Exact p-values as R's wilcox.test(d, exact = TRUE) gives them, and by
-// hand: with ranks 1..6, P(W+ ≥ 17) counts the 7 subsets summing to ≤ 4.
+// Exact p-values, by hand: with ranks 1..6, P(W+ ≥ 17) counts the 7 subsets
+// summing to ≤ 4 (R's wilcox.test gives the same without ties or zeros;
+// with them it falls back to a normal approximation, where these are the
+// exact conditional values).
 func TestSignedRank(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -36,8 +38,16 @@ func TestSignedRank(t *testing.T) {
 			}
 		})
 	}
-	if _, _, _, err := SignedRank(make([]float64, MaxSignedRankPairs+1)); err != nil {
-		t.Errorf("zeros only: %v (they are dropped)", err)
+	if _, p, _, err := SignedRank(make([]float64, 30)); err != nil || p != 1 {
+		t.Errorf("zeros only: p %v, %v: want 1 (they are dropped)", p, err)
+	}
+	// 60 pairs all positive: p = 2/2^60, beyond any enumeration of signs.
+	sixty := make([]float64, 60)
+	for i := range sixty {
+		sixty[i] = float64(i + 1)
+	}
+	if _, p, _, err := SignedRank(sixty); err != nil || math.Abs(p-math.Ldexp(2, -60)) > 1e-30 {
+		t.Errorf("60 positive pairs: p %v, %v; want 2^-59", p, err)
 	}
 	many := make([]float64, MaxSignedRankPairs+1)
 	for i := range many {

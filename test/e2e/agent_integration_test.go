@@ -553,7 +553,7 @@ func kubeletOnly(t *testing.T, a results.Attempt) {
 	if f.PSSBytes != nil || len(f.Processes) > 0 || f.NodeMemAvailableDropBytes != nil {
 		t.Errorf("instance %d: footprint %+v: PSS, processes or MemAvailable without an agent", a.Instance, f)
 	}
-	if !strings.Contains(f.Missing, "node agent") {
+	if !strings.Contains(f.Missing, "node agent: no node agent runs on node ") {
 		t.Errorf("instance %d: missing %q: want it to say the node agent did not answer", a.Instance, f.Missing)
 	}
 	idle := "not read: " + f.Missing
@@ -608,7 +608,7 @@ func TestKnativeRunWhenTheNodeAgentDies(t *testing.T) {
 	t.Cleanup(func() { l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 	out := filepath.Join(t.TempDir(), "records.jsonl")
 	var logs syncBuffer
-	cmd := exec.Command(l.bin, l.args(ns, "--runtimes", "runc", "--scales", "1", "--iterations", "3", "--warmups", "0", "-o", out)...)
+	cmd := exec.Command(l.bin, l.args(ns, "--runtimes", "runc", "--scales", "1", "--iterations", "3", "--warmups", "0", "--footprint", "-o", out)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
