@@ -74,7 +74,7 @@ func TestKnativeRuntimePhasesFromTheNodeAgent(t *testing.T) {
 func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 	t.Helper()
 	var pss []int64
-	kubelet := 0
+	kubelet, idle, shimsMoved := 0, 0, 0
 	for _, a := range set.Attempts {
 		if !a.OK {
 			continue
@@ -86,8 +86,21 @@ func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 			continue
 		}
 		if f.PSSBytes == nil || *f.PSSBytes <= 0 || f.CgroupUsageBytes == nil || *f.CgroupUsageBytes <= 0 || f.CgroupWorkingSetBytes == nil ||
-			f.IdleCPUNS == nil || *f.IdleCPUNS < 0 || f.IdleWindowNS <= 0 || f.NodeMemAvailableDropBytes == nil || f.NodeInstances < 1 {
+			f.NodeMemAvailableDropBytes == nil || f.NodeInstances < 1 {
 			t.Errorf("%s: footprint %+v (missing: %s)", where, f, f.Missing)
+			continue
+		}
+		// The agent finds a pod's shims anew at each read; when it found
+		// other shims at the settle's half than at its end (seen with
+		// gVisor at N = 10), the two CPU readings do not subtract and the
+		// record says so instead of an idle CPU. Counted, not failed.
+		switch {
+		case f.IdleCPUNS != nil && *f.IdleCPUNS >= 0 && f.IdleWindowNS > 0:
+			idle++
+		case f.IdleCPUNS == nil && strings.Contains(f.Missing, "idle cpu: the node agent found the shims "):
+			shimsMoved++
+		default:
+			t.Errorf("%s: idle cpu %v over %d ns (missing: %s)", where, f.IdleCPUNS, f.IdleWindowNS, f.Missing)
 			continue
 		}
 		comms := map[string]bool{}
@@ -117,8 +130,12 @@ func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 	if len(pss) == 0 {
 		t.Fatal("no footprint to check")
 	}
+	if idle == 0 {
+		t.Errorf("%s: no footprint has an idle cpu (%d found other shims at each read)", rt, shimsMoved)
+	}
 	slices.Sort(pss)
-	t.Logf("%s: %d footprints from the node agent, median PSS %.1f MiB; the kubelet had the pod's working set for %d", rt, len(pss), float64(pss[len(pss)/2])/(1<<20), kubelet)
+	t.Logf("%s: %d footprints from the node agent, median PSS %.1f MiB; idle cpu in %d, not comparable (other shims at each read) in %d; the kubelet had the pod's working set for %d",
+		rt, len(pss), float64(pss[len(pss)/2])/(1<<20), idle, shimsMoved, kubelet)
 	return pss[len(pss)/2]
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/coldbench/coldbench/pkg/agent"
 	"github.com/coldbench/coldbench/pkg/bench"
+	"github.com/coldbench/coldbench/pkg/footprint"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -259,8 +261,12 @@ func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, be
 			missing = append(missing, mem.Missing...)
 		}
 		if from, ok := first.pods[p.uid]; ok && from.CPUNS != nil && ap.CPUNS != nil {
-			f.IdleCPUNS, f.IdleWindowNS = ptr(*ap.CPUNS-*from.CPUNS), ap.CPUReadUnixNS-from.CPUReadUnixNS
-			f.Sources["idle_cpu"] = ap.CPUSource + ", over the settle's second half, by the node agent"
+			if why := idleNotComparable(from, ap); why != "" {
+				missing = append(missing, "idle cpu: "+why)
+			} else {
+				f.IdleCPUNS, f.IdleWindowNS = ptr(*ap.CPUNS-*from.CPUNS), ap.CPUReadUnixNS-from.CPUReadUnixNS
+				f.Sources["idle_cpu"] = ap.CPUSource + ", over the settle's second half, by the node agent"
+			}
 		} else if first.agentErr != nil {
 			missing = append(missing, "idle cpu: node agent at the settle's half: "+first.agentErr.Error())
 		} else if from, ok := first.pods[p.uid]; !ok || from.CPUNS == nil {
@@ -299,6 +305,45 @@ func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, be
 	}
 	f.Missing = strings.Join(slices.Compact(missing), "; ")
 	return f
+}
+
+// idleNotComparable says why the agent's two CPU readings of a pod cannot
+// be subtracted ("" when they can). The agent finds a pod's shims anew at
+// each request, from the pod cgroup's processes; a shim found at one read
+// only (a gVisor pod's shims of other containers show through processes
+// that come and go) puts its whole CPU since creation on one side, which
+// gave a negative idle CPU on the lab (CI, gVisor at N = 10: −314 ms).
+func idleNotComparable(from, to agent.PodFootprint) string {
+	if from.Instance != nil && to.Instance != nil && !sameShims(from.Instance.Shims, to.Instance.Shims) {
+		return fmt.Sprintf("the node agent found the shims %s at the settle's half and %s at its end: their CPU does not subtract", shimList(from.Instance.Shims), shimList(to.Instance.Shims))
+	}
+	if *to.CPUNS < *from.CPUNS {
+		return fmt.Sprintf("the node agent read %d ns of CPU at the settle's end, less than the %d ns at its half", *to.CPUNS, *from.CPUNS)
+	}
+	return ""
+}
+
+// sameShims: the same processes (pid and start time), in any order.
+func sameShims(a, b []footprint.Shim) bool {
+	key := func(s footprint.Shim) string { return fmt.Sprintf("%d@%d", s.PID, s.Started) }
+	ka, kb := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		ka[i] = key(a[i])
+	}
+	for i := range b {
+		kb[i] = key(b[i])
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
+}
+
+func shimList(ss []footprint.Shim) string {
+	pids := make([]string, len(ss))
+	for i, s := range ss {
+		pids[i] = strconv.Itoa(s.PID)
+	}
+	return "[" + strings.Join(pids, " ") + "]"
 }
 
 // kubeletFootprint is pod uid as the kubelet's summaries gave it at the

@@ -141,6 +141,67 @@ func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
 	}
 }
 
+// Two readings of the agent that do not subtract give no idle CPU, and say
+// why: other shims found at each read (the lab's gVisor pod at N = 10 in
+// CI), or less CPU at the end than at the half.
+func TestSettledFootprintIdleCPUOnlyFromComparableReads(t *testing.T) {
+	shims := func(pids ...int) *footprint.Instance {
+		in := &footprint.Instance{CgroupPath: "/kubepods/pod-0"}
+		for _, p := range pids {
+			in.Shims = append(in.Shims, footprint.Shim{PID: p, Started: time.Duration(p) * time.Second})
+		}
+		return in
+	}
+	for _, c := range []struct {
+		name        string
+		half, end   *footprint.Instance
+		cpuHalf     int64
+		cpuEnd      int64
+		want        int64 // idle cpu; -1: none
+		wantMissing string
+	}{
+		{"same shims in another order", shims(7, 8), shims(8, 7), 100e6, 103e6, 3e6, ""},
+		{"a shim lost", shims(7, 8, 9), shims(7, 8), 400e6, 86e6, -1, "found the shims [7 8 9] at the settle's half and [7 8] at its end"},
+		{"a shim gained", shims(7), shims(7, 8), 100e6, 400e6, -1, "found the shims [7] at the settle's half and [7 8] at its end"},
+		{"a shim restarted with its pid", shims(7), &footprint.Instance{Shims: []footprint.Shim{{PID: 7, Started: time.Hour}}}, 100e6, 103e6, -1, "found the shims [7]"},
+		{"less cpu at the end", shims(7), shims(7), 100e6, 90e6, -1, "read 90000000 ns of CPU at the settle's end, less than the 100000000 ns at its half"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			api := newFakeAPI(t)
+			fa := api.addAgent("n1")
+			fa.footprint = func(j int, uids []string, memory bool) agent.FootprintResponse {
+				resp := agent.FootprintResponse{NodeTimeUnixNS: 1, MemAvailableBytes: i64(10 << 30)}
+				switch j {
+				case 1:
+					resp.Pods = []agent.PodFootprint{{UID: "uid-0", Instance: c.half, CPUNS: i64(c.cpuHalf), CPUReadUnixNS: 5e9, CPUSource: "pod cgroup"}}
+				case 2:
+					resp.Pods = []agent.PodFootprint{{UID: "uid-0", Instance: c.end, CPUNS: i64(c.cpuEnd), CPUReadUnixNS: 6e9, CPUSource: "pod cgroup",
+						Memory: &footprint.Memory{PSSBytes: i64(20 << 20)}}}
+				}
+				return resp
+			}
+			m, out, _ := settledCell(t, api)
+			if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
+				t.Fatal(err)
+			}
+			m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
+			f := out[0].Footprint
+			if f == nil || f.Source != results.FootprintFromAgent {
+				t.Fatalf("footprint %+v: want the agent's", f)
+			}
+			switch {
+			case c.want < 0 && f.IdleCPUNS != nil:
+				t.Errorf("idle cpu %d: want none", *f.IdleCPUNS)
+			case c.want >= 0 && (f.IdleCPUNS == nil || *f.IdleCPUNS != c.want):
+				t.Errorf("idle cpu %v (missing %q): want %d", f.IdleCPUNS, f.Missing, c.want)
+			}
+			if c.wantMissing != "" && !strings.Contains(f.Missing, "idle cpu: the node agent "+c.wantMissing) {
+				t.Errorf("missing %q: want %q", f.Missing, "idle cpu: the node agent "+c.wantMissing)
+			}
+		})
+	}
+}
+
 // Without an agent the figures are the kubelet's, and the record says so
 // and why; a kubelet that did not read the pod again within the settle
 // gives no idle CPU, and says it.
