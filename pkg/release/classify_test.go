@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -42,6 +43,24 @@ func TestClassify(t *testing.T) {
 		ok, class, msg := r.classify(tc.replied, tc.status, tc.err, []byte(long))
 		if ok != tc.ok || class != tc.class || msg != tc.msg {
 			t.Errorf("%s: %v %q %q, want %v %q %q", tc.name, ok, class, msg, tc.ok, tc.class, tc.msg)
+		}
+	}
+}
+
+// request_sent never follows the first byte: a writer stamped late (it lost
+// its CPU after the kernel delivered the request) is capped at the reply.
+func TestRecordReplySentNotAfterTheFirstByte(t *testing.T) {
+	t0 := time.Now()
+	for _, c := range []struct {
+		name       string
+		sent, want time.Duration
+	}{{"sent first", 2 * time.Millisecond, 2 * time.Millisecond}, {"stamped after the reply", 9 * time.Millisecond, 5 * time.Millisecond}} {
+		r := &Request{t0: t0, sent: t0.Add(c.sent), first: t0.Add(5 * time.Millisecond)}
+		var a results.Attempt
+		r.recordReply(&a, 200, http.Header{}, t0.Add(6*time.Millisecond))
+		got, ok := a.PhaseOffset(results.PhaseRequestSent)
+		if !ok || got != c.want || a.TTFBNS != int64(5*time.Millisecond) {
+			t.Errorf("%s: request_sent %v %v, ttfb %d: want %v", c.name, got, ok, a.TTFBNS, c.want)
 		}
 	}
 }
