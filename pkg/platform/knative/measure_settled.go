@@ -325,17 +325,13 @@ func idleNotComparable(from, to agent.PodFootprint) string {
 
 // sameShims: the same processes (pid and start time), in any order.
 func sameShims(a, b []footprint.Shim) bool {
-	key := func(s footprint.Shim) string { return fmt.Sprintf("%d@%d", s.PID, s.Started) }
-	ka, kb := make([]string, len(a)), make([]string, len(b))
-	for i := range a {
-		ka[i] = key(a[i])
+	byPID := func(x, y footprint.Shim) int {
+		return cmp.Or(cmp.Compare(x.PID, y.PID), cmp.Compare(x.Started, y.Started))
 	}
-	for i := range b {
-		kb[i] = key(b[i])
-	}
-	slices.Sort(ka)
-	slices.Sort(kb)
-	return slices.Equal(ka, kb)
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, byPID)
+	slices.SortFunc(b, byPID)
+	return slices.Equal(a, b)
 }
 
 func shimList(ss []footprint.Shim) string {
