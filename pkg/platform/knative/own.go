@@ -63,9 +63,9 @@ func createService(ctx context.Context, svcs dynamic.ResourceInterface, svc *uns
 					return stop(nil) // ours
 				case gerr == nil:
 					err = fmt.Errorf("ksvc %q of this experiment is still being deleted", name)
-				case apierrors.IsNotFound(gerr):
+				case objectGone(gerr, name):
 					continue // gone meanwhile: create again at once
-				case transient(gerr):
+				case transient(gerr) || apierrors.IsNotFound(gerr): // a 404 naming nothing: see objectGone
 					err = gerr
 				default:
 					return stop(gerr)

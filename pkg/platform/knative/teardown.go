@@ -76,20 +76,65 @@ func retryable(ctx context.Context, err error) bool {
 	return ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
 }
 
+// notServedPatience is how long a delete answered by a 404 that names no
+// object (objectGone) is retried: an API server that has just started
+// serves custom resources within seconds; one that still answers so after
+// two minutes does not serve ksvcs at all.
+var notServedPatience = 2 * time.Minute
+
+// objectGone says whether err is the API server's word that the object name
+// does not exist. A 404 that does not name the object, or that client-go
+// made up from a reply that was not a status of the server's (the cause
+// UnexpectedServerResponse), says instead that the server does not serve
+// the resource (yet): right after it starts, an API server can answer a
+// custom resource's requests with a bare 404 while its caches fill
+// (kubernetes/kubernetes#115241). Taken for "gone", such an answer once left
+// a ksvc in place and a teardown waiting for it (CI, an API server
+// restart).
+func objectGone(err error, name string) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	if d == nil || d.Name != name {
+		return false
+	}
+	for _, c := range d.Causes {
+		if c.Type == metav1.CauseTypeUnexpectedServerResponse {
+			return false
+		}
+	}
+	return true
+}
+
 // deleteService deletes the ksvc name with foreground propagation (see
 // Clean for why), retrying what retryable accepts until ctx ends. Gone
-// already is success.
+// already is success; a 404 that names no object is retried for
+// notServedPatience (objectGone).
 func deleteService(ctx context.Context, svcs dynamic.ResourceInterface, name string) error {
 	fg := metav1.DeletePropagationForeground
 	tries := 0
 	var last, out error
+	var notServedSince time.Time
 	werr := deleteBackoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		tries++
 		cctx, cancel := context.WithTimeout(ctx, deleteCallTimeout)
 		err := svcs.Delete(cctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
 		cancel()
 		switch {
-		case err == nil || apierrors.IsNotFound(err):
+		case err == nil || objectGone(err, name):
+			return true, nil
+		case apierrors.IsNotFound(err):
+			if notServedSince.IsZero() {
+				notServedSince = time.Now()
+			}
+			if time.Since(notServedSince) < notServedPatience {
+				last = err
+				return false, nil
+			}
+			out = fmt.Errorf("deleting ksvc %q: the API server answers 404 without naming the ksvc, for %v now (does it serve ksvcs?): %w",
+				name, notServedPatience, err)
 			return true, nil
 		case retryable(ctx, err):
 			last = err
@@ -171,7 +216,10 @@ func (s *session) teardown(ctx context.Context, ts []target) error {
 	defer stopProgress()
 	stopHurry := w.hurry(ctx)
 	defer stopHurry()
-	failed := deleteServices(ctx, s.dyn.Resource(ServiceGVR).Namespace(s.spec.Namespace), names, &w.pending)
+	svcs := s.dyn.Resource(ServiceGVR).Namespace(s.spec.Namespace)
+	failed := deleteServices(ctx, svcs, names, &w.pending)
+	stopRedelete := w.redelete(ctx, svcs, failed)
+	defer stopRedelete()
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(failed)) {
 		errs = append(errs, failed[name])
@@ -261,6 +309,54 @@ func (w *teardownWait) waitPodsGone(ctx context.Context, failed map[string]error
 		return fmt.Errorf("waiting for %d pod(s) of the torn-down ksvcs to go (%s): %w", len(left), strings.Join(firstOf(left, 3), ", "), err)
 	}
 	return err
+}
+
+// redeleteAfter is how long after its delete was accepted a ksvc the
+// watches still show without a deletion timestamp is deleted again. A
+// foreground delete marks the ksvc at once, so one still unmarked after
+// that long was not deleted (a lost answer, an API server that had just
+// restarted); waiting on would wait for ever. Deleting a ksvc again costs
+// nothing if the watch only lagged.
+var redeleteAfter = 20 * time.Second
+
+// redelete deletes again, every redeleteAfter from now until stop is
+// called, the torn-down services the watches show unmarked, but those in
+// skip (deletions that failed for good).
+func (w *teardownWait) redelete(ctx context.Context, svcs dynamic.ResourceInterface, skip map[string]error) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(redeleteAfter)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			var todo []string
+			for _, name := range w.servicesLeft(skip) {
+				if svc, ok := w.s.tr.service(w.s.spec.Namespace, name); ok && svc.GetDeletionTimestamp() == nil {
+					todo = append(todo, name)
+				}
+			}
+			if len(todo) == 0 {
+				continue
+			}
+			w.s.log.Warn("teardown: ksvc(s) still not being deleted after their delete was accepted; deleting them again",
+				"namespace", w.s.spec.Namespace, "ksvcs", len(todo), "some", strings.Join(firstOf(todo, 3), ","), "after", redeleteAfter)
+			var pending atomic.Int64
+			for name, err := range deleteServices(ctx, svcs, todo, &pending) {
+				if ctx.Err() == nil {
+					w.s.log.Warn("teardown: deleting a ksvc again failed", "ksvc", name, "err", err)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); wg.Wait() }) }
 }
 
 // hurry shortens, to hurryGrace, the grace period of the torn-down
@@ -364,6 +460,25 @@ func (w *teardownWait) report(ctx context.Context) {
 	left := w.servicesLeft(nil)
 	attrs := []any{"namespace", w.s.spec.Namespace, "ksvcs", len(w.names), "deletes_not_yet_accepted", w.pending.Load(),
 		"ksvcs_left", len(left), "some", strings.Join(firstOf(left, 3), ",")}
+	// Whether what is left is being deleted, and what holds it: a ksvc
+	// nobody deleted (redelete) and one the garbage collector or a
+	// finalizer's controller does not finish are different failures.
+	unmarked, holds := 0, map[string]bool{}
+	for _, name := range left {
+		svc, ok := w.s.tr.service(w.s.spec.Namespace, name)
+		if !ok {
+			continue
+		}
+		if svc.GetDeletionTimestamp() == nil {
+			unmarked++
+		}
+		for _, f := range svc.GetFinalizers() {
+			holds[f] = true
+		}
+	}
+	if len(left) > 0 {
+		attrs = append(attrs, "not_marked_deleted", unmarked, "finalizers", strings.Join(slices.Sorted(maps.Keys(holds)), ","))
+	}
 	if n := w.pods.Load(); n >= 0 {
 		attrs = append(attrs, "pods_left", n)
 	}

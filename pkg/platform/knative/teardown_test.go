@@ -90,6 +90,84 @@ func TestTeardownRetriesOverloadedDeletesUntilEveryServiceIsGone(t *testing.T) {
 	}
 }
 
+// notServed are the 404s of an API server that does not serve ksvcs (yet),
+// as client-go hands them over: the bare "404 page not found" of a
+// starting server's last handler (kubernetes#115241), and a status that
+// names no object.
+func notServed(name string) []error {
+	gr := ServiceGVR.GroupResource()
+	return []error{
+		apierrors.NewGenericServerResponse(404, "DELETE", gr, name, "404 page not found", 0, true),
+		&apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 404, Reason: metav1.StatusReasonNotFound,
+			Message: "the server could not find the requested resource", Details: &metav1.StatusDetails{}}},
+	}
+}
+
+func TestObjectGoneOnlyWhenTheServerNamesTheObject(t *testing.T) {
+	gr := ServiceGVR.GroupResource()
+	if !objectGone(apierrors.NewNotFound(gr, "a"), "a") {
+		t.Error("the server's NotFound for a: not gone")
+	}
+	for _, err := range append(notServed("a"), apierrors.NewNotFound(gr, "b"), apierrors.NewConflict(gr, "a", errors.New("x")), nil) {
+		if objectGone(err, "a") {
+			t.Errorf("%v: taken for a's absence", err)
+		}
+	}
+}
+
+// Right after a restart, an API server answered a delete with a 404 that
+// named no ksvc; the teardown took it for "gone" and waited for ever for a
+// ksvc nobody had deleted (CI). Such answers are retried.
+func TestTeardownRetriesA404ThatNamesNoService(t *testing.T) {
+	l := newLab(t, labOptions{})
+	var mu sync.Mutex
+	answered := 0
+	l.dyn.PrependReactor("delete", "services", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs := notServed(a.(clienttesting.DeleteAction).GetName())
+		if answered < len(errs) {
+			answered++
+			return true, nil, errs[answered-1]
+		}
+		return false, nil, nil
+	})
+	const n = 2
+	out := l.coldStart(l.cell(n, 0, 10*time.Second))
+	l.checkGone(t, n, 0)
+	for i, a := range out {
+		checkCold(t, a, l, i, l.name(n, 0, i))
+	}
+	if got, want := len(l.serviceDeletes()), n+len(notServed("")); got != want {
+		t.Errorf("%d deletes sent, want %d: each bare 404 retried", got, want)
+	}
+}
+
+// A delete accepted but never carried out (the ksvc stays, unmarked) is
+// sent again, not waited on for ever.
+func TestTeardownDeletesAgainAServiceItsDeleteDidNotMark(t *testing.T) {
+	defer func(d time.Duration) { redeleteAfter = d }(redeleteAfter)
+	redeleteAfter = 100 * time.Millisecond
+	l := newLab(t, labOptions{})
+	var mu sync.Mutex
+	lost := false
+	l.dyn.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !lost {
+			lost = true
+			return true, nil, nil // "deleted", and nothing happened
+		}
+		return false, nil, nil
+	})
+	const n = 2
+	l.coldStart(l.cell(n, 0, 10*time.Second))
+	l.checkGone(t, n, 0)
+	if got, want := len(l.serviceDeletes()), n+1; got != want {
+		t.Errorf("%d deletes sent, want %d: the lost one sent again", got, want)
+	}
+}
+
 // A ksvc gone while its pods still drain: the teardown is not over until
 // they are gone too.
 func TestTeardownWaitsUntilThePodsAreGone(t *testing.T) {
