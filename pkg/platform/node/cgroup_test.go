@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // A pod cgroup is removed with the empty container cgroups below it,
@@ -37,5 +40,24 @@ func TestRemovePodCgroupWithItsChildren(t *testing.T) {
 	}
 	if _, err := os.Stat(busy); err != nil {
 		t.Errorf("the cgroup in use was removed: %v", err)
+	}
+}
+
+// A RunPodSandbox that failed (interrupted: context canceled) left its pod
+// cgroup behind, and the instance no sandbox to remove: its teardown
+// removes the cgroup.
+func TestTeardownOfAFailedSandboxRemovesItsPodCgroup(t *testing.T) {
+	root := t.TempDir()
+	old := cgroupRoot
+	cgroupRoot = root
+	t.Cleanup(func() { cgroupRoot = old })
+	left := filepath.Join(root, "memory", "coldbench", "podC")
+	if err := os.MkdirAll(left, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{sandbox: &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Uid: "C"}}}
+	in.teardown(context.Background())
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("%s is left (%v)", left, err)
 	}
 }

@@ -528,7 +528,14 @@ func classifyCRI(def string, err error) string {
 // A failure is logged, not recorded: the measurement is done.
 func (in *instance) teardown(parent context.Context) {
 	if in.podID == "" {
-		return // RunPodSandbox failed: nothing was created
+		// RunPodSandbox failed: containerd removed its sandbox, but not
+		// the pod cgroup its runtime may have made under the parent we
+		// gave (the kubelet's to remove, here ours): a run interrupted
+		// during a RunPodSandbox left one.
+		if in.sandbox != nil {
+			removePodCgroup(in.sandbox.GetMetadata().GetUid())
+		}
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), teardownTimeout)
 	err := in.p.removeSandbox(ctx, in.podID)
