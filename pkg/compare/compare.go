@@ -112,8 +112,19 @@ type Row struct {
 	// CIOK is false when the samples are too small for an interval at
 	// 1 - Alpha (the bounds are then the extreme ratios).
 	CIOK bool
-	// Test is the Mann–Whitney U test of A against B.
+	// Test is the Mann–Whitney U test of A against B, attempt by attempt.
 	Test MannWhitney
+	// CellTest (N > 1, at least two cells a side) is the Mann–Whitney U
+	// test over cells: each cell's (iteration's) median one value. A
+	// cell's N attempts start together on one node and are not
+	// independent samples, so at N > 1 the attempt-level test can find a
+	// change that the cells do not show (the footprint A/B runs did, in
+	// both directions). CellsA and CellsB are the cells tested. Significant
+	// and Exceeds stay the attempt-level test's; the table says when the
+	// cells disagree.
+	CellTest        *MannWhitney
+	CellsA, CellsB  int
+	CellSignificant bool // CellTest.P < Alpha
 	// Significant is P < Alpha.
 	Significant bool
 	// Exceeds: Significant and the change crosses the threshold in the
@@ -277,6 +288,14 @@ func compareCell(platform string, n int, p Pair, sa, sb *stats.Cell, opt Options
 	r.Tested = true
 	la, lb := logs(sa.TTFB), logs(sb.TTFB)
 	r.Test = MannWhitneyU(la, lb)
+	if n > 1 {
+		ca, cb := cellMedians(sa), cellMedians(sb)
+		if len(ca) >= 2 && len(cb) >= 2 {
+			t := MannWhitneyU(ca, cb)
+			r.CellTest, r.CellsA, r.CellsB = &t, len(ca), len(cb)
+			r.CellSignificant = t.P < opt.Alpha
+		}
+	}
 	sh := HodgesLehmann(la, lb, 1-opt.Alpha)
 	r.Change, r.ChangeLo, r.ChangeHi = math.Expm1(sh.Estimate), math.Expm1(sh.Lo), math.Expm1(sh.Hi)
 	r.CIOK = sh.CIOK
@@ -294,6 +313,26 @@ func compareCell(platform string, n int, p Pair, sa, sb *stats.Cell, opt Options
 		}
 	}
 	return r
+}
+
+// cellMedians is, per cell (iteration) with a successful attempt, the
+// median of its attempts' log TTFB, in the cells' order.
+func cellMedians(c *stats.Cell) []float64 {
+	byIter := make([][]float64, len(c.Responded))
+	for i, v := range logs(c.TTFB) {
+		if i < len(c.TTFBIter) {
+			it := c.TTFBIter[i]
+			byIter[it] = append(byIter[it], v)
+		}
+	}
+	var out []float64
+	for _, vs := range byIter {
+		if len(vs) > 0 {
+			slices.Sort(vs)
+			out = append(out, stats.Median(vs))
+		}
+	}
+	return out
 }
 
 // logs returns the natural logarithms of latencies (ns > 0; a value <= 0,

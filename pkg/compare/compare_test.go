@@ -207,3 +207,48 @@ func TestOptionErrors(t *testing.T) {
 		t.Error("unknown format: want an error")
 	}
 }
+
+// cells is scale attempts per cell, one cell per value of ms (iterations
+// 0, 1, …), each attempt a hair apart around its cell's value.
+func cells(runtime string, scale int, ms ...float64) []results.Attempt {
+	var out []results.Attempt
+	for it, v := range ms {
+		for i := range scale {
+			a := attempts(runtime, scale, v+float64(i)*0.01)[0]
+			a.Iteration, a.Instance = it, i
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// At N > 1 a cell's attempts move together: two cells a side differ
+// attempt by attempt (p < 0.001) but can never differ as cells (2 vs 2:
+// p ≥ 1/3). The row says so; with enough cells that all moved, the cells
+// confirm it.
+func TestCellLevelTestAtNAboveOne(t *testing.T) {
+	a := &results.Set{Attempts: cells("runc", 8, 100, 104)}
+	b := &results.Set{Attempts: cells("runc", 8, 120, 125)}
+	res, err := Compare(a, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Rows[0]
+	if !r.Significant || r.CellTest == nil || r.CellSignificant || r.CellsA != 2 || r.CellsB != 2 {
+		t.Fatalf("2 vs 2 cells of 8: significant %v, cell test %+v (%d vs %d, significant %v); want attempt-level significant, cells not",
+			r.Significant, r.CellTest, r.CellsA, r.CellsB, r.CellSignificant)
+	}
+	if note := r.note(); !strings.Contains(note, "not significant over cells (p 0.333, 2 vs 2 cells)") {
+		t.Errorf("note %q does not say the cells do not confirm it", note)
+	}
+	a = &results.Set{Attempts: cells("runc", 8, 100, 104, 98, 102, 101, 99)}
+	b = &results.Set{Attempts: cells("runc", 8, 120, 125, 118, 122, 121, 119)}
+	res, _ = Compare(a, b, Options{})
+	if r := res.Rows[0]; !r.CellSignificant || strings.Contains(r.note(), "over cells") {
+		t.Errorf("6 vs 6 cells, all 20 %% slower: cell test %+v, note %q; want it to confirm", r.CellTest, r.note())
+	}
+	res, _ = Compare(&results.Set{Attempts: attempts("runc", 1, 100, 101, 102)}, &results.Set{Attempts: attempts("runc", 1, 120, 121, 122)}, Options{})
+	if res.Rows[0].CellTest != nil {
+		t.Error("N = 1: a cell test, where a cell is an attempt")
+	}
+}

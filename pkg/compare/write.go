@@ -150,6 +150,9 @@ func (r Row) note() string {
 	if r.Test.Ties {
 		notes = append(notes, "ties: normal approximation")
 	}
+	if ct := r.CellTest; ct != nil && r.Significant && !r.CellSignificant {
+		notes = append(notes, fmt.Sprintf("not significant over cells (p %s, %d vs %d cells)", pval(ct.P), r.CellsA, r.CellsB))
+	}
 	if r.Exceeds {
 		notes = append(notes, "EXCEEDS THRESHOLD")
 	}
@@ -184,7 +187,8 @@ func (r *Result) writeTable(w io.Writer) error {
 	head = append(head,
 		"median = median time to first byte of the successful attempts (ms); OK = successful/measured; warm-ups excluded",
 		"Δ = change from A to B: Hodges–Lehmann estimate of B/A − 1 with its "+conf+" CI (distribution-free)",
-		fmt.Sprintf("p = Mann–Whitney U test, two-sided; ~ = no significant change (p ≥ %g)", o.Alpha))
+		fmt.Sprintf("p = Mann–Whitney U test, two-sided; ~ = no significant change (p ≥ %g)", o.Alpha),
+		"at N > 1 the attempts of a cell start together and are not independent: the same test over cells (each cell's median one value) is in the JSON (cell_p), and a row says when it does not confirm p")
 	if o.ThresholdPct > 0 {
 		dir := map[string]string{DirectionBoth: "either way", DirectionSlower: "slower", DirectionFaster: "faster"}[o.Direction]
 		head = append(head, fmt.Sprintf("threshold: a significant change of %g%% or more (%s) exits with status %d",
@@ -279,6 +283,12 @@ type jsonRow struct {
 	Exact       bool     `json:"exact"`
 	Significant bool     `json:"significant"`
 	Exceeds     bool     `json:"exceeds"`
+	// CellP (N > 1, two cells a side or more): the test over cells, each
+	// cell's median one value; null otherwise.
+	CellP           *float64 `json:"cell_p,omitempty"`
+	CellsA          int      `json:"cells_a,omitempty"`
+	CellsB          int      `json:"cells_b,omitempty"`
+	CellSignificant bool     `json:"cell_significant,omitempty"`
 	// Footprint: left out when neither side recorded footprints.
 	Footprint []jsonFootprint `json:"footprint,omitempty"`
 }
@@ -329,6 +339,9 @@ func (r *Result) writeJSON(w io.Writer) error {
 		if row.Tested {
 			j.Change, j.ChangeLo, j.ChangeHi = ptr(row.Change), ptr(row.ChangeLo), ptr(row.ChangeHi)
 			j.U, j.P = ptr(row.Test.U), ptr(row.Test.P)
+		}
+		if ct := row.CellTest; ct != nil {
+			j.CellP, j.CellsA, j.CellsB, j.CellSignificant = ptr(ct.P), row.CellsA, row.CellsB, row.CellSignificant
 		}
 		for _, f := range row.Footprint {
 			jf := jsonFootprint{Figure: f.Figure, NA: f.NA, NB: f.NB, Tested: f.Tested, CIOK: f.CIOK, Significant: f.Significant}

@@ -29,8 +29,11 @@ type Cell struct {
 	Attempts, Successes, Failures, Warmups int
 	FailuresByClass                        map[string]int
 	// TTFB holds the successful measured attempts' TTFB (ns) in record
-	// order.
-	TTFB []int64
+	// order; TTFBIter, beside it, each one's iteration (an index into
+	// Responded): the attempts of one cell start together and are not
+	// independent, so a test over cells groups them (pkg/compare).
+	TTFB     []int64
+	TTFBIter []int
 	// Phases maps a phase name to its offsets (ns) in the successful
 	// measured attempts that recorded it, in record order (an output may
 	// sort them in place: no analysis depends on their order).
@@ -227,6 +230,7 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 		c.Successes++
 		c.Responded[it]++
 		c.TTFB = append(c.TTFB, a.TTFBNS)
+		c.TTFBIter = append(c.TTFBIter, it)
 		c.addFootprint(a, ik)
 		if !m.NoRuntimeView && hasRuntimePhase(a) {
 			c.AnyRT++
