@@ -95,7 +95,11 @@ Records are a run's (report, plot and compare read them); the report adds,
 per runtime, its steps and the capacity with the reason it stopped. A density
 run cannot be resumed: its instances are removed when it stops (also on
 Ctrl-C or the deadline), and a continued run would start on an empty node
-while its records say otherwise. Node platform only for now.
+while its records say otherwise. On Knative (--platform knative), each step's
+services are new (the fresh protocol) and those that answered keep their pod
+(scale-to-zero-pod-retention-period, at most 1 h: the deadline is at most 50m);
+MemAvailable comes from the node agent (the lowest of the nodes), and the
+memory floor is refused without one.
 
 Exit status: 0 every runtime's run ended on a stop condition (failures are
 findings then); 4 the deadline stopped it, or no attempt answered at all;

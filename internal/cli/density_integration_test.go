@@ -107,7 +107,8 @@ func TestDensityRefusesBadInput(t *testing.T) {
 		{"latency bound above the timeout", []string{"--max-latency", "1m", "--timeout", "30s"}, []string{"--max-latency", "can never stop the run"}},
 		{"floor not a size", []string{"--min-mem-available", "lots"}, []string{`--min-mem-available "lots": not a size`}},
 		{"floor above the machine's memory", []string{"--min-mem-available", "64Ti"}, []string{"--min-mem-available 64Ti is not below this node's memory", "well below"}},
-		{"knative", []string{"--platform", "knative"}, []string{"the knative platform does not run density experiments yet"}},
+		{"knative pool", []string{"--platform", "knative", "--protocol", "pool"}, []string{`spec.knative.protocol (--protocol): "pool" with a density run`}},
+		{"knative past the retention", []string{"--platform", "knative", "--deadline", "55m"}, []string{"spec.deadline (--deadline): 55m0s is too long for a density run on Knative", "at most 50m0s"}},
 		{"scales", []string{"--scales", "4"}, []string{"unknown flag: --scales"}},
 	}
 	for _, c := range cases {

@@ -120,6 +120,16 @@ func (s *Spec) validateDensity(errs *Problems, force bool) {
 	if q := d.MinMemAvailable; q != nil && q.Sign() < 0 {
 		errs.Add("spec.density.minMemAvailable (--min-mem-available): %s; must be a size such as 2Gi, or 0 for no floor", q)
 	}
+	if dc, ok := s.Section(s.Platform).(DensityChecker); ok {
+		dc.ValidateDensity(errs, s)
+	}
+}
+
+// DensityChecker is implemented by platform sections with settings a
+// density run cannot run with (knative: a protocol that is not fresh; a
+// deadline longer than Knative keeps an idle pod).
+type DensityChecker interface {
+	ValidateDensity(errs *Problems, s *Spec)
 }
 
 // DensitySession is a Session that can keep instances running between
@@ -355,7 +365,7 @@ func (d *DensitySpec) stops(st densityState) []string {
 		}
 	}
 	if st.lost > 0 {
-		why = append(why, fmt.Sprintf("%d kept instance(s) no longer running after the step (OOM-killed or crashed)", st.lost))
+		why = append(why, fmt.Sprintf("%d kept instance(s) no longer running after the step (OOM-killed, crashed, or scaled away by the platform)", st.lost))
 	}
 	if floor := d.floor(); floor > 0 && st.memAvailable != nil {
 		// The next step's cost, foreseen from what each instance kept by

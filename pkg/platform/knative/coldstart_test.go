@@ -90,6 +90,7 @@ type labOptions struct {
 	// hidePodEvents: the pod watch never delivers these pods' events (a
 	// watch running far behind); lists still show them.
 	hidePodEvents func(pod string) bool
+	density       *bench.DensitySpec // a density run's (spec.scales dropped)
 }
 
 // labSvc is the lab's view of one ksvc.
@@ -165,6 +166,9 @@ func newLab(t *testing.T, o labOptions) *lab {
 	// No footprint: the fake cluster has no node agent nor kubelet, and its
 	// settle would only delay every cell (measure_settled_test.go tests it).
 	exp.Spec.Footprint = &bench.FootprintSpec{Off: true}
+	if o.density != nil {
+		exp.Spec.Scales, exp.Spec.Density = nil, o.density
+	}
 	if err := exp.CompleteAndValidate(false); err != nil {
 		t.Fatal(err)
 	}
@@ -571,6 +575,7 @@ func (l *lab) serveCold(w http.ResponseWriter, r *http.Request, s *labSvc) {
 			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: "PodReadyToStartContainers", Status: corev1.ConditionTrue})
 		}) ||
 		!update(PhaseUserStarted, func(p *corev1.Pod) {
+			p.Status.Phase = corev1.PodRunning
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{running(UserContainer), running(QueueProxy)}
 		}) {
 		return

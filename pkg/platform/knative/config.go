@@ -135,6 +135,18 @@ func (k *Spec) ValidateSearch(errs *bench.Problems) {
 	}
 }
 
+// ValidateDensity refuses what a density run cannot run with on Knative
+// (density.go has the rest of it).
+func (k *Spec) ValidateDensity(errs *bench.Problems, s *bench.Spec) {
+	if k.Protocol != ProtocolFresh {
+		errs.Add("spec.knative.protocol (--protocol): %q with a density run; it needs %q (each step's services are new, and those that answered stay)", k.Protocol, ProtocolFresh)
+	}
+	if d := s.Deadline.Duration; d > maxDensityDeadline {
+		errs.Add("spec.deadline (--deadline): %v is too long for a density run on Knative: a kept pod must outlive the run, and Knative keeps an idle pod at most "+
+			"its stable window plus %v (%s, the longest its webhook accepts); give at most %v", d, densityRetention, AnnPodRetention, maxDensityDeadline)
+	}
+}
+
 // Validate checks the section.
 func (k *Spec) Validate(errs *bench.Problems) {
 	if !bench.ValidName(k.Namespace) {

@@ -96,6 +96,9 @@ func (p *Platform) Checks(ctx context.Context, exp *bench.Experiment) []bench.Ch
 	if f := exp.Spec.Footprint; f != nil && !f.Off {
 		add(p.checkKubeletSummary(ctx))
 	}
+	if d := exp.Spec.Density; d != nil {
+		add(p.checkDensityFloor(ctx, d.MinMemAvailable)) // density.go
+	}
 	return out
 }
 

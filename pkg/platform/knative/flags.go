@@ -33,6 +33,7 @@ func Backend() bench.Backend {
 		Cleaned: func(sec bench.Section) string {
 			return "Knative service(s) in namespace " + sec.(*Spec).Namespace
 		},
+		Density: true,
 	}
 }
 

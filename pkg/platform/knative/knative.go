@@ -62,6 +62,12 @@ type session struct {
 	// createSlots bounds the ksvc creations in flight across the session
 	// (the pool readies all its sets at once): maxCreatesInFlight.
 	createSlots chan struct{}
+
+	// A density run's (density.go): the services kept with their pod, and
+	// whether the lack of a node MemAvailable was said.
+	density   bool
+	kept      []target
+	memWarned bool
 }
 
 // Options locate the cluster.
@@ -134,7 +140,8 @@ func (p *Platform) Open(ctx context.Context, _ *bench.Experiment, id string, don
 	if err != nil {
 		return nil, err
 	}
-	s := &session{Platform: p, id: id, ingress: in, done: done, createSlots: make(chan struct{}, maxCreatesInFlight)}
+	s := &session{Platform: p, id: id, ingress: in, done: done, createSlots: make(chan struct{}, maxCreatesInFlight),
+		density: p.exp.Spec.Density != nil}
 	if s.proto, err = newProto(s); err != nil {
 		return nil, err
 	}
@@ -342,8 +349,12 @@ func (s *session) ready(ctx context.Context, cell bench.Cell, set int) ([]target
 			ts[i].owned = true
 			continue // pool, classic: made by an earlier iteration
 		}
-		svc := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
-			Runtime: cell.Runtime, Window: s.spec.Window, Target: s.spec.Target}.Build()
+		spec := ServiceSpec{Name: name, Namespace: ns, ExperimentID: cell.ExperimentID, Cell: cellLabel,
+			Runtime: cell.Runtime, Window: s.spec.Window, Target: s.spec.Target}
+		if s.density && !cell.Warmup {
+			spec.PodRetention = densityRetention // kept by Add once it answered
+		}
+		svc := spec.Build()
 		slots <- struct{}{}
 		wg.Add(1)
 		go func(t *target, i int) {

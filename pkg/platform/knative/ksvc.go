@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -61,6 +62,9 @@ type ServiceSpec struct {
 	Runtime         bench.Runtime
 	Window, Target  string
 	Port            int
+	// PodRetention (a density run) keeps the revision's pod that long
+	// after the autoscaler would scale it to zero (AnnPodRetention).
+	PodRetention time.Duration
 }
 
 // Build returns the ksvc: defined, Ready with no pod (initial-scale 0, which
@@ -81,6 +85,9 @@ func (s ServiceSpec) Build() *unstructured.Unstructured {
 	}
 	if s.Target != "" {
 		ann[AnnTarget] = s.Target
+	}
+	if s.PodRetention > 0 {
+		ann[AnnPodRetention] = s.PodRetention.String()
 	}
 	for k, v := range s.Runtime.Annotations {
 		ann[k] = v
