@@ -98,8 +98,9 @@ Ctrl-C or the deadline), and a continued run would start on an empty node
 while its records say otherwise. On Knative (--platform knative), each step's
 services are new (the fresh protocol) and those that answered keep their pod
 (scale-to-zero-pod-retention-period, at most 1 h: the deadline is at most 50m);
-MemAvailable comes from the node agent (the lowest of the nodes), and the
-memory floor is refused without one.
+MemAvailable comes from the node agent (the lowest of the nodes), and without
+an agent the memory floor (2Gi by default) is refused: deploy the agent, or
+pass --min-mem-available 0.
 
 Exit status: 0 every runtime's run ended on a stop condition (failures are
 findings then); 4 the deadline stopped it, or no attempt answered at all;

@@ -146,7 +146,7 @@ func runExit(ctx context.Context, o bench.Outcome, out string, exp *bench.Experi
 	case o.Interrupted && density:
 		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: the records measured so far are in %s; a density run does not resume (its kept instances were removed: anything left is listed above, with the clean command): start a new one", out)}
 	case notRun > 0 && density:
-		return &exitError{code: ExitIncomplete, err: fmt.Errorf("deadline %v reached before every runtime's run stopped; the records so far are in %s; a density run does not resume: start a new one with a longer --deadline", exp.Spec.Deadline.Duration, out)}
+		return &exitError{code: ExitIncomplete, err: fmt.Errorf("deadline %v reached before every runtime's run stopped; the records so far are in %s; a density run does not resume: start a new one with a longer --deadline, or fewer runtimes per run (on Knative the deadline is at most 50m)", exp.Spec.Deadline.Duration, out)}
 	case o.Interrupted:
 		return &exitError{code: interruptCode(ctx), err: fmt.Errorf("interrupted: %d cells not run; the records measured so far are in %s; continue with: coldbench run --resume %s", notRun, out, out)}
 	case notRun > 0:

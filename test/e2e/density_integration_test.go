@@ -25,7 +25,7 @@ func TestKnativeDensity(t *testing.T) {
 	t.Cleanup(func() { l.kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 	out := filepath.Join(t.TempDir(), "density.jsonl")
 	args := l.args(ns, "--runtimes", "runc", "--step", "2", "--max", "8", "--warmups", "0", "--window", "6s",
-		"--deadline", "15m", "--footprint", "-o", out)
+		"--deadline", "15m", "--footprint", "--footprint-settle", "12s", "-o", out)
 	args[0] = "density"
 	o, err := exec.Command(l.bin, args...).CombinedOutput()
 	if err != nil {
@@ -65,7 +65,10 @@ func TestKnativeDensity(t *testing.T) {
 	// and at most its grace period (30 s); the first step's pods met the
 	// last step only through the retention (without the annotation, this
 	// run lost the first step's two pods after its second step: checked).
-	t.Logf("steps spanned %v", last.Sub(first).Round(time.Second))
+	// The settle (12 s a step) makes the run long enough for that to show.
+	if span := last.Sub(first); span < 36*time.Second {
+		t.Errorf("steps spanned %v: shorter than the 6 s window and 30 s grace, so the run shows nothing of the retention", span.Round(time.Second))
+	}
 	if s, r, p := l.leftovers(t, ns, set.Headers[0].ExperimentID); s+r+p != 0 {
 		t.Errorf("left behind: %d ksvcs, %d revisions, %d pods", s, r, p)
 	}

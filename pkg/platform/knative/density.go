@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -58,9 +60,15 @@ func (s *session) Add(ctx context.Context, cell bench.Cell) []results.Attempt {
 		}
 	}
 	began := time.Now()
-	if err := s.teardown(ctx, failed); err != nil && ctx.Err() == nil {
-		s.log.Warn("deleting the step's services that did not answer", "runtime", cell.Runtime.Name, "n", cell.Scale,
-			"step", cell.Iteration, "err", err)
+	if err := s.teardown(ctx, failed); err != nil {
+		if ctx.Err() != nil {
+			// Interrupted or past the deadline: RemoveKept, which runs
+			// then with a context of its own, deletes them with the kept.
+			s.dropped = append(s.dropped, failed...)
+		} else {
+			s.log.Warn("deleting the step's services that did not answer", "runtime", cell.Runtime.Name, "n", cell.Scale,
+				"step", cell.Iteration, "err", err)
+		}
 	}
 	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: time.Since(began).Nanoseconds()}
 	for i := range out {
@@ -69,10 +77,13 @@ func (s *session) Add(ctx context.Context, cell bench.Cell) []results.Attempt {
 	return out
 }
 
-// KeptRunning counts the kept services with a pod running and ready, from
-// one list of the experiment's pods (the API server's word, not the
-// watches'): a pod the OOM killer took, that crashed, or that Knative
-// scaled away is not part of the density any more.
+// KeptRunning counts the kept services whose pod still runs as it
+// started, from one list of the experiment's pods (the API server's word,
+// not the watches'): the pod a kept service had when first counted, running
+// and ready, none of its containers restarted. A pod the OOM killer took
+// (the kubelet restarts its container), that crashed, or that Knative
+// scaled away (a later one of the service is another instance) is not part
+// of the density any more.
 func (s *session) KeptRunning(ctx context.Context) (int, error) {
 	if len(s.kept) == 0 {
 		return 0, nil
@@ -84,26 +95,46 @@ func (s *session) KeptRunning(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listing the pods of the kept services: %w", err)
 	}
-	running := map[string]bool{}
+	running := map[string][]*corev1.Pod{}
 	for i := range pl.Items {
 		p := &pl.Items[i]
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) {
-			running[p.Labels[LabelService]] = true
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) && !restarted(p) {
+			running[p.Labels[LabelService]] = append(running[p.Labels[LabelService]], p)
 		}
+	}
+	if s.keptPod == nil {
+		s.keptPod = map[string]types.UID{}
 	}
 	n := 0
 	for _, t := range s.kept {
-		if running[t.name] {
+		pods := running[t.name]
+		first, seen := s.keptPod[t.name]
+		if !seen && len(pods) == 1 {
+			first, s.keptPod[t.name] = pods[0].UID, pods[0].UID
+		}
+		if slices.ContainsFunc(pods, func(p *corev1.Pod) bool { return p.UID == first }) {
 			n++
 		}
 	}
 	return n, nil
 }
 
+// restarted says whether a container of p has restarted.
+func restarted(p *corev1.Pod) bool {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.RestartCount > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // MemAvailable is the lowest MemAvailable of the nodes whose agent
-// answered (the node closest to the floor sets it; the lab has one); false
-// when none did (no agent: the run goes on without a memory floor, and
-// says so once).
+// answered (the node closest to the floor sets it); false when none did (no
+// agent: the run goes on without a memory floor, and says so once). Made
+// for one node, like the lab: on several, the lowest may be another node's
+// from one step to the next, and the runner's drop per step then compares
+// two nodes.
 func (s *session) MemAvailable(ctx context.Context) (int64, bool) {
 	why := func(err error) (int64, bool) {
 		if !s.memWarned {
@@ -151,8 +182,8 @@ func (s *session) MemAvailable(ctx context.Context) (int64, bool) {
 // RemoveKept deletes the kept services and returns once they and their
 // pods are gone (the teardown of a cell, for all of them at once).
 func (s *session) RemoveKept(ctx context.Context) error {
-	kept := s.kept
-	s.kept = nil
+	kept := append(s.kept, s.dropped...)
+	s.kept, s.dropped, s.keptPod = nil, nil, nil
 	if err := s.teardown(ctx, kept); err != nil {
 		return fmt.Errorf("removing the %d kept services: %w", len(kept), err)
 	}

@@ -3,8 +3,11 @@ package knative
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -115,4 +118,70 @@ func recordAnnotations(seen *map[string]string) clienttesting.ReactionFunc {
 		}
 		return false, nil, nil
 	}
+}
+
+// A kept pod whose container restarted (the OOM killer, a crash: the
+// kubelet restarts it) is no longer the instance that was kept.
+func TestDensityKeptRunningSkipsARestartedPod(t *testing.T) {
+	l := newLab(t, labOptions{density: &bench.DensitySpec{Step: 2, Max: 4}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l.s.Add(ctx, l.cell(2, 0, 2*time.Second))
+	if n, err := l.s.KeptRunning(ctx); err != nil || n != 2 {
+		t.Fatalf("KeptRunning = %d, %v; want 2", n, err)
+	}
+	pods, err := l.kube.CoreV1().Pods(l.ns).List(ctx, metav1.ListOptions{LabelSelector: LabelService + "=" + l.name(2, 0, 1)})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods of %s: %v, %v", l.name(2, 0, 1), pods, err)
+	}
+	p := pods.Items[0]
+	p.Status.ContainerStatuses[0].RestartCount = 1
+	if _, err := l.kube.CoreV1().Pods(l.ns).UpdateStatus(ctx, &p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.s.KeptRunning(ctx); err != nil || n != 1 {
+		t.Errorf("after a restart: KeptRunning = %d, %v; want 1", n, err)
+	}
+}
+
+// Interrupted while deleting a step's services that did not answer: they
+// are deleted with the kept ones by RemoveKept, which runs with a context
+// of its own.
+func TestDensityInterruptedDeletionIsLeftToRemoveKept(t *testing.T) {
+	l := newLab(t, labOptions{density: &bench.DensitySpec{Step: 2, Max: 4},
+		behave: func(i int) behaviour {
+			if i == 1 {
+				return behaviour{podFailure: "crash"}
+			}
+			return behaviour{}
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	refusing := true
+	l.dyn.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refusing {
+			cancel() // Ctrl-C while the server is overloaded
+			return true, nil, apierrors.NewTooManyRequests("overloaded", 1)
+		}
+		return false, nil, nil
+	})
+	out := l.s.Add(ctx, l.cell(2, 0, 2*time.Second))
+	if !out[0].OK || out[1].OK {
+		t.Fatalf("%+v, want instance 0 answered and 1 not", out)
+	}
+	if !l.exists(l.name(2, 0, 1)) {
+		t.Fatal("the failed service is gone: the interrupt came too late to test anything")
+	}
+	mu.Lock()
+	refusing = false
+	mu.Unlock()
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	if err := l.s.RemoveKept(rctx); err != nil {
+		t.Fatal(err)
+	}
+	l.checkGone(t, 2, 0)
 }

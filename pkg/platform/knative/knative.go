@@ -65,8 +65,13 @@ type session struct {
 
 	// A density run's (density.go): the services kept with their pod, and
 	// whether the lack of a node MemAvailable was said.
-	density   bool
-	kept      []target
+	density bool
+	kept    []target
+	// dropped: services of a step that did not answer and whose deletion
+	// an interrupt cut (RemoveKept deletes them); keptPod: each kept
+	// service's pod when first counted running (KeptRunning).
+	dropped   []target
+	keptPod   map[string]types.UID
 	memWarned bool
 }
 
@@ -568,8 +573,16 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 	}
 	ns := p.spec.Namespace
 	svcs := p.dyn.Resource(ServiceGVR).Namespace(ns)
+	// A 404 says Knative is not installed, or (kubernetes#115241) that a
+	// just-started API server has not yet filled its CRD caches: retried
+	// for notServedPatience when discovery says ksvcs are served.
+	patience := &notServedClock{}
 	list, err := retryList(ctx, func(ctx context.Context) (*unstructured.UnstructuredList, error) {
-		return svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		l, err := svcs.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if apierrors.IsNotFound(err) && patience.patient() && p.servesKsvcs() {
+			return l, apierrors.NewServiceUnavailable("listing ksvcs: 404 although discovery serves them: " + err.Error())
+		}
+		return l, err
 	})
 	if apierrors.IsNotFound(err) {
 		return 0, nil
@@ -596,6 +609,12 @@ func (p *Platform) Clean(ctx context.Context, experimentID string) (int, error) 
 		errs = append(errs, err)
 	}
 	return len(names) - len(failed), errors.Join(errs...)
+}
+
+// servesKsvcs says whether discovery lists Knative Services.
+func (p *Platform) servesKsvcs() bool {
+	_, err := p.kube.Discovery().ServerResourcesForGroupVersion(ServiceGVR.GroupVersion().String())
+	return err == nil
 }
 
 // waitCleaned waits until no ksvc selected by sel is being deleted and no

@@ -86,11 +86,11 @@ func (s ServiceSpec) Build() *unstructured.Unstructured {
 	if s.Target != "" {
 		ann[AnnTarget] = s.Target
 	}
-	if s.PodRetention > 0 {
-		ann[AnnPodRetention] = s.PodRetention.String()
-	}
 	for k, v := range s.Runtime.Annotations {
 		ann[k] = v
+	}
+	if s.PodRetention > 0 { // after the runtime's: a density run's kept pods depend on it
+		ann[AnnPodRetention] = s.PodRetention.String()
 	}
 	port := s.Port
 	if port == 0 {

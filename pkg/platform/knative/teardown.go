@@ -108,15 +108,34 @@ func objectGone(err error, name string) bool {
 	return true
 }
 
+// notServedClock is when the deletions of one call first met a 404 that
+// names no object: the patience is the call's, not each deletion's (a
+// server that does not serve ksvcs would otherwise hold every one of
+// hundreds of deletions for notServedPatience, maxDeletesInFlight at a time).
+type notServedClock struct {
+	mu    sync.Mutex
+	since time.Time
+}
+
+// patient says whether a 404 that names no object met now is still within
+// notServedPatience of the first.
+func (c *notServedClock) patient() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.since.IsZero() {
+		c.since = time.Now()
+	}
+	return time.Since(c.since) < notServedPatience
+}
+
 // deleteService deletes the ksvc name with foreground propagation (see
 // Clean for why), retrying what retryable accepts until ctx ends. Gone
-// already is success; a 404 that names no object is retried for
-// notServedPatience (objectGone).
-func deleteService(ctx context.Context, svcs dynamic.ResourceInterface, name string) error {
+// already is success; a 404 that names no object is retried while ns is
+// patient (objectGone).
+func deleteService(ctx context.Context, svcs dynamic.ResourceInterface, name string, ns *notServedClock) error {
 	fg := metav1.DeletePropagationForeground
 	tries := 0
 	var last, out error
-	var notServedSince time.Time
 	werr := deleteBackoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		tries++
 		cctx, cancel := context.WithTimeout(ctx, deleteCallTimeout)
@@ -126,10 +145,7 @@ func deleteService(ctx context.Context, svcs dynamic.ResourceInterface, name str
 		case err == nil || objectGone(err, name):
 			return true, nil
 		case apierrors.IsNotFound(err):
-			if notServedSince.IsZero() {
-				notServedSince = time.Now()
-			}
-			if time.Since(notServedSince) < notServedPatience {
+			if ns.patient() {
 				last = err
 				return false, nil
 			}
@@ -163,6 +179,7 @@ func deleteServices(ctx context.Context, svcs dynamic.ResourceInterface, names [
 		wg     sync.WaitGroup
 	)
 	slots := make(chan struct{}, maxDeletesInFlight)
+	ns := &notServedClock{}
 	for _, name := range names {
 		select {
 		case slots <- struct{}{}:
@@ -175,7 +192,7 @@ func deleteServices(ctx context.Context, svcs dynamic.ResourceInterface, names [
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			err := deleteService(ctx, svcs, name)
+			err := deleteService(ctx, svcs, name, ns)
 			if err == nil {
 				pending.Add(-1)
 			}
@@ -312,33 +329,41 @@ func (w *teardownWait) waitPodsGone(ctx context.Context, failed map[string]error
 }
 
 // redeleteAfter is how long after its delete was accepted a ksvc the
-// watches still show without a deletion timestamp is deleted again. A
-// foreground delete marks the ksvc at once, so one still unmarked after
-// that long was not deleted (a lost answer, an API server that had just
-// restarted); waiting on would wait for ever. Deleting a ksvc again costs
-// nothing if the watch only lagged.
+// watches still show without a deletion timestamp is looked at again. A
+// foreground delete marks the ksvc at once, so one the API server still
+// shows unmarked after that long was not deleted (a lost answer, an API
+// server that had just restarted); waiting on would wait for ever. The
+// wait doubles after each look (up to 8×): a watch far behind under load
+// costs a few reads, not a stream of deletes.
 var redeleteAfter = 20 * time.Second
 
-// redelete deletes again, every redeleteAfter from now until stop is
-// called, the torn-down services the watches show unmarked, but those in
-// skip (deletions that failed for good).
+// redelete deletes again, from redeleteAfter on until stop is called, the
+// torn-down services the watches show unmarked and a read from the API
+// server confirms unmarked, but those in skip (deletions that failed for
+// good).
 func (w *teardownWait) redelete(ctx context.Context, svcs dynamic.ResourceInterface, skip map[string]error) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(redeleteAfter)
-		defer tick.Stop()
+		wait := redeleteAfter
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, 8*redeleteAfter)
 			var todo []string
 			for _, name := range w.servicesLeft(skip) {
-				if svc, ok := w.s.tr.service(w.s.spec.Namespace, name); ok && svc.GetDeletionTimestamp() == nil {
+				if svc, ok := w.s.tr.service(w.s.spec.Namespace, name); !ok || svc.GetDeletionTimestamp() != nil {
+					continue
+				}
+				cctx, ccancel := context.WithTimeout(ctx, deleteCallTimeout)
+				svc, err := svcs.Get(cctx, name, metav1.GetOptions{})
+				ccancel()
+				if err == nil && svc.GetDeletionTimestamp() == nil {
 					todo = append(todo, name)
 				}
 			}
