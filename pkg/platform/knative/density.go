@@ -70,10 +70,7 @@ func (s *session) Add(ctx context.Context, cell bench.Cell) []results.Attempt {
 				"step", cell.Iteration, "err", err)
 		}
 	}
-	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: time.Since(began).Nanoseconds()}
-	for i := range out {
-		out[i].Step = step
-	}
+	stampStep(out, setup, time.Since(began))
 	return out
 }
 

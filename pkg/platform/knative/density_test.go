@@ -3,11 +3,8 @@ package knative
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,12 +19,7 @@ import (
 // RemoveKept deletes the rest.
 func TestDensityKeepsTheServicesThatAnsweredUntilRemoveKept(t *testing.T) {
 	l := newLab(t, labOptions{density: &bench.DensitySpec{Step: 2, Max: 4},
-		behave: func(i int) behaviour {
-			if i == 1 {
-				return behaviour{podFailure: "crash"}
-			}
-			return behaviour{}
-		}})
+		behave: secondCrashes})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for step := range 2 {
@@ -149,25 +141,11 @@ func TestDensityKeptRunningSkipsARestartedPod(t *testing.T) {
 // of its own.
 func TestDensityInterruptedDeletionIsLeftToRemoveKept(t *testing.T) {
 	l := newLab(t, labOptions{density: &bench.DensitySpec{Step: 2, Max: 4},
-		behave: func(i int) behaviour {
-			if i == 1 {
-				return behaviour{podFailure: "crash"}
-			}
-			return behaviour{}
-		}})
+		behave: secondCrashes})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var mu sync.Mutex
-	refusing := true
-	l.dyn.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if refusing {
-			cancel() // Ctrl-C while the server is overloaded
-			return true, nil, apierrors.NewTooManyRequests("overloaded", 1)
-		}
-		return false, nil, nil
-	})
+	accept := l.interruptAtFirstDelete(cancel)
+	t.Cleanup(accept)
 	out := l.s.Add(ctx, l.cell(2, 0, 2*time.Second))
 	if !out[0].OK || out[1].OK {
 		t.Fatalf("%+v, want instance 0 answered and 1 not", out)
@@ -175,13 +153,19 @@ func TestDensityInterruptedDeletionIsLeftToRemoveKept(t *testing.T) {
 	if !l.exists(l.name(2, 0, 1)) {
 		t.Fatal("the failed service is gone: the interrupt came too late to test anything")
 	}
-	mu.Lock()
-	refusing = false
-	mu.Unlock()
+	accept()
 	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer rcancel()
 	if err := l.s.RemoveKept(rctx); err != nil {
 		t.Fatal(err)
 	}
 	l.checkGone(t, 2, 0)
+}
+
+// secondCrashes is a lab whose second instance of every cell crashes.
+func secondCrashes(i int) behaviour {
+	if i == 1 {
+		return behaviour{podFailure: "crash"}
+	}
+	return behaviour{}
 }

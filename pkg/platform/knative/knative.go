@@ -275,11 +275,16 @@ func (s *session) ColdStart(ctx context.Context, cell bench.Cell) []results.Atte
 		s.log.Warn("teardown of the cell's services did not finish", "runtime", cell.Runtime.Name, "n", cell.Scale,
 			"iteration", cell.Iteration, "err", err)
 	}
-	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: time.Since(began).Nanoseconds()}
+	stampStep(out, setup, time.Since(began))
+	return out
+}
+
+// stampStep gives every attempt of a step its untimed set-up and teardown.
+func stampStep(out []results.Attempt, setup, teardown time.Duration) {
+	step := &results.Step{SetupNS: setup.Nanoseconds(), TeardownNS: teardown.Nanoseconds()}
 	for i := range out {
 		out[i].Step = step
 	}
-	return out
 }
 
 // coldStart is ColdStart but the teardown: it returns the attempts, the

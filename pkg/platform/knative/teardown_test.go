@@ -336,18 +336,8 @@ func TestTeardownStopsAtTheInterruptAndCloseRemovesTheRest(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var mu sync.Mutex
-	refusing := true
-	l.dyn.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if refusing {
-			cancel() // Ctrl-C while the server is overloaded
-			return true, nil, apierrors.NewTooManyRequests("overloaded", 1)
-		}
-		return false, nil, nil
-	})
-	t.Cleanup(func() { mu.Lock(); refusing = false; mu.Unlock() }) // also when failing: Close's clean would retry
+	accept := l.interruptAtFirstDelete(cancel)
+	t.Cleanup(accept) // also when failing: Close's clean would retry
 	done := make(chan []results.Attempt)
 	go func() { done <- l.s.ColdStart(ctx, l.cell(2, 0, 10*time.Second)) }()
 	var out []results.Attempt
@@ -362,9 +352,7 @@ func TestTeardownStopsAtTheInterruptAndCloseRemovesTheRest(t *testing.T) {
 	if !l.exists(l.name(2, 0, 0)) && !l.exists(l.name(2, 0, 1)) {
 		t.Fatal("every service gone: the interrupt came too late to test anything")
 	}
-	mu.Lock()
-	refusing = false
-	mu.Unlock()
+	accept()
 	l.closeSession()
 	l.checkGone(t, 2, 0)
 }
@@ -433,4 +421,22 @@ func TestLeftoversListsTheExperimentsServicesAndPods(t *testing.T) {
 	if f := strings.Join(l.p.CleanFlags(), " "); f != "--platform knative --namespace "+l.ns {
 		t.Errorf("clean flags %q", f)
 	}
+}
+
+// interruptAtFirstDelete makes the API server refuse every ksvc delete as
+// overloaded (429), cancelling the run at the first (Ctrl-C while the
+// server is overloaded), until accept is called.
+func (l *lab) interruptAtFirstDelete(cancel context.CancelFunc) (accept func()) {
+	var mu sync.Mutex
+	refusing := true
+	l.dyn.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refusing {
+			cancel()
+			return true, nil, apierrors.NewTooManyRequests("overloaded", 1)
+		}
+		return false, nil, nil
+	})
+	return func() { mu.Lock(); refusing = false; mu.Unlock() }
 }
