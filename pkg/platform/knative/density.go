@@ -53,7 +53,7 @@ func (s *session) Add(ctx context.Context, cell bench.Cell) []results.Attempt {
 	}
 	var failed []target
 	for i, t := range targets {
-		if ok[i] && t.err == nil {
+		if ok[i] {
 			s.kept = append(s.kept, t)
 		} else {
 			failed = append(failed, t)

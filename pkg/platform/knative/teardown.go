@@ -342,11 +342,8 @@ var redeleteAfter = 20 * time.Second
 // server confirms unmarked, but those in skip (deletions that failed for
 // good).
 func (w *teardownWait) redelete(ctx context.Context, svcs dynamic.ResourceInterface, skip map[string]error) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	accepted := time.Now()
+	return inBackground(ctx, func(ctx context.Context) {
 		wait := redeleteAfter
 		for {
 			select {
@@ -371,7 +368,8 @@ func (w *teardownWait) redelete(ctx context.Context, svcs dynamic.ResourceInterf
 				continue
 			}
 			w.s.log.Warn("teardown: ksvc(s) still not being deleted after their delete was accepted; deleting them again",
-				"namespace", w.s.spec.Namespace, "ksvcs", len(todo), "some", strings.Join(firstOf(todo, 3), ","), "after", redeleteAfter)
+				"namespace", w.s.spec.Namespace, "ksvcs", len(todo), "some", strings.Join(firstOf(todo, 3), ","),
+				"accepted_ago", time.Since(accepted).Round(time.Second))
 			var pending atomic.Int64
 			for name, err := range deleteServices(ctx, svcs, todo, &pending) {
 				if ctx.Err() == nil {
@@ -379,19 +377,13 @@ func (w *teardownWait) redelete(ctx context.Context, svcs dynamic.ResourceInterf
 				}
 			}
 		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { cancel(); wg.Wait() }) }
+	})
 }
 
 // hurry shortens, to hurryGrace, the grace period of the torn-down
 // services' pods that are being deleted, from now until stop is called.
 func (w *teardownWait) hurry(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return inBackground(ctx, func(ctx context.Context) {
 		ours := w.ours()
 		pods := w.s.kube.CoreV1().Pods(w.s.spec.Namespace)
 		sent := map[types.UID]bool{}
@@ -408,9 +400,17 @@ func (w *teardownWait) hurry(ctx context.Context) (stop func()) {
 			}
 			shortenGrace(ctx, pods, todo, w.s.log)
 		}
-	}()
+	})
+}
+
+// inBackground runs f in a goroutine until stop is called: stop cancels
+// f's context and returns once f has.
+func inBackground(ctx context.Context, f func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f(ctx) }()
 	var once sync.Once
-	return func() { once.Do(func() { cancel(); wg.Wait() }) }
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
 // draining says whether p is being deleted with a grace period longer than
@@ -457,25 +457,18 @@ func shortenGrace(ctx context.Context, pods typedcorev1.PodInterface, todo []*co
 // teardown still waits for, naming first the pods stuck terminating (see
 // stuck). ctx bounds the reading of their events.
 func (w *teardownWait) progress(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return inBackground(ctx, func(ctx context.Context) {
 		tick := time.NewTicker(progressEvery)
 		defer tick.Stop()
 		for {
 			select {
-			case <-done:
+			case <-ctx.Done():
 				return
 			case <-tick.C:
 			}
 			w.report(ctx)
 		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { cancel(); close(done); wg.Wait() }) }
+	})
 }
 
 // report is one tick of progress: the warnings about pods newly found stuck
