@@ -33,6 +33,10 @@
 // (subscription alive or lost and why, the window's bounds and evictions);
 // and NodeTimeUnixNS, the agent's wall clock as it answers.
 //
+// GET /v1/footprint reads what coldbench's pods have cost the node so far
+// (footprint.go); GET /v1/cpu samples the CPU of the pods created while
+// coldbench has armed it and answers the samples around a moment (cpu.go).
+//
 // GET /healthz is 200 while the subscription is alive, else 503 saying why.
 //
 // # Clock offset
@@ -95,6 +99,13 @@ type Config struct {
 	// (default "/": the agent runs in the host's namespaces; the
 	// DaemonSet mounts them under /host).
 	HostRoot string
+	// CPUPeriod, CPUDuty, CPUSampleFor and CPUMaxSamples bound the
+	// sampling of pods' CPU while coldbench has armed it (cpu.go;
+	// defaults DefaultCPUPeriod, …).
+	CPUPeriod     time.Duration
+	CPUDuty       float64
+	CPUSampleFor  time.Duration
+	CPUMaxSamples int
 	// Log gets the agent's logs (nil: none).
 	Log *slog.Logger
 	// now is the agent's clock (tests: a fake); nil is time.Now.
@@ -120,6 +131,18 @@ func (c Config) complete() Config {
 	if c.HostRoot == "" {
 		c.HostRoot = "/"
 	}
+	if c.CPUPeriod <= 0 {
+		c.CPUPeriod = DefaultCPUPeriod
+	}
+	if c.CPUDuty <= 0 || c.CPUDuty > 1 {
+		c.CPUDuty = DefaultCPUDuty
+	}
+	if c.CPUSampleFor <= 0 {
+		c.CPUSampleFor = DefaultCPUSampleFor
+	}
+	if c.CPUMaxSamples <= 0 {
+		c.CPUMaxSamples = DefaultCPUMaxSamples
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -142,12 +165,13 @@ type Agent struct {
 	pods      *pods
 	owners    *owners
 	state     *state
+	cpu       *cpuSampler
 }
 
 // New makes an Agent reading containerd on conn; Run subscribes.
 func New(conn grpc.ClientConnInterface, cfg Config) *Agent {
 	cfg = cfg.complete()
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, conn: conn, containers: containersapi.NewContainersClient(conn), log: cfg.Log, now: cfg.now,
 		window:    rtevents.NewWindow(cfg.MaxEvents, cfg.MaxAge, cfg.now),
 		pods:      newPods(cfg.MaxEvents, cfg.MaxAge, cfg.now),
@@ -155,6 +179,8 @@ func New(conn grpc.ClientConnInterface, cfg Config) *Agent {
 		state:     newState(cfg.now()),
 		footprint: &footprintReader{fs: footprint.NewFS(cfg.HostRoot)},
 	}
+	a.cpu = newCPUSampler(cfg, a.readPodCPU)
+	return a
 }
 
 // Run keeps a subscription to containerd's events until ctx ends: one
@@ -243,6 +269,9 @@ func (a *Agent) add(ctx context.Context, ev rtevents.Event) {
 	// The event first, then the pod: a pod a reader sees has its events.
 	a.window.Add(ev)
 	a.pods.record(ev.ID(), o)
+	if o.sandbox {
+		a.cpu.sandboxCreated(o.podUID)
+	}
 }
 
 // state is what the agent says about itself: its subscription, and what it

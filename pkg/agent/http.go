@@ -111,11 +111,13 @@ type Instance struct {
 	StartedUnixNS int64  `json:"started_unix_ns,omitempty"`
 }
 
-// Handler serves GET /v1/events, GET /v1/footprint and GET /healthz.
+// Handler serves GET /v1/events, GET /v1/footprint, GET /v1/cpu and GET
+// /healthz.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/events", a.serveEvents)
 	mux.HandleFunc("GET /v1/footprint", a.serveFootprint)
+	mux.HandleFunc("GET /v1/cpu", a.serveCPU)
 	mux.HandleFunc("GET /healthz", a.serveHealth)
 	return mux
 }

@@ -72,6 +72,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.cfg.MaxEvents, "max-events", rtevents.DefaultMax, "most events held (the pods and labels remembered are bounded alike)")
 	fs.DurationVar(&o.cfg.MaxAge, "max-age", rtevents.DefaultMaxAge, "events older than this (since they arrived) are evicted")
 	fs.StringVar(&o.cfg.HostRoot, "host-root", "/", "where the node's /proc and /sys/fs/cgroup are mounted (read for /v1/footprint)")
+	fs.DurationVar(&o.cfg.CPUPeriod, "cpu-period", DefaultCPUPeriod, "shortest pause between two samples of a pod's CPU while coldbench has armed the sampling (/v1/cpu)")
+	fs.Float64Var(&o.cfg.CPUDuty, "cpu-duty", DefaultCPUDuty, "largest share of one core the CPU sampling may use (a sweep over the pods is followed by a pause of at least (1/duty - 1) times its length)")
+	fs.DurationVar(&o.cfg.CPUSampleFor, "cpu-sample-for", DefaultCPUSampleFor, "how long a pod's CPU is sampled from its sandbox's creation")
+	fs.IntVar(&o.cfg.CPUMaxSamples, "cpu-max-samples", DefaultCPUMaxSamples, "most samples kept of one pod")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -84,6 +88,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		bad = fmt.Errorf("-port %d: not a TCP port", o.port)
 	case o.cfg.MaxEvents <= 0 || o.cfg.MaxAge <= 0:
 		bad = errors.New("-max-events and -max-age must be positive")
+	case o.cfg.CPUPeriod <= 0 || o.cfg.CPUSampleFor <= 0 || o.cfg.CPUMaxSamples <= 0:
+		bad = errors.New("-cpu-period, -cpu-sample-for and -cpu-max-samples must be positive")
+	case o.cfg.CPUDuty <= 0 || o.cfg.CPUDuty > 1:
+		bad = fmt.Errorf("-cpu-duty %v: want a share of one core, in (0, 1]", o.cfg.CPUDuty)
 	case o.socket == "":
 		bad = errors.New("-containerd-socket is empty")
 	}
@@ -145,6 +153,7 @@ func Serve(ctx context.Context, conn grpc.ClientConnInterface, ln net.Listener, 
 	subCtx, stopSub := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Run(subCtx) })
+	wg.Go(func() { a.cpu.run(subCtx) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	var err error

@@ -365,7 +365,7 @@ func (d *DensitySpec) stops(st densityState) []string {
 		}
 	}
 	if st.lost > 0 {
-		why = append(why, fmt.Sprintf("%d kept instance(s) no longer running after the step (OOM-killed, crashed, or scaled away by the platform)", st.lost))
+		why = append(why, fmt.Sprintf("%d kept instance(s) no longer running or ready after the step (OOM-killed, crashed, failing its readiness probe on a starved node, or scaled away by the platform)", st.lost))
 	}
 	if floor := d.floor(); floor > 0 && st.memAvailable != nil {
 		// The next step's cost, foreseen from what each instance kept by

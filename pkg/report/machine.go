@@ -56,6 +56,7 @@ type jsonFootprint struct {
 	KubeletWorkingSet       *jsonEstimate `json:"kubelet_working_set_bytes,omitempty"` // knative, where the kubelet had read the pod
 	MemAvailablePerInstance *jsonEstimate `json:"mem_available_drop_per_instance_bytes"`
 	CPUToFirstByte          *jsonEstimate `json:"cpu_to_first_byte_ns"`
+	CPUToFirstByteError     *jsonEstimate `json:"cpu_to_first_byte_error_ns,omitempty"` // knative: the bound of each interpolation between the agent's samples
 	IdleCores               *jsonEstimate `json:"idle_cpu_cores"`
 	Sources                 []string      `json:"sources"`
 	Missing                 string        `json:"missing,omitempty"`
@@ -87,7 +88,7 @@ func toJSONFootprint(f *stats.FootprintSummary) *jsonFootprint {
 	}
 	return &jsonFootprint{Attempts: f.Attempts, PSS: toJSONEstimate(f.PSS), PSSAnonShmem: toJSONEstimate(f.PSSAnonShmem), CgroupUsage: toJSONEstimate(f.CgroupUsage),
 		WorkingSet: toJSONEstimate(f.WorkingSet), KubeletWorkingSet: toJSONEstimate(f.KubeletWorkingSet), MemAvailablePerInstance: toJSONEstimate(f.MemAvailablePerInstance),
-		CPUToFirstByte: toJSONEstimate(f.CPUToFirstByte), IdleCores: toJSONEstimate(f.IdleCores),
+		CPUToFirstByte: toJSONEstimate(f.CPUToFirstByte), CPUToFirstByteError: toJSONEstimate(f.CPUToFirstByteError), IdleCores: toJSONEstimate(f.IdleCores),
 		Sources: nonNil(f.Sources), Missing: f.Missing}
 }
 

@@ -208,7 +208,7 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 		t.Head = append(t.Head, "KUBELET WORKING SET MiB")
 	}
 	var sources, missing []string
-	mixed, partial := false, false
+	mixed, partial, sampled := false, false, false
 	for _, r := range rows {
 		f := r.Footprint
 		if f == nil {
@@ -235,8 +235,12 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 			}
 		}
 		memAvail := estimateCell(f.MemAvailablePerInstance, 1<<20, 1) // per step, not per attempt
+		cpu := cell(f.CPUToFirstByte, 1e6)
+		if e := f.CPUToFirstByteError; e.N > 0 {
+			cpu, sampled = fmt.Sprintf("%s ±%.1f", cpu, e.Median/1e6), true
+		}
 		c = append(c, fmt.Sprintf("%d/%d", f.Attempts, r.Successes), cell(f.PSS, 1<<20), cell(f.PSSAnonShmem, 1<<20), cell(f.CgroupUsage, 1<<20),
-			cell(f.WorkingSet, 1<<20), memAvail, agree, cell(f.CPUToFirstByte, 1e6), cell(f.IdleCores, 1e-3))
+			cell(f.WorkingSet, 1<<20), memAvail, agree, cpu, cell(f.IdleCores, 1e-3))
 		if kubelet {
 			c = append(c, cell(f.KubeletWorkingSet, 1<<20))
 		}
@@ -258,6 +262,9 @@ func footprintTable(rows []stats.Row, withPlatform bool) *stepTable {
 			"anon+shmem vs MemAvailable/N = |difference| / the larger; CPU to first byte counts the pod cgroup and the shim with the commands it reaped; idle CPU is over the settle's second half (from the kubelet's Summary API: between two of its readings after the replies)"+
 			kubeletNote(kubelet),
 		"sources: "+strings.Join(sources, ", "))
+	if sampled {
+		t.Notes = append(t.Notes, "CPU to first byte ±e: interpolated between the node agent's samples before and after each first byte; e is the median of the attempts' bounds (the CPU at the first byte lay within ±their bound)")
+	}
 	if partial {
 		t.Notes = append(t.Notes, "(n=k): the figure was measured in k of the row's attempts with a footprint record")
 	}

@@ -363,7 +363,7 @@ func checkFootprint(f *Footprint) error {
 	for name, v := range map[string]*int64{
 		"pss_bytes": f.PSSBytes, "pss_anon_shmem_bytes": f.PSSAnonShmemBytes, "cgroup_usage_bytes": f.CgroupUsageBytes,
 		"cgroup_working_set_bytes": f.CgroupWorkingSetBytes, "cpu_to_first_byte_ns": f.CPUToFirstByteNS,
-		"idle_cpu_ns": f.IdleCPUNS,
+		"idle_cpu_ns": f.IdleCPUNS, "cpu_to_first_byte_error_ns": f.CPUToFirstByteErrorNS,
 	} {
 		if v != nil && *v < 0 {
 			return fmt.Errorf("negative %s %d", name, *v)

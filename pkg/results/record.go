@@ -275,6 +275,11 @@ type Footprint struct {
 	// the children it reaped: the runtime's create and start commands)
 	// used from their creation to just after the first byte.
 	CPUToFirstByteNS *int64 `json:"cpu_to_first_byte_ns,omitempty"`
+	// CPUToFirstByteErrorNS bounds CPUToFirstByteNS's error where it was
+	// not read just after the first byte but between samples (Knative: the
+	// node agent's, before and after it): the CPU at the first byte was
+	// within ± this of the figure. Nil: read just after the first byte.
+	CPUToFirstByteErrorNS *int64 `json:"cpu_to_first_byte_error_ns,omitempty"`
 	// IdleCPUNS is the CPU time the same used over IdleWindowNS while the
 	// instance was idle (between the two readings of the settle period).
 	IdleCPUNS    *int64 `json:"idle_cpu_ns,omitempty"`

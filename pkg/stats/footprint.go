@@ -51,6 +51,10 @@ type FootprintSummary struct {
 	// CPU (ns) from creation to the first byte, and idle CPU as a share of
 	// one core (CPU time over the idle window).
 	CPUToFirstByte, IdleCores Estimate
+	// CPUToFirstByteError is the error bound of the CPU to the first byte
+	// where it was interpolated between samples (knative: the node
+	// agent's), over the attempts that have one (ns).
+	CPUToFirstByteError Estimate
 	// Sources are the distinct Footprint.Source values, in order seen.
 	Sources []string
 	// Missing is one reason a figure was not measured (the first), if any.
@@ -62,7 +66,7 @@ type footprintSamples struct {
 	attempts                          int
 	pss, anonShmem, usage, workingSet []float64
 	kubeletWorkingSet                 []float64
-	cpu, idle                         []float64
+	cpu, cpuErr, idle                 []float64
 	perInstance                       []float64
 	mixedSteps                        int
 	steps                             map[stepNode]bool
@@ -99,6 +103,9 @@ func (c *Cell) addFootprint(a *results.Attempt, ik iterKey) {
 		add(&s.kubeletWorkingSet, f.Kubelet.WorkingSetBytes)
 	}
 	add(&s.cpu, f.CPUToFirstByteNS)
+	if f.CPUToFirstByteNS != nil {
+		add(&s.cpuErr, f.CPUToFirstByteErrorNS)
+	}
 	if f.IdleCPUNS != nil && f.IdleWindowNS > 0 {
 		s.idle = append(s.idle, float64(*f.IdleCPUNS)/float64(f.IdleWindowNS))
 	}
@@ -134,7 +141,7 @@ func (c *Cell) footprintSummary() *FootprintSummary {
 	}
 	return &FootprintSummary{Attempts: s.attempts, PSS: estimate(s.pss), PSSAnonShmem: estimate(s.anonShmem), CgroupUsage: estimate(s.usage),
 		WorkingSet: estimate(s.workingSet), KubeletWorkingSet: estimate(s.kubeletWorkingSet), MemAvailablePerInstance: estimate(s.perInstance), MixedSteps: s.mixedSteps,
-		CPUToFirstByte: estimate(s.cpu), IdleCores: estimate(s.idle), Sources: slices.Clone(s.sources), Missing: s.missing}
+		CPUToFirstByte: estimate(s.cpu), CPUToFirstByteError: estimate(s.cpuErr), IdleCores: estimate(s.idle), Sources: slices.Clone(s.sources), Missing: s.missing}
 }
 
 // Agreement is how far two per-instance memory figures are apart,

@@ -73,7 +73,7 @@ func TestKnativeRuntimePhasesFromTheNodeAgent(t *testing.T) {
 // the median PSS per pod.
 func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 	t.Helper()
-	var pss []int64
+	var pss, cpu, cpuErr []int64
 	kubelet, idle, shimsMoved := 0, 0, 0
 	for _, a := range set.Attempts {
 		if !a.OK {
@@ -102,6 +102,13 @@ func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 		default:
 			t.Errorf("%s: idle cpu %v over %d ns (missing: %s)", where, f.IdleCPUNS, f.IdleWindowNS, f.Missing)
 			continue
+		}
+		// The CPU to the first byte, from the agent's samples around it.
+		if c, e := f.CPUToFirstByteNS, f.CPUToFirstByteErrorNS; c == nil || e == nil || *c <= 0 || *e < 0 || *e > *c {
+			t.Errorf("%s: cpu to first byte %v ± %v (missing: %s): want one from the agent's samples, within ± less than itself", where, c, e, f.Missing)
+		} else {
+			cpu = append(cpu, *c)
+			cpuErr = append(cpuErr, *e)
 		}
 		comms := map[string]bool{}
 		for _, p := range f.Processes {
@@ -134,8 +141,14 @@ func footprintsOf(t *testing.T, rt string, set *results.Set) int64 {
 		t.Errorf("%s: no footprint has an idle cpu (%d found other shims at each read)", rt, shimsMoved)
 	}
 	slices.Sort(pss)
+	slices.Sort(cpu)
+	slices.Sort(cpuErr)
 	t.Logf("%s: %d footprints from the node agent, median PSS %.1f MiB; idle cpu in %d, not comparable (other shims at each read) in %d; the kubelet had the pod's working set for %d",
 		rt, len(pss), float64(pss[len(pss)/2])/(1<<20), idle, shimsMoved, kubelet)
+	if len(cpu) > 0 {
+		t.Logf("%s: cpu to first byte in %d, median %.1f ms, median error ± %.1f ms, largest ± %.1f ms", rt, len(cpu),
+			float64(cpu[len(cpu)/2])/1e6, float64(cpuErr[len(cpuErr)/2])/1e6, float64(cpuErr[len(cpuErr)-1])/1e6)
+	}
 	return pss[len(pss)/2]
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -60,6 +61,10 @@ type fakeAgent struct {
 	// footprint answers the j-th /v1/footprint request (nil: 404).
 	footprint  func(j int, uids []string, memory bool) agent.FootprintResponse
 	footprints int
+	// cpu answers the j-th /v1/cpu request, its query q (nil: 404, as an
+	// agent older than /v1/cpu); cpuQueries are the queries so far.
+	cpu        func(j int, q url.Values) agent.CPUResponse
+	cpuQueries []url.Values
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -138,6 +143,10 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			fa.serveFootprint(w, r.URL.Query()["uid"], r.URL.Query().Get("memory") == "1")
 			return
 		}
+		if path == "/v1/cpu" {
+			fa.serveCPU(w, r.URL.Query())
+			return
+		}
 		fa.serve(w, path, r.URL.Query()["uid"])
 	default:
 		writeStatus(w, http.StatusNotFound, "not served by the fake: "+r.URL.Path)
@@ -194,6 +203,27 @@ func (fa *fakeAgent) serveFootprint(w http.ResponseWriter, uids []string, memory
 	resp := fa.footprint(fa.footprints, uids, memory)
 	fa.footprints++
 	writeJSON(w, &resp)
+}
+
+func (fa *fakeAgent) serveCPU(w http.ResponseWriter, q url.Values) {
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	if fa.status != 0 || fa.cpu == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(cmp.Or(fa.status, http.StatusNotFound))
+		fmt.Fprintln(w, cmp.Or(fa.body, "404 page not found"))
+		return
+	}
+	resp := fa.cpu(len(fa.cpuQueries), q)
+	fa.cpuQueries = append(fa.cpuQueries, q)
+	writeJSON(w, &resp)
+}
+
+// cpuRequests are the queries of every /v1/cpu request so far.
+func (fa *fakeAgent) cpuRequests() []url.Values {
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	return slices.Clone(fa.cpuQueries)
 }
 
 // requests are the uids of every /v1/events request so far.

@@ -42,9 +42,10 @@ func init() { registerMeasurement(newSettledFootprint) }
 // Without an agent on a node the record's figures are the kubelet's
 // (Source says which). Reads happen at the settle's half (CPU) and end
 // (CPU and memory): the idle CPU is their difference. The CPU to the first
-// byte is not read on this platform: the replies come in together and the
-// agent is reached through the API server, so no read can be taken just
-// after each reply as the node backend does.
+// byte comes from the agents' samples (measure_settled_cpu.go): the
+// replies come in together and the agent is reached through the API
+// server, so no read can be taken just after each reply as the node
+// backend does.
 type settledFootprint struct {
 	tr         *tracker
 	kube       kubernetes.Interface
@@ -97,6 +98,7 @@ func (m *settledFootprint) Start(ctx context.Context, cell bench.Cell, insts []b
 		m.memBeforeErr = err.Error() // Gather says it per pod
 		return nil
 	}
+	m.armAgents(ctx, agents, min(cell.RequestTimeout+armMargin, time.Hour))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxAgentsInFlight)
@@ -173,14 +175,16 @@ func (m *settledFootprint) Gather(ctx context.Context, _ bench.Cell, out []resul
 		}
 		cellPods[v.node] = c
 	}
+	agents, agentsErr := listAgents(ctx, m.kube)
 	if len(pods) == 0 {
+		m.armAgents(ctx, agents, 0)
 		return
 	}
+	cpus := m.cpuAtFirstBytes(ctx, pods, out, agents, agentsErr)
 	began := m.now()
 	if err := m.sleep(ctx, m.settle/2); err != nil {
 		return // the run ends: the cell is not recorded
 	}
-	agents, agentsErr := listAgents(ctx, m.kube)
 	first := m.read(ctx, byNode, agents, agentsErr, false)
 	if err := m.sleep(ctx, m.settle-m.now().Sub(began)); err != nil {
 		return
@@ -189,7 +193,7 @@ func (m *settledFootprint) Gather(ctx context.Context, _ bench.Cell, out []resul
 	settled := m.now().Sub(began)
 	for _, p := range pods {
 		c := cellPods[p.node]
-		out[p.attempt].Footprint = m.record(p, first[p.node], second[p.node], m.memBefore[p.node], began, settled, c[0], c[1])
+		out[p.attempt].Footprint = m.record(p, first[p.node], second[p.node], m.memBefore[p.node], cpus[p.uid], began, settled, c[0], c[1])
 	}
 }
 
@@ -238,10 +242,13 @@ func (m *settledFootprint) read(ctx context.Context, byNode map[string][]string,
 }
 
 // record makes pod p's footprint from the settle's two reads of its node.
-func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, before nodeMem, repliedBy time.Time, settled time.Duration, onNode, answered int) *results.Footprint {
+func (m *settledFootprint) record(p footprintPod, first, second *nodeReading, before nodeMem, cpu cpuAt, repliedBy time.Time, settled time.Duration, onNode, answered int) *results.Footprint {
 	f := &results.Footprint{Source: results.FootprintFromAgent, SettleNS: settled.Nanoseconds(), Sources: map[string]string{},
 		NodeInstances: onNode, NodeInstancesAnswered: answered}
-	missing := []string{"cpu to first byte: not read on knative (the node agent is read after the cell's replies)"}
+	var missing []string
+	if why := cpuToFirstByte(f, cpu); why != "" {
+		missing = append(missing, why)
+	}
 	f.Kubelet = kubeletFootprint(p.uid, first, second, repliedBy)
 	ap, ok := second.pods[p.uid]
 	switch {

@@ -3,7 +3,10 @@ package knative
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +113,22 @@ func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
 		}
 		return resp
 	}
+	// The node's clock is at 1e18 whenever the agent answers /v1/cpu: the
+	// samples it has of uid-0 are 80 ms of CPU read 50 ms before the first
+	// byte (on the node's clock) and 90 ms read 50 ms after it.
+	const nodeNow = int64(1e18)
+	fa.cpu = func(_ int, q url.Values) agent.CPUResponse {
+		resp := agent.CPUResponse{NodeTimeUnixNS: nodeNow}
+		for _, v := range q["at"] {
+			uid, when, _ := strings.Cut(v, "@")
+			ns, _, _ := strings.Cut(when, ":")
+			at, _ := strconv.ParseInt(ns, 10, 64)
+			resp.Pods = append(resp.Pods, agent.PodCPUAt{UID: uid, AtNS: at, Samples: 30,
+				Before: &agent.CPUSample{ReadFromUnixNS: at - 51e6, ReadToUnixNS: at - 50e6, CPUNS: 80e6, Shims: 1},
+				After:  &agent.CPUSample{ReadFromUnixNS: at + 50e6, ReadToUnixNS: at + 51e6, CPUNS: 90e6, Shims: 1}})
+		}
+		return resp
+	}
 	m, out, slept := settledCell(t, api)
 	// The kubelet's readings (to the second) after the replies, which the
 	// cell's clock puts 3 s after the start.
@@ -132,8 +151,22 @@ func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
 	if *f.IdleCPUNS != 3e6 || f.IdleWindowNS != 1e9 || *f.NodeMemAvailableDropBytes != 30<<20 || f.NodeInstances != 1 || f.NodeInstancesAnswered != 1 {
 		t.Errorf("idle cpu %d over %d, drop %d, instances %d/%d", *f.IdleCPUNS, f.IdleWindowNS, *f.NodeMemAvailableDropBytes, f.NodeInstancesAnswered, f.NodeInstances)
 	}
-	if f.CPUToFirstByteNS != nil || !strings.Contains(f.Missing, "cpu to first byte: not read on knative") {
-		t.Errorf("cpu to first byte %v, missing %q", f.CPUToFirstByteNS, f.Missing)
+	// Between the two samples' midpoints, halfway: 85 ms, within ± 5 ms.
+	if f.CPUToFirstByteNS == nil || *f.CPUToFirstByteNS != 85e6 || *f.CPUToFirstByteErrorNS != 5e6 || f.Missing != "" ||
+		!strings.Contains(f.Sources["cpu_to_first_byte"], "50 ms before and 50 ms after the first byte") {
+		t.Errorf("cpu to first byte %v ± %v, missing %q, source %q", f.CPUToFirstByteNS, f.CPUToFirstByteErrorNS, f.Missing, f.Sources["cpu_to_first_byte"])
+	}
+	// Armed at Start for the request timeout and a minute, asked about the
+	// first byte on the node's clock (three clock probes first: the cell
+	// has no runtime phases' clock), disarmed once answered.
+	firstByte := nodeNow - int64(2*time.Second) // the start is 3 s before the requests, the first byte 1 s after it
+	var got []string
+	for _, q := range fa.cpuRequests() {
+		got = append(got, q.Encode())
+	}
+	want := []string{"arm=1m0s", "", "", "", url.Values{"at": {fmt.Sprintf("uid-0@%d:0", firstByte)}, "done": {"1"}}.Encode(), "arm=0s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("/v1/cpu requests\n%q\nwant\n%q", got, want)
 	}
 	k := f.Kubelet
 	if k == nil || *k.WorkingSetBytes != 22<<20 || *k.UsageBytes != 24<<20 || *k.CPUNS != 95e6 || *k.IdleCPUNS != 5e6 || k.IdleWindowNS != 1e9 || k.Missing != "" {

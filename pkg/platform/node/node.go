@@ -52,6 +52,9 @@ type Platform struct {
 	rt       runtimeapi.RuntimeServiceClient
 	img      runtimeapi.ImageServiceClient
 	log      *slog.Logger
+	// removed are the sandboxes removed since the last session's Close,
+	// whose shims it checks for (shims.go).
+	removed removedSandboxes
 }
 
 // SocketPath turns "unix:///x.sock" or "/x.sock" into a path.
@@ -222,11 +225,12 @@ func (p *Platform) Open(ctx context.Context, exp *bench.Experiment, id string, _
 
 // Close removes what a cell's teardown could not (it logged why), with a
 // context of its own (the run's may be canceled): the experiment's
-// sandboxes. A failure is the run's (it names what is left).
+// sandboxes, and the shims containerd left running for removed ones
+// (shims.go). A failure is the run's (it names what is left).
 func (s *session) Close() error {
 	s.events.close()
 	if s.id == "" {
-		return nil // Clean("") would take every coldbench sandbox
+		return s.p.killLingeringShims() // Clean("") would take every coldbench sandbox
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
@@ -235,9 +239,9 @@ func (s *session) Close() error {
 		s.p.log.Info("removed sandboxes whose teardown had failed", "sandboxes", n)
 	}
 	if err != nil {
-		return fmt.Errorf("removing the sandboxes experiment %s left: %w", s.id, err)
+		err = fmt.Errorf("removing the sandboxes experiment %s left: %w", s.id, err)
 	}
-	return nil
+	return errors.Join(err, s.p.killLingeringShims())
 }
 
 // closeTimeout bounds Close's removal of what teardowns left.
@@ -675,6 +679,7 @@ func (p *Platform) removeSandbox(ctx context.Context, id string) error {
 	if _, err := p.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 		return fmt.Errorf("removing sandbox %s: %w", id, err)
 	}
+	p.removed.add(id) // its shim should exit now (shims.go)
 	return nil
 }
 
