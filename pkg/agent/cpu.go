@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -27,8 +28,12 @@ import (
 //
 // Sampling runs on the node while the pods start, so its cost is bounded:
 // a sweep over the pods sampled is followed by a pause of at least
-// (1/duty − 1) times its length (with duty 0.05 the sampler uses at most
-// 5 % of a core), and of at least the period.
+// (1/duty − 1) times the CPU the agent used during it (with duty 0.05 the
+// sampler uses at most 5 % of a core), and sweeps start at least a period
+// apart. CPU, not wall time: a sweep that waits (for containerd's answer
+// naming a new pod's cgroup, or for a CPU on a starved node) costs the
+// node nothing meanwhile; counted in wall time, such waits made pauses of
+// seconds on the lab at N = 10, and samples 5 s apart.
 
 // Defaults of the sampler (the command's flags).
 const (
@@ -63,11 +68,13 @@ type CPUResponse struct {
 	// sampled (0: not armed).
 	ArmedUntilUnixNS int64 `json:"armed_until_unix_ns,omitempty"`
 	// PeriodNS and Duty are the sampler's bounds; LastSweepNS how long its
-	// latest sweep took, over LastSweepPods pods.
-	PeriodNS      int64      `json:"period_ns"`
-	Duty          float64    `json:"duty"`
-	LastSweepNS   int64      `json:"last_sweep_ns"`
-	LastSweepPods int        `json:"last_sweep_pods"`
+	// latest sweep took, LastSweepCPUNS the agent's CPU meanwhile, over
+	// LastSweepPods pods.
+	PeriodNS       int64      `json:"period_ns"`
+	Duty           float64    `json:"duty"`
+	LastSweepNS    int64      `json:"last_sweep_ns"`
+	LastSweepCPUNS int64      `json:"last_sweep_cpu_ns"`
+	LastSweepPods  int        `json:"last_sweep_pods"`
 	Pods          []PodCPUAt `json:"pods,omitempty"`
 }
 
@@ -107,6 +114,9 @@ type cpuSampler struct {
 	maxSamples int
 	maxHeld    int // maxSamplesHeld (tests: fewer)
 	now        func() time.Time
+	// cpuTime is the CPU the agent has used so far (the process's: a
+	// sweep's share of it and, conservatively, the rest of the agent's).
+	cpuTime func() time.Duration
 	// read reads pod t's CPU so far and its shims; it may set t.cgroup
 	// (called by the sampling goroutine only, without the lock).
 	read func(ctx context.Context, t *cpuTrack) (cpuNS int64, shims int, err error)
@@ -115,12 +125,13 @@ type cpuSampler struct {
 	armedUntil time.Time
 	tracks     *bounded[string, *cpuTrack]
 	lastSweep  time.Duration
+	lastCPU    time.Duration
 	lastPods   int
 	wake       chan struct{}
 }
 
 func newCPUSampler(cfg Config, read func(context.Context, *cpuTrack) (int64, int, error)) *cpuSampler {
-	return &cpuSampler{period: cfg.CPUPeriod, duty: cfg.CPUDuty, sampleFor: cfg.CPUSampleFor, maxSamples: cfg.CPUMaxSamples, maxHeld: maxSamplesHeld,
+	return &cpuSampler{period: cfg.CPUPeriod, duty: cfg.CPUDuty, sampleFor: cfg.CPUSampleFor, maxSamples: cfg.CPUMaxSamples, maxHeld: maxSamplesHeld, cpuTime: processCPU,
 		now: cfg.now, read: read, tracks: newBounded[string, *cpuTrack](cfg.MaxEvents, cfg.MaxAge), wake: make(chan struct{}, 1)}
 }
 
@@ -157,14 +168,14 @@ func (s *cpuSampler) sandboxCreated(uid string) {
 // run samples until ctx ends.
 func (s *cpuSampler) run(ctx context.Context) {
 	for {
-		began := s.now()
+		began, cpu0 := s.now(), s.cpuTime()
 		n := s.sweep(ctx)
-		took := s.now().Sub(began)
+		took, used := s.now().Sub(began), s.cpuTime()-cpu0
 		s.mu.Lock()
-		s.lastSweep, s.lastPods = took, n
+		s.lastSweep, s.lastCPU, s.lastPods = took, used, n
 		s.mu.Unlock()
 		if n > 0 {
-			if err := sleepCtx(ctx, s.pause(took)); err != nil {
+			if err := sleepCtx(ctx, s.pause(took, used)); err != nil {
 				return
 			}
 			continue
@@ -177,10 +188,20 @@ func (s *cpuSampler) run(ctx context.Context) {
 	}
 }
 
-// pause is how long to wait after a sweep that took took: the rest of the
-// period, and long enough that sweeping takes at most duty of the time.
-func (s *cpuSampler) pause(took time.Duration) time.Duration {
-	return max(s.period-took, time.Duration(float64(took)*(1/s.duty-1)))
+// pause is how long to wait after a sweep that took took and used used of
+// CPU: the rest of the period, and long enough that sweeping uses at most
+// duty of a core.
+func (s *cpuSampler) pause(took, used time.Duration) time.Duration {
+	return max(s.period-took, time.Duration(float64(used)*(1/s.duty-1)))
+}
+
+// processCPU is the CPU this process has used (user + system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -299,10 +320,10 @@ func stampOf(ss []CPUSample, i int) string {
 	return time.Unix(0, ss[i].ReadFromUnixNS).UTC().Format(time.RFC3339Nano)
 }
 
-func (s *cpuSampler) state() (armedUntil time.Time, lastSweep time.Duration, lastPods int) {
+func (s *cpuSampler) state() (armedUntil time.Time, lastSweep, lastCPU time.Duration, lastPods int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.armedUntil, s.lastSweep, s.lastPods
+	return s.armedUntil, s.lastSweep, s.lastCPU, s.lastPods
 }
 
 // readPodCPU is the agent's read of a tracked pod: its pod cgroup (found
@@ -384,8 +405,8 @@ func (a *Agent) CPU(q url.Values) (CPUResponse, error) {
 	for _, k := range asks {
 		resp.Pods = append(resp.Pods, a.cpu.at(k.uid, k.at, k.err, q.Get("done") == "1"))
 	}
-	armed, sweep, pods := a.cpu.state()
-	resp.ArmedUntilUnixNS, resp.LastSweepNS, resp.LastSweepPods = unixNS(armed), sweep.Nanoseconds(), pods
+	armed, sweep, used, pods := a.cpu.state()
+	resp.ArmedUntilUnixNS, resp.LastSweepNS, resp.LastSweepCPUNS, resp.LastSweepPods = unixNS(armed), sweep.Nanoseconds(), used.Nanoseconds(), pods
 	resp.NodeTimeUnixNS = unixNS(a.now())
 	return resp, nil
 }

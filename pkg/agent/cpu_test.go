@@ -122,16 +122,22 @@ func TestCPUSamplerBounds(t *testing.T) {
 	}
 }
 
-// A sweep's pause keeps the period and the duty.
+// A sweep's pause keeps the period and the duty, by the CPU the sweep
+// used: a sweep that mostly waited pauses no longer than the period.
 func TestCPUSamplerPause(t *testing.T) {
 	s, _, _ := fakeCPUSampler(t)
-	for _, c := range []struct{ took, want time.Duration }{
-		{time.Millisecond, 99 * time.Millisecond},       // the period
-		{50 * time.Millisecond, 950 * time.Millisecond}, // 5 % of the time
+	for _, c := range []struct{ took, used, want time.Duration }{
+		{time.Millisecond, time.Millisecond, 99 * time.Millisecond},            // the period
+		{50 * time.Millisecond, 50 * time.Millisecond, 950 * time.Millisecond}, // 5 % of a core
+		{500 * time.Millisecond, 2 * time.Millisecond, 38 * time.Millisecond},  // waited: 19 × its CPU
+		{30 * time.Millisecond, 2 * time.Millisecond, 70 * time.Millisecond},   // waited: the period's rest
 	} {
-		if got := s.pause(c.took); got < c.want-time.Microsecond || got > c.want+time.Microsecond {
-			t.Errorf("pause after %v: %v, want %v", c.took, got, c.want)
+		if got := s.pause(c.took, c.used); got < c.want-time.Microsecond || got > c.want+time.Microsecond {
+			t.Errorf("pause after %v using %v: %v, want %v", c.took, c.used, got, c.want)
 		}
+	}
+	if processCPU() <= 0 {
+		t.Error("processCPU read no CPU for this process")
 	}
 }
 
