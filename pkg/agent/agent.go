@@ -270,7 +270,7 @@ func (a *Agent) add(ctx context.Context, ev rtevents.Event) {
 	a.window.Add(ev)
 	a.pods.record(ev.ID(), o)
 	if o.sandbox {
-		a.cpu.sandboxCreated(o.podUID)
+		a.cpu.sandboxCreated(o.podUID, ev.Time)
 	}
 }
 

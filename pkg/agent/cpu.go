@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -41,9 +42,10 @@ const (
 	DefaultCPUDuty       = 0.05
 	DefaultCPUSampleFor  = 2 * time.Minute
 	DefaultCPUMaxSamples = 1024
-	// maxSamplesHeld bounds the samples of every pod together (32 bytes
-	// each: 16 MiB, under the DaemonSet's memory limit of 128 MiB): the
-	// oldest pods whose sampling ended are forgotten first.
+	// maxSamplesHeld bounds the samples of the pods whose sampling ended
+	// (32 bytes each: 16 MiB, under the DaemonSet's memory limit of 128
+	// MiB), the oldest forgotten first; those still sampled hold at most
+	// DefaultCPUMaxSamples each.
 	maxSamplesHeld = 1 << 19
 	// maxArm bounds an arming: a coldbench that died armed the agent for
 	// no longer than this.
@@ -75,7 +77,7 @@ type CPUResponse struct {
 	LastSweepNS    int64      `json:"last_sweep_ns"`
 	LastSweepCPUNS int64      `json:"last_sweep_cpu_ns"`
 	LastSweepPods  int        `json:"last_sweep_pods"`
-	Pods          []PodCPUAt `json:"pods,omitempty"`
+	Pods           []PodCPUAt `json:"pods,omitempty"`
 }
 
 // PodCPUAt answers one at=UID@UNIXNS[:ERRNS]: the pod's last sample read
@@ -147,8 +149,10 @@ func (s *cpuSampler) arm(d time.Duration) time.Time {
 	return s.armedUntil
 }
 
-// sandboxCreated tracks pod uid if armed and not tracked yet.
-func (s *cpuSampler) sandboxCreated(uid string) {
+// sandboxCreated tracks pod uid, whose sandbox's event was stamped at (its
+// creation: containerd's stamp, not when the agent got to it), if armed
+// and not tracked yet.
+func (s *cpuSampler) sandboxCreated(uid string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -158,7 +162,10 @@ func (s *cpuSampler) sandboxCreated(uid string) {
 	if _, ok := s.tracks.get(uid, now); ok {
 		return // a recreated sandbox: the pod cgroup and its counters stay
 	}
-	s.tracks.put(uid, &cpuTrack{uid: uid, seen: now}, now)
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	s.tracks.put(uid, &cpuTrack{uid: uid, seen: at}, now)
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -248,23 +255,45 @@ func (s *cpuSampler) sweep(ctx context.Context) int {
 		}
 	}
 	s.mu.Unlock()
+	// A pod not read yet needs its pod cgroup from containerd first, which
+	// a busy containerd can take long to answer: those reads run side by
+	// side, so that they do not hold up the other pods' samples.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, newPodReads)
 	for _, t := range due {
 		if ctx.Err() != nil {
-			return len(due)
+			break
 		}
-		from := s.now()
-		cpu, shims, err := s.read(ctx, t)
-		to := s.now()
-		s.mu.Lock()
-		if err != nil {
-			t.lastErr = err.Error()
-		} else {
-			t.lastErr = ""
-			t.samples = append(t.samples, CPUSample{ReadFromUnixNS: from.UnixNano(), ReadToUnixNS: to.UnixNano(), CPUNS: cpu, Shims: shims})
+		if t.cgroup != "" {
+			s.sample(ctx, t)
+			continue
 		}
-		s.mu.Unlock()
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.sample(ctx, t)
+		})
 	}
+	wg.Wait()
 	return len(due)
+}
+
+// newPodReads bounds the first reads of new pods at once.
+const newPodReads = 8
+
+// sample reads t once and keeps the sample, or why it failed.
+func (s *cpuSampler) sample(ctx context.Context, t *cpuTrack) {
+	from := s.now()
+	cpu, shims, err := s.read(ctx, t)
+	to := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		t.lastErr = err.Error()
+		return
+	}
+	t.lastErr = ""
+	t.samples = append(t.samples, CPUSample{ReadFromUnixNS: from.UnixNano(), ReadToUnixNS: to.UnixNano(), CPUNS: cpu, Shims: shims})
 }
 
 // at answers the moment atNS ± errNS of pod uid; done: the pod's sampling
@@ -305,7 +334,8 @@ func (s *cpuSampler) at(uid string, atNS, errNS int64, done bool) PodCPUAt {
 	if len(why) > 0 && t.lastErr != "" {
 		why = append(why, "the latest read failed: "+t.lastErr)
 	}
-	if done && len(why) == 0 && t.ended == "" {
+	if done && out.After != nil && t.ended == "" {
+		// A sample before the moment cannot come any more.
 		t.ended = "coldbench had its samples around the first byte"
 	}
 	out.Missing = strings.Join(why, "; ")
@@ -389,7 +419,7 @@ func (a *Agent) CPU(q url.Values) (CPUResponse, error) {
 		if hasErr && err == nil {
 			e, err = strconv.ParseInt(errNS, 10, 64)
 		}
-		if !ok || uid == "" || len(uid) > 128 || err != nil || at <= 0 || e < 0 {
+		if !ok || uid == "" || len(uid) > 128 || err != nil || at <= 0 || e < 0 || e > at || at > math.MaxInt64-e {
 			return CPUResponse{}, fmt.Errorf("at=%.160q: want UID@UNIXNS[:ERRNS] (a pod's uid, a moment in Unix nanoseconds of the node's clock, and how far off it may be)", v)
 		}
 		asks = append(asks, ask{uid, at, e})

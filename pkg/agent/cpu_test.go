@@ -5,28 +5,58 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
+// fakeHost is a fake clock and the reads of a fake sampler's pods (new
+// pods' first reads run side by side: locked).
+type fakeHost struct {
+	mu    sync.Mutex
+	clock time.Time
+	reads map[string]int
+}
+
+func (h *fakeHost) now() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clock
+}
+
+func (h *fakeHost) advance(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clock = h.clock.Add(d)
+}
+
+func (h *fakeHost) count(uid string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reads[uid]
+}
+
 // fakeCPUSampler is a sampler on a fake clock whose reads give 1 ms of CPU
 // per ms of the clock since 0 (a pod busy on one core), each read taking 1
-// ms, and count the reads per pod.
-func fakeCPUSampler(t *testing.T) (*cpuSampler, *time.Time, map[string]int) {
+// ms, and count the reads per pod. A pod's first successful read finds its
+// cgroup.
+func fakeCPUSampler(t *testing.T) (*cpuSampler, *fakeHost) {
 	t.Helper()
-	clock := time.Unix(1000, 0)
-	t0 := clock
-	reads := map[string]int{}
-	cfg := Config{now: func() time.Time { return clock }, CPUSampleFor: time.Second, CPUMaxSamples: 100}.complete()
+	t0 := time.Unix(1000, 0)
+	h := &fakeHost{clock: t0, reads: map[string]int{}}
+	cfg := Config{now: h.now, CPUSampleFor: time.Second, CPUMaxSamples: 100}.complete()
 	s := newCPUSampler(cfg, func(_ context.Context, tr *cpuTrack) (int64, int, error) {
-		reads[tr.uid]++
-		clock = clock.Add(time.Millisecond)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.reads[tr.uid]++
+		h.clock = h.clock.Add(time.Millisecond)
 		if tr.uid == "broken" {
 			return 0, 0, errors.New("cgroup /kubepods/podbroken has no process")
 		}
-		return clock.Sub(t0).Nanoseconds(), 1, nil
+		tr.cgroup = "/kubepods/pod" + tr.uid
+		return h.clock.Sub(t0).Nanoseconds(), 1, nil
 	})
-	return s, &clock, reads
+	return s, h
 }
 
 // Only pods whose sandbox was created while armed are sampled; a moment
@@ -34,17 +64,17 @@ func fakeCPUSampler(t *testing.T) (*cpuSampler, *time.Time, map[string]int) {
 // and the first read wholly after (plus the error); done ends the pod's
 // sampling once the answer is whole.
 func TestCPUSamplerAnswersAroundAMoment(t *testing.T) {
-	s, clock, reads := fakeCPUSampler(t)
+	s, h := fakeCPUSampler(t)
 	ctx := context.Background()
-	s.sandboxCreated("early") // not armed: not sampled
+	s.sandboxCreated("early", time.Time{}) // not armed: not sampled
 	s.arm(time.Minute)
-	s.sandboxCreated("p")
+	s.sandboxCreated("p", time.Time{})
 	for range 5 { // samples read over [0,1], [100,101], … [400,401] ms
 		s.sweep(ctx)
-		*clock = clock.Add(99 * time.Millisecond)
+		h.advance(99 * time.Millisecond)
 	}
-	if reads["early"] != 0 || reads["p"] != 5 {
-		t.Fatalf("reads %v", reads)
+	if h.count("early") != 0 || h.count("p") != 5 {
+		t.Fatalf("reads: early %d, p %d", h.count("early"), h.count("p"))
 	}
 	if got := s.at("early", 1, 0, false); got.Missing == "" || !strings.Contains(got.Missing, "did not sample pod early") {
 		t.Errorf("early: %+v", got)
@@ -70,8 +100,8 @@ func TestCPUSamplerAnswersAroundAMoment(t *testing.T) {
 		t.Errorf("done with a whole answer: still sampling")
 	}
 	s.sweep(ctx)
-	if reads["p"] != 5 {
-		t.Errorf("%d reads after done: want none more", reads["p"]-5)
+	if h.count("p") != 5 {
+		t.Errorf("%d reads after done: want none more", h.count("p")-5)
 	}
 }
 
@@ -80,43 +110,43 @@ func TestCPUSamplerAnswersAroundAMoment(t *testing.T) {
 // said with the answer; the samples of ended pods are forgotten first
 // when more than maxHeld are held.
 func TestCPUSamplerBounds(t *testing.T) {
-	s, clock, reads := fakeCPUSampler(t)
+	s, h := fakeCPUSampler(t)
 	ctx := context.Background()
 	s.arm(500 * time.Millisecond)
-	s.sandboxCreated("p")
-	s.sandboxCreated("broken")
+	s.sandboxCreated("p", time.Time{})
+	s.sandboxCreated("broken", time.Time{})
 	for range 15 { // 1.5 s: sampled for 1 s
 		s.sweep(ctx)
-		*clock = clock.Add(98 * time.Millisecond)
+		h.advance(98 * time.Millisecond)
 	}
-	s.sandboxCreated("late") // the arming ended at 0.5 s
+	s.sandboxCreated("late", time.Time{}) // the arming ended at 0.5 s
 	s.sweep(ctx)
-	if reads["p"] != 11 || reads["late"] != 0 {
-		t.Errorf("reads %v: want p read 11 times (0 to 1 s), late never", reads)
+	if h.count("p") != 11 || h.count("late") != 0 {
+		t.Errorf("reads: p %d, late %d: want p read 11 times (0 to 1 s), late never", h.count("p"), h.count("late"))
 	}
-	got := s.at("p", clock.UnixNano(), 0, false)
+	got := s.at("p", h.now().UnixNano(), 0, false)
 	if got.Sampling || !strings.Contains(got.Missing, "no sample after the moment: sampled for 1s") {
 		t.Errorf("p at the end: %+v", got)
 	}
-	got = s.at("broken", clock.UnixNano(), 0, false)
+	got = s.at("broken", h.now().UnixNano(), 0, false)
 	if got.Before != nil || !strings.Contains(got.Missing, "the latest read failed: cgroup /kubepods/podbroken has no process") {
 		t.Errorf("broken: %+v", got)
 	}
 	// MaxSamples, and forgetting.
-	s, clock, _ = fakeCPUSampler(t)
+	s, h = fakeCPUSampler(t)
 	s.maxSamples, s.maxHeld = 3, 4
 	s.arm(time.Minute)
-	s.sandboxCreated("a")
+	s.sandboxCreated("a", time.Time{})
 	for range 4 {
 		s.sweep(ctx)
-		*clock = clock.Add(10 * time.Millisecond)
+		h.advance(10 * time.Millisecond)
 	}
-	s.sandboxCreated("b")
+	s.sandboxCreated("b", time.Time{})
 	for range 3 {
 		s.sweep(ctx)
-		*clock = clock.Add(10 * time.Millisecond)
+		h.advance(10 * time.Millisecond)
 	}
-	a, b := s.at("a", clock.UnixNano(), 0, false), s.at("b", 1, 0, false)
+	a, b := s.at("a", h.now().UnixNano(), 0, false), s.at("b", 1, 0, false)
 	if a.Samples != 0 || !strings.Contains(a.Missing, "3 samples taken") || !strings.Contains(a.Missing, "forgotten to keep at most 4") || b.Samples != 3 {
 		t.Errorf("a %+v\nb %+v", a, b)
 	}
@@ -125,7 +155,7 @@ func TestCPUSamplerBounds(t *testing.T) {
 // A sweep's pause keeps the period and the duty, by the CPU the sweep
 // used: a sweep that mostly waited pauses no longer than the period.
 func TestCPUSamplerPause(t *testing.T) {
-	s, _, _ := fakeCPUSampler(t)
+	s, _ := fakeCPUSampler(t)
 	for _, c := range []struct{ took, used, want time.Duration }{
 		{time.Millisecond, time.Millisecond, 99 * time.Millisecond},            // the period
 		{50 * time.Millisecond, 50 * time.Millisecond, 950 * time.Millisecond}, // 5 % of a core
@@ -144,7 +174,7 @@ func TestCPUSamplerPause(t *testing.T) {
 // /v1/cpu's parameters are checked, naming the one at fault.
 func TestCPUQuery(t *testing.T) {
 	a := New(nil, Config{})
-	for _, q := range []string{"at=p", "at=p@x", "at=@5", "at=p@5:-1", "at=p@-5", "arm=soon", "arm=-1s", "arm=2h"} {
+	for _, q := range []string{"at=p", "at=p@x", "at=@5", "at=p@5:-1", "at=p@-5", "at=p@9223372036854775000:9000", "arm=soon", "arm=-1s", "arm=2h"} {
 		v, _ := url.ParseQuery(q)
 		if _, err := a.CPU(v); err == nil || !strings.Contains(err.Error(), strings.SplitN(q, "=", 2)[0]+"=") {
 			t.Errorf("%s: err %v", q, err)

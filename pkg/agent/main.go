@@ -73,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.cfg.MaxAge, "max-age", rtevents.DefaultMaxAge, "events older than this (since they arrived) are evicted")
 	fs.StringVar(&o.cfg.HostRoot, "host-root", "/", "where the node's /proc and /sys/fs/cgroup are mounted (read for /v1/footprint)")
 	fs.DurationVar(&o.cfg.CPUPeriod, "cpu-period", DefaultCPUPeriod, "shortest pause between two samples of a pod's CPU while coldbench has armed the sampling (/v1/cpu)")
-	fs.Float64Var(&o.cfg.CPUDuty, "cpu-duty", DefaultCPUDuty, "largest share of one core the CPU sampling may use (a sweep over the pods is followed by a pause of at least (1/duty - 1) times its length)")
+	fs.Float64Var(&o.cfg.CPUDuty, "cpu-duty", DefaultCPUDuty, "largest share of one core the CPU sampling may use (a sweep over the pods is followed by a pause of at least (1/duty - 1) times the CPU the agent used during it)")
 	fs.DurationVar(&o.cfg.CPUSampleFor, "cpu-sample-for", DefaultCPUSampleFor, "how long a pod's CPU is sampled from its sandbox's creation")
 	fs.IntVar(&o.cfg.CPUMaxSamples, "cpu-max-samples", DefaultCPUMaxSamples, "most samples kept of one pod")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")

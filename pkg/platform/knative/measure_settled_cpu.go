@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/coldbench/coldbench/pkg/agent"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -26,9 +27,10 @@ import (
 const armMargin = time.Minute
 
 // cpuAskWaits are the pauses between asks while a pod has no sample after
-// its first byte yet (the agent samples every 100 ms or more, more on a
-// loaded node).
-var cpuAskWaits = []time.Duration{300 * time.Millisecond, time.Second, 3 * time.Second}
+// its first byte yet, or the ask failed (the agent samples every 100 ms or
+// more, more on a loaded node; the API server's proxy can fail a request
+// on a loaded one).
+var cpuAskWaits = []time.Duration{300 * time.Millisecond, time.Second, 3 * time.Second, 5 * time.Second}
 
 // cpuAt is a pod's samples around its first byte as its agent gave them,
 // the clock used to put the first byte on the node's clock, or why not.
@@ -69,8 +71,13 @@ func (ap agentProxy) cpu(ctx context.Context, p *corev1.Pod, arm time.Duration, 
 }
 
 // armAgents arms (d > 0) or disarms (d = 0) every agent; failures are
-// logged once per node (Gather then says per pod what is missing).
+// logged once per node and operation (Gather then says per pod what is
+// missing; a disarm that failed ends on its own, at the arming's end).
 func (m *settledFootprint) armAgents(ctx context.Context, agents map[string]*corev1.Pod, d time.Duration) {
+	op, what := "arm", "cannot arm the node agent's cpu sampling (said once per node): no cpu to first byte on it"
+	if d == 0 {
+		op, what = "disarm", "cannot disarm the node agent's cpu sampling (said once per node): it samples new pods until the arming ends"
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	slots := make(chan struct{}, maxAgentsInFlight)
@@ -81,9 +88,9 @@ func (m *settledFootprint) armAgents(ctx context.Context, agents map[string]*cor
 			if _, _, err := m.proxy.cpu(ctx, ap, d, nil, false, m.now); err != nil {
 				mu.Lock()
 				defer mu.Unlock()
-				if !m.warned["cpu "+node] {
-					m.warned["cpu "+node] = true
-					m.log.Warn("cannot arm the node agent's cpu sampling (said once per node): no cpu to first byte on it", "node", node, "err", err)
+				if key := op + " cpu " + node; !m.warned[key] {
+					m.warned[key] = true
+					m.log.Warn(what, "node", node, "err", err)
 				}
 			}
 		})
@@ -158,6 +165,9 @@ func (m *settledFootprint) askCPU(ctx context.Context, ap *corev1.Pod, ps []foot
 				switch {
 				case err != nil:
 					res[p.uid] = cpuAt{why: err.Error()}
+					if !apierrors.IsNotFound(err) { // not an agent older than /v1/cpu
+						again = append(again, p)
+					}
 				case k >= len(resp.Pods) || resp.Pods[k].UID != p.uid:
 					res[p.uid] = cpuAt{why: "node agent " + ap.Name + " answered for other pods than asked"}
 				default:
