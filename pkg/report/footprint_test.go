@@ -27,7 +27,7 @@ func footprintFixture() *results.Set {
 	for i := range 2 {
 		a := ok("node", "runc", 2, 1e8)
 		a.ExperimentID, a.Instance = "A", i
-		a.Footprint = &results.Footprint{Source: results.FootprintFromNode, CPUToFirstByteNS: i64(80e6), Missing: "shim: cannot tell the shim",
+		a.Footprint = &results.Footprint{Source: results.FootprintFromNode, CPUToFirstByteNS: i64(80e6), CPUToFirstByteErrorNS: i64(int64(4+2*i) * 1e6), Missing: "shim: cannot tell the shim",
 			NodeMemAvailableDropBytes: i64(30 << 20), NodeInstances: 3, NodeInstancesAnswered: 2}
 		if i == 0 {
 			a.Footprint.PSSAnonShmemBytes = i64(9 << 20)
@@ -48,7 +48,8 @@ func TestFootprintTable(t *testing.T) {
 		// median of 60..65 is 62.5; the 95 % CI of a median of 6 is [min, max]
 		"runsc": {"6/6", "62.5 [60.0, 65.0]", "63.0 [63.0, 63.0]", "40.0 [40.0, 40.0]", "38.0 [38.0, 38.0]", "70.0 [70.0, 70.0]", "10%", "302.5 [300.0, 305.0]", "2.0 [2.0, 2.0]"},
 		// PSS anon+shmem in one of the two; 30 MiB over 3 running, of which 2 answered
-		"runc": {"2/2", "not measured", "9.0 (n=1)", "not measured", "not measured", "10.0", "10%†", "80.0", "not measured"},
+		// the CPU's bound interpolated between samples (± 4 and 6 ms): its median
+		"runc": {"2/2", "not measured", "9.0 (n=1)", "not measured", "not measured", "10.0", "10%†", "80.0 ±5.0", "not measured"},
 	}
 	for rt, cells := range want {
 		var got []string
@@ -64,7 +65,7 @@ func TestFootprintTable(t *testing.T) {
 	if strings.Contains(table, "crun") {
 		t.Errorf("crun has no footprint records, yet a row:\n%s", table)
 	}
-	for _, note := range []string{"sources: " + results.FootprintFromNode, "(n=k): the figure was measured in k", "† in some steps not every running instance had answered", "not measured in some attempts: runc N=2: shim: cannot tell the shim"} {
+	for _, note := range []string{"sources: " + results.FootprintFromNode, "(n=k): the figure was measured in k", "† in some steps not every running instance had answered", "not measured in some attempts: runc N=2: shim: cannot tell the shim", "CPU to first byte ±e: interpolated between the node agent's samples"} {
 		if !strings.Contains(table, note) {
 			t.Errorf("no note %q:\n%s", note, table)
 		}
