@@ -141,20 +141,31 @@ func serverSaid(err error) string {
 // wall clock) around the request for the clock's offset (nil: see
 // clockOffset).
 func (ap agentProxy) events(ctx context.Context, p *corev1.Pod, uids []string, now func() time.Time) (*agent.EventsResponse, *results.RuntimeClock, error) {
-	sent := now()
-	body, err := ap.get(ctx, p, "/v1/events", url.Values{"uid": uids})
-	recv := now()
+	var resp agent.EventsResponse
+	clock, err := ap.getTimed(ctx, p, "/v1/events", url.Values{"uid": uids}, now, &resp, func() int64 { return resp.NodeTimeUnixNS })
 	if err != nil {
 		return nil, nil, err
 	}
-	var resp agent.EventsResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, nil, fmt.Errorf("decoding the answer of node agent %s: %w", p.Name, err)
+	return &resp, clock, nil
+}
+
+// getTimed GETs path of agent pod p with the query q into v, reading now
+// around the request: the clock's offset from nodeTime, the node's clock
+// in v's answer, which must be there.
+func (ap agentProxy) getTimed(ctx context.Context, p *corev1.Pod, path string, q url.Values, now func() time.Time, v any, nodeTime func() int64) (*results.RuntimeClock, error) {
+	sent := now()
+	body, err := ap.get(ctx, p, path, q)
+	recv := now()
+	if err != nil {
+		return nil, err
 	}
-	if resp.NodeTimeUnixNS == 0 {
-		return nil, nil, fmt.Errorf("node agent %s answered without its clock (node_time_unix_ns)", p.Name)
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, fmt.Errorf("decoding the answer of node agent %s to %s: %w", p.Name, path, err)
 	}
-	return &resp, clockOffset(p.Spec.NodeName, sent, recv, resp.NodeTimeUnixNS), nil
+	if nodeTime() == 0 {
+		return nil, fmt.Errorf("node agent %s answered %s without its clock (node_time_unix_ns): an agent older than coldbench?", p.Name, path)
+	}
+	return clockOffset(p.Spec.NodeName, sent, recv, nodeTime()), nil
 }
 
 // clockOffset is Cristian's estimate of node's clock minus coldbench's from

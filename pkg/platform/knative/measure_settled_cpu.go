@@ -2,7 +2,6 @@ package knative
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"sync"
@@ -54,20 +53,12 @@ func (ap agentProxy) cpu(ctx context.Context, p *corev1.Pod, arm time.Duration, 
 	if done {
 		q.Set("done", "1")
 	}
-	sent := now()
-	body, err := ap.get(ctx, p, "/v1/cpu", q)
-	recv := now()
+	var resp agent.CPUResponse
+	clock, err := ap.getTimed(ctx, p, "/v1/cpu", q, now, &resp, func() int64 { return resp.NodeTimeUnixNS })
 	if err != nil {
 		return nil, nil, err
 	}
-	var resp agent.CPUResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, nil, fmt.Errorf("decoding the cpu answer of node agent %s: %w", p.Name, err)
-	}
-	if resp.NodeTimeUnixNS == 0 {
-		return nil, nil, fmt.Errorf("node agent %s answered without its clock (node_time_unix_ns): an agent older than /v1/cpu?", p.Name)
-	}
-	return &resp, clockOffset(p.Spec.NodeName, sent, recv, resp.NodeTimeUnixNS), nil
+	return &resp, clock, nil
 }
 
 // armAgents arms (d > 0) or disarms (d = 0) every agent; failures are

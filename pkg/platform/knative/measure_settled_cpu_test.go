@@ -1,7 +1,6 @@
 package knative
 
 import (
-	"context"
 	"net/url"
 	"slices"
 	"strconv"
@@ -88,11 +87,7 @@ func TestCPUAskedAgainUntilASampleFollowsTheFirstByte(t *testing.T) {
 	}
 	m, out, slept := settledCell(t, api)
 	out[0].RuntimeClock = &results.RuntimeClock{Node: "n1", OffsetNS: 7e9, ErrorNS: 3e6}
-	if err := m.Start(context.Background(), bench.Cell{Iteration: 1, RequestTimeout: 30 * time.Second}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
-		t.Fatal(err)
-	}
-	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
-	f := out[0].Footprint
+	f := measuredCell(t, m, out, bench.Cell{RequestTimeout: 30 * time.Second})
 	if f == nil || f.CPUToFirstByteNS == nil || *f.CPUToFirstByteNS != 55e6 || *f.CPUToFirstByteErrorNS != 5e6 {
 		t.Fatalf("footprint %+v", f)
 	}
@@ -120,11 +115,7 @@ func TestCPUToFirstByteFromAnAgentWithoutIt(t *testing.T) {
 		return resp
 	}
 	m, out, _ := settledCell(t, api)
-	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
-		t.Fatal(err)
-	}
-	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
-	f := out[0].Footprint
+	f := measuredCell(t, m, out, bench.Cell{})
 	if f == nil || f.CPUToFirstByteNS != nil || !strings.Contains(f.Missing, "cpu to first byte: node agent: GET /v1/cpu of coldbench-system/coldbench-agent-n1") ||
 		f.NodeMemAvailableDropBytes == nil {
 		t.Errorf("footprint %+v", f)

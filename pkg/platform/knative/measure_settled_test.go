@@ -80,6 +80,18 @@ func settledCell(t *testing.T, api *fakeAPI) (*settledFootprint, []results.Attem
 
 func i64(v int64) *int64 { return &v }
 
+// measuredCell runs m around the cell of settledCell (a measured one:
+// iteration 1) and returns its attempt's footprint.
+func measuredCell(t *testing.T, m *settledFootprint, out []results.Attempt, cell bench.Cell) *results.Footprint {
+	t.Helper()
+	cell.Iteration = 1
+	if err := m.Start(context.Background(), cell, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
+		t.Fatal(err)
+	}
+	m.Gather(context.Background(), cell, out)
+	return out[0].Footprint
+}
+
 // With an agent and a kubelet on the node, the record has the agent's
 // figures (PSS, cgroup memory, idle CPU over the settle's second half,
 // MemAvailable's drop since before the cell) and the kubelet's beside
@@ -134,11 +146,7 @@ func TestSettledFootprintFromAgentAndKubelet(t *testing.T) {
 	// cell's clock puts 3 s after the start.
 	at := out[0].Start.Add(5 * time.Second)
 	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 21<<20, 23<<20, 90e6, at), summaryJSON("uid-0", 22<<20, 24<<20, 95e6, at.Add(time.Second))}}
-	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
-		t.Fatal(err)
-	}
-	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
-	f := out[0].Footprint
+	f := measuredCell(t, m, out, bench.Cell{})
 	if f == nil {
 		t.Fatal("no footprint")
 	}
@@ -214,11 +222,7 @@ func TestSettledFootprintIdleCPUOnlyFromComparableReads(t *testing.T) {
 				return resp
 			}
 			m, out, _ := settledCell(t, api)
-			if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
-				t.Fatal(err)
-			}
-			m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
-			f := out[0].Footprint
+			f := measuredCell(t, m, out, bench.Cell{})
 			if f == nil || f.Source != results.FootprintFromAgent {
 				t.Fatalf("footprint %+v: want the agent's", f)
 			}
@@ -242,11 +246,7 @@ func TestSettledFootprintWithoutAnAgent(t *testing.T) {
 	api := newFakeAPI(t)
 	m, out, _ := settledCell(t, api)
 	api.summaries = map[string][][]byte{"n1": {summaryJSON("uid-0", 22<<20, 24<<20, 95e6, out[0].Start.Add(5*time.Second))}}
-	if err := m.Start(context.Background(), bench.Cell{Iteration: 1}, []bench.Instance{{Name: "rev-0", Ready: true}}); err != nil {
-		t.Fatal(err)
-	}
-	m.Gather(context.Background(), bench.Cell{Iteration: 1}, out)
-	f := out[0].Footprint
+	f := measuredCell(t, m, out, bench.Cell{})
 	if f == nil || f.Source != results.FootprintFromKubelet || f.PSSBytes != nil || *f.CgroupWorkingSetBytes != 22<<20 || *f.CgroupUsageBytes != 24<<20 || f.IdleCPUNS != nil {
 		t.Fatalf("footprint %+v", f)
 	}
