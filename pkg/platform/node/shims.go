@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/coldbench/coldbench/pkg/footprint"
 )
 
 // Shims containerd lets go. In a density run at 700 instances containerd
@@ -64,18 +66,13 @@ var (
 // findShims lists the shim processes (containerd-shim*, by their first
 // argument) whose -id is one of ids, from /proc under hostRoot.
 func findShims(ids map[string]bool) ([]lingeringShim, error) {
-	dir := filepath.Join(hostRoot, "proc")
-	entries, err := os.ReadDir(dir)
+	pids, err := footprint.NewFS(hostRoot).PIDs()
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", dir, err)
+		return nil, err
 	}
 	var out []lingeringShim
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join(dir, e.Name(), "cmdline"))
+	for _, pid := range pids {
+		cmdline, err := os.ReadFile(filepath.Join(hostRoot, "proc", strconv.Itoa(pid), "cmdline"))
 		if err != nil {
 			continue // exited meanwhile, or not ours to read
 		}
