@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,21 @@ func listAgents(ctx context.Context, kube kubernetes.Interface) (map[string]*cor
 		}
 	}
 	return out, nil
+}
+
+// eachAgent calls f for every agent of agents (by node), a few nodes at a
+// time (maxAgentsInFlight), and returns once every call has.
+func eachAgent(agents map[string]*corev1.Pod, f func(node string, ap *corev1.Pod)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxAgentsInFlight)
+	for node, ap := range agents {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			f(node, ap)
+		})
+	}
+	wg.Wait()
 }
 
 func podReady(p *corev1.Pod) bool {

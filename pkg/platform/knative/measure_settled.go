@@ -98,26 +98,26 @@ func (m *settledFootprint) Start(ctx context.Context, cell bench.Cell, insts []b
 		m.memBeforeErr = err.Error() // Gather says it per pod
 		return nil
 	}
-	m.armAgents(ctx, agents, min(cell.RequestTimeout+armMargin, time.Hour))
+	// Each node's MemAvailable, then its agent armed for the cell's pods.
+	arm := min(cell.RequestTimeout+armMargin, time.Hour)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, maxAgentsInFlight)
-	for node, ap := range agents {
-		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			nm := nodeMem{}
-			if resp, err := m.proxy.footprint(ctx, ap, nil, false); err != nil {
-				nm.why = err.Error()
-			} else if nm.bytes = resp.MemAvailableBytes; nm.bytes == nil {
-				nm.why = resp.MemAvailableMissing
-			}
-			mu.Lock()
-			m.memBefore[node] = nm
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	armErrs := map[string]error{}
+	eachAgent(agents, func(node string, ap *corev1.Pod) {
+		nm := nodeMem{}
+		if resp, err := m.proxy.footprint(ctx, ap, nil, false); err != nil {
+			nm.why = err.Error()
+		} else if nm.bytes = resp.MemAvailableBytes; nm.bytes == nil {
+			nm.why = resp.MemAvailableMissing
+		}
+		_, _, armErr := m.proxy.cpu(ctx, ap, arm, nil, false, m.now)
+		mu.Lock()
+		defer mu.Unlock()
+		m.memBefore[node] = nm
+		if armErr != nil {
+			armErrs[node] = armErr
+		}
+	})
+	m.warnArming(arm, armErrs)
 	return nil
 }
 

@@ -61,32 +61,35 @@ func (ap agentProxy) cpu(ctx context.Context, p *corev1.Pod, arm time.Duration, 
 	return &resp, clock, nil
 }
 
-// armAgents arms (d > 0) or disarms (d = 0) every agent; failures are
-// logged once per node and operation (Gather then says per pod what is
-// missing; a disarm that failed ends on its own, at the arming's end).
+// armAgents arms (d > 0) or disarms (d = 0) every agent.
 func (m *settledFootprint) armAgents(ctx context.Context, agents map[string]*corev1.Pod, d time.Duration) {
+	var mu sync.Mutex
+	errs := map[string]error{}
+	eachAgent(agents, func(node string, ap *corev1.Pod) {
+		if _, _, err := m.proxy.cpu(ctx, ap, d, nil, false, m.now); err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			errs[node] = err
+		}
+	})
+	m.warnArming(d, errs)
+}
+
+// warnArming logs the nodes whose agent could not be armed (d > 0) or
+// disarmed (d = 0), once per node and operation: Gather says per pod what
+// is missing, and a disarm that failed ends on its own, at the arming's
+// end.
+func (m *settledFootprint) warnArming(d time.Duration, errs map[string]error) {
 	op, what := "arm", "cannot arm the node agent's cpu sampling (said once per node): no cpu to first byte on it"
 	if d == 0 {
 		op, what = "disarm", "cannot disarm the node agent's cpu sampling (said once per node): it samples new pods until the arming ends"
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	slots := make(chan struct{}, maxAgentsInFlight)
-	for node, ap := range agents {
-		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			if _, _, err := m.proxy.cpu(ctx, ap, d, nil, false, m.now); err != nil {
-				mu.Lock()
-				defer mu.Unlock()
-				if key := op + " cpu " + node; !m.warned[key] {
-					m.warned[key] = true
-					m.log.Warn(what, "node", node, "err", err)
-				}
-			}
-		})
+	for node, err := range errs {
+		if key := op + " cpu " + node; !m.warned[key] {
+			m.warned[key] = true
+			m.log.Warn(what, "node", node, "err", err)
+		}
 	}
-	wg.Wait()
 }
 
 // cpuAtFirstBytes asks each node's agent for the samples around the first
