@@ -22,8 +22,8 @@ _cb_versions
 CB_CONTAINERD_BIN=$CB_CACHE/containerd/$CONTAINERD_VERSION/bin
 CB_GVISOR_BIN=$CB_CACHE/gvisor/$GVISOR_VERSION/bin
 # runc and crun from Debian; containerd is ours (above); gcc builds
-# crun-oci-compat.
-CB_PACKAGES=(runc crun containernetworking-plugins iptables gcc libc6-dev)
+# crun-oci-compat; tcpdump takes the wire-truth captures (issue 17).
+CB_PACKAGES=(runc crun containernetworking-plugins iptables gcc libc6-dev tcpdump)
 
 log() { printf '%s [coldbench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

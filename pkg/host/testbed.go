@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/coldbench/coldbench/pkg/kstamp"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -27,6 +28,11 @@ func Collect() results.Testbed {
 	tb.CgroupMode = CgroupMode()
 	tb.MemoryBytes = memTotal()
 	tb.CPUGovernor, tb.CPUBoost = CPUFreqState()
+	tb.Timestamps = results.TimestampsKernel
+	if err := kstamp.Check(); err != nil {
+		tb.Timestamps = results.TimestampsUser
+		tb.Notes = append(tb.Notes, "timestamps: user-space stamps only: "+err.Error())
+	}
 	if tb.Hostname == "" {
 		tb.Notes = append(tb.Notes, "hostname: not available")
 	}

@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/coldbench/coldbench/pkg/kstamp"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -38,7 +40,12 @@ type Result struct {
 	OK         bool
 	HTTPStatus int
 	FirstByte  time.Time // monotonic; zero if never reached
-	Done       time.Time // full body read
+	// FirstByteStamp is the kernel's receive stamp of the reply's first
+	// segment (pkg/kstamp; wall clock); zero when the kernel gave none,
+	// and StampNote says why.
+	FirstByteStamp kstamp.Stamp
+	StampNote      string
+	Done           time.Time // full body read
 	// ProcessStart is the function's process start (wall clock) from its
 	// header; zero if the header was absent or malformed.
 	ProcessStart time.Time
@@ -51,6 +58,8 @@ type Result struct {
 type reply struct {
 	status       int
 	firstByte    time.Time
+	stamp        kstamp.Stamp
+	stampNote    string
 	done         time.Time
 	processStart time.Time
 	body         []byte
@@ -71,11 +80,26 @@ func Until(ctx context.Context, opt Options) Result {
 		opt.MaxInFlight = 16
 	}
 	// No proxy from the environment, no connection reuse: every GET is a new
-	// connection, as a cold client's would be.
+	// connection, as a cold client's would be, closed by get once its reply
+	// is read. Not DisableKeepAlives: its "Connection: close" has the
+	// function close the connection after its reply, and a FIN that arrives
+	// before coldbench reads the first byte merges into the reply's segment
+	// in the receive queue, with its own later receive stamp.
+	dial := (&net.Dialer{Timeout: opt.AttemptTimeout}).DialContext
+	var conns liveConns
 	tr := &http.Transport{
-		Proxy:             nil,
-		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{Timeout: opt.AttemptTimeout}).DialContext,
+		Proxy: nil,
+		// The kernel stamps each connection's first read: its reply's
+		// first byte (one request per connection).
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			k := kstamp.New(c, kstamp.Options{})
+			conns.add(k)
+			return k, nil
+		},
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -123,9 +147,17 @@ func Until(ctx context.Context, opt Options) Result {
 				lastErr = r.err
 				continue
 			}
+			// The first reply read need not be the first to arrive: on a
+			// busy host another probe's may have come earlier while its
+			// goroutine waited for a CPU. Its stamp is taken (peeked, not
+			// read) before the cancel closes its connection.
+			if s, ok := conns.earliest(); ok && !r.stamp.IsZero() && s < r.stamp {
+				r.stamp = s
+			}
 			cancel()
 			res.HTTPStatus = r.status
 			res.FirstByte, res.Done = r.firstByte, r.done
+			res.FirstByteStamp, res.StampNote = r.stamp, r.stampNote
 			res.ProcessStart = r.processStart
 			res.Body = r.body
 			if r.status >= 200 && r.status < 300 {
@@ -143,7 +175,11 @@ func get(ctx context.Context, client *http.Client, opt Options) reply {
 	actx, cancel := context.WithTimeout(ctx, opt.AttemptTimeout)
 	defer cancel()
 	var firstByte time.Time
-	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { firstByte = time.Now() }}
+	var conn net.Conn
+	trace := &httptrace.ClientTrace{
+		GotConn:              func(i httptrace.GotConnInfo) { conn = i.Conn },
+		GotFirstResponseByte: func() { firstByte = time.Now() },
+	}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), http.MethodGet, opt.URL, nil)
 	if err != nil {
 		return reply{err: err}
@@ -158,6 +194,9 @@ func get(ctx context.Context, client *http.Client, opt Options) reply {
 	body, err := io.ReadAll(resp.Body)
 	done := time.Now()
 	resp.Body.Close()
+	if conn != nil {
+		conn.Close() // never reused (see Until)
+	}
 	if err != nil {
 		return reply{err: fmt.Errorf("reading reply body: %w", err)}
 	}
@@ -166,7 +205,52 @@ func get(ctx context.Context, client *http.Client, opt Options) reply {
 	}
 	r := reply{status: resp.StatusCode, firstByte: firstByte, done: done, body: body}
 	r.processStart, _ = ProcessStart(resp.Header)
+	r.stamp, r.stampNote = firstStamp(conn)
 	return r
+}
+
+// liveConns are a probing sequence's connections, so that the first reply
+// to arrive is found among them whichever goroutine read first.
+type liveConns struct {
+	mu    sync.Mutex
+	conns []*kstamp.Conn
+}
+
+func (l *liveConns) add(k *kstamp.Conn) {
+	l.mu.Lock()
+	l.conns = append(l.conns, k)
+	l.mu.Unlock()
+}
+
+// earliest is the earliest first-byte stamp among the connections (their
+// first read's, or the data waiting in their receive queue).
+func (l *liveConns) earliest() (kstamp.Stamp, bool) {
+	l.mu.Lock()
+	conns := slices.Clone(l.conns)
+	l.mu.Unlock()
+	var best kstamp.Stamp
+	for _, k := range conns {
+		if s, ok := k.PeekFirst(); ok && (best.IsZero() || s < best) {
+			best = s
+		}
+	}
+	return best, !best.IsZero()
+}
+
+// firstStamp is the kernel's stamp of c's first read (the reply's first
+// byte), or why there is none.
+func firstStamp(c net.Conn) (kstamp.Stamp, string) {
+	k, ok := c.(*kstamp.Conn)
+	if !ok {
+		return 0, "the reply's connection was not stamped"
+	}
+	if err := k.Unavailable(); err != nil {
+		return 0, err.Error()
+	}
+	if f, ok := k.First(); ok && !f.Stamp.IsZero() {
+		return f.Stamp, ""
+	}
+	return 0, "the kernel gave no receive stamp for the reply's first byte"
 }
 
 // ProcessStart reads the function's process start (wall clock) from its

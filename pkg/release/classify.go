@@ -60,8 +60,8 @@ func (r *Request) recordReply(a *results.Attempt, status int, header http.Header
 	// between the kernel's delivery and that stamp while the reader stamps
 	// the reply (CI: a 250-stream h2c write stamped at 6.2 ms, after its
 	// first streams' replies). A request went out before its reply came, so
-	// the stamp is capped at the first byte (issue 17 takes it from the
-	// kernel instead).
+	// the stamp is capped at the first byte. With kernel stamps (kernel.go)
+	// it becomes the transmit stamp, the start itself.
 	sent := r.sent
 	if !r.first.IsZero() && r.first.Before(sent) {
 		sent = r.first

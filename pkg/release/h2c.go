@@ -51,6 +51,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"golang.org/x/sys/unix"
 
+	"github.com/coldbench/coldbench/pkg/kstamp"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -81,6 +82,8 @@ type h2conn struct {
 	addr string
 	idx  []int // indices in reqs of the requests it carries
 	conn net.Conn
+	kc   *kstamp.Conn   // conn, stamped by the kernel (kernel.go)
+	in   *countedReader // what the framer read of conn: a frame's first byte's offset
 	fr   *http2.Framer
 	err  error // dial or handshake failure: nothing is sent, every stream is an error record
 
@@ -96,6 +99,7 @@ type h2conn struct {
 
 	// Set by the releasing goroutine; read only once every stream ended.
 	t0, sent   time.Time
+	txKey      uint32 // the transmit stamps' key of the release's write
 	werr       error
 	readerDone chan struct{} // nil when no reader was started
 	allDone    chan struct{} // closed when the last stream ends
@@ -122,7 +126,8 @@ type h2stream struct {
 	ended      bool
 	err        error // nil: the reply ended cleanly (END_STREAM)
 	first, end time.Time
-	status     int // the final (non-1xx) status, 0 until it arrives
+	firstOff   int64 // the connection's byte offset of the HEADERS frame stamped first
+	status     int   // the final (non-1xx) status, 0 until it arrives
 	header     http.Header
 	body       []byte
 	unacked    uint32 // DATA received since the last stream WINDOW_UPDATE
@@ -191,11 +196,16 @@ func dialH2(ctx context.Context, addr string) *h2conn {
 		c.err = fmt.Errorf("connecting to the ingress: %v", err)
 		return c
 	}
-	c.conn = conn
+	// Every read is stamped (a read can hold frames of many streams);
+	// transmit stamps start after the handshake, for the release's write.
+	c.kc = kstamp.New(conn, kstamp.Options{LogReads: true})
+	c.conn = c.kc
 	if err := c.handshake(ctx); err != nil {
 		conn.Close()
 		c.err = fmt.Errorf("HTTP/2 (h2c, prior knowledge) handshake with the ingress: %v", err)
+		return c
 	}
+	c.kc.StartTX()
 	return c
 }
 
@@ -229,7 +239,8 @@ func (c *h2conn) handshake(ctx context.Context) error {
 		return err
 	}
 
-	c.fr = http2.NewFramer(c.conn, bufio.NewReaderSize(c.conn, 64<<10))
+	c.in = &countedReader{r: bufio.NewReaderSize(c.conn, 64<<10)}
+	c.fr = http2.NewFramer(c.conn, c.in)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	f, err := c.fr.ReadFrame()
 	if err != nil {
@@ -359,6 +370,7 @@ func releaseH2(reqs []*Request, conns []*h2conn) ([]results.Attempt, time.Durati
 		}
 	}
 
+	clk := kstamp.NewClock()
 	writeAll(conns)
 	if h2TestHookAfterWrite != nil {
 		h2TestHookAfterWrite(conns)
@@ -410,14 +422,24 @@ func releaseH2(reqs []*Request, conns []*h2conn) ([]results.Attempt, time.Durati
 	}
 
 	out := make([]results.Attempt, len(reqs))
-	starts := make([]time.Time, len(reqs))
 	for _, c := range conns {
 		for _, s := range c.streams {
 			out[s.idx] = c.attempt(s)
-			starts[s.idx] = c.t0
 		}
 	}
-	return out, Skew(starts)
+	return out, stampCell(reqs, out, clk, kstamp.NewClock())
+}
+
+// countedReader counts the bytes read through it.
+type countedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // h2TestHookAfterWrite, when set (by tests only), runs between the writes
@@ -508,8 +530,10 @@ func (c *h2conn) writeBuf() {
 	c.wmu.Lock()
 	c.conn.SetWriteDeadline(c.t0.Add(c.timeout))
 	_, c.werr = c.conn.Write(c.buf)
-	c.wmu.Unlock()
 	c.sent = time.Now()
+	c.txKey = uint32(c.kc.Written() - 1)
+	c.kc.StopTX() // the control frames that follow need no stamps
+	c.wmu.Unlock()
 }
 
 // attempt builds s's record once every stream of c has ended: the same
@@ -517,6 +541,16 @@ func (c *h2conn) writeBuf() {
 func (c *h2conn) attempt(s *h2stream) results.Attempt {
 	r := s.r
 	r.t0, r.sent, r.first = c.t0, c.sent, s.first
+	if c.werr != nil || s.preErr != nil {
+		r.sent = time.Time{} // not written
+	}
+	var rx kstamp.Stamp
+	if !s.first.IsZero() && c.kc != nil {
+		if rd, ok := kstamp.StampAt(c.kc.Reads(), s.firstOff); ok {
+			rx = rd.Stamp
+		}
+	}
+	r.takeStamps(c.kc, c.txKey, rx)
 	a := results.Attempt{Start: r.t0, Probes: 1}
 	if s.status != 0 {
 		// The body was complete (or cut) when the connection's reader saw
@@ -608,6 +642,7 @@ func (c *h2conn) fail(err error, now time.Time) {
 func (c *h2conn) read() {
 	defer close(c.readerDone)
 	for {
+		off := c.in.n
 		f, err := c.fr.ReadFrame()
 		now := time.Now()
 		if err != nil {
@@ -626,7 +661,7 @@ func (c *h2conn) read() {
 		}
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
-			c.onHeaders(f, now)
+			c.onHeaders(f, now, off)
 		case *http2.DataFrame:
 			c.onData(f, now)
 		case *http2.RSTStreamFrame:
@@ -670,7 +705,7 @@ func (c *h2conn) read() {
 	}
 }
 
-func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame, now time.Time) {
+func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame, now time.Time, off int64) {
 	s := c.stream(f.StreamID)
 	if s == nil {
 		return
@@ -700,7 +735,7 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame, now time.Time) {
 		return
 	}
 	if s.first.IsZero() {
-		s.first = now
+		s.first, s.firstOff = now, off
 	}
 	// A 1xx is interim (the final HEADERS follows); HEADERS after the
 	// final ones are trailers.

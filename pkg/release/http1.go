@@ -19,15 +19,19 @@ package release
 //     a small client cost far more than 500 writes, so the later requests
 //     started long after the first (BenchmarkRelease500Dial shows it).
 //
-// Each connection carries exactly one request, for one service's Host, with
-// "Connection: close": never pooled, never reused for another service, so
-// the ingress's Host routing sees exactly what a fresh client would send. A
+// Each connection carries exactly one request, for one service's Host, and
+// is closed by coldbench once the reply is read: never pooled, never reused
+// for another service, so the ingress's Host routing sees exactly what a
+// fresh client would send (no "Connection: close": release.go says why). A
 // connection the ingress closed while it waited (idle timeout) is found
 // before the release (a non-blocking peek sees its EOF) and dialled again,
 // untimed. If the ingress closes it in the instant between that check and
-// the write, the request is sent again once on a new connection, still timed
-// from the original start, and the record gets a "connected" phase (the
-// offset at which the new connection was up): that happens only when the
+// the write, the request is sent again once on a new connection, and the
+// record gets a "connected" phase (the offset at which the new connection
+// was up). With kernel stamps (kernel.go) the attempt is timed from the
+// resent request's transmit, the one the ingress read, so connected and
+// user_start are negative; with user-space stamps it is timed from the
+// original start, the redial included. That happens only when the
 // write fails or the ingress closed cleanly (FIN) before any reply byte,
 // i.e. before it read the request; a reset after it read one is an error,
 // never retried into a pod the first request may have woken.
@@ -43,6 +47,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coldbench/coldbench/pkg/kstamp"
 	"github.com/coldbench/coldbench/pkg/results"
 )
 
@@ -55,7 +60,13 @@ func (r *Request) dial() {
 	if err != nil {
 		return
 	}
-	r.conn = c
+	r.conn = stamped(c)
+}
+
+// stamped asks the kernel to stamp c's reply and its request's transmit:
+// the connection carries exactly one request, its first write.
+func stamped(c net.Conn) *kstamp.Conn {
+	return kstamp.New(c, kstamp.Options{TX: true})
 }
 
 // usable reports whether a pre-dialled connection is still open and quiet:
@@ -134,13 +145,10 @@ func releaseH1(reqs []*Request) ([]results.Attempt, time.Duration) {
 			r.dial()
 		}
 	}
+	clk := kstamp.NewClock()
 	close(start)
 	wg.Wait()
-	starts := make([]time.Time, len(reqs))
-	for i, r := range reqs {
-		starts[i] = r.t0
-	}
-	return out, Skew(starts)
+	return out, stampCell(reqs, out, clk, kstamp.NewClock())
 }
 
 // do sends r on its connection and reads the reply: the request's start is
@@ -182,6 +190,12 @@ func (r *Request) do() results.Attempt {
 		a.Phases = append(a.Phases, results.Phase{Name: PhaseConnected, OffsetNS: r.connected.Sub(r.t0).Nanoseconds()})
 	}
 	a.OK, a.ErrorClass, a.Error = r.classify(resp != nil, a.HTTPStatus, err, body)
+	if k, ok := r.conn.(*kstamp.Conn); ok {
+		first, _ := k.First()
+		r.takeStamps(k, uint32(k.Written()-1), first.Stamp)
+	} else {
+		r.takeStamps(nil, 0, 0)
+	}
 	return a
 }
 
@@ -194,7 +208,7 @@ func (r *Request) send(deadline time.Time) (*bufio.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.conn, r.connected = c, time.Now()
+		r.conn, r.connected = stamped(c), time.Now()
 	}
 	c := r.conn
 	if _, err := c.Write(r.raw); err != nil {

@@ -19,13 +19,16 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/coldbench/coldbench/pkg/kstamp"
+	"github.com/coldbench/coldbench/pkg/results"
 )
 
 // PhaseConnected is present only when the request's connection had to be
 // dialled after its start (pre-dial failed, or the ingress closed the
 // pre-dialled connection at the last instant): the offset at which the
 // connection that carried the request was up.
-const PhaseConnected = "connected"
+const PhaseConnected = results.PhaseConnected
 
 // userAgent identifies coldbench's GETs (not one of the agents Knative's
 // activator or queue-proxy treat as probes).
@@ -54,6 +57,10 @@ type Request struct {
 	br   *bufio.Reader // allocated ahead: nothing is allocated between the release and the write
 
 	t0, sent, first, connected time.Time
+	// The kernel's stamps of the request's transmit and its reply's first
+	// byte (kernel.go), or why one is missing.
+	ktx, krx kstamp.Stamp
+	kwhy     string
 	// Interrupt hooks of the connections used: kept until the reply's body
 	// is read, so Ctrl-C also cuts a slow body.
 	stops []func() bool
@@ -63,7 +70,11 @@ type Request struct {
 // ctx is its interrupt: canceling it ends the request, before or during the
 // reply, as canceled. timeout bounds the whole exchange from its start.
 func NewRequest(ctx context.Context, addr, host string, timeout time.Duration) *Request {
-	raw := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: " + userAgent + "\r\nConnection: close\r\n\r\n"
+	// No "Connection: close": the ingress would close after its reply, and
+	// a FIN that arrives before the first byte is read merges into the
+	// reply's segment in the receive queue, with its own later receive
+	// stamp. coldbench closes the connection itself once the reply is read.
+	raw := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: " + userAgent + "\r\n\r\n"
 	return &Request{ctx: ctx, addr: addr, timeout: timeout, raw: []byte(raw),
 		parse: &http.Request{Method: http.MethodGet, Host: host}, br: bufio.NewReaderSize(nil, 4096)}
 }

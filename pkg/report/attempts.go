@@ -26,6 +26,7 @@ var attemptsCSVHeader = []string{
 	"ttfb_ms", "total_ms", "ttfb_ns", "total_ns",
 	"probes", "release_skew_ns", "loadavg_1m", "loadavg_5m", "loadavg_15m",
 	"sandbox_id", "container_id", "pod", "revision", "address", "runtime_phases",
+	"release_skew_user_ns", "timestamps", "timestamps_note",
 }
 
 // WriteAttemptsCSV writes one row per attempt record, warm-ups included
@@ -90,9 +91,12 @@ func (aw *attemptsWriter) write(a *results.Attempt) error {
 	if a.HTTPStatus != 0 {
 		status = itoa(a.HTTPStatus)
 	}
-	skew := ""
+	skew, userSkew := "", ""
 	if a.ReleaseSkewNS != 0 {
 		skew = i64(a.ReleaseSkewNS)
+	}
+	if a.ReleaseSkewUserNS != 0 {
+		userSkew = i64(a.ReleaseSkewUserNS)
 	}
 	start := ""
 	if !a.Start.IsZero() {
@@ -106,6 +110,7 @@ func (aw *attemptsWriter) write(a *results.Attempt) error {
 		ttfbMS, totalMS, ttfbNS, totalNS,
 		itoa(a.Probes), skew, load(a.LoadAvg[0]), load(a.LoadAvg[1]), load(a.LoadAvg[2]),
 		a.Cold.SandboxID, a.Cold.ContainerID, a.Cold.Pod, a.Cold.Revision, a.Cold.Address, a.RuntimePhases,
+		userSkew, a.Timestamps, a.TimestampsNote,
 	)
 	for _, name := range aw.phases {
 		cell := ""

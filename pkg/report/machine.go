@@ -43,6 +43,28 @@ type jsonRow struct {
 	WaitedForNode *jsonWaits `json:"waited_for_node,omitempty"`
 	// Absent when no attempt of the row has a footprint record.
 	Footprint *jsonFootprint `json:"footprint,omitempty"`
+	// Absent for records written before kernel stamps.
+	Clock *jsonClock `json:"clock,omitempty"`
+}
+
+// jsonClock is stats.ClockSummary: whose clock the row's stamps are, and
+// the kernel-stamped attempts' read lag (ns; null when none had one).
+type jsonClock struct {
+	Kernel  int            `json:"kernel_attempts"`
+	User    int            `json:"user_attempts"`
+	Notes   []string       `json:"user_notes,omitempty"`
+	ReadLag *jsonMedianMax `json:"read_lag_ns"`
+}
+
+func toJSONClock(c *stats.ClockSummary) *jsonClock {
+	if c == nil {
+		return nil
+	}
+	j := &jsonClock{Kernel: c.Kernel, User: c.User, Notes: c.Notes}
+	if c.LagN > 0 {
+		j.ReadLag = &jsonMedianMax{Median: c.ReadLag.Median, Max: c.ReadLag.Max}
+	}
+	return j
 }
 
 // jsonFootprint is stats.FootprintSummary: bytes, ns and cores; a figure
@@ -206,7 +228,7 @@ func writeJSON(w io.Writer, rows []stats.Row, meta Meta) error {
 			Attempts: r.Attempts, Successes: r.Successes, Failures: r.Failures,
 			FailuresByClass: byClass, Warmups: r.Warmups,
 			TTFB:  toJSONSummary(r.TTFB),
-			Steps: toJSONSteps(r.Steps), WaitedForNode: toJSONWaits(r.Waited),
+			Steps: toJSONSteps(r.Steps), WaitedForNode: toJSONWaits(r.Waited), Clock: toJSONClock(r.Clock),
 			Footprint: toJSONFootprint(r.Footprint),
 		})
 	}
@@ -267,6 +289,20 @@ func csvStepCells(s *stats.StepSummary) []string {
 		fullNS(s.Wall.Median), fullNS(s.Wall.Max), cpu, strconv.FormatInt(s.HarnessPeakRSSMax, 10), s.HarnessPeakRSSScope}
 }
 
+// csvClockHeader: whose clock a row's stamps are (stats.ClockSummary).
+var csvClockHeader = []string{"clock_kernel_attempts", "clock_user_attempts", "read_lag_p50_ns", "read_lag_max_ns"}
+
+func csvClockCells(c *stats.ClockSummary) []string {
+	if c == nil {
+		return make([]string, len(csvClockHeader))
+	}
+	out := []string{strconv.Itoa(c.Kernel), strconv.Itoa(c.User), "", ""}
+	if c.LagN > 0 {
+		out[2], out[3] = fullNS(c.ReadLag.Median), fullNS(c.ReadLag.Max)
+	}
+	return out
+}
+
 // csvWaitCells: a row with step figures but no waits had none (0).
 func csvWaitCells(w *stats.WaitSummary, recorded bool) []string {
 	switch {
@@ -280,11 +316,12 @@ func csvWaitCells(w *stats.WaitSummary, recorded bool) []string {
 
 func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows only (see Meta)
 	cw := csv.NewWriter(w)
-	var anySteps, anyWaits, anyFootprint bool
+	var anySteps, anyWaits, anyFootprint, anyClock bool
 	for _, r := range rows {
 		anySteps = anySteps || r.Steps != nil
 		anyWaits = anyWaits || r.Waited != nil
 		anyFootprint = anyFootprint || r.Footprint != nil
+		anyClock = anyClock || r.Clock != nil
 	}
 	header := slices.Clone(csvHeader)
 	if anySteps {
@@ -295,6 +332,9 @@ func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows
 	}
 	if anyFootprint {
 		header = append(header, csvFootprintHeader...)
+	}
+	if anyClock {
+		header = append(header, csvClockHeader...)
 	}
 	if err := cw.Write(header); err != nil {
 		return err
@@ -326,6 +366,9 @@ func writeCSV(w io.Writer, rows []stats.Row, _ Meta) error { // CSV carries rows
 		}
 		if anyFootprint {
 			rec = append(rec, csvFootprintCells(r.Footprint)...)
+		}
+		if anyClock {
+			rec = append(rec, csvClockCells(r.Clock)...)
 		}
 		if err := cw.Write(rec); err != nil {
 			return err

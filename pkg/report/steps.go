@@ -32,12 +32,13 @@ type stepTable struct {
 
 // stepsTable builds it from rows (nil: no row has step figures or waits).
 func stepsTable(rows []stats.Row, withPlatform bool) *stepTable {
-	var anySteps, anyWaits bool
+	var anySteps, anyWaits, anyClock bool
 	for _, r := range rows {
 		anySteps = anySteps || r.Steps != nil
 		anyWaits = anyWaits || r.Waited != nil
+		anyClock = anyClock || r.Clock != nil
 	}
-	if !anySteps && !anyWaits {
+	if !anySteps && !anyWaits && !anyClock {
 		return nil
 	}
 	t := &stepTable{Head: []string{"RUNTIME", "N"}, Names: 1}
@@ -50,9 +51,13 @@ func stepsTable(rows []stats.Row, withPlatform bool) *stepTable {
 	if anyWaits {
 		t.Head = append(t.Head, "WAITED FOR A NODE (OK)", "WAIT s P50/MAX")
 	}
+	if anyClock {
+		t.Head = append(t.Head, "CLOCK", "READ LAG ms P50/MAX")
+	}
 	var over, process bool
+	var userNotes []string
 	for _, r := range rows {
-		if r.Steps == nil && r.Waited == nil {
+		if r.Steps == nil && r.Waited == nil && r.Clock == nil {
 			continue
 		}
 		c := []string{r.Runtime, strconv.Itoa(r.Scale)}
@@ -66,6 +71,14 @@ func stepsTable(rows []stats.Row, withPlatform bool) *stepTable {
 		if anyWaits {
 			c = append(c, waitCells(r.Waited, r.Steps != nil)...)
 		}
+		if anyClock {
+			c = append(c, clockCells(r.Clock)...)
+			if r.Clock != nil {
+				for _, n := range r.Clock.Notes {
+					userNotes = append(userNotes, fmt.Sprintf("%s N=%d: %s", r.Runtime, r.Scale, n))
+				}
+			}
+		}
 		t.Rows = append(t.Rows, c)
 	}
 	if anySteps {
@@ -78,6 +91,15 @@ func stepsTable(rows []stats.Row, withPlatform bool) *stepTable {
 	}
 	if process {
 		t.Notes = append(t.Notes, processRSSMark+" peak since the process started: this OS could not reset it at the step's start")
+	}
+	if anyClock {
+		t.Notes = append(t.Notes, "clock: kernel = each attempt's first byte is the kernel's receive stamp of the reply's first segment, "+
+			"and on Knative its start the kernel's transmit stamp of the request (SO_TIMESTAMPING; the node backend's start is its first CRI call); "+
+			"user = coldbench's goroutines' own stamps, for the whole step; read lag = how much later than the kernel's stamp coldbench's goroutine read the first byte, "+
+			"what a user-space stamp would have added (user_first_byte − first_byte in the records)")
+		for _, n := range userNotes {
+			t.Notes = append(t.Notes, "user-space stamps at "+n)
+		}
 	}
 	if anyWaits {
 		t.Notes = append(t.Notes, "waited for a node: measured attempts whose pod had to wait for room on a node (the scheduler's Insufficient cpu, Too many pods, …; "+
@@ -135,6 +157,25 @@ func waitCells(w *stats.WaitSummary, recorded bool) []string {
 		return []string{"-", "-"}
 	}
 	return []string{fmt.Sprintf("%d (%d)", w.Waited, w.Answered), medianMax(w.Wait)}
+}
+
+// clockCells are a row's CLOCK and READ LAG cells.
+func clockCells(c *stats.ClockSummary) []string {
+	if c == nil {
+		return []string{"-", "-"}
+	}
+	clock := "kernel"
+	switch {
+	case c.Kernel == 0:
+		clock = "user"
+	case c.User > 0:
+		clock = fmt.Sprintf("kernel %d, user %d", c.Kernel, c.User)
+	}
+	lag := "-"
+	if c.LagN > 0 {
+		lag = strconv.FormatFloat(c.ReadLag.Median/1e6, 'f', 3, 64) + "/" + strconv.FormatFloat(c.ReadLag.Max/1e6, 'f', 3, 64)
+	}
+	return []string{clock, lag}
 }
 
 // writeText writes the table (tab-aligned) and its notes after the main

@@ -179,3 +179,82 @@ func TestNoStepFiguresNoStepOutput(t *testing.T) {
 		}
 	}
 }
+
+// clockFixture: runc at N = 1 on kernel stamps, its goroutine reading the
+// first byte 40 µs, 100 µs and 2 ms after the kernel's stamp; crun at N = 1
+// on user-space stamps for want of one; kata from records written before.
+func clockFixture() *results.Set {
+	set := &results.Set{Headers: []results.Header{{Type: results.TypeHeader, Schema: results.SchemaVersion, ExperimentID: "A"}}}
+	for i, lag := range []int64{40e3, 100e3, 2e6} {
+		a := ok("node", "runc", 1, 500e6)
+		a.ExperimentID, a.Iteration, a.Timestamps = "A", i, results.TimestampsKernel
+		a.Phases = []results.Phase{{Name: results.PhaseFirstByte, OffsetNS: 500e6}, {Name: results.PhaseUserFirstByte, OffsetNS: 500e6 + lag}}
+		set.Attempts = append(set.Attempts, a)
+	}
+	for i := range 2 {
+		a := ok("node", "crun", 1, 400e6)
+		a.ExperimentID, a.Iteration = "A", i
+		a.Timestamps, a.TimestampsNote = results.TimestampsUser, "instance 0: the kernel gave no receive stamp for the reply's first byte"
+		set.Attempts = append(set.Attempts, a)
+	}
+	kata := ok("node", "kata", 1, 2e9)
+	kata.ExperimentID = "A"
+	set.Attempts = append(set.Attempts, kata)
+	return set
+}
+
+// The steps table says whose clock each row's stamps are and how late
+// coldbench's own read was; JSON and CSV carry the same.
+func TestClockColumns(t *testing.T) {
+	out := string(render(t, FormatTable, clockFixture(), Meta{}))
+	_, steps, found := strings.Cut(out, "\nsteps\n")
+	if !found {
+		t.Fatalf("no steps table:\n%s", out)
+	}
+	want := map[string][]string{"runc": {"kernel", "0.100/2.000"}, "crun": {"user", "-"}}
+	for rt, cells := range want {
+		var got []string
+		for _, l := range strings.Split(steps, "\n") {
+			if f := columns.Split(strings.TrimSpace(l), -1); len(f) > 2 && f[0] == rt {
+				got = f[2:]
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(cells, "|") {
+			t.Errorf("%s: row %q, want %q\n%s", rt, got, cells, steps)
+		}
+	}
+	if !strings.Contains(steps, "user-space stamps at crun N=1: instance 0: the kernel gave no receive stamp") || strings.Contains(steps, "kata") {
+		t.Errorf("notes or rows:\n%s", steps)
+	}
+	var rep struct {
+		Rows []struct {
+			Runtime string
+			Clock   *struct {
+				Kernel  int                            `json:"kernel_attempts"`
+				User    int                            `json:"user_attempts"`
+				ReadLag *struct{ Median, Max float64 } `json:"read_lag_ns"`
+			}
+		}
+	}
+	if err := json.Unmarshal(render(t, FormatJSON, clockFixture(), Meta{}), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Rows[0].Clock; c == nil || c.Kernel != 3 || c.User != 0 || c.ReadLag == nil || c.ReadLag.Median != 100e3 || c.ReadLag.Max != 2e6 {
+		t.Errorf("json runc clock: %+v", c)
+	}
+	if c := rep.Rows[1].Clock; c == nil || c.Kernel != 0 || c.User != 2 || c.ReadLag != nil {
+		t.Errorf("json crun clock: %+v", c)
+	}
+	if rep.Rows[2].Clock != nil {
+		t.Errorf("json kata clock: %+v, want none", rep.Rows[2].Clock)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(render(t, FormatCSV, clockFixture(), Meta{}))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := strings.Join(recs[0], ",")
+	if !strings.HasSuffix(h, "clock_kernel_attempts,clock_user_attempts,read_lag_p50_ns,read_lag_max_ns") ||
+		strings.Join(recs[1][len(recs[1])-4:], ",") != "3,0,100000,2000000" {
+		t.Errorf("csv: %q / %q", h, recs[1])
+	}
+}

@@ -111,7 +111,7 @@ func checkConsistent(t *testing.T, s *Set) {
 			t.Fatalf("accepted a duplicate attempt %+v", k)
 		case !exps[a.ExperimentID]:
 			t.Fatalf("accepted an attempt of %q without its header", a.ExperimentID)
-		case a.TTFBNS < 0 || a.TotalNS < 0 || a.ReleaseSkewNS < 0:
+		case a.TTFBNS < 0 || a.TotalNS < 0 || a.ReleaseSkewNS < 0 || a.ReleaseSkewUserNS < 0:
 			t.Fatalf("accepted a negative time: %+v", a)
 		case a.OK && a.TTFBNS == 0:
 			t.Fatalf("accepted ok without a ttfb: %+v", a)
@@ -121,7 +121,7 @@ func checkConsistent(t *testing.T, s *Set) {
 			t.Fatalf("accepted measured iteration %d", a.Iteration)
 		}
 		for _, p := range a.Phases {
-			if p.OffsetNS < 0 && !WallClockPhase(p.Name) {
+			if p.OffsetNS < 0 && !MayPrecedeStart(p.Name) {
 				t.Fatalf("accepted a negative phase offset: %+v", p)
 			}
 		}

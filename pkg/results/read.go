@@ -311,8 +311,10 @@ func checkAttempt(a *Attempt) error {
 		return fmt.Errorf("negative ttfb_ns %d", a.TTFBNS)
 	case a.TotalNS < 0:
 		return fmt.Errorf("negative total_ns %d", a.TotalNS)
-	case a.ReleaseSkewNS < 0:
-		return fmt.Errorf("negative release_skew_ns %d", a.ReleaseSkewNS)
+	case a.ReleaseSkewNS < 0 || a.ReleaseSkewUserNS < 0:
+		return fmt.Errorf("negative release_skew_ns %d or release_skew_user_ns %d", a.ReleaseSkewNS, a.ReleaseSkewUserNS)
+	case a.Timestamps != "" && a.Timestamps != TimestampsKernel && a.Timestamps != TimestampsUser:
+		return fmt.Errorf("timestamps %q: want %q or %q", a.Timestamps, TimestampsKernel, TimestampsUser)
 	case a.OK && a.TTFBNS <= 0:
 		return fmt.Errorf("ok without a ttfb_ns (%d)", a.TTFBNS)
 	}
@@ -350,7 +352,9 @@ func checkAttempt(a *Attempt) error {
 		// inconsistency. The rt_ phases are containerd's wall clock, which
 		// a clock step can put before the start. Every other phase is on
 		// the attempt's monotonic clock, from its start.
-		if p.OffsetNS < 0 && !WallClockPhase(p.Name) {
+		// With kernel stamps, user_start (and a late dial's connected)
+		// precede the start by construction.
+		if p.OffsetNS < 0 && !MayPrecedeStart(p.Name) {
 			return fmt.Errorf("phase %q has a negative offset %d", p.Name, p.OffsetNS)
 		}
 	}

@@ -69,7 +69,13 @@ type Testbed struct {
 	MemoryBytes     uint64            `json:"memory_bytes"`
 	PlatformVersion map[string]string `json:"platform_versions,omitempty"` // e.g. containerd, cri api
 	RuntimeVersions map[string]string `json:"runtime_versions,omitempty"`  // runtime name -> version string
-	Notes           []string          `json:"notes,omitempty"`
+	// Timestamps: TimestampsKernel when the kernel gives TCP sockets
+	// receive and transmit stamps (SO_TIMESTAMPING) on this host, so the
+	// attempts can use them (each attempt's Timestamps says whether it
+	// did); TimestampsUser when not (a note says why). Empty in headers
+	// written before kernel stamps.
+	Timestamps string   `json:"timestamps,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
 }
 
 // Phase is a named moment of one cold start, as an offset from the attempt's
@@ -88,6 +94,16 @@ const (
 	PhaseRequestSent      = "request_sent"
 	PhaseFunctionStart    = "function_start" // from the function's own header (wall clock)
 	PhaseFirstByte        = "first_byte"
+	// The user-space stamps of a request whose start and first byte came
+	// from the kernel (Timestamps = TimestampsKernel): when coldbench's
+	// goroutine was about to write the request (before the start, so
+	// negative) and when it read the reply's first byte. Their distance to
+	// start and first_byte is the harness's own delay.
+	PhaseUserStart = "user_start"
+	// PhaseConnected: the request's connection had to be dialled after its
+	// start (pkg/release says when); the offset at which it was up.
+	PhaseConnected     = "connected"
+	PhaseUserFirstByte = "user_first_byte"
 )
 
 // Knative's milestones before the pod has a sandbox, as coldbench's watch
@@ -122,6 +138,22 @@ const (
 
 // RuntimePhasePrefix begins the name of every runtime-observed phase.
 const RuntimePhasePrefix = "rt_"
+
+// HarnessPhase reports whether the named phase is one of the harness's own
+// user-space stamps kept beside the kernel's (user_start, user_first_byte):
+// the phase figures and tables leave them out.
+func HarnessPhase(name string) bool {
+	return name == PhaseUserStart || name == PhaseUserFirstByte
+}
+
+// MayPrecedeStart reports whether the named phase may have a negative
+// offset in a consistent record: a wall-clock phase (WallClockPhase), or a
+// moment of the harness before its request left when the start is the
+// kernel's transmit stamp (user_start, and connected for a request that
+// had to dial after its user-space start).
+func MayPrecedeStart(name string) bool {
+	return WallClockPhase(name) || name == PhaseUserStart || name == PhaseConnected
+}
 
 // WallClockPhase reports whether the named phase is read from a wall clock
 // (function_start, the rt_ phases) rather than the attempt's monotonic one:
@@ -190,7 +222,18 @@ type Attempt struct {
 	LoadAvg [3]float64 `json:"loadavg"`
 	// ReleaseSkewNS: spread of start times across the N instances of this
 	// step (same value on each of them).
-	ReleaseSkewNS int64 `json:"release_skew_ns,omitempty"`
+	// With kernel stamps (Timestamps = TimestampsKernel) it is the spread
+	// of the requests' transmit stamps, what left for the wire, and
+	// ReleaseSkewUserNS the spread of their user-space starts (when the
+	// goroutines were about to write); without, both are the latter.
+	ReleaseSkewNS     int64 `json:"release_skew_ns,omitempty"`
+	ReleaseSkewUserNS int64 `json:"release_skew_user_ns,omitempty"`
+	// Timestamps says whose clock the attempt's start and first byte are:
+	// TimestampsKernel, or TimestampsUser (TimestampsNote says why the
+	// kernel's were not used). A cell's attempts always agree. Empty in
+	// records written before kernel stamps: user-space stamps.
+	Timestamps     string `json:"timestamps,omitempty"`
+	TimestampsNote string `json:"timestamps_note,omitempty"`
 	// Step holds figures of the whole step (cell) the attempt belongs to,
 	// the same on each of its attempts (nil in records written before
 	// they existed).
@@ -219,6 +262,17 @@ type Attempt struct {
 	// on an empty node).
 	Density *Density `json:"density,omitempty"`
 }
+
+// Values of Attempt.Timestamps.
+const (
+	// TimestampsKernel: the first byte is the kernel's receive stamp of
+	// the reply's first segment, and (knative) the start the kernel's
+	// transmit stamp of the request's last byte; the node backend's start
+	// is its first CRI call, a user-space stamp by nature.
+	TimestampsKernel = "kernel"
+	// TimestampsUser: both are when coldbench's goroutines wrote and read.
+	TimestampsUser = "user"
+)
 
 // Density is one step of a density run as each of its attempts records it.
 // Its step is the cell (iteration = step number); the instances that

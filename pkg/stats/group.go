@@ -42,6 +42,9 @@ type Row struct {
 	// sweep's cell): each met another density, so the row is no sample of
 	// one; the density section has them apart.
 	DensitySteps int
+	// Clock says whose clock the measured attempts' stamps are; nil when
+	// no record says (records written before kernel stamps).
+	Clock *ClockSummary
 }
 
 // Group splits set's attempts into rows by (Platform, Runtime, Scale).

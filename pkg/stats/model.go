@@ -62,6 +62,10 @@ type Cell struct {
 	stepSeen map[iterKey]bool
 	waits    []float64
 	waitedOK int
+	// clock: whose clock the measured attempts' stamps are, and the
+	// kernel-stamped ones' read lags (ns).
+	clock    ClockSummary
+	readLags []float64
 	// rtSources: the distinct RuntimePhases values of WithRT attempts that
 	// name a source (view.go's ViewCell).
 	rtSources []string
@@ -242,6 +246,9 @@ func (m *Model) AddAttempt(a *results.Attempt) {
 			return
 		}
 		for _, p := range a.Phases {
+			if results.HarnessPhase(p.Name) {
+				continue // not a moment of the cold start: the harness's delay (results.PhaseUserStart)
+			}
 			if _, ok := c.Phases[p.Name]; !ok && !slices.Contains(m.PhaseNames, p.Name) {
 				m.PhaseNames = append(m.PhaseNames, p.Name)
 			}
@@ -354,5 +361,5 @@ func (c *Cell) Row() Row {
 	return Row{Platform: c.Key.Platform, Runtime: c.Key.Runtime, Scale: c.Key.Scale,
 		Attempts: c.Attempts, Successes: c.Successes, Failures: c.Failures, FailuresByClass: byClass,
 		Warmups: c.Warmups, TTFB: Summarize(c.TTFB), Steps: c.stepSummary(), Waited: c.waitSummary(),
-		Footprint: c.footprintSummary(), DensitySteps: c.densitySteps}
+		Footprint: c.footprintSummary(), DensitySteps: c.densitySteps, Clock: c.clockSummary()}
 }

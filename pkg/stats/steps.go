@@ -56,14 +56,44 @@ type WaitSummary struct {
 	Wait             MedianMax // ns
 }
 
+// ClockSummary says whose clock a cell's measured attempts' start and
+// first byte are (results.Attempt.Timestamps): the kernel's stamps, or
+// coldbench's own when the kernel gave none for some request of a step.
+type ClockSummary struct {
+	// Kernel and User count the measured attempts by Timestamps (records
+	// written before it count in neither); Notes are the user-space ones'
+	// distinct reasons, in first-seen order.
+	Kernel, User int
+	Notes        []string
+	// ReadLag is how long after the kernel's receive stamp coldbench's
+	// goroutine read the first byte (user_first_byte − first_byte), over
+	// the successful kernel-stamped attempts (ns): what the user-space
+	// stamp would have added to their latency.
+	ReadLag MedianMax
+	LagN    int
+}
+
 // stepFigures is one measured step of a cell.
 type stepFigures struct {
 	step  results.Step
 	cores int
 }
 
-// addStep notes a's step once per step, and its wait for a node.
+// addStep notes a's step once per step, its wait for a node, and whose
+// clock its stamps are.
 func (m *Model) addStep(c *Cell, a *results.Attempt, ik iterKey) {
+	switch a.Timestamps {
+	case results.TimestampsKernel:
+		c.clock.Kernel++
+		if uf, ok := a.PhaseOffset(results.PhaseUserFirstByte); ok && a.OK {
+			c.readLags = append(c.readLags, float64(uf.Nanoseconds()-a.TTFBNS))
+		}
+	case results.TimestampsUser:
+		c.clock.User++
+		if a.TimestampsNote != "" && !slices.Contains(c.clock.Notes, a.TimestampsNote) {
+			c.clock.Notes = append(c.clock.Notes, a.TimestampsNote)
+		}
+	}
 	if u := a.Unschedulable; u != nil {
 		c.waits = append(c.waits, float64(u.WaitNS))
 		if a.OK {
@@ -135,4 +165,16 @@ func (c *Cell) waitSummary() *WaitSummary {
 		return nil
 	}
 	return &WaitSummary{Waited: len(c.waits), Answered: c.waitedOK, Wait: medianMax(c.waits)}
+}
+
+// clockSummary says whose clock the cell's stamps are (nil: no record
+// said).
+func (c *Cell) clockSummary() *ClockSummary {
+	if c.clock.Kernel+c.clock.User == 0 {
+		return nil
+	}
+	cs := c.clock
+	cs.Notes = slices.Clone(c.clock.Notes)
+	cs.ReadLag, cs.LagN = medianMax(c.readLags), len(c.readLags)
+	return &cs
 }

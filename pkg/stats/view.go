@@ -33,10 +33,8 @@ const (
 // sandbox) exists: coldbench's own request stamps and, on Knative, what the
 // API server reports of the scale-up before the kubelet has anything. The
 // runtime view keeps them (nothing of the runtime's could contradict them)
-// and drops every other platform phase. "connected" is pkg/release's
-// PhaseConnected (stats cannot import release; pkg/platform/knative's
-// view_test checks the name).
-var prePodPhases = []string{"connected", results.PhaseRequestSent, results.PhaseDeploymentScaled,
+// and drops every other platform phase.
+var prePodPhases = []string{results.PhaseConnected, results.PhaseRequestSent, results.PhaseDeploymentScaled,
 	results.PhasePodCreated, results.PhasePodScheduled}
 
 // RuntimeViewPhase reports whether the runtime view shows the named phase:

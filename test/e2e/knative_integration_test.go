@@ -172,6 +172,10 @@ func TestKnativeColdStarts(t *testing.T) {
 		if created <= 0 || ready < created || created.Nanoseconds() > a.TTFBNS {
 			t.Errorf("phases out of causal order: created %v ready %v ttfb %v", created, ready, time.Duration(a.TTFBNS))
 		}
+		checkKernelStamps(t, a)
+	}
+	if tb := set.Headers[0].Testbed; tb.Timestamps != results.TimestampsKernel {
+		t.Errorf("header: timestamps %q (notes %q): want kernel", tb.Timestamps, tb.Notes)
 	}
 	for _, line := range []string{"runc", "crun"} {
 		if !strings.Contains(stdout.String(), line) {
@@ -221,6 +225,21 @@ func TestKnativeH2C(t *testing.T) {
 		if _, ok := a.PhaseOffset(results.PhaseFunctionStart); !ok {
 			t.Errorf("instance %d: no function_start: %+v", i, a.Phases)
 		}
+		checkKernelStamps(t, a)
+	}
+}
+
+// checkKernelStamps: a's start is its request's transmit and its first
+// byte the reply's receive, the kernel's stamps (issue 17), with the
+// user-space ones beside them: the goroutine's start before the transmit,
+// its read at or after the kernel's.
+func checkKernelStamps(t *testing.T, a results.Attempt) {
+	t.Helper()
+	us, okS := a.PhaseOffset(results.PhaseUserStart)
+	uf, okF := a.PhaseOffset(results.PhaseUserFirstByte)
+	if a.Timestamps != results.TimestampsKernel || !okS || !okF || us > 0 || uf.Nanoseconds() < a.TTFBNS || a.ReleaseSkewUserNS < 0 {
+		t.Errorf("%s N=%d #%d: timestamps %q (%s), user_start %v, user_first_byte %v, first byte %v",
+			a.Runtime, a.Scale, a.Instance, a.Timestamps, a.TimestampsNote, us, uf, time.Duration(a.TTFBNS))
 	}
 }
 

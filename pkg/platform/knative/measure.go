@@ -46,10 +46,15 @@ func (s *session) measure(ctx context.Context, cell bench.Cell, ts []target) []r
 	for k, i := range idx {
 		out[i] = got[k] // an attempt starts when its request does
 	}
+	var userSkew int64 // the same on every released attempt
+	if len(got) > 0 {
+		userSkew = got[0].ReleaseSkewUserNS
+	}
 	for i := range out {
 		a := &out[i]
 		a.Instance = i
 		a.ReleaseSkewNS = skew.Nanoseconds()
+		a.ReleaseSkewUserNS = userSkew
 		if ts[i].err == nil {
 			a.Cold.Revision = ts[i].revision
 			a.Cold.Address = s.ingress.Address + " Host: " + ts[i].host

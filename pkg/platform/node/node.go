@@ -33,6 +33,7 @@ import (
 
 	"github.com/coldbench/coldbench/pkg/bench"
 	"github.com/coldbench/coldbench/pkg/footprint"
+	"github.com/coldbench/coldbench/pkg/kstamp"
 	"github.com/coldbench/coldbench/pkg/probe"
 	"github.com/coldbench/coldbench/pkg/release"
 	"github.com/coldbench/coldbench/pkg/results"
@@ -333,12 +334,15 @@ func (s *session) start(ctx context.Context, cell bench.Cell) ([]results.Attempt
 		in.observers = replyObservers(started) // read after <-start
 	}
 	setup := time.Since(began)
+	clk := kstamp.NewClock()
 	close(start)
 	wg.Wait()
+	useKernelFirstBytes(out, insts, clk)
 	skew := release.Skew(starts)
 	for i := range out {
 		out[i].Instance = i
 		out[i].ReleaseSkewNS = skew.Nanoseconds()
+		out[i].ReleaseSkewUserNS = skew.Nanoseconds() // the start is the first CRI call: user space either way
 	}
 	started.Gather(ctx, cell, out)
 	return out, insts, setup
@@ -374,6 +378,10 @@ type instance struct {
 	requestT time.Duration
 	events   *runtimeEvents // the session's; nil: no rt_ phases
 	index    int            // in the cell
+	// The kernel's receive stamp of the reply's first byte, or why none
+	// (set by measure when a reply came).
+	krx  kstamp.Stamp
+	kwhy string
 	// observers read the instance just after its reply (untimed for it).
 	observers []replyObserver
 }
@@ -491,6 +499,7 @@ func (in *instance) timed(ctx context.Context) results.Attempt {
 		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFunctionStart, OffsetNS: res.ProcessStart.Sub(in.t0.Round(0)).Nanoseconds()})
 	}
 	if !res.FirstByte.IsZero() {
+		in.krx, in.kwhy = res.FirstByteStamp, res.StampNote
 		a.TTFBNS = res.FirstByte.Sub(in.t0).Nanoseconds()
 		a.TotalNS = res.Done.Sub(in.t0).Nanoseconds()
 		a.Phases = append(a.Phases, results.Phase{Name: results.PhaseFirstByte, OffsetNS: a.TTFBNS})
@@ -500,6 +509,53 @@ func (in *instance) timed(ctx context.Context) results.Attempt {
 	}
 	a.OK = true
 	return a
+}
+
+// useKernelFirstBytes gives the cell's replies the kernel's receive stamps
+// as their first byte, keeping coldbench's own as user_first_byte, or, when
+// one reply lacks a stamp or the wall clock stepped (kernel stamps are
+// CLOCK_REALTIME), keeps every attempt on user-space stamps and says why:
+// a cell never mixes them. The start stays the first CRI call's stamp. clk
+// was read just before the release.
+func useKernelFirstBytes(out []results.Attempt, insts []*instance, clk kstamp.Clock) {
+	why := ""
+	if step := clk.Step(kstamp.NewClock()); step > kstamp.MaxStep || step < -kstamp.MaxStep {
+		why = fmt.Sprintf("the wall clock stepped by %v during the step: kernel stamps (CLOCK_REALTIME) cannot be set on the monotonic clock", step)
+	}
+	first := make([]int64, len(out)) // the kernel's first byte, from each start
+	for i := range out {
+		if why != "" || out[i].TTFBNS == 0 {
+			continue
+		}
+		in := insts[i]
+		if in.krx.IsZero() {
+			why = fmt.Sprintf("instance %d: %s", i, in.kwhy)
+			continue
+		}
+		first[i] = clk.Time(in.krx).Sub(in.t0).Nanoseconds()
+		if first[i] <= 0 || first[i] > out[i].TTFBNS {
+			why = fmt.Sprintf("instance %d: the kernel's receive stamp is %v from the start, coldbench read the reply at %v", i, time.Duration(first[i]), time.Duration(out[i].TTFBNS))
+		}
+	}
+	for i := range out {
+		a := &out[i]
+		if why != "" {
+			a.Timestamps, a.TimestampsNote = results.TimestampsUser, why
+			continue
+		}
+		a.Timestamps = results.TimestampsKernel
+		if a.TTFBNS == 0 {
+			continue
+		}
+		for k, p := range a.Phases {
+			if p.Name == results.PhaseFirstByte {
+				a.Phases[k].Name = results.PhaseUserFirstByte
+				a.Phases = slices.Insert(a.Phases, k, results.Phase{Name: results.PhaseFirstByte, OffsetNS: first[i]})
+				break
+			}
+		}
+		a.TTFBNS = first[i]
+	}
 }
 
 func requestTimeout(c bench.Cell) time.Duration {
