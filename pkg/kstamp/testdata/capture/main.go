@@ -9,7 +9,6 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
-	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,7 +24,7 @@ const dir = "pkg/kstamp/testdata"
 func main() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	go func() {
 		c, err := ln.Accept()
@@ -38,20 +37,20 @@ func main() {
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	rc, err := c.(syscall.Conn).SyscallConn()
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	flags := unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY |
 		unix.SOF_TIMESTAMPING_TX_SCHED | unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_ID | unix.SOF_TIMESTAMPING_OPT_ID_TCP
 	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING, flags) })
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	if _, err := c.Write([]byte("GET / HTTP/1.1\n")); err != nil { // 15 bytes: key 14
-		log.Fatal(err)
+		fatal(err)
 	}
 	var oob [128]byte
 	buf := make([]byte, 1)
@@ -62,7 +61,7 @@ func main() {
 	})
 	s, ok := kstamp.ParseRX(oob[:oobn])
 	if !ok {
-		log.Fatal("no receive stamp")
+		fatal("no receive stamp")
 	}
 	write("rx.hex", fmt.Sprint(s), oob[:oobn])
 	seen := map[uint32]bool{}
@@ -82,14 +81,18 @@ func main() {
 		}
 	})
 	if !seen[kstamp.TxSched] || !seen[kstamp.TxSnd] {
-		log.Fatalf("captured kinds %v: want SCHED and SND", seen)
+		fatalf("captured kinds %v: want SCHED and SND", seen)
 	}
 }
 
 func write(name, want string, oob []byte) {
 	body := "want " + want + "\n" + hex.EncodeToString(oob) + "\n"
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	fmt.Println("wrote", filepath.Join(dir, name))
 }
+
+func fatal(v ...any) { fmt.Fprintln(os.Stderr, append([]any{"capture:"}, v...)...); os.Exit(1) }
+
+func fatalf(format string, v ...any) { fatal(fmt.Sprintf(format, v...)) }
