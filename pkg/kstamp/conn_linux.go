@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -109,7 +110,10 @@ func (k *Conn) StartTX() {
 	k.idTCP = err == nil
 	if err != nil {
 		// OPT_ID_TCP is Linux 6.2+: plain OPT_ID counts from the
-		// acknowledged bytes, the same here since nothing is in flight.
+		// acknowledged bytes, the same when nothing is in flight; if
+		// something is (h2c's SETTINGS ACK just written), the keys are
+		// off and TxStamp finds none: the cell falls back to user-space
+		// stamps, never to a wrong one.
 		err = setFlags(k.rc, flags&^unix.SOF_TIMESTAMPING_OPT_ID_TCP)
 	}
 	if err != nil {
@@ -172,7 +176,7 @@ func (k *Conn) Read(p []byte) (int, error) {
 func (k *Conn) recv(p []byte) (int, Stamp, error) {
 	var n, oobn int
 	var serr error
-	err := k.rc.Read(func(fd uintptr) bool {
+	read := func(fd uintptr) bool {
 		for {
 			n, oobn, _, _, serr = unix.Recvmsg(int(fd), p, k.oob[:], 0)
 			if serr != unix.EINTR {
@@ -180,7 +184,19 @@ func (k *Conn) recv(p []byte) (int, Stamp, error) {
 			}
 		}
 		return serr != unix.EAGAIN
-	})
+	}
+	err := k.rc.Read(read)
+	for err != nil && k.txOn && strings.Contains(err.Error(), "not pollable") {
+		// A wake-up with EPOLLERR alone (transmit stamps queued while the
+		// socket could not be written) fails Go's next wait for reading
+		// until another event comes: keep the stamps, and retry until data
+		// or the deadline (which ends rc.Read by itself).
+		k.mu.Lock()
+		k.drainLocked()
+		k.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		err = k.rc.Read(read)
+	}
 	if err == nil && serr != nil {
 		err = &net.OpError{Op: "read", Net: "tcp", Source: k.LocalAddr(), Addr: k.RemoteAddr(), Err: os.NewSyscallError("recvmsg", serr)}
 	}
@@ -240,6 +256,10 @@ func (k *Conn) PeekFirst() (Stamp, bool) {
 			}
 		}
 	}); cerr != nil || err != nil || n < 1 {
+		// The reader may have taken the byte between First and the peek.
+		if f, ok := k.First(); ok {
+			return f.Stamp, !f.Stamp.IsZero()
+		}
 		return 0, false
 	}
 	return ParseRX(oob[:oobn])
@@ -321,16 +341,44 @@ func (k *Conn) Close() error {
 // kernel turns receive stamping on for the whole system when a first
 // socket asks (through deferred work), and off when the last one closes,
 // so connections opened and closed one after another could otherwise lose
-// the stamps of their first packets. The socket is never read.
+// the stamps of their first packets. It returns once a datagram the socket
+// sends itself comes back stamped (the deferred work done), or after
+// keepEnabledWait.
 var keepEnabled = sync.OnceFunc(func() {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, unix.SOF_TIMESTAMPING_RX_SOFTWARE) != nil {
+	self := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, unix.SOF_TIMESTAMPING_RX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE) != nil ||
+		unix.Bind(fd, self) != nil {
 		unix.Close(fd)
+		return
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return
+	}
+	var b [1]byte
+	var oob [64]byte
+	for deadline := time.Now().Add(keepEnabledWait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if unix.Sendto(fd, b[:], 0, sa) != nil {
+			return
+		}
+		// Loopback delivers within the sendto: the datagram is queued.
+		_, oobn, _, _, err := unix.Recvmsg(fd, b[:], oob[:], unix.MSG_DONTWAIT)
+		if err != nil {
+			continue
+		}
+		if _, ok := ParseRX(oob[:oobn]); ok {
+			return
+		}
 	}
 })
+
+// keepEnabledWait bounds keepEnabled's wait for the kernel's deferred work
+// (microseconds when the machine is idle).
+const keepEnabledWait = 500 * time.Millisecond
 
 // Check asks the kernel for a TCP connection's receive and transmit
 // stamps, as New and StartTX do, on a loopback connection of its own (the

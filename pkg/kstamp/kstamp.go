@@ -11,10 +11,11 @@
 // has the kernel's and Go's details this package relies on.
 //
 // A Conn wraps a net.Conn. It stamps:
-//   - the first byte read after each Write (Arm-less: a Write arms it): that
-//     read asks for one byte, so its stamp is the skb holding the reply's
-//     first byte (or a later segment the kernel coalesced into it: the
-//     stamp is then an upper bound, still no later than the read);
+//   - the connection's first read (coldbench's connections carry one
+//     request each): that read asks for one byte, so its stamp is the
+//     segment holding the reply's first byte (or a later segment the kernel
+//     coalesced into it before the read: the stamp is then an upper bound,
+//     still no later than the read);
 //   - with LogReads, every read: (bytes read so far, stamp), so a framed
 //     protocol (h2c) can give each frame the stamp of the read that
 //     delivered its first byte;
@@ -30,16 +31,6 @@ package kstamp
 
 import (
 	"time"
-)
-
-// Mode says which stamps a Conn asks the kernel for.
-type Mode int
-
-const (
-	// RX: the first byte read after each write, and every read with LogReads.
-	RX Mode = 1 << iota
-	// TX: every write's last byte leaving for the device.
-	TX
 )
 
 // Stamp is a kernel timestamp: CLOCK_REALTIME nanoseconds, 0 = none.

@@ -80,29 +80,32 @@ func Until(ctx context.Context, opt Options) Result {
 		opt.MaxInFlight = 16
 	}
 	// No proxy from the environment, no connection reuse: every GET is a new
-	// connection, as a cold client's would be, closed by get once its reply
-	// is read. Not DisableKeepAlives: its "Connection: close" has the
-	// function close the connection after its reply, and a FIN that arrives
-	// before coldbench reads the first byte merges into the reply's segment
-	// in the receive queue, with its own later receive stamp.
-	dial := (&net.Dialer{Timeout: opt.AttemptTimeout}).DialContext
+	// connection on a Transport of its own, as a cold client's would be,
+	// closed by get once its reply is read (a shared Transport would hand a
+	// finished connection to a waiting probe). Not DisableKeepAlives: its
+	// "Connection: close" has the function close the connection after its
+	// reply, and a FIN that arrives before coldbench reads the first byte
+	// merges into the reply's segment in the receive queue, with its own
+	// later receive stamp.
 	var conns liveConns
-	tr := &http.Transport{
-		Proxy: nil,
-		// The kernel stamps each connection's first read: its reply's
-		// first byte (one request per connection).
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			k := kstamp.New(c, kstamp.Options{})
-			conns.add(k)
-			return k, nil
-		},
+	dial := (&net.Dialer{Timeout: opt.AttemptTimeout}).DialContext
+	newClient := func() *http.Client {
+		tr := &http.Transport{
+			Proxy: nil,
+			// The kernel stamps each connection's first read: its reply's
+			// first byte (one request per connection).
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				k := kstamp.New(c, kstamp.Options{})
+				conns.add(k)
+				return k, nil
+			},
+		}
+		return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -126,7 +129,7 @@ func Until(ctx context.Context, opt Options) Result {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := get(ctx, client, opt)
+			r := get(ctx, newClient(), opt)
 			select {
 			case replies <- r:
 			case <-ctx.Done():
@@ -195,7 +198,7 @@ func get(ctx context.Context, client *http.Client, opt Options) reply {
 	done := time.Now()
 	resp.Body.Close()
 	if conn != nil {
-		conn.Close() // never reused (see Until)
+		conn.Close() // its Transport's only connection, never reused (see Until)
 	}
 	if err != nil {
 		return reply{err: fmt.Errorf("reading reply body: %w", err)}

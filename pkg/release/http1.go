@@ -202,6 +202,7 @@ func (r *Request) do() results.Attempt {
 // send writes the request (dialling first when r has no connection) and
 // waits for the reply's first byte, which it timestamps.
 func (r *Request) send(deadline time.Time) (*bufio.Reader, error) {
+	r.sent, r.first = time.Time{}, time.Time{} // a resend's are its own
 	if r.conn == nil {
 		d := net.Dialer{Deadline: deadline}
 		c, err := d.DialContext(r.ctx, "tcp", r.addr)

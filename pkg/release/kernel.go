@@ -93,6 +93,11 @@ func cellWhy(reqs []*Request, before, after kstamp.Clock) string {
 		if (!r.sent.IsZero() && r.ktx.IsZero()) || (!r.first.IsZero() && r.krx.IsZero()) {
 			return fmt.Sprintf("request %d of %d: %s", i+1, len(reqs), r.kwhy)
 		}
+		if !r.first.IsZero() && r.sent.IsZero() {
+			// h2c: a write that failed part-way, after the ingress had
+			// read this stream: no transmit stamp says when it left.
+			return fmt.Sprintf("request %d of %d: a reply came to a request whose write failed", i+1, len(reqs))
+		}
 		if !r.first.IsZero() && r.krx <= r.ktx {
 			return fmt.Sprintf("request %d of %d: its reply's receive stamp is not after its transmit stamp", i+1, len(reqs))
 		}
