@@ -33,7 +33,7 @@ ip link show coldbench0 >/dev/null 2>&1 ||
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
-tcpdump -i coldbench0 -n -s 256 --time-stamp-precision=nano -w "$out/node.pcap" tcp 2>"$out/tcpdump.log" &
+tcpdump -i coldbench0 -n -U -s 256 --time-stamp-precision=nano -w "$out/node.pcap" tcp 2>"$out/tcpdump.log" &
 tcpdump_pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$out/tcpdump.log" && break; sleep 0.1; done
 grep -q 'listening on' "$out/tcpdump.log" || die "tcpdump did not start: $(cat "$out/tcpdump.log")"
@@ -41,6 +41,13 @@ for _ in $(seq "$(nproc)"); do (while :; do :; done) & pids+=($!); done
 log "capturing coldbench0, $(nproc) CPU hogs running, load $(cut -d' ' -f1 /proc/loadavg)"
 "$CB_BIN" run --platform node --warmups 1 --footprint=false "${cells[@]}" -o "$out/node.jsonl" >"$out/run.txt"
 kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
+# tcpdump, starved by the hogs, may still be reading the kernel's buffer:
+# stop it once its file (-U: written packet by packet) has not grown for
+# half a second (at most 20 s).
+last=-1
+for _ in $(seq 40); do
+  size=$(stat -c %s "$out/node.pcap"); [ "$size" = "$last" ] && break; last=$size; sleep 0.5
+done
 kill -INT "$tcpdump_pid"; wait "$tcpdump_pid" || true
 cd "$COLDBENCH_ROOT"
 go run ./bench/wiretruth --records "$out/node.jsonl" --pcap "$out/node.pcap" | tee "$out/node.txt"

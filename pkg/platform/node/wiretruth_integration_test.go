@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -53,7 +54,7 @@ func TestWireTruthUnderACPUHog(t *testing.T) {
 	}
 
 	pcap := filepath.Join(t.TempDir(), "node.pcap")
-	capture := exec.Command(tcpdump, "-i", "coldbench0", "-n", "-s", "256", "--time-stamp-precision=nano", "-w", pcap, "tcp")
+	capture := exec.Command(tcpdump, "-i", "coldbench0", "-n", "-U", "-s", "256", "--time-stamp-precision=nano", "-w", pcap, "tcp")
 	stderr, err := capture.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +113,19 @@ func TestWireTruthUnderACPUHog(t *testing.T) {
 		}
 	}
 	stopHogs()
+	// tcpdump, starved by the hogs, may still be reading the kernel's
+	// buffer: stop it once its file (-U: written packet by packet) has not
+	// grown for half a second.
+	for last, i := int64(-1), 0; i < 40; i++ {
+		st, err := os.Stat(pcap)
+		if err == nil && st.Size() == last {
+			break
+		}
+		if err == nil {
+			last = st.Size()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	capture.Process.Signal(syscall.SIGINT) // tcpdump flushes its file and exits
 	if err := capture.Wait(); err != nil {
 		t.Fatalf("tcpdump: %v", err)
