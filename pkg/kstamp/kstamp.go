@@ -30,6 +30,7 @@
 package kstamp
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -142,3 +143,13 @@ func (c Clock) Step(later Clock) time.Duration {
 // reference from before it are not trusted: far above two references'
 // read spread (< 1 µs when not preempted), far below a cold start.
 const MaxStep = time.Millisecond
+
+// StepNote says why stamps converted with c cannot be trusted once later
+// was read ("" when they can): the wall clock stepped by more than MaxStep
+// in between. during names the span ("the release", "the step").
+func (c Clock) StepNote(later Clock, during string) string {
+	if step := c.Step(later); step > MaxStep || step < -MaxStep {
+		return fmt.Sprintf("the wall clock stepped by %v during %s: kernel stamps (CLOCK_REALTIME) cannot be set on the monotonic clock", step, during)
+	}
+	return ""
+}

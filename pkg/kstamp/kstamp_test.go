@@ -1,6 +1,7 @@
 package kstamp
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,6 +43,12 @@ func TestClockStep(t *testing.T) {
 	}
 	if s := c.Step(ClockAt(later.UnixNano(), later)); s != 0 {
 		t.Errorf("no step: %v", s)
+	}
+	if n := c.StepNote(ClockAt(later.UnixNano()-int64(3*time.Millisecond), later), "the step"); !strings.Contains(n, "stepped by -3ms during the step") {
+		t.Errorf("note of a 3 ms step: %q", n)
+	}
+	if n := c.StepNote(ClockAt(later.UnixNano()+int64(MaxStep/2), later), "the step"); n != "" {
+		t.Errorf("a step within MaxStep noted: %q", n)
 	}
 }
 

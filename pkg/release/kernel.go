@@ -86,8 +86,8 @@ func stampCell(reqs []*Request, out []results.Attempt, before, after kstamp.Cloc
 // cellWhy is why the cell cannot use kernel stamps ("" when it can): the
 // first request lacking one, or a wall-clock step.
 func cellWhy(reqs []*Request, before, after kstamp.Clock) string {
-	if step := before.Step(after); step > kstamp.MaxStep || step < -kstamp.MaxStep {
-		return fmt.Sprintf("the wall clock stepped by %v during the release: kernel stamps (CLOCK_REALTIME) cannot be set on the monotonic clock", step)
+	if why := before.StepNote(after, "the release"); why != "" {
+		return why
 	}
 	for i, r := range reqs {
 		if (!r.sent.IsZero() && r.ktx.IsZero()) || (!r.first.IsZero() && r.krx.IsZero()) {

@@ -518,10 +518,7 @@ func (in *instance) timed(ctx context.Context) results.Attempt {
 // a cell never mixes them. The start stays the first CRI call's stamp. clk
 // was read just before the release.
 func useKernelFirstBytes(out []results.Attempt, insts []*instance, clk kstamp.Clock) {
-	why := ""
-	if step := clk.Step(kstamp.NewClock()); step > kstamp.MaxStep || step < -kstamp.MaxStep {
-		why = fmt.Sprintf("the wall clock stepped by %v during the step: kernel stamps (CLOCK_REALTIME) cannot be set on the monotonic clock", step)
-	}
+	why := clk.StepNote(kstamp.NewClock(), "the step")
 	first := make([]int64, len(out)) // the kernel's first byte, from each start
 	for i := range out {
 		if why != "" || out[i].TTFBNS == 0 {
